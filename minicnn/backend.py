@@ -1,0 +1,66 @@
+"""The one array-module switch: NumPy on the CPU, CuPy on the GPU.
+
+Every op is written once against ``xp = get_xp(x)``; only the kernels in ``minicnn/kernels`` fork
+by device (Chainer's ``get_array_module`` idea). CuPy is optional: importing minicnn on a machine
+without CUDA works, and asking for the GPU there raises a clear error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_cupy = None
+_cupy_error: str | None = None
+
+
+def cupy_module():
+    """Return the ``cupy`` module, or raise RuntimeError saying why the GPU is unavailable."""
+    global _cupy, _cupy_error
+    if _cupy is None and _cupy_error is None:
+        try:
+            import cupy
+
+            cupy.cuda.runtime.getDeviceCount()  # raises when there is no driver or device
+            _cupy = cupy
+        except Exception as exc:  # ImportError, CUDARuntimeError, ...
+            _cupy_error = f"{type(exc).__name__}: {exc}"
+    if _cupy is None:
+        raise RuntimeError(
+            "the GPU backend needs CuPy and a CUDA device "
+            f"(pip install 'minicnn[gpu]'); here: {_cupy_error}"
+        )
+    return _cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    try:
+        cupy_module()
+        return True
+    except RuntimeError:
+        return False
+
+
+def get_xp(array):
+    """The array module (numpy or cupy) that owns ``array``."""
+    if isinstance(array, np.ndarray) or _cupy is None:
+        return np
+    return _cupy if isinstance(array, _cupy.ndarray) else np
+
+
+def is_gpu(array) -> bool:
+    return get_xp(array) is not np
+
+
+def to_device(array, device: str):
+    """Copy ``array`` to ``device`` ("cpu" or "gpu"); a no-op when it is already there."""
+    if device == "cpu":
+        return array.get() if is_gpu(array) else np.asarray(array)
+    if device == "gpu":
+        return cupy_module().asarray(array)
+    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'gpu'")
+
+
+def to_numpy(array) -> np.ndarray:
+    """A NumPy copy of ``array`` wherever it lives (for saving, rendering and tests)."""
+    return to_device(array, "cpu")

@@ -1,0 +1,35 @@
+"""Layers: each file holds one operation as a pure forward/backward pair plus a thin layer object.
+
+Every layer has ``forward(x, train=False, rng=None) -> (y, cache)`` and
+``backward(dy, cache, mode="gradient", need_params=False) -> (dx, grads)``; ``grads`` is a dict of
+parameter gradients, or None unless ``need_params`` (visualisation needs only dL/dx).
+"""
+
+from minicnn.layers.base import Layer
+from minicnn.layers.conv import Conv2D
+from minicnn.layers.dense import Dense
+from minicnn.layers.dropout import Dropout
+from minicnn.layers.pool import MaxPool2D
+from minicnn.layers.relu import MODES, ReLU
+from minicnn.layers.reshape import Flatten, GlobalAvgPool2D
+from minicnn.layers.softmax import Softmax
+
+#: kind name (as stored in files) -> layer class
+LAYER_KINDS = {
+    cls.kind: cls
+    for cls in (Conv2D, ReLU, MaxPool2D, Dense, Flatten, Dropout, GlobalAvgPool2D, Softmax)
+}
+
+__all__ = [
+    "LAYER_KINDS",
+    "MODES",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool2D",
+    "Layer",
+    "MaxPool2D",
+    "ReLU",
+    "Softmax",
+]

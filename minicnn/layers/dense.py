@@ -1,0 +1,55 @@
+"""Fully connected layer: y = x @ W.T + b with W (out, in), as in PyTorch.
+
+Backward: dx = dy @ W, dW = dy.T @ x, db = sum of dy over the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.layers.base import Layer
+
+
+class Dense(Layer):
+    """(N, in_features) -> (N, out_features)."""
+
+    kind = "Dense"
+    has_params = True
+
+    def __init__(self, in_features, out_features, name=None):
+        super().__init__(name)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        if min(self.in_features, self.out_features) < 1:
+            raise self.error("feature counts must be positive")
+        self.weight = None  # (out, in)
+        self.bias = None  # (out,)
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features}
+
+    @property
+    def params(self):
+        return {"weight": self.weight, "bias": self.bias}
+
+    def init_params(self, rng, dtype=np.float32):
+        """He initialisation: N(0, 2 / in_features), zero bias."""
+        shape = (self.out_features, self.in_features)
+        std = np.sqrt(2.0 / self.in_features)
+        self.weight = (rng.standard_normal(shape, np.float32) * std).astype(dtype)
+        self.bias = np.zeros(self.out_features, dtype=dtype)
+
+    def output_shape(self, shape):
+        self.check_rank(shape, 1, "(N, features); add a Flatten layer before it")
+        if shape[0] != self.in_features:
+            raise self.error(f"expected {self.in_features} input features, got {shape[0]}")
+        return (self.out_features,)
+
+    def forward(self, x, train=False, rng=None):
+        self.output_shape(x.shape[1:])
+        return x @ self.weight.T + self.bias, x
+
+    def backward(self, dy, cache, mode="gradient", need_params=False):
+        dx = dy @ self.weight
+        if not need_params:
+            return dx, None
+        return dx, {"weight": dy.T @ cache, "bias": dy.sum(axis=0)}

@@ -1,0 +1,56 @@
+"""ReLU and the three backward rules that separate gradient, DeconvNet and guided backpropagation.
+
+Everywhere else in the network the three visualisation methods compute the same thing: convolution
+backward is the transposed convolution (DeconvNet's "filtering") and max-pool backward routes through
+the switches (DeconvNet's "unpooling"). They differ only here (Simonyan et al. 2013, sec. 4;
+Springenberg et al. 2014, fig. 1):
+
+    gradient   dx = dy * [x > 0]              mask from the forward input
+    deconvnet  dx = max(dy, 0)                ReLU applied to the backward signal, forward ignored
+    guided     dx = max(dy, 0) * [x > 0]      both
+
+NOTE: the derivative at x == 0 is taken as 0, as PyTorch does ([x > 0], not [x >= 0]).
+"""
+
+from __future__ import annotations
+
+from minicnn.backend import get_xp
+from minicnn.errors import MinicnnError
+from minicnn.layers.base import Layer
+
+MODES = ("gradient", "deconvnet", "guided")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise MinicnnError(f"unknown backward mode {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def relu_forward(x):
+    """x (any shape) -> max(x, 0), same shape and dtype."""
+    return get_xp(x).maximum(x, 0)
+
+
+def relu_backward(dy, y, mode: str = "gradient"):
+    """dy, y (the forward output; y > 0 exactly where x > 0), same shapes -> dx by ``mode``'s rule."""
+    xp = get_xp(dy)
+    check_mode(mode)
+    if mode == "gradient":
+        return xp.where(y > 0, dy, 0).astype(dy.dtype, copy=False)
+    if mode == "deconvnet":
+        return xp.maximum(dy, 0)
+    return xp.where(y > 0, xp.maximum(dy, 0), 0).astype(dy.dtype, copy=False)  # guided
+
+
+class ReLU(Layer):
+    """Rectified linear unit, elementwise; any input shape."""
+
+    kind = "ReLU"
+
+    def forward(self, x, train=False, rng=None):
+        y = relu_forward(x)
+        return y, y  # the output is the cache: its sign pattern is the forward mask
+
+    def backward(self, dy, cache, mode="gradient", need_params=False):
+        return relu_backward(dy, cache, mode), None

@@ -1,0 +1,200 @@
+"""Sequential: a chain of layers with a recorded forward pass and a backward pass in three modes.
+
+    net = Sequential([...], seed=0)
+    y = net.forward(x)                       # x (N, C, H, W) float32 -> class scores (N, K)
+    dx = net.backward(dy, mode="deconvnet")  # dy shaped like y -> (N, C, H, W)
+
+Forward keeps each layer's cache (inputs, switches, ReLU masks) and output; backward can start from
+the network output or from any named layer, with a signal shaped like that layer's output (one unit,
+one feature map, ...). ``mode`` changes only the ReLU rule (see minicnn/layers/relu.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.backend import get_xp, to_device
+from minicnn.errors import MinicnnError
+from minicnn.layers.base import Layer
+from minicnn.layers.relu import check_mode
+
+
+class Sequential:
+    """A chain of layers with unique names.
+
+    Args:
+        layers: Layer objects; a layer without a name gets ``<kind>_<i>`` (``conv2d_0``, ``relu_3``).
+        seed: seeds the He initialisation of layers whose parameters are not set yet.
+        meta: free-form metadata (class names, input size, preprocessing, provenance), saved in files.
+        dtype: parameter dtype, float32 by default; use ``astype(np.float64)`` for gradient checks.
+    """
+
+    def __init__(self, layers, seed=None, meta=None, dtype=np.float32):
+        self.layers: list[Layer] = list(layers)
+        if not self.layers:
+            raise MinicnnError("a Sequential network needs at least one layer")
+        counts: dict[str, int] = {}
+        for layer in self.layers:
+            if not isinstance(layer, Layer):
+                raise MinicnnError(f"expected Layer objects, got {type(layer).__name__}")
+            if layer.name is None:
+                base = layer.kind.lower()
+                layer.name = f"{base}_{counts.get(base, 0)}"
+                counts[base] = counts.get(base, 0) + 1
+        names = [layer.name for layer in self.layers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise MinicnnError(f"layer names must be unique; repeated: {', '.join(duplicates)}")
+        self._index = {name: i for i, name in enumerate(names)}
+        self.meta = dict(meta or {})
+        rng = np.random.default_rng(seed)
+        for layer in self.layers:
+            if layer.has_params and layer.weight is None:
+                layer.init_params(rng, dtype)
+        self.dtype = np.dtype(dtype)
+        self.device = "cpu"
+        self._tape = None  # [(layer, cache)] of the last forward
+        self.outputs: dict = {}  # layer name -> output of the last forward
+        self.grads: dict = {}  # layer name -> {"weight": ..., "bias": ...} after need_params
+
+    # -- names ---------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def index(self, name: str) -> int:
+        """Position of the layer called ``name``; MinicnnError listing the valid names otherwise."""
+        try:
+            return self._index[name]
+        except (KeyError, TypeError):
+            raise MinicnnError(
+                f"unknown layer {name!r}; layers are: {', '.join(self.names)}"
+            ) from None
+
+    def __getitem__(self, key):
+        return self.layers[key] if isinstance(key, int) else self.layers[self.index(key)]
+
+    def __len__(self):
+        return len(self.layers)
+
+    # -- shapes --------------------------------------------------------------------------------
+    @property
+    def input_shape(self):
+        """(C, H, W) the network was built for, from ``meta['input_shape']``; None if unknown."""
+        shape = self.meta.get("input_shape")
+        return tuple(shape) if shape is not None else None
+
+    def shapes(self, input_shape=None) -> list[tuple]:
+        """Output shape (no batch axis) of every layer for ``input_shape`` (C, H, W)."""
+        shape = tuple(input_shape or self.input_shape or ())
+        if not shape:
+            raise MinicnnError("input shape unknown: pass input_shape=(C, H, W)")
+        out = []
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+            out.append(shape)
+        return out
+
+    # -- computation ---------------------------------------------------------------------------
+    def check_input(self, x) -> None:
+        """Raise MinicnnError unless x is a finite (N, ...) array of the network's dtype and device."""
+        xp = get_xp(x)
+        if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+            raise MinicnnError(f"expected an array (N, C, H, W), got {type(x).__name__}")
+        if (xp is np) != (self.device == "cpu"):
+            raise MinicnnError(f"input is on the wrong device: the network is on {self.device}")
+        if x.dtype != self.dtype:
+            raise MinicnnError(f"expected input of dtype {self.dtype}, got {x.dtype}")
+        if x.ndim < 2 or x.shape[0] < 1:
+            raise MinicnnError(f"expected a batch (N, C, H, W), got shape {tuple(x.shape)}")
+        if not bool(xp.isfinite(x).all()):
+            raise MinicnnError("input contains NaN or Inf")
+
+    def forward(self, x, train: bool = False, stop: str | None = None, rng=None):
+        """Run the layers up to ``stop`` (inclusive; default all) and return the last output.
+
+        x: (N, C, H, W) array of the network's dtype on its device. ``train`` enables dropout
+        (with ``rng``, a numpy Generator). Caches are kept for ``backward``.
+        """
+        self.check_input(x)
+        last = len(self.layers) - 1 if stop is None else self.index(stop)
+        tape, outputs = [], {}
+        for layer in self.layers[: last + 1]:
+            x, cache = layer.forward(x, train=train, rng=rng)
+            tape.append((layer, cache))
+            outputs[layer.name] = x
+        self._tape, self.outputs = tape, outputs
+        return x
+
+    def backward(self, dy, mode: str = "gradient", start: str | None = None, need_params=False):
+        """Propagate dy from the output of layer ``start`` (default: the last one run) to the input.
+
+        dy: shaped like that layer's output in the last forward. mode: "gradient", "deconvnet" or
+        "guided" (only ReLU layers differ). need_params: also compute weight and bias gradients,
+        stored in ``self.grads``. Returns dL/dx shaped like the forward input.
+        """
+        check_mode(mode)
+        if self._tape is None:
+            raise MinicnnError("backward called before forward")
+        last = len(self._tape) - 1 if start is None else self.index(start)
+        if last >= len(self._tape):
+            raise MinicnnError(
+                f"backward from {start!r}, but the last forward stopped at {self._tape[-1][0].name!r}"
+            )
+        expected = self.outputs[self.layers[last].name].shape
+        if tuple(dy.shape) != tuple(expected):
+            raise MinicnnError(
+                f"backward signal for layer {self.layers[last].name!r} must have shape "
+                f"{tuple(expected)}, got {tuple(dy.shape)}"
+            )
+        dy = dy.astype(self.dtype, copy=False)
+        self.grads = {}
+        for layer, cache in reversed(self._tape[: last + 1]):
+            dy, grads = layer.backward(dy, cache, mode=mode, need_params=need_params)
+            if grads is not None:
+                self.grads[layer.name] = grads
+        return dy
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # -- parameters and placement --------------------------------------------------------------
+    def parameters(self):
+        """Yield (layer, key, array) for every parameter, in layer order."""
+        for layer in self.layers:
+            for key, value in layer.params.items():
+                yield layer, key, value
+
+    def num_params(self) -> int:
+        return int(sum(v.size for _, _, v in self.parameters()))
+
+    def _map_params(self, fn):
+        for layer, key, value in list(self.parameters()):
+            setattr(layer, key, fn(value))
+        self._tape, self.outputs, self.grads = None, {}, {}
+
+    def astype(self, dtype):
+        """Convert every parameter to ``dtype`` in place; returns self."""
+        self.dtype = np.dtype(dtype)
+        self._map_params(lambda v: v.astype(self.dtype))
+        return self
+
+    def to(self, device: str):
+        """Move every parameter to ``device`` ("cpu" or "gpu") in place; returns self."""
+        self._map_params(lambda v: to_device(v, device))
+        self.device = device
+        return self
+
+    def summary(self, input_shape=None) -> str:
+        """A table of layer names, kinds, output shapes and parameter counts."""
+        shapes = self.shapes(input_shape)
+        rows = [f"{'layer':<18}{'kind':<17}{'output':<18}{'params':>12}"]
+        for layer, shape in zip(self.layers, shapes):
+            count = sum(v.size for v in layer.params.values() if v is not None)
+            rows.append(f"{layer.name:<18}{layer.kind:<17}{str(shape):<18}{count:>12,}")
+        rows.append(f"{'total':<53}{self.num_params():>12,}")
+        return "\n".join(rows)
+
+    def __repr__(self):
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n  {inner}\n])"
