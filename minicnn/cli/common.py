@@ -1,0 +1,339 @@
+"""Options and plumbing shared by the subcommands: weights, images, targets, layers, device, output.
+
+Every function here turns a user's mistake into a one-line MinicnnError that says what was expected
+(main.py prints it and exits 2), and validates everything before the first file is written, so a
+failed command leaves no output behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+DEFAULT_SAMPLES = 4  # shipped held-out digits used when --image is not given
+
+
+def add_common(
+    parser: argparse.ArgumentParser,
+    *,
+    weights: str = "default",
+    image: bool = True,
+    target: bool = True,
+    layer: str | None = None,
+) -> None:
+    """Add the shared options. ``weights``: "default" (digit VGG) or "gap" (the CAM model);
+    ``layer``: None (no --layer option), "" (optional, no default) or a default layer name."""
+    from minicnn import paths
+
+    default_weights = paths.GAP_MODEL if weights == "gap" else paths.DEFAULT_MODEL
+    parser.add_argument(
+        "--weights", type=Path, default=default_weights, metavar="FILE",
+        help="model file: minicnn .h5, a Keras VGG16/VGG19 weights file or a Keras model "
+        f"(default: {Path(default_weights).name}, shipped)",
+    )  # fmt: skip
+    if image:
+        parser.add_argument(
+            "--image", type=Path, default=None, metavar="PATH",
+            help="an image file or a folder of images (default: shipped held-out digits)",
+        )  # fmt: skip
+    if target:
+        parser.add_argument(
+            "--target", default="predicted", metavar="CLASS",
+            help="class index, class name, or 'predicted' (default)",
+        )  # fmt: skip
+    if layer is not None:
+        parser.add_argument(
+            "--layer", default=layer or None, metavar="NAME",
+            help="layer name, see 'minicnn info'" + (f" (default: {layer})" if layer else ""),
+        )  # fmt: skip
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="default: cpu")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help="output folder (default: ./minicnn-out/<command>)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--save-arrays", action="store_true", help="also write the raw arrays as .npy"
+    )
+
+
+# -- network -----------------------------------------------------------------------------------
+def load_network(path, device: str = "cpu"):
+    """Load a model file with ``mc.load``; any failure becomes one MinicnnError naming the file."""
+    import minicnn as mc
+
+    path = Path(path)
+    if not path.is_file():
+        raise MinicnnError(f"weights file {path} not found (expected a .h5 model file)")
+    try:
+        net = mc.load(path)
+    except MinicnnError:
+        raise
+    except Exception as exc:  # h5py/numpy errors from a broken file: never a traceback
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MinicnnError(f"{path}: could not load the model ({first})") from None
+    return to_device(net, device)
+
+
+def to_device(net, device: str):
+    """Move ``net`` to ``device``; a missing GPU becomes a one-line MinicnnError."""
+    if device == "cpu":
+        return net
+    try:
+        net.to(device)
+    except MinicnnError:
+        raise
+    except Exception as exc:  # RuntimeError from minicnn.backend, CUDA errors
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MinicnnError(f"--device {device}: {first}") from None
+    return net
+
+
+def class_names(net) -> list[str]:
+    """The network's class names from its metadata, or "0", "1", ... when it has none."""
+    names = net.meta.get("class_names")
+    if names:
+        return [str(n) for n in names]
+    return [str(i) for i in range(net.shapes()[-1][-1])] if net.input_shape else []
+
+
+def num_classes(net) -> int:
+    if net.input_shape:
+        return int(np.prod(net.shapes()[-1]))
+    return len(class_names(net))
+
+
+def check_layer(net, name: str | None, kinds=None) -> str:
+    """Validate a layer name (and, with ``kinds``, its kind); the error lists the valid ones."""
+    valid = [layer.name for layer in net.layers if kinds is None or layer.kind in kinds]
+    if name is None:
+        raise MinicnnError(f"--layer is required; expected one of: {', '.join(valid)}")
+    if name not in valid:
+        what = "layer" if kinds is None else "/".join(kinds) + " layer"
+        raise MinicnnError(f"unknown {what} {name!r}; expected one of: {', '.join(valid)}")
+    return name
+
+
+def last_layer(net, kinds) -> str:
+    """The name of the last layer whose kind is in ``kinds`` (e.g. the last Conv2D)."""
+    for layer in reversed(net.layers):
+        if layer.kind in kinds:
+            return layer.name
+    raise MinicnnError(f"the network has no {'/'.join(kinds)} layer")
+
+
+# -- targets -----------------------------------------------------------------------------------
+def parse_target(net, text) -> int | str:
+    """'predicted', an index or a class name -> 'predicted' or a class index (validated)."""
+    names = class_names(net)
+    k = num_classes(net)
+    text = str(text).strip()
+    if text.lower() == "predicted":
+        return "predicted"
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < k:
+            raise MinicnnError(f"target {index} out of range: expected a class index 0..{k - 1}")
+        return index
+    key = text.lower().replace("_", " ")
+    matches = [i for i, n in enumerate(names) if n.lower().replace("_", " ") == key]
+    if not matches:  # ImageNet names are lists like "tabby, tabby cat": match any alternative
+        matches = [
+            i for i, n in enumerate(names) if key in (p.strip().lower() for p in n.split(","))
+        ]
+    if not matches:
+        shown = ", ".join(names[:20]) + (f", ... ({len(names)} classes)" if len(names) > 20 else "")
+        raise MinicnnError(
+            f"unknown target {text!r}: expected 'predicted', an index 0..{k - 1} or a class name "
+            f"({shown})"
+        )
+    return matches[0]
+
+
+def resolve_targets(target, scores) -> list[int]:
+    """One class index per image: the argmax of ``scores`` (N, K), or ``target``."""
+    scores = np.asarray(scores)
+    if target == "predicted":
+        return [int(i) for i in scores.argmax(axis=1)]
+    return [int(target)] * scores.shape[0]
+
+
+def probabilities(scores) -> np.ndarray:
+    """Softmax of (N, K) scores, in float64 (for printing)."""
+    s = np.asarray(scores, dtype=np.float64)
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def print_top5(net, scores, names, file=None) -> None:
+    """Print the five most probable classes of each image (probability from the softmax)."""
+    file = file or sys.stdout
+    labels = class_names(net)
+    probs = probabilities(scores)
+    for name, p in zip(names, probs, strict=True):
+        top = np.argsort(-p)[:5]
+        text = ", ".join(f"{labels[i]} {p[i]:.3f}" for i in top)
+        print(f"  {name}: top-5 {text}", file=file)
+
+
+# -- output ------------------------------------------------------------------------------------
+@dataclass
+class Output:
+    """The output folder of one command; created on the first write, so errors leave nothing."""
+
+    folder: Path
+    save_arrays: bool = False
+    quiet: bool = False
+
+    def __post_init__(self):
+        self.written: list[Path] = []
+
+    def _path(self, name: str) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder / name
+
+    def png(self, name: str, image) -> Path:
+        from minicnn.render.save import save_png
+
+        path = save_png(image, self._path(name))
+        self.written.append(path)
+        if not self.quiet:
+            print(f"  wrote {path}")
+        return path
+
+    def npy(self, name: str, array) -> Path | None:
+        """Write ``array`` only with --save-arrays."""
+        if not self.save_arrays:
+            return None
+        from minicnn.backend import to_numpy
+        from minicnn.render.save import save_npy
+
+        path = save_npy(to_numpy(array), self._path(name))
+        self.written.append(path)
+        if not self.quiet:
+            print(f"  wrote {path}")
+        return path
+
+
+def output(args, command: str) -> Output:
+    folder = args.out if args.out is not None else Path("minicnn-out") / command
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise MinicnnError(f"--out {folder} exists and is not a folder (expected a folder)")
+    # check now, before any work, that the folder can be made: the nearest existing ancestor
+    # must be a writable folder (the folder itself is only created on the first write)
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise MinicnnError(f"--out {folder} cannot be written (expected a writable folder)")
+    return Output(folder, save_arrays=getattr(args, "save_arrays", False))
+
+
+# -- inputs ------------------------------------------------------------------------------------
+@dataclass
+class Inputs:
+    """A batch ready for the network and for display.
+
+    x: (N, C, H, W) network input (preprocessed, net.dtype, on the net's device);
+    display: (N, H, W, 3) uint8 RGB as the user sees the image; names: one short name per image;
+    labels: the true classes when known (shipped samples), else None.
+    """
+
+    x: object
+    display: np.ndarray
+    names: list
+    labels: list | None = None
+
+
+def image_files(path: Path) -> list[Path]:
+    """The image files of a folder (sorted by name), or [path] for a file."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise MinicnnError(
+                f"folder {path} has no images "
+                f"(expected files ending in {', '.join(IMAGE_SUFFIXES)})"
+            )
+        return files
+    if not path.exists():
+        raise MinicnnError(f"image {path} not found (expected an image file or a folder of images)")
+    return [path]
+
+
+def shipped_samples(count: int = DEFAULT_SAMPLES):
+    """(images (n, 28, 28, 1) uint8, labels (n,), names) from the shipped held-out digits."""
+    from minicnn import paths
+
+    path = paths.WEIGHTS_DIR / "mnist_heldout.npz"
+    if not path.is_file():
+        raise MinicnnError(f"shipped samples {path} not found; pass --image FILE")
+    with np.load(path) as data:
+        images = np.asarray(data["images"] if "images" in data else data["x"])
+        labels = np.asarray(data["labels"] if "labels" in data else data["y"])
+    # one digit per class in order 0, 1, 2, ... so the default pictures show different classes
+    order = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)][:count]
+    images = images[order]
+    if images.ndim == 3:
+        images = images[..., None]
+    elif images.ndim == 4 and images.shape[1] == 1:
+        images = np.moveaxis(images, 1, -1)
+    if images.dtype != np.uint8:  # stored in [0, 1]: back to 0..255 for preprocess
+        scale = 255.0 if images.max() <= 1.0 else 1.0
+        images = np.clip(np.rint(images * scale), 0, 255).astype(np.uint8)
+    names = [f"heldout{i}_label{int(labels[i])}" for i in order]
+    return images, labels[order].astype(int).tolist(), names
+
+
+def load_inputs(args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False) -> Inputs:
+    """Read --image (a file or a folder; default: shipped digits) and preprocess it for ``net``.
+
+    Images are converted to the network's channels (grey for one channel), resized to cover the
+    network's input size and centre-cropped (``keep_size``: keep each file's own size, for
+    fully convolutional networks), and preprocessed with the convention in ``net.meta``.
+    """
+    import minicnn as mc
+    from minicnn.backend import to_device
+    from minicnn.render.images import to_rgb
+
+    shape = net.input_shape
+    channels = shape[0] if shape else 3
+    size = None if keep_size or not shape else (int(shape[1]), int(shape[2]))
+    labels = None
+    if getattr(args, "image", None) is None:
+        images, labels, names = shipped_samples(count)
+        if images.shape[-1] != channels:
+            raise MinicnnError(
+                f"the shipped digits have 1 channel but {args.weights} expects {channels}: "
+                "pass --image FILE"
+            )
+    else:
+        files = image_files(args.image)
+        loaded, names = [], []
+        for f in files:
+            try:
+                loaded.append(mc.load_image(f, size=size, mode="L" if channels == 1 else "RGB"))
+                names.append(f.stem)
+            except MinicnnError as exc:
+                if len(files) == 1:
+                    raise
+                print(f"warning: skipping {exc}", file=sys.stderr)
+        if not loaded:
+            raise MinicnnError(f"no readable image in {args.image}")
+        shapes = {a.shape for a in loaded}
+        if len(shapes) > 1:
+            raise MinicnnError(f"images in {args.image} differ in size: {sorted(shapes)}")
+        images = np.stack(loaded)
+    convention = net.meta.get("preprocess") or "none"
+    x = mc.preprocess(images, convention).astype(net.dtype, copy=False)
+    display = np.stack([to_rgb(im) for im in images])
+    return Inputs(to_device(x, net.device), display, names, labels)

@@ -1,0 +1,123 @@
+"""The papers' figures, composed from the picture primitives: one function per kind of figure.
+
+Each takes the display image (H, W, 3) uint8 and the tool's arrays, upscales tiny inputs with
+nearest neighbour (28x28 digits would be invisible otherwise); returns one (H, W, 3) uint8 picture.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.render.boxes import BLUE, GREEN, draw_boxes
+from minicnn.render.colors import class_colors, heatmap
+from minicnn.render.grid import grid, hstack
+from minicnn.render.images import contrast_normalize, resize_map, to_rgb, upscale
+from minicnn.render.overlay import overlay
+
+MIN_SIZE = 224  # tiny images are upscaled by an integer factor to about this size
+
+
+def _factor(shape) -> int:
+    return max(1, MIN_SIZE // max(shape[0], shape[1]))
+
+
+def _big(image, factor: int) -> np.ndarray:
+    return upscale(to_rgb(image), factor)
+
+
+def saliency_figure(image, saliency, title: str = "") -> np.ndarray:
+    """Input | saliency heat map | overlay (Simonyan et al. 2013, sec. 3, fig. 2).
+
+    image: (H, W, 3) uint8; saliency: (H, W) float, e.g. max over channels of |dS_c/dI|.
+    """
+    f = _factor(image.shape)
+    sal = np.asarray(saliency, dtype=np.float64)
+    panels = [_big(image, f), upscale(heatmap(sal), f), upscale(overlay(image, sal), f)]
+    return hstack(panels, [title or "input", "saliency |dS/dI|", "overlay"])
+
+
+def map_figure(image, values, label: str, title: str = "") -> np.ndarray:
+    """Input | coarse map (upsampled bilinearly) | overlay: CAM and Grad-CAM (Zhou et al. 2016)."""
+    f = _factor(image.shape)
+    v = resize_map(values, image.shape[:2])
+    panels = [_big(image, f), upscale(heatmap(v), f), upscale(overlay(image, v), f)]
+    return hstack(panels, [title or "input", label, "overlay"])
+
+
+def reconstruction_figure(image, signals: dict, title: str = "") -> np.ndarray:
+    """Input beside the reconstructions of each mode, zero-centred and contrast-normalised.
+
+    signals: mode name -> (C, H, W) image-space signal, channels in RGB order (Zeiler & Fergus 2013,
+    fig. 2; Springenberg et al. 2015, fig. 1).
+    """
+    f = _factor(image.shape)
+    panels = [_big(image, f)] + [_big(contrast_normalize(s), f) for s in signals.values()]
+    return hstack(panels, [title or "input", *signals])
+
+
+def occlusion_figure(image, prob_map, class_map, class_names, target_name: str) -> np.ndarray:
+    """Input | probability of the target class per occluder position | most probable class.
+
+    prob_map: (h, w) in [0, 1]; class_map: (h, w) int class indices (Zeiler & Fergus 2013, fig. 7
+    (b) and (e)). The maps are on the occluder grid and shown at the input's size.
+    """
+    f = _factor(image.shape)
+    size = (image.shape[0] * f, image.shape[1] * f)
+    prob = heatmap(resize_nearest(prob_map, size), "inferno", lo=0.0, hi=1.0)
+    classes = np.asarray(class_map, dtype=np.intp)
+    colors = class_colors(max(len(class_names), int(classes.max()) + 1))
+    class_rgb = resize_nearest(colors[classes], size)
+    present = [int(c) for c in np.unique(classes)]
+    legend = ", ".join(f"{class_names[c]}" for c in present[:6])
+    return hstack(
+        [_big(image, f), prob, class_rgb],
+        ["input", f"p({target_name}) per position", f"top class: {legend}"],
+    )
+
+
+def resize_nearest(values, size) -> np.ndarray:
+    """Nearest-neighbour resize of an (h, w) or (h, w, 3) array to ``size`` (H, W)."""
+    a = np.asarray(values)
+    rows = (np.arange(size[0]) * a.shape[0] // size[0]).astype(np.intp)
+    cols = (np.arange(size[1]) * a.shape[1] // size[1]).astype(np.intp)
+    return a[rows][:, cols]
+
+
+def tile_grid(images, labels=None, ncols=None) -> np.ndarray:
+    """A labelled grid of (C, H, W) or (H, W, 3) images in [0, 1] or uint8, upscaled if tiny.
+
+    Class models (Simonyan et al. 2013, fig. 1) and maximised units (Erhan et al. 2009, fig. 3).
+    """
+    tiles = [to_rgb(im) for im in images]
+    f = _factor(tiles[0].shape) if max(tiles[0].shape[:2]) < 112 else 1
+    f = max(1, f // 2)  # grids hold many tiles: half the single-image size is enough
+    return grid([upscale(t, f) for t in tiles], labels, ncols=ncols)
+
+
+def topk_figure(projections, patches, title: str = "") -> np.ndarray:
+    """Top-k DeconvNet projections (left grid) beside their input patches (right grid).
+
+    projections, patches: (k, C, h, w) arrays (Zeiler & Fergus 2013, fig. 2).
+    """
+    proj = [contrast_normalize(p) for p in projections]
+    patch = [to_rgb(np.asarray(p, dtype=np.float64)) for p in patches]
+    f = max(1, 96 // max(patch[0].shape[:2]))
+    ncols = int(np.ceil(np.sqrt(len(proj))))
+    left = grid([upscale(to_rgb(p), f) for p in proj], ncols=ncols)
+    right = grid([upscale(p, f) for p in patch], ncols=ncols)
+    return hstack([left, right], [f"{title} projections".strip(), "input patches"])
+
+
+def localization_figure(image, saliency, mask, box, true_box=None) -> np.ndarray:
+    """Input with the box found (green; ground truth blue) | saliency | segmentation mask.
+
+    Simonyan et al. (2013, sec. 3.1, fig. 3). box, true_box: (x0, y0, x1, y1), exclusive ends.
+    """
+    f = _factor(image.shape)
+    boxes, colors = [box], [GREEN]
+    if true_box is not None:
+        boxes, colors = [true_box, box], [BLUE, GREEN]
+    boxed = draw_boxes(_big(image, f), boxes, colors, scale=f)
+    seg = to_rgb(np.asarray(mask, dtype=np.float64))
+    labels = ["box (blue: true)" if true_box is not None else "box", "saliency", "graph-cut mask"]
+    return hstack([boxed, upscale(heatmap(saliency), f), upscale(seg, f)], labels)
