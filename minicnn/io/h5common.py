@@ -1,0 +1,87 @@
+"""Helpers shared by the HDF5 readers: attribute decoding and checked parameter assignment.
+
+Keras 2 stored attribute strings as ``bytes`` (or arrays of bytes), h5py 3 and Keras 3 as ``str``;
+every reader goes through ``attr_str`` / ``attr_list`` so that both spellings work.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+
+
+def decode(value) -> str:
+    """One HDF5 attribute value (bytes, numpy bytes or str) -> str."""
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def attr_str(obj, key: str, default=None) -> str | None:
+    """A scalar string attribute of an h5py object, decoded; ``default`` when it is missing."""
+    if key not in obj.attrs:
+        return default
+    value = obj.attrs[key]
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.size == 1 else value.tolist()
+    return decode(value)
+
+
+def attr_list(obj, key: str) -> list[str] | None:
+    """A list-of-strings attribute, decoded; also reads one split into ``key0``, ``key1``, ...
+
+    Keras 2 splits attributes larger than HDF5's 64 KiB object-header limit into numbered chunks
+    (``layer_names0``, ``layer_names1``, ...) and concatenates them when reading; so do we.
+    None when neither form is present.
+    """
+    if key in obj.attrs:
+        chunks = [obj.attrs[key]]
+    elif f"{key}0" in obj.attrs:
+        chunks, i = [], 0
+        while f"{key}{i}" in obj.attrs:
+            chunks.append(obj.attrs[f"{key}{i}"])
+            i += 1
+    else:
+        return None
+    out = []
+    for chunk in chunks:
+        values = np.atleast_1d(np.asarray(chunk, dtype=object)).ravel()
+        out.extend(decode(v) for v in values)
+    return out
+
+
+def expected_shapes(layer) -> dict[str, tuple]:
+    """Parameter shapes the engine expects: weight (O, C, kh, kw) or (out, in), and bias."""
+    if layer.kind == "Conv2D":
+        w = (layer.out_channels, layer.in_channels, *layer.kernel_size)
+        return {"weight": w, "bias": (layer.out_channels,)}
+    if layer.kind == "Dense":
+        return {"weight": (layer.out_features, layer.in_features), "bias": (layer.out_features,)}
+    return {}
+
+
+def assign(layer, values: dict, dtype=np.float32) -> None:
+    """Set ``layer``'s parameters from ``values`` after checking every shape.
+
+    values: {"weight": array, "bias": array} already in engine layout (OIHW or (out, in)).
+    Raises MinicnnError naming the layer, the parameter, the expected and the found shape.
+    """
+    shapes = expected_shapes(layer)
+    if set(values) != set(shapes):
+        raise MinicnnError(
+            f"layer {layer.name!r}: expected parameters {sorted(shapes)}, found {sorted(values)}"
+        )
+    for key, shape in shapes.items():
+        value = np.asarray(values[key])
+        if tuple(value.shape) != tuple(shape):
+            raise MinicnnError(
+                f"layer {layer.name!r} ({layer.kind}): {key} should have shape {tuple(shape)}, "
+                f"found {tuple(value.shape)}"
+            )
+        if not np.issubdtype(value.dtype, np.floating):
+            raise MinicnnError(
+                f"layer {layer.name!r}: {key} should be floating point, found {value.dtype}"
+            )
+    for key in shapes:
+        setattr(layer, key, np.ascontiguousarray(values[key], dtype=dtype))

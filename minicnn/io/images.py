@@ -1,0 +1,95 @@
+"""Reading image files with Pillow into (H, W, C) uint8 arrays, any mode in, RGB or L out.
+
+The usual evaluation crop of the VGG paper (Simonyan & Zisserman 2014, sec. 3.2, a single central
+crop) is: resize so that the shorter side is ``size``, then take the central size x size square.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+
+_MODES = ("RGB", "L")
+
+
+def _to_8bit(img):
+    """Integer (I, I;16*) and float (F) images -> mode "L" with values scaled into 0..255.
+
+    Pillow's own conversion clips 16-bit values at 255 instead of scaling them, which turns most
+    16-bit photographs white; 16-bit data is therefore scaled by 255 / 65535 here. Mode "I" images
+    whose values fit in 0..255 are kept as they are; float images in 0..1 are scaled by 255.
+    """
+    a = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16") or (img.mode == "I" and a.max(initial=0) > 255):
+        a = a * (255.0 / 65535.0)
+    elif img.mode == "F" and a.max(initial=0) <= 1.0:
+        a = a * 255.0
+    from PIL import Image
+
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+
+
+def _flatten_alpha(img):
+    """Composite images with transparency over white (what a viewer shows), return RGB."""
+    from PIL import Image
+
+    rgba = img.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _resize_crop(img, size):
+    """Resize to cover ``size`` (h, w), keeping the aspect ratio, then take the central crop."""
+    from PIL import Image
+
+    th, tw = size
+    w, h = img.size
+    scale = max(th / h, tw / w)
+    nw, nh = max(tw, round(w * scale)), max(th, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.BILINEAR)
+    left, top = (nw - tw) // 2, (nh - th) // 2
+    return img.crop((left, top, left + tw, top + th))
+
+
+def load_image(path, size=None, mode: str = "RGB") -> np.ndarray:
+    """Read the image file at ``path`` -> (H, W, 3) uint8 RGB, or (H, W, 1) uint8 for mode "L".
+
+    Any Pillow mode is accepted (1, L, LA, P, RGB, RGBA, CMYK, I, I;16, F, ...): transparency is
+    composited over white, 16-bit and float images are scaled into 0..255, EXIF orientation is
+    applied. size: None keeps the image as it is; an int s resizes the shorter side to s and takes
+    the central s x s crop; a pair (h, w) resizes to cover h x w and takes the central crop.
+    A missing file or one that is not an image raises MinicnnError naming the file.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if mode not in _MODES:
+        raise MinicnnError(f"unknown image mode {mode!r}: expected 'RGB' or 'L'")
+    if size is not None:
+        pair = (size, size) if np.isscalar(size) else tuple(size)
+        if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in pair):
+            raise MinicnnError(
+                f"image size must be a positive int or (height, width), got {size!r}"
+            )
+    path = Path(path)
+    if not path.is_file():
+        raise MinicnnError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise MinicnnError(f"{path}: not a readable image file ({type(exc).__name__})") from None
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        img = _to_8bit(img)
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    if has_alpha:
+        img = _flatten_alpha(img)
+    img = img.convert(mode)
+    if size is not None:
+        img = _resize_crop(img, pair)
+    a = np.asarray(img, dtype=np.uint8)
+    return np.ascontiguousarray(a[:, :, None] if a.ndim == 2 else a)

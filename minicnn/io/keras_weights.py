@@ -1,0 +1,187 @@
+"""Keras weight files of VGG16/VGG19 (Simonyan & Zisserman 2014, table 1, configurations D and E).
+
+Three layouts are found in the wild:
+
+    Keras 2 (the downloadable ``vgg16_weights_tf_dim_ordering_tf_kernels[_notop].h5``):
+        root attr ``layer_names`` (split into ``layer_names0``, ``layer_names1``, ... when long),
+        one group per layer with attr ``weight_names``, datasets such as ``block1_conv1_W_1:0``.
+    Keras 3 legacy ``.h5``: the same attributes, datasets at ``block1_conv1/block1_conv1/kernel``;
+        under a root group ``model_weights`` when the file was written by ``model.save``.
+    Keras 3 ``.weights.h5``: ``layers/conv2d``, ``layers/conv2d_1``, ... each with ``vars/0``
+        (kernel) and ``vars/1`` (bias); the suffix is the creation order (numeric, not
+        lexicographic).
+
+As Keras does, weights are matched to the network by order among the layers that have weights. The
+number of convolutions tells VGG16 (13) from VGG19 (16); dense layers (3 or none) tell top from
+notop. Layout conversions (engine conventions: OIHW, dense (out, in), flatten in (C, H, W) order):
+
+    conv kernel  Keras (kh, kw, in, out)  -> transpose (3, 2, 0, 1) -> (out, in, kh, kw)
+    dense kernel Keras (in, out)          -> transpose               -> (out, in)
+    fc1 rows     Keras flattens (H, W, C) -> reorder to (C, H, W) before transposing
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+from minicnn.io.h5common import assign, attr_list, attr_str
+from minicnn.io.imagenet import class_names as imagenet_class_names
+
+_VGG_CONVS = {13: "vgg16", 16: "vgg19"}
+
+
+# -- layout detection ---------------------------------------------------------------------------
+def legacy_root(f):
+    """The group holding ``layer_names`` (the root, or ``model_weights``), or None."""
+    for group in (f, f.get("model_weights")):
+        if group is not None and attr_list(group, "layer_names") is not None:
+            return group
+    return None
+
+
+def detect_layout(f) -> str | None:
+    """ "keras2-weights", "keras3-legacy-weights", "keras3-weights" or None for the open File."""
+    root = legacy_root(f)
+    if root is not None:
+        version = attr_str(root, "keras_version") or attr_str(f, "keras_version") or ""
+        return "keras3-legacy-weights" if version.startswith("3") else "keras2-weights"
+    layers = f.get("layers")
+    if layers is not None and hasattr(layers, "keys") and any("vars" in g for g in layers.values()):
+        return "keras3-weights"
+    return None
+
+
+# -- reading raw arrays -------------------------------------------------------------------------
+def _datasets(group) -> list:
+    """All datasets below ``group`` in visiting order (fallback when ``weight_names`` is absent)."""
+    found = []
+    group.visititems(lambda _, obj: found.append(obj) if hasattr(obj, "shape") else None)
+    return found
+
+
+def legacy_weights(root) -> list[tuple[str, list[np.ndarray]]]:
+    """[(layer name, [kernel, bias, ...])] for every layer with weights, in ``layer_names`` order.
+
+    root: a group with ``layer_names`` (Keras 2 or Keras 3 legacy layout). Arrays come in the
+    order of each layer's ``weight_names`` attribute.
+    """
+    out = []
+    for name in attr_list(root, "layer_names"):
+        group = root.get(name)
+        if group is None:
+            raise MinicnnError(f"layer {name!r} is listed in layer_names but has no group")
+        names = attr_list(group, "weight_names")
+        if names is None:
+            arrays = [d[()] for d in _datasets(group)]
+            arrays.sort(key=lambda a: -a.ndim)  # kernel before bias
+        else:
+            missing = [n for n in names if n not in group]
+            if missing:
+                raise MinicnnError(f"layer {name!r}: weight {missing[0]!r} is missing")
+            arrays = [group[n][()] for n in names]
+        if arrays:
+            out.append((name, arrays))
+    return out
+
+
+def _suffix_key(name: str):
+    """``conv2d_10`` -> ("conv2d", 10); ``conv2d`` -> ("conv2d", 0): Keras's creation order."""
+    m = re.fullmatch(r"(.*?)(?:_(\d+))?", name)
+    return m.group(1), int(m.group(2) or 0)
+
+
+def keras3_weights(f) -> list[tuple[str, list[np.ndarray]]]:
+    """[(layer name, [vars/0, vars/1, ...])] of a Keras 3 ``.weights.h5`` file, layers with vars.
+
+    Layers are ordered convolutions first, then dense layers (the only order a VGG has), each by
+    the numeric suffix of its group name; the reported name is the ``vars`` group's ``name``
+    attribute when present (the Keras layer name, e.g. ``block1_conv1``).
+    """
+    layers = []
+    for key, group in f["layers"].items():
+        vars_ = group.get("vars")
+        if vars_ is None or len(vars_) == 0:
+            continue
+        arrays = [vars_[k][()] for k in sorted(vars_, key=int)]
+        name = attr_str(vars_, "name") or key
+        layers.append((-arrays[0].ndim, _suffix_key(key), name, arrays))
+    layers.sort(key=lambda t: t[:2])
+    return [(name, arrays) for _, _, name, arrays in layers]
+
+
+# -- conversions --------------------------------------------------------------------------------
+def conv_kernel(kernel: np.ndarray) -> np.ndarray:
+    """Keras conv kernel (kh, kw, in, out) -> engine (out, in, kh, kw)."""
+    if kernel.ndim != 4:
+        raise MinicnnError(f"expected a 4-D convolution kernel, found shape {kernel.shape}")
+    return kernel.transpose(3, 2, 0, 1)
+
+
+def dense_kernel(kernel: np.ndarray, hwc=None) -> np.ndarray:
+    """Keras dense kernel (in, out) -> engine (out, in).
+
+    hwc: (H, W, C) of the feature map that a Flatten turned into this layer's input. Keras flattens
+    channels-last maps in (H, W, C) order and the engine in (C, H, W) order, so the rows are
+    reordered: row h*W*C + w*C + c moves to c*H*W + h*W + w.
+    """
+    if kernel.ndim != 2:
+        raise MinicnnError(f"expected a 2-D dense kernel, found shape {kernel.shape}")
+    if hwc is not None:
+        h, w, c = hwc
+        if h * w * c != kernel.shape[0]:
+            raise MinicnnError(
+                f"dense kernel has {kernel.shape[0]} inputs, expected {h}*{w}*{c} = {h * w * c}"
+            )
+        kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+    return kernel.T
+
+
+def params_from_keras(layer, arrays, hwc=None, source: str = "") -> dict:
+    """Engine parameters for ``layer`` (Conv2D or Dense) from Keras arrays [kernel, bias]."""
+    where = f"layer {layer.name!r}" + (f" (file layer {source!r})" if source != layer.name else "")
+    if len(arrays) != 2:
+        raise MinicnnError(f"{where}: expected 2 weights (kernel, bias), found {len(arrays)}")
+    kernel, bias = arrays
+    try:
+        w = conv_kernel(kernel) if layer.kind == "Conv2D" else dense_kernel(kernel, hwc)
+    except MinicnnError as exc:
+        raise MinicnnError(f"{where}: {exc}") from None
+    return {"weight": w, "bias": bias}
+
+
+# -- VGG ----------------------------------------------------------------------------------------
+def read_keras_weights(f, layout: str):
+    """Build the VGG16/VGG19 (top or notop) that the weight file ``f`` holds, weights loaded.
+
+    layout: as returned by ``detect_layout``. Returns a float32 Sequential from minicnn.zoo with
+    meta: architecture, input_shape [3, 224, 224], preprocess "caffe", class_names (the 1000
+    ImageNet names when the top has 1000 outputs). MinicnnError when the weights are not a VGG.
+    """
+    from minicnn import zoo
+
+    if layout == "keras3-weights":
+        weighted = keras3_weights(f)
+    else:
+        weighted = legacy_weights(legacy_root(f))
+    convs = [(n, a) for n, a in weighted if a[0].ndim == 4]
+    denses = [(n, a) for n, a in weighted if a[0].ndim == 2]
+    ordered = [a[0].ndim for _, a in weighted] == [4] * len(convs) + [2] * len(denses)
+    if len(convs) not in _VGG_CONVS or len(denses) not in (0, 3) or not ordered:
+        raise MinicnnError(
+            "weights do not look like Keras VGG16/VGG19: expected 13 or 16 convolution layers, "
+            f"then 3 dense layers or none; found {len(convs)} convolution and {len(denses)} dense"
+        )
+    name = _VGG_CONVS[len(convs)]
+    top = bool(denses)
+    num_classes = int(denses[-1][1][0].shape[1]) if top else 1000
+    net = zoo.vgg(name, include_top=top, num_classes=num_classes)
+    targets = [layer for layer in net.layers if layer.has_params]
+    for layer, (source, arrays) in zip(targets, convs + denses, strict=True):
+        hwc = (7, 7, 512) if layer.name == "fc1" else None
+        assign(layer, params_from_keras(layer, arrays, hwc, source))
+    if top and num_classes == 1000:
+        net.meta["class_names"] = imagenet_class_names()
+    return net

@@ -1,0 +1,117 @@
+"""``mc.load(path)``: open any supported HDF5 model file, detect its format, return a Sequential.
+
+Formats, detected from the file's contents (never from its name):
+
+    "minicnn"             minicnn's own file (minicnn.io.native)
+    "keras-model"         a Keras full-model file written by ``model.save("x.h5")``: the
+                          architecture is the ``model_config`` JSON attribute (io.keras_model)
+    "keras2-weights"      Keras 2 weight-only VGG16/VGG19 files, the layout of the downloadable
+                          ``vgg16_weights_tf_dim_ordering_tf_kernels*.h5`` (io.keras_weights)
+    "keras3-legacy-weights"  the legacy ``.h5`` layout Keras 3 writes with ``save_weights``
+    "keras3-weights"      Keras 3 ``.weights.h5`` files (``layers/<name>/vars/<i>``)
+
+Every problem (missing file, not HDF5, truncated, unknown layout, shape mismatch, missing layer)
+becomes one MinicnnError that starts with the file name; nothing half-built is ever returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from minicnn.errors import MinicnnError
+
+FORMATS = (
+    "minicnn",
+    "keras-model",
+    "keras2-weights",
+    "keras3-legacy-weights",
+    "keras3-weights",
+)
+
+
+@contextlib.contextmanager
+def open_h5(path):
+    """Open ``path`` read-only with h5py; MinicnnError if missing or not a readable HDF5 file."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise MinicnnError(f"{path}: no such file")
+    if not path.is_file():
+        raise MinicnnError(f"{path}: not a file")
+    if not h5py.is_hdf5(path):
+        raise MinicnnError(f"{path}: not an HDF5 file (expected a minicnn or Keras .h5 model)")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise MinicnnError(f"{path}: cannot open HDF5 file, truncated or corrupt ({exc})") from None
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def detect(f) -> str:
+    """The format name (one of FORMATS) of the open h5py File ``f``; MinicnnError if none fits."""
+    from minicnn.io import keras_weights
+    from minicnn.io.h5common import attr_str
+
+    if attr_str(f, "format") == "minicnn":
+        return "minicnn"
+    if "model_config" in f.attrs:
+        return "keras-model"
+    layout = keras_weights.detect_layout(f)
+    if layout is not None:
+        return layout
+    raise MinicnnError(
+        "HDF5 file of an unknown kind (expected a minicnn model, a Keras model saved with "
+        "model.save, or Keras VGG16/VGG19 weights)"
+    )
+
+
+def _read(f, fmt: str):
+    if fmt == "minicnn":
+        from minicnn.io.native import read_native
+
+        return read_native(f)
+    if fmt == "keras-model":
+        from minicnn.io.keras_model import read_keras_model
+
+        return read_keras_model(f)
+    from minicnn.io.keras_weights import read_keras_weights
+
+    return read_keras_weights(f, fmt)
+
+
+def detect_format(path) -> str:
+    """The format name of the file at ``path`` (see FORMATS), without loading the weights."""
+    with open_h5(path) as f:
+        try:
+            return detect(f)
+        except MinicnnError as exc:
+            raise MinicnnError(f"{path}: {exc}") from None
+
+
+def load(path, with_format: bool = False):
+    """Load a model file into a float32 Sequential on the CPU.
+
+    path: a minicnn file (``mc.save``), a Keras full-model ``.h5``, or Keras VGG16/VGG19 weights in
+    any of the layouts listed in this module's docstring; the format is detected from the contents.
+    Returns the network (``net.meta`` carries input_shape, preprocess, class_names, ...), or
+    ``(net, format_name)`` when ``with_format`` is true.
+    """
+    path = Path(path)
+    with open_h5(path) as f:
+        try:
+            fmt = detect(f)
+            net = _read(f, fmt)
+        except MinicnnError as exc:
+            raise MinicnnError(f"{path}: {exc}") from None
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            # h5py raises these when a dataset's bytes are missing (a truncated download)
+            raise MinicnnError(
+                f"{path}: cannot read the file, truncated or corrupt ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
+    return (net, fmt) if with_format else net
