@@ -337,3 +337,71 @@ def load_inputs(args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False
     x = mc.preprocess(images, convention).astype(net.dtype, copy=False)
     display = np.stack([to_rgb(im) for im in images])
     return Inputs(to_device(x, net.device), display, names, labels)
+
+
+# -- the usual start of a command --------------------------------------------------------------
+@dataclass
+class Context:
+    """What most commands start from: the network, the inputs, their scores and targets."""
+
+    net: object
+    inputs: Inputs
+    scores: np.ndarray
+    targets: list
+    out: Output
+
+    def label(self, i: int) -> str:
+        """Short caption for image i: its name and the target class."""
+        return f"{self.inputs.names[i]} -> {class_names(self.net)[self.targets[i]]}"
+
+
+def prepare(args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool = False) -> Context:
+    """Validate the output folder, load the network and the images, run one forward pass,
+    resolve --target and print the top-5 predictions. Nothing is written yet."""
+    from minicnn.backend import to_numpy
+
+    out = output(args, command)
+    net = load_network(args.weights, args.device)
+    target = parse_target(net, getattr(args, "target", "predicted"))
+    if getattr(args, "layer", None):
+        check_layer(net, args.layer)  # before any work: the error lists the valid names
+    inputs = load_inputs(args, net, count=count, keep_size=keep_size)
+    scores = to_numpy(net.forward(inputs.x))
+    if scores.ndim != 2:
+        raise MinicnnError(
+            f"{args.weights} does not end in class scores (output shape {scores.shape[1:]})"
+        )
+    print(f"minicnn {command}: {Path(args.weights).name}, {len(inputs.names)} image(s)")
+    print_top5(net, scores, inputs.names)
+    return Context(net, inputs, scores, resolve_targets(target, scores), out)
+
+
+def display_signal(net, signal) -> np.ndarray:
+    """An image-space signal (C, H, W) in the network's channel order -> RGB order for display."""
+    signal = np.asarray(signal)
+    if net.meta.get("preprocess") == "caffe" and signal.shape[0] == 3:
+        return signal[::-1]  # caffe input is BGR
+    return signal
+
+
+def feature_layer(net) -> str:
+    """Default layer for the feature tools: the last rectified convolutional feature map (the
+    last ReLU whose output is (C, H, W)), else the last Conv2D."""
+    shapes = net.shapes()
+    for layer, shape in zip(reversed(net.layers), reversed(shapes), strict=True):
+        if layer.kind == "ReLU" and len(shape) == 3:
+            return layer.name
+    return last_layer(net, ("Conv2D",))
+
+
+def parse_unit(text):
+    """'strongest' -> None; 'c' -> c; 'c,y,x' -> (c, y, x)."""
+    if text is None or str(text).strip().lower() in ("", "strongest", "none"):
+        return None
+    try:
+        parts = [int(p) for p in str(text).split(",")]
+    except ValueError:
+        raise MinicnnError(
+            f"--unit {text!r}: expected 'strongest', a channel index c, or c,y,x"
+        ) from None
+    return parts[0] if len(parts) == 1 else tuple(parts)

@@ -1,0 +1,45 @@
+"""``minicnn saliency``: image-specific class saliency (Simonyan et al. 2013, sec. 3)."""
+
+from __future__ import annotations
+
+from minicnn.cli import common
+
+HELP = "saliency maps: the pixels whose change moves the class score most (Simonyan et al. 2013)"
+EPILOG = """\
+The map is max over colour channels of |dS_c/dI|, one backward pass for the batch; written as a
+heat map and as an overlay on the input (Simonyan, Vedaldi & Zisserman 2013, sec. 3, fig. 2).
+
+examples:
+  minicnn saliency                                  # shipped digit model, shipped digits
+  minicnn saliency --image digit.png --target 7
+  minicnn saliency --weights vgg16_weights_tf_dim_ordering_tf_kernels.h5 \\
+                   --image photo.jpg --target predicted
+"""
+
+
+def add_arguments(parser) -> None:
+    common.add_common(parser)
+    parser.add_argument(
+        "--smoothgrad", type=int, default=0, metavar="N",
+        help="average over N noisy copies (SmoothGrad, Smilkov et al. 2017; default 0: off)",
+    )  # fmt: skip
+
+
+def run(args) -> int:
+    import minicnn as mc
+    from minicnn.backend import to_numpy
+    from minicnn.render import figures
+
+    ctx = common.prepare(args, "saliency")
+    if args.smoothgrad < 0:
+        raise common.MinicnnError(f"--smoothgrad must be >= 0, got {args.smoothgrad}")
+    sal = to_numpy(
+        mc.saliency(ctx.net, ctx.inputs.x, ctx.targets, samples=args.smoothgrad, seed=args.seed)
+    )
+    for i, name in enumerate(ctx.inputs.names):
+        ctx.out.png(
+            f"{name}_saliency.png",
+            figures.saliency_figure(ctx.inputs.display[i], sal[i], ctx.label(i)),
+        )
+        ctx.out.npy(f"{name}_saliency.npy", sal[i])
+    return 0
