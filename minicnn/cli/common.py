@@ -302,7 +302,6 @@ def load_inputs(args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False
     fully convolutional networks), and preprocessed with the convention in ``net.meta``.
     """
     import minicnn as mc
-    from minicnn.backend import to_device
     from minicnn.render.images import to_rgb
 
     shape = net.input_shape
@@ -336,7 +335,7 @@ def load_inputs(args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False
     convention = net.meta.get("preprocess") or "none"
     x = mc.preprocess(images, convention).astype(net.dtype, copy=False)
     display = np.stack([to_rgb(im) for im in images])
-    return Inputs(to_device(x, net.device), display, names, labels)
+    return Inputs(to_device_array(x, net.device), display, names, labels)
 
 
 # -- the usual start of a command --------------------------------------------------------------
@@ -405,3 +404,10 @@ def parse_unit(text):
             f"--unit {text!r}: expected 'strongest', a channel index c, or c,y,x"
         ) from None
     return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def to_device_array(x, device: str):
+    """Copy an array to the network's device (a no-op on the CPU)."""
+    from minicnn.backend import to_device as move
+
+    return move(x, device)

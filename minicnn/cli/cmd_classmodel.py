@@ -1,0 +1,77 @@
+"""``minicnn classmodel``: class model images by gradient ascent (Simonyan et al. 2013, sec. 2)."""
+
+from __future__ import annotations
+
+from minicnn.cli import common
+
+HELP = "class models: the image that maximises a class score (Simonyan et al. 2013, sec. 2)"
+EPILOG = """\
+Gradient ascent from the zero (mean) image on S_c(I) - lambda ||I||^2, the unnormalised score
+(Simonyan, Vedaldi & Zisserman 2013, sec. 2, fig. 1), one image per class in one batch, drawn as a
+labelled grid. --regularize adds the image priors of Yosinski et al. (2015): jitter, L2 decay,
+Gaussian blur every 4 steps and pixel clipping.
+
+examples:
+  minicnn classmodel                          # every class of the shipped digit model
+  minicnn classmodel --target 3 --steps 500
+  minicnn classmodel --target all --regularize
+"""
+
+
+def add_arguments(parser) -> None:
+    common.add_common(parser, image=False, target=False)
+    parser.add_argument(
+        "--target", default="all", metavar="CLASS",
+        help="'all' (default: every class, at most 16), a class index or a class name",
+    )  # fmt: skip
+    parser.add_argument("--steps", type=int, default=200, help="ascent steps (default 200)")
+    parser.add_argument("--lr", type=float, default=0.1, help="step size (default 0.1)")
+    parser.add_argument("--l2", type=float, default=0.01, help="lambda of ||I||^2 (default 0.01)")
+    parser.add_argument(
+        "--regularize", action="store_true", help="add Yosinski et al. (2015) image priors"
+    )
+
+
+def regularizers(net, enabled: bool):
+    """The Yosinski et al. (2015, sec. 3) priors, with clipping to the displayable pixel range."""
+    if not enabled:
+        return ()
+    from minicnn.tools.regularizers import Clip, GaussianBlur, Jitter, L2Decay
+
+    regs = [Jitter(2), L2Decay(0.01), GaussianBlur(0.5, every=4)]
+    if net.meta.get("preprocess") == "unit":
+        regs.append(Clip(0.0, 1.0))
+    return tuple(regs)
+
+
+def run(args) -> int:
+    import minicnn as mc
+
+    out = common.output(args, "classmodel")
+    net = common.load_network(args.weights, args.device)
+    names = common.class_names(net)
+    if str(args.target).lower() == "all":
+        classes = list(range(min(len(names), 16)))
+    else:
+        target = common.parse_target(net, args.target)
+        if target == "predicted":
+            raise common.MinicnnError("--target: expected 'all', a class index or a class name")
+        classes = [target]
+    print(f"minicnn classmodel: {args.weights.name}, classes {classes}, {args.steps} steps")
+    result = mc.class_model(
+        net, classes, steps=args.steps, lr=args.lr, l2=args.l2,
+        regularizers=regularizers(net, args.regularize), seed=args.seed,
+    )  # fmt: skip
+    from minicnn.backend import to_numpy
+    from minicnn.render import figures
+
+    scores = to_numpy(net.forward(result.image))
+    top = scores.argmax(axis=1)
+    labels = [f"{names[c]} (top-1: {names[t]})" for c, t in zip(classes, top, strict=True)]
+    for c, h, t in zip(classes, result.history, top, strict=True):
+        print(f"  class {names[c]}: objective {h[0]:.3g} -> {h[-1]:.3g}, recognised as {names[t]}")
+    ncols = min(len(classes), 5)
+    suffix = "_regularized" if args.regularize else ""
+    out.png(f"classmodels{suffix}.png", figures.tile_grid(result.display, labels, ncols=ncols))
+    out.npy(f"classmodels{suffix}.npy", result.image)
+    return 0
