@@ -20,9 +20,21 @@ COMMANDS = (
 )  # fmt: skip
 
 
+EPILOG = """\
+quick start:
+  minicnn demo          # every tool on the shipped digit models -> minicnn-out/demo/index.html
+  minicnn saliency --weights vgg16_weights_tf_dim_ordering_tf_kernels.h5 --image photo.jpg
+
+'minicnn COMMAND --help' explains each command with an example.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="minicnn", description="See what a VGG-style network has learned."
+        prog="minicnn",
+        description="See what a VGG-style network has learned.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
