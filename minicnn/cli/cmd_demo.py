@@ -1,0 +1,146 @@
+"""``minicnn demo``: every tool on the shipped models and samples, gathered in one index.html."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from pathlib import Path
+
+from minicnn.cli import common
+
+HELP = "run every tool on the shipped models and write an HTML report (the quick start)"
+EPILOG = """\
+Runs saliency, reconstructions, the equivalence table, occlusion, CAM, class models, activation
+maximisation, inversion, top-9 projections and localisation on the shipped digit models and sample
+inputs, with step counts chosen to finish in about a minute on two CPU cores, and writes
+<out>/index.html with every picture, the measured equivalence table and the papers behind them.
+
+examples:
+  minicnn demo                       # -> minicnn-out/demo/index.html
+  minicnn demo --out /tmp/report --device gpu
+"""
+
+# (command, extra arguments, title, what the pictures show, paper)
+STEPS = (
+    ("saliency", [], "Saliency maps",
+     "For each held-out digit: the input, max over channels of |dS_c/dI| for the predicted class "
+     "(bright = pixels whose change moves the class score most), and the map laid over the digit.",
+     "Simonyan, Vedaldi & Zisserman 2013, Deep Inside Convolutional Networks, sec. 3, fig. 2."),
+    ("reconstruct", [], "Reconstructions in three modes",
+     "The strongest activation of the last convolutional block sent back to pixels by the "
+     "DeconvNet rule, the gradient and guided backpropagation, zero-centred (grey = 0); the modes "
+     "differ only at the ReLUs.",
+     "Zeiler & Fergus 2013, sec. 2; Simonyan et al. 2013, sec. 5; Springenberg et al. 2015."),
+    ("equivalence", [], "The DeconvNet / gradient equivalence, measured",
+     "Per layer of the shipped network: the DeconvNet rule and the gradient rule applied to the "
+     "same incoming signal. Convolutions and max-pooling with switches agree to float precision; "
+     "ReLU layers differ, by the amounts measured here on real digits.",
+     "Simonyan et al. 2013, sec. 5 (the table of forward pass, DeconvNet and gradient)."),
+    ("occlusion", ["--size", "8", "--stride", "4"], "Occlusion sensitivity",
+     "A grey square slides over the digit; per position, the probability of the true class and "
+     "the most probable class. The probability falls where the square hides the digit's strokes.",
+     "Zeiler & Fergus 2013, sec. 4.2, fig. 7."),
+    ("cam", [], "Class activation maps",
+     "CAM of the all-convolutional digit model with global average pooling (the dense weights of "
+     "the class applied to the last feature maps), and Grad-CAM of the VGG-style model.",
+     "Zhou et al. 2016, Learning Deep Features for Discriminative Localization; "
+     "Selvaraju et al. 2017, Grad-CAM."),
+    ("classmodel", ["--steps", "60"], "Class models",
+     "For each digit class, the image found by gradient ascent on the unnormalised class score "
+     "with an L2 penalty, starting from the zero image; the label gives the class the network "
+     "itself assigns to the image.",
+     "Simonyan et al. 2013, sec. 2, fig. 1."),
+    ("maximize", ["--steps", "40"], "Activation maximisation",
+     "Inputs of fixed norm that maximise single feature maps of a hidden layer, from random "
+     "starts.",
+     "Erhan, Bengio, Courville & Vincent 2009, Visualizing Higher-Layer Features, sec. 3."),
+    ("invert", ["--steps", "60"], "Feature inversion",
+     "Images reconstructed only from a layer's representation of a held-out digit, by minimising "
+     "the relative feature error with total-variation and alpha-norm priors.",
+     "Mahendran & Vedaldi 2015, Understanding Deep Image Representations by Inverting Them."),
+    ("topk", ["--count", "100"], "Top-9 projections",
+     "For a few feature maps: the nine strongest activations over held-out digits, each projected "
+     "back to pixels by the DeconvNet (left) beside the input patch under its receptive field "
+     "(right).",
+     "Zeiler & Fergus 2013, sec. 2.1, fig. 2."),
+    ("localize", [], "Weakly supervised localisation",
+     "Digits in clutter: saliency of the GAP model, foreground and background seeds from its "
+     "quantiles, a graph cut, and the box of the largest component (green; truth in blue).",
+     "Simonyan et al. 2013, sec. 3.1, fig. 3; graph cut by PyMaxflow (Boykov & Kolmogorov 2004)."),
+)  # fmt: skip
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="default: cpu")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help="output folder (default: ./minicnn-out/demo)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def available(command: str, parser) -> bool:
+    """True when the subcommand exists (the parser only knows the commands already written)."""
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return command in sub.choices
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from minicnn.cli.main import build_parser
+    from minicnn.render.html import Section, write_index
+
+    out = common.output(args, "demo")
+    parser = build_parser()
+    sections, failed, log = [], [], []
+    start = time.perf_counter()
+    bar = tqdm(STEPS, desc="minicnn demo", unit="tool")
+    for command, extra, title, text, paper in bar:
+        bar.set_postfix_str(command)
+        folder = out.folder / command
+        shown = f"minicnn {command} {' '.join(extra)}".strip()
+        section = Section(title, shown, text, paper)
+        sections.append(section)
+        if not available(command, parser):
+            section.note = "not available in this version"
+            continue
+        argv = [command, *extra, "--out", str(folder), "--device", args.device]
+        argv += ["--seed", str(args.seed)]
+        sub_args = parser.parse_args(argv)
+        buffer = io.StringIO()
+        t0 = time.perf_counter()
+        try:
+            with contextlib.redirect_stdout(buffer):
+                code = int(sub_args.run(sub_args) or 0)
+        except common.MinicnnError as exc:
+            code, buffer = 2, io.StringIO(buffer.getvalue() + f"error: {exc}\n")
+        seconds = time.perf_counter() - t0
+        log.append(f"$ minicnn {' '.join(argv)}\n{buffer.getvalue()}({seconds:.1f} s)\n")
+        if code != 0:
+            failed.append(command)
+            section.note = f"failed: {buffer.getvalue().strip().splitlines()[-1]}"
+            continue
+        section.images = sorted(p.relative_to(out.folder) for p in folder.glob("*.png"))
+        table = folder / "equivalence.txt"
+        if table.is_file():
+            section.table = table.read_text(encoding="utf-8")
+    total = time.perf_counter() - start
+    out.folder.mkdir(parents=True, exist_ok=True)
+    log_path = out.folder / "log.txt"
+    from minicnn.io.atomic import atomic_path
+
+    with atomic_path(log_path) as tmp:
+        tmp.write_text("\n".join(log), encoding="utf-8")
+    intro = (
+        f"Every minicnn tool on the shipped digit models, made by 'minicnn demo' in {total:.0f} s "
+        f"on {args.device}. Each section names the command that reproduces it (see log.txt for "
+        "the printed output, including top-5 predictions)."
+    )
+    index = write_index(out.folder, "minicnn demo", intro, sections)
+    for command in failed:
+        print(f"minicnn demo: {command} failed (see {log_path})")
+    print(f"minicnn demo: {len(STEPS) - len(failed)} tools in {total:.1f} s")
+    print(f"minicnn demo: open {index.resolve()}")
+    return 1 if failed else 0
