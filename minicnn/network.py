@@ -67,9 +67,7 @@ class Sequential:
         try:
             return self._index[name]
         except (KeyError, TypeError):
-            raise MinicnnError(
-                f"unknown layer {name!r}; layers are: {', '.join(self.names)}"
-            ) from None
+            raise MinicnnError(f"unknown layer {name!r}; layers are: {', '.join(self.names)}") from None
 
     def __getitem__(self, key):
         return self.layers[key] if isinstance(key, int) else self.layers[self.index(key)]

@@ -7,7 +7,6 @@ layer by layer; Flatten uses NCHW order in both frameworks, so dense weights cop
 from __future__ import annotations
 
 import numpy as np
-
 from support import oracle
 
 
@@ -15,9 +14,10 @@ def to_torch(net, dtype=None):
     """A torch.nn.Sequential equal to ``net`` (inference mode), in ``dtype`` (default: net's dtype)."""
     torch = oracle("torch")
     nn = torch.nn
-    dtype = dtype or {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[
-        np.dtype(net.dtype)
-    ]
+    dtype = (
+        dtype
+        or {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(net.dtype)]
+    )
     modules = []
     for layer in net.layers:
         kind = layer.kind

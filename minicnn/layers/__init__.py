@@ -16,8 +16,7 @@ from minicnn.layers.softmax import Softmax
 
 #: kind name (as stored in files) -> layer class
 LAYER_KINDS = {
-    cls.kind: cls
-    for cls in (Conv2D, ReLU, MaxPool2D, Dense, Flatten, Dropout, GlobalAvgPool2D, Softmax)
+    cls.kind: cls for cls in (Conv2D, ReLU, MaxPool2D, Dense, Flatten, Dropout, GlobalAvgPool2D, Softmax)
 }
 
 __all__ = [

@@ -135,9 +135,7 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         hp, wp = h + 2 * self.padding, w + 2 * self.padding
         if hp < kh or wp < kw:
-            raise self.error(
-                f"input {h}x{w} (padded {hp}x{wp}) is smaller than the {kh}x{kw} kernel"
-            )
+            raise self.error(f"input {h}x{w} (padded {hp}x{wp}) is smaller than the {kh}x{kw} kernel")
         return (
             self.out_channels,
             (hp - kh) // self.stride + 1,
