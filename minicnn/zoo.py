@@ -15,13 +15,9 @@ _BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 _WIDTHS = (64, 128, 256, 512, 512)
 
 
-def vgg(name: str, seed=None, include_top=True, num_classes=1000, input_size=224):
-    """Build VGG ``name`` ("vgg16" or "vgg19") with seeded He initialisation.
-
-    Input (N, 3, input_size, input_size), caffe preprocessing (BGR, mean-subtracted) as Keras's
-    weights expect. With ``include_top`` the output is (N, num_classes) scores before softmax, and
-    input_size must be 224; without it the output is the block5 feature map (N, 512, H/32, W/32).
-    """
+def vgg_layers(name: str, include_top=True, num_classes=1000, input_size=224):
+    """(layers, meta) of VGG ``name`` without parameters, for loaders that set them directly
+    (initialising 138M parameters only to overwrite them takes seconds)."""
     layers, channels = [], 3
     for block, (convs, width) in enumerate(zip(_BLOCKS[name], _WIDTHS), start=1):
         for i in range(1, convs + 1):
@@ -43,6 +39,17 @@ def vgg(name: str, seed=None, include_top=True, num_classes=1000, input_size=224
         "input_shape": [3, input_size, input_size],
         "preprocess": "caffe",
     }
+    return layers, meta
+
+
+def vgg(name: str, seed=None, include_top=True, num_classes=1000, input_size=224):
+    """Build VGG ``name`` ("vgg16" or "vgg19") with seeded He initialisation.
+
+    Input (N, 3, input_size, input_size), caffe preprocessing (BGR, mean-subtracted) as Keras's
+    weights expect. With ``include_top`` the output is (N, num_classes) scores before softmax, and
+    input_size must be 224; without it the output is the block5 feature map (N, 512, H/32, W/32).
+    """
+    layers, meta = vgg_layers(name, include_top, num_classes, input_size)
     return Sequential(layers, seed=seed, meta=meta)
 
 
