@@ -360,6 +360,8 @@ def prepare(args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool = 
     from minicnn.backend import to_numpy
 
     out = output(args, command)
+    if getattr(args, "image", None) is not None:
+        image_files(args.image)  # a missing image fails before a large model is read
     net = load_network(args.weights, args.device)
     target = parse_target(net, getattr(args, "target", "predicted"))
     if getattr(args, "layer", None):

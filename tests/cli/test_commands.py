@@ -1,0 +1,85 @@
+"""Every subcommand as a subprocess on the shipped models: exit 0, the expected files, PNGs that
+decode with the size the figure layout implies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ok, panels_width, png_size
+
+from minicnn.cli.main import COMMANDS
+
+DIGIT = 224  # 28x28 digits are upscaled 8x
+N = 4  # shipped digits used by default, one per class: 0, 1, 2, 3
+
+
+def sample_names():
+    """The names the CLI gives the default samples: the first held-out digit of each class."""
+    from minicnn import paths
+
+    with np.load(paths.WEIGHTS_DIR / "mnist_heldout.npz") as d:
+        labels = d["labels"]
+    return [f"heldout{int(np.flatnonzero(labels == c)[0])}_label{c}" for c in range(N)]
+
+
+def test_top_level_help_lists_every_command():
+    r = ok("--help")
+    for name in COMMANDS:
+        assert name in r.stdout, f"{name} missing from minicnn --help"
+    assert "minicnn demo" in r.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command):
+    r = ok(command, "--help")
+    assert "example" in r.stdout.lower() and f"minicnn {command}" in r.stdout
+
+
+def test_saliency(shipped, tmp_path):
+    r = ok("saliency", "--out", tmp_path, "--save-arrays")
+    names = sample_names()
+    assert r.stdout.count("top-5") == N
+    for name in names:
+        h, w = png_size(tmp_path / f"{name}_saliency.png")
+        assert w == panels_width(3, DIGIT) and h > DIGIT
+        sal = np.load(tmp_path / f"{name}_saliency.npy")
+        assert sal.shape == (28, 28) and sal.min() >= 0 and sal.max() > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{n}_saliency.png" for n in names] + [f"{n}_saliency.npy" for n in names]
+    )
+
+
+def test_saliency_arrays_equal_the_tool(shipped, tmp_path):
+    """The .npy the CLI writes is the tool's output for the predicted class (no silent change)."""
+    import minicnn as mc
+
+    ok("saliency", "--out", tmp_path, "--save-arrays", "--target", "3")
+    net = mc.load(shipped.DEFAULT_MODEL)
+    with np.load(shipped.WEIGHTS_DIR / "mnist_heldout.npz") as d:
+        images, labels = d["images"], d["labels"]
+    first = int(np.flatnonzero(labels == 0)[0])
+    x = mc.preprocess(images[first][:, :, None], net.meta["preprocess"])
+    expected = mc.saliency(net, x, 3)[0]
+    np.testing.assert_allclose(np.load(tmp_path / f"heldout{first}_label0_saliency.npy"), expected)
+
+
+def test_reconstruct(shipped, tmp_path):
+    r = ok("reconstruct", "--out", tmp_path, "--save-arrays")
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert len(pngs) == N and "layer" in r.stdout
+    for p in pngs:
+        h, w = png_size(p)
+        assert w == panels_width(4, DIGIT) and h > DIGIT  # input + three modes
+    assert len(list(tmp_path.glob("*_deconvnet.npy"))) == N
+
+
+def test_classmodel(shipped, tmp_path):
+    r = ok("classmodel", "--out", tmp_path, "--steps", "5", "--target", "7")
+    assert "recognised as" in r.stdout
+    h, w = png_size(tmp_path / "classmodels.png")
+    assert h > 112 and w >= 112
+
+
+def test_bench(shipped):
+    r = ok("bench", "--batch", "2", "--repeats", "1")
+    assert "forward" in r.stdout and "saliency" in r.stdout and "median" in r.stdout
