@@ -33,10 +33,10 @@ def run(args) -> int:
     from minicnn.backend import to_numpy
     from minicnn.render import figures
 
+    unit = common.parse_unit(args.unit)
     ctx = common.prepare(args, "reconstruct")
     net = ctx.net
     layer = common.check_layer(net, args.layer or common.feature_layer(net))
-    unit = common.parse_unit(args.unit)
     signals = {m: to_numpy(mc.reconstruct(net, ctx.inputs.x, layer, unit, mode=m)) for m in MODES}
     print(f"  layer {layer}, unit {args.unit}")
     for i, name in enumerate(ctx.inputs.names):

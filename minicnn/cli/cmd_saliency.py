@@ -30,9 +30,9 @@ def run(args) -> int:
     from minicnn.backend import to_numpy
     from minicnn.render import figures
 
-    ctx = common.prepare(args, "saliency")
     if args.smoothgrad < 0:
         raise common.MinicnnError(f"--smoothgrad must be >= 0, got {args.smoothgrad}")
+    ctx = common.prepare(args, "saliency")
     sal = to_numpy(
         mc.saliency(ctx.net, ctx.inputs.x, ctx.targets, samples=args.smoothgrad, seed=args.seed)
     )

@@ -1,0 +1,88 @@
+"""Bad input at the command line: one line on stderr naming what was expected, exit code 2, no
+traceback, and nothing written to the output folder."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import minicnn
+
+
+def fails(*args, match: str, out=None):
+    r = minicnn(*args)
+    assert r.code == 2, f"exit {r.code}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{r.stderr}"
+    assert "Traceback" not in r.stderr and lines[0].startswith("minicnn ")
+    assert match in lines[0], lines[0]
+    if out is not None:
+        assert not out.exists(), f"{out} was created by a failed run"
+    return lines[0]
+
+
+@pytest.fixture
+def out(tmp_path):
+    return tmp_path / "out"
+
+
+def test_missing_image(shipped, out, tmp_path):
+    fails("saliency", "--image", tmp_path / "nope.png", "--out", out, match="not found", out=out)
+
+
+def test_file_that_is_not_an_image(shipped, out, tmp_path):
+    fake = tmp_path / "fake.png"
+    fake.write_text("this is not a picture")
+    fails("saliency", "--image", fake, "--out", out, match="not a readable image", out=out)
+
+
+def test_empty_folder(shipped, out, tmp_path):
+    (tmp_path / "empty").mkdir()
+    fails("saliency", "--image", tmp_path / "empty", "--out", out, match="has no images", out=out)
+
+
+def test_unknown_target_lists_the_valid_ones(shipped, out):
+    line = fails("saliency", "--target", "giraffe", "--out", out, match="unknown target", out=out)
+    assert "predicted" in line and "0..9" in line
+
+
+def test_target_out_of_range(shipped, out):
+    fails("saliency", "--target", "10", "--out", out, match="out of range", out=out)
+
+
+def test_unknown_layer_lists_the_valid_ones(shipped, out):
+    import minicnn as mc
+
+    net = mc.load(shipped.DEFAULT_MODEL)
+    line = fails("reconstruct", "--layer", "nope", "--out", out, match="unknown layer", out=out)
+    assert all(name in line for name in net.names)
+
+
+@pytest.mark.parametrize("content", [b"not hdf5 at all", b"\x89HDF\r\n\x1a\n" + b"\0" * 64])
+def test_weights_that_fail_to_load(content, out, tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(content)
+    fails("saliency", "--weights", bad, "--out", out, match="bad.h5", out=out)
+
+
+def test_missing_weights(out, tmp_path):
+    fails("saliency", "--weights", tmp_path / "none.h5", "--out", out, match="not found", out=out)
+
+
+def test_output_folder_that_cannot_be_written(shipped, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    fails("saliency", "--out", blocker, match="not a folder")
+    fails("saliency", "--out", blocker / "sub", match="cannot be written")
+    assert blocker.read_text() == "a file where a folder should be"
+
+
+def test_gpu_without_cuda_is_one_line(shipped, out):
+    from minicnn.backend import gpu_available
+
+    if gpu_available():
+        pytest.skip("this machine has a GPU")
+    fails("saliency", "--device", "gpu", "--out", out, match="--device gpu", out=out)
+
+
+def test_bad_option_values(shipped, out):
+    fails("reconstruct", "--unit", "x,y", "--out", out, match="--unit", out=out)
+    fails("saliency", "--smoothgrad", "-1", "--out", out, match="--smoothgrad", out=out)
