@@ -27,9 +27,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--steps", type=int, default=200, help="ascent steps (default 200)")
     parser.add_argument("--lr", type=float, default=0.1, help="step size (default 0.1)")
     parser.add_argument("--l2", type=float, default=0.01, help="lambda of ||I||^2 (default 0.01)")
-    parser.add_argument(
-        "--regularize", action="store_true", help="add Yosinski et al. (2015) image priors"
-    )
+    parser.add_argument("--regularize", action="store_true", help="add Yosinski et al. (2015) image priors")
 
 
 def regularizers(net, enabled: bool):

@@ -33,9 +33,7 @@ def run(args) -> int:
     if args.smoothgrad < 0:
         raise common.MinicnnError(f"--smoothgrad must be >= 0, got {args.smoothgrad}")
     ctx = common.prepare(args, "saliency")
-    sal = to_numpy(
-        mc.saliency(ctx.net, ctx.inputs.x, ctx.targets, samples=args.smoothgrad, seed=args.seed)
-    )
+    sal = to_numpy(mc.saliency(ctx.net, ctx.inputs.x, ctx.targets, samples=args.smoothgrad, seed=args.seed))
     for i, name in enumerate(ctx.inputs.names):
         ctx.out.png(
             f"{name}_saliency.png",

@@ -60,9 +60,7 @@ def add_common(
         help="output folder (default: ./minicnn-out/<command>)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument(
-        "--save-arrays", action="store_true", help="also write the raw arrays as .npy"
-    )
+    parser.add_argument("--save-arrays", action="store_true", help="also write the raw arrays as .npy")
 
 
 # -- network -----------------------------------------------------------------------------------
@@ -146,14 +144,11 @@ def parse_target(net, text) -> int | str:
     key = text.lower().replace("_", " ")
     matches = [i for i, n in enumerate(names) if n.lower().replace("_", " ") == key]
     if not matches:  # ImageNet names are lists like "tabby, tabby cat": match any alternative
-        matches = [
-            i for i, n in enumerate(names) if key in (p.strip().lower() for p in n.split(","))
-        ]
+        matches = [i for i, n in enumerate(names) if key in (p.strip().lower() for p in n.split(","))]
     if not matches:
         shown = ", ".join(names[:20]) + (f", ... ({len(names)} classes)" if len(names) > 20 else "")
         raise MinicnnError(
-            f"unknown target {text!r}: expected 'predicted', an index 0..{k - 1} or a class name "
-            f"({shown})"
+            f"unknown target {text!r}: expected 'predicted', an index 0..{k - 1} or a class name ({shown})"
         )
     return matches[0]
 
@@ -261,8 +256,7 @@ def image_files(path: Path) -> list[Path]:
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise MinicnnError(
-                f"folder {path} has no images "
-                f"(expected files ending in {', '.join(IMAGE_SUFFIXES)})"
+                f"folder {path} has no images (expected files ending in {', '.join(IMAGE_SUFFIXES)})"
             )
         return files
     if not path.exists():
@@ -312,8 +306,7 @@ def load_inputs(args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False
         images, labels, names = shipped_samples(count)
         if images.shape[-1] != channels:
             raise MinicnnError(
-                f"the shipped digits have 1 channel but {args.weights} expects {channels}: "
-                "pass --image FILE"
+                f"the shipped digits have 1 channel but {args.weights} expects {channels}: pass --image FILE"
             )
     else:
         files = image_files(args.image)
@@ -369,9 +362,7 @@ def prepare(args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool = 
     inputs = load_inputs(args, net, count=count, keep_size=keep_size)
     scores = to_numpy(net.forward(inputs.x))
     if scores.ndim != 2:
-        raise MinicnnError(
-            f"{args.weights} does not end in class scores (output shape {scores.shape[1:]})"
-        )
+        raise MinicnnError(f"{args.weights} does not end in class scores (output shape {scores.shape[1:]})")
     print(f"minicnn {command}: {Path(args.weights).name}, {len(inputs.names)} image(s)")
     print_top5(net, scores, inputs.names)
     return Context(net, inputs, scores, resolve_targets(target, scores), out)
@@ -402,9 +393,7 @@ def parse_unit(text):
     try:
         parts = [int(p) for p in str(text).split(",")]
     except ValueError:
-        raise MinicnnError(
-            f"--unit {text!r}: expected 'strongest', a channel index c, or c,y,x"
-        ) from None
+        raise MinicnnError(f"--unit {text!r}: expected 'strongest', a channel index c, or c,y,x") from None
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 

@@ -32,11 +32,7 @@ def draw_boxes(image, boxes, colors=None, scale: int = 1, width: int = 2) -> np.
         raise MinicnnError(f"expected {len(boxes)} colours, one per box, got {len(colors)}")
     for box, color in zip(boxes, colors, strict=True):
         if len(box) != 4 or box[2] < box[0] or box[3] < box[1]:
-            raise MinicnnError(
-                f"expected a box (x0, y0, x1, y1) with x0 <= x1, y0 <= y1, got {box}"
-            )
+            raise MinicnnError(f"expected a box (x0, y0, x1, y1) with x0 <= x1, y0 <= y1, got {box}")
         x0, y0, x1, y1 = (int(round(v * scale)) for v in box)
-        draw.rectangle(
-            (x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=tuple(color), width=width
-        )
+        draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=tuple(color), width=width)
     return np.asarray(rgb)

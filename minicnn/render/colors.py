@@ -23,9 +23,7 @@ def _lut(name: str) -> np.ndarray:
     try:
         table = cmap.Colormap(name).lut(256)[:, :3]
     except Exception as exc:  # cmap raises ValueError/KeyError for unknown names
-        raise MinicnnError(
-            f"unknown colormap {name!r}: expected a name from the cmap package"
-        ) from exc
+        raise MinicnnError(f"unknown colormap {name!r}: expected a name from the cmap package") from exc
     return np.clip(np.round(table * 255), 0, 255).astype(np.uint8)
 
 

@@ -36,12 +36,19 @@ def saliency_figure(image, saliency, title: str = "") -> np.ndarray:
     return hstack(panels, [title or "input", "saliency |dS/dI|", "overlay"])
 
 
-def map_figure(image, values, label: str, title: str = "") -> np.ndarray:
-    """Input | coarse map (upsampled bilinearly) | overlay: CAM and Grad-CAM (Zhou et al. 2016)."""
+def map_figure(image, maps: dict, title: str = "") -> np.ndarray:
+    """Input, then for each coarse map (upsampled bilinearly) its heat map and overlay.
+
+    maps: label -> (h, w) float map, e.g. {"CAM": ..., "Grad-CAM": ...} (Zhou et al. 2016, fig. 1;
+    Selvaraju et al. 2017, fig. 1).
+    """
     f = _factor(image.shape)
-    v = resize_map(values, image.shape[:2])
-    panels = [_big(image, f), upscale(heatmap(v), f), upscale(overlay(image, v), f)]
-    return hstack(panels, [title or "input", label, "overlay"])
+    panels, labels = [_big(image, f)], [title or "input"]
+    for label, values in maps.items():
+        v = resize_map(values, image.shape[:2])
+        panels += [upscale(heatmap(v), f), upscale(overlay(image, v), f)]
+        labels += [label, f"{label} overlay"]
+    return hstack(panels, labels)
 
 
 def reconstruction_figure(image, signals: dict, title: str = "") -> np.ndarray:

@@ -30,9 +30,7 @@ def _font(size: int):
 def _text_size(text: str, size: int) -> tuple[int, int]:
     from PIL import Image, ImageDraw
 
-    left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox(
-        (0, 0), text, font=_font(size)
-    )
+    left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=_font(size))
     return right - left, bottom - top
 
 
@@ -72,9 +70,7 @@ def grid(tiles, labels=None, ncols: int | None = None, pad: int = 4, size: int =
     nrows = -(-n // ncols)
     ch = max(t.shape[0] for t in tiles)
     cw = max(t.shape[1] for t in tiles)
-    out = np.full(
-        (nrows * ch + (nrows + 1) * pad, ncols * cw + (ncols + 1) * pad, 3), WHITE, np.uint8
-    )
+    out = np.full((nrows * ch + (nrows + 1) * pad, ncols * cw + (ncols + 1) * pad, 3), WHITE, np.uint8)
     for i, t in enumerate(tiles):
         r, c = divmod(i, ncols)
         y, x = pad + r * (ch + pad), pad + c * (cw + pad)

@@ -36,9 +36,7 @@ def write_keras2_vgg16(net, path) -> None:
             if layer.kind == "Conv2D":
                 kernel = w.transpose(2, 3, 1, 0)  # OIHW -> HWIO
             elif layer.name == "fc1":  # columns (C, H, W) -> rows (H, W, C)
-                kernel = (
-                    w.reshape(w.shape[0], 512, 7, 7).transpose(0, 2, 3, 1).reshape(w.shape[0], -1).T
-                )
+                kernel = w.reshape(w.shape[0], 512, 7, 7).transpose(0, 2, 3, 1).reshape(w.shape[0], -1).T
             else:
                 kernel = w.T
             names = [f"{layer.name}_W_1:0", f"{layer.name}_b_1:0"]

@@ -54,9 +54,7 @@ def test_diverging_zero_is_the_middle_colour():
     out = diverging(v)
     mid = heatmap(np.array([[0.0, 0.5, 1.0]]), "colorbrewer:RdBu_r")[0, 1]
     np.testing.assert_array_equal(out[0, 1], mid)
-    np.testing.assert_array_equal(
-        out[0, 0], heatmap(np.array([[0.0, 1.0]]), "colorbrewer:RdBu_r")[0, 0]
-    )
+    np.testing.assert_array_equal(out[0, 0], heatmap(np.array([[0.0, 1.0]]), "colorbrewer:RdBu_r")[0, 0])
 
 
 def test_to_rgb_layouts_agree():

@@ -1,0 +1,50 @@
+"""``minicnn cam``: class activation maps (Zhou et al. 2016) and Grad-CAM (Selvaraju et al. 2017)."""
+
+from __future__ import annotations
+
+from minicnn.cli import common
+
+HELP = "class activation maps: CAM for GAP networks, Grad-CAM for any conv layer"
+EPILOG = """\
+CAM (Zhou et al. 2016, sec. 2) weights the last feature maps of a network that ends in global
+average pooling and one dense layer by the dense weights of the class. Grad-CAM (Selvaraju et al.
+2017, sec. 3) weights the feature maps of any conv layer by the spatial mean of the class score's
+gradient and keeps the positive part. Both are upsampled to the input and drawn over it.
+
+examples:
+  minicnn cam                                   # shipped GAP digit model: CAM and Grad-CAM
+  minicnn cam --weights weights/mnist_vgg.h5    # a VGG-style model: Grad-CAM only
+  minicnn cam --weights vgg16_weights_tf_dim_ordering_tf_kernels.h5 --image photo.jpg \\
+              --layer block5_conv3_relu
+"""
+
+
+def add_arguments(parser) -> None:
+    common.add_common(parser, weights="gap", layer="")
+
+
+def has_cam(net) -> bool:
+    """True when the network ends in GlobalAvgPool2D then Dense (an optional Softmax after)."""
+    kinds = [layer.kind for layer in net.layers if layer.kind != "Softmax"]
+    return kinds[-2:] == ["GlobalAvgPool2D", "Dense"]
+
+
+def run(args) -> int:
+    import minicnn as mc
+    from minicnn.backend import to_numpy
+    from minicnn.render import figures
+
+    ctx = common.prepare(args, "cam")
+    net = ctx.net
+    layer = common.check_layer(net, args.layer or common.feature_layer(net))
+    maps = {}
+    if has_cam(net):
+        maps["CAM"] = to_numpy(mc.cam(net, ctx.inputs.x, ctx.targets))
+    maps["Grad-CAM"] = to_numpy(mc.grad_cam(net, ctx.inputs.x, ctx.targets, layer))
+    print(f"  {' and '.join(maps)} at layer {layer}")
+    for i, name in enumerate(ctx.inputs.names):
+        picture = figures.map_figure(ctx.inputs.display[i], {k: v[i] for k, v in maps.items()}, ctx.label(i))
+        ctx.out.png(f"{name}_cam.png", picture)
+        for key, values in maps.items():
+            ctx.out.npy(f"{name}_{key.lower().replace('-', '')}.npy", values[i])
+    return 0
