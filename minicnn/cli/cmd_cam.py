@@ -23,25 +23,22 @@ def add_arguments(parser) -> None:
     common.add_common(parser, weights="gap", layer="")
 
 
-def has_cam(net) -> bool:
-    """True when the network ends in GlobalAvgPool2D then Dense (an optional Softmax after)."""
-    kinds = [layer.kind for layer in net.layers if layer.kind != "Softmax"]
-    return kinds[-2:] == ["GlobalAvgPool2D", "Dense"]
-
-
 def run(args) -> int:
     import minicnn as mc
     from minicnn.backend import to_numpy
     from minicnn.render import figures
+    from minicnn.tools.cam import gradcam_layer
 
     ctx = common.prepare(args, "cam")
     net = ctx.net
-    layer = common.check_layer(net, args.layer or common.feature_layer(net))
+    layer = gradcam_layer(net, args.layer, tuple(ctx.inputs.x.shape[1:]))
     maps = {}
-    if has_cam(net):
+    try:
         maps["CAM"] = to_numpy(mc.cam(net, ctx.inputs.x, ctx.targets))
+    except common.MinicnnError as exc:  # not a GAP network: Grad-CAM only
+        print(f"  no CAM: {str(exc).split(';')[0]}; Grad-CAM only")
     maps["Grad-CAM"] = to_numpy(mc.grad_cam(net, ctx.inputs.x, ctx.targets, layer))
-    print(f"  {' and '.join(maps)} at layer {layer}")
+    print(f"  {' and '.join(maps)}; Grad-CAM at layer {layer}")
     for i, name in enumerate(ctx.inputs.names):
         picture = figures.map_figure(ctx.inputs.display[i], {k: v[i] for k, v in maps.items()}, ctx.label(i))
         ctx.out.png(f"{name}_cam.png", picture)
