@@ -83,3 +83,28 @@ def test_classmodel(shipped, tmp_path):
 def test_bench(shipped):
     r = ok("bench", "--batch", "2", "--repeats", "1")
     assert "forward" in r.stdout and "saliency" in r.stdout and "median" in r.stdout
+
+
+def test_cam_on_the_gap_model(shipped, tmp_path):
+    r = ok("cam", "--out", tmp_path, "--save-arrays")
+    assert "CAM and Grad-CAM" in r.stdout
+    for name in sample_names():
+        h, w = png_size(tmp_path / f"{name}_cam.png")
+        assert w == panels_width(5, DIGIT) and h > DIGIT  # input, CAM x2, Grad-CAM x2
+        assert np.load(tmp_path / f"{name}_cam.npy").shape == (28, 28)
+
+
+def test_gradcam_on_the_vgg_model_with_a_folder_of_pngs(shipped, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    with np.load(shipped.WEIGHTS_DIR / "mnist_heldout.npz") as d:
+        for i in range(2):
+            Image.fromarray(d["images"][i]).save(folder / f"digit{i}.png")
+    (folder / "notes.txt").write_text("not an image: ignored by suffix")
+    out = tmp_path / "out"
+    r = ok("cam", "--weights", shipped.DEFAULT_MODEL, "--image", folder, "--out", out)
+    assert "Grad-CAM only" in r.stdout and r.stdout.count("top-5") == 2
+    assert sorted(p.name for p in out.iterdir()) == ["digit0_cam.png", "digit1_cam.png"]
+    assert png_size(out / "digit0_cam.png")[1] == panels_width(3, DIGIT)
