@@ -1,0 +1,141 @@
+"""Class activation maps: CAM (Zhou et al. 2016) and Grad-CAM (Selvaraju et al. 2017).
+
+CAM (Zhou et al. 2016, sec. 2): in a network ending in conv -> ReLU -> global average pooling ->
+dense, the class score is S_c = sum_k w_ck mean_(x,y) f_k(x, y) + b_c, so the map
+M_c(x, y) = sum_k w_ck f_k(x, y) shows where the score comes from: mean(M_c) + b_c = S_c.
+
+Grad-CAM (Selvaraju et al. 2017, sec. 3) works for any convolutional layer of any network: the
+weight of map k is the spatial mean of the gradient, alpha_k = mean_(x,y) dS_c/dA_k(x, y), and the
+map is ReLU(sum_k alpha_k A_k). For a GAP network at the GAP input it is ReLU(M_c) / (h*w).
+
+Both maps are bilinearly upsampled to the input size (pixel centres aligned, as PyTorch's
+``interpolate(..., mode="bilinear", align_corners=False)``), or returned at the layer's resolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.backend import get_xp
+from minicnn.errors import MinicnnError
+from minicnn.tools.targets import as_batch, backward_to, one_hot, resolve_targets
+
+_TAIL = ("Dropout", "Softmax")  # layers allowed after the final dense one in a CAM network
+
+
+def _interp_matrix(n_out: int, n_in: int, xp, dtype):
+    """(n_out, n_in) linear-interpolation weights with half-pixel centres (align_corners=False)."""
+    src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    src = np.clip(src, 0, None)  # outputs left of the first input centre copy it
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = src - i0
+    m = np.zeros((n_out, n_in))
+    np.add.at(m, (np.arange(n_out), i0), 1 - lam)
+    np.add.at(m, (np.arange(n_out), i1), lam)
+    return xp.asarray(m.astype(dtype))
+
+
+def upsample_bilinear(maps, size):
+    """Bilinear resize of maps (N, h, w) to (N, H, W) = (N, *size); same dtype, same device.
+
+    Separable: R_H @ map @ R_W.T with the interpolation matrices above, one batched matmul each.
+    """
+    xp = get_xp(maps)
+    rh = _interp_matrix(size[0], maps.shape[1], xp, maps.dtype)
+    rw = _interp_matrix(size[1], maps.shape[2], xp, maps.dtype)
+    return rh @ maps @ rw.T
+
+
+def _cam_head(net):
+    """(index of the GlobalAvgPool2D layer, the Dense layer after it) or a MinicnnError."""
+    kinds = [layer.kind for layer in net.layers]
+    end = len(kinds)
+    while end > 0 and kinds[end - 1] in _TAIL:
+        end -= 1
+    ok = end >= 2 and kinds[end - 1] == "Dense" and kinds[end - 2] == "GlobalAvgPool2D"
+    if not ok:
+        raise MinicnnError(
+            "CAM needs a network ending in GlobalAvgPool2D -> Dense (Zhou et al. 2016); this one ends "
+            f"in {' -> '.join(kinds[-3:])}: use grad_cam for any network"
+        )
+    return end - 2, net.layers[end - 1]
+
+
+def cam(net, x, target="predicted", upsample: bool = True):
+    """Class activation maps (Zhou et al. 2016, sec. 2) of the target classes.
+
+    Args:
+        net: a Sequential ending in ... -> GlobalAvgPool2D -> Dense (then optionally Dropout or
+            Softmax). x: images (N, C, H, W) in network-input space, or one (C, H, W) image.
+        target: class index, list of N indices, or "predicted".
+        upsample: True: (N, H, W) at the input size (bilinear); False: (N, h, w) at the resolution
+            of the feature maps entering the global average pooling.
+
+    Returns:
+        net.dtype array M with M[n] = sum_k w_(t_n, k) f_k, not rectified or normalised, so that
+        M[n].mean() + b_(t_n) equals the class score at the layer's resolution.
+    """
+    x = as_batch(net, x)
+    gap, dense = _cam_head(net)
+    scores = net.forward(x)
+    targets = resolve_targets(target, scores)
+    feats = x if gap == 0 else net.outputs[net.layers[gap - 1].name]  # (N, K, h, w)
+    xp = get_xp(feats)
+    weights = dense.weight[xp.asarray(targets)]  # (N, K)
+    maps = xp.einsum("nk,nkhw->nhw", weights, feats)
+    return upsample_bilinear(maps, x.shape[2:]) if upsample else maps
+
+
+def gradcam_layer(net, layer: str | None, input_shape) -> str:
+    """The layer whose output Grad-CAM uses: ``layer`` itself, or the ReLU right after a conv layer.
+
+    Selvaraju et al. use the rectified maps of the last convolutional layer, so a Conv2D name that is
+    followed by a ReLU means that ReLU's output. None: the last layer with a (C, h, w) output
+    that is a Conv2D or ReLU.
+    """
+    shapes = net.shapes(input_shape)
+    spatial = [i for i, s in enumerate(shapes) if len(s) == 3]
+    if layer is None:
+        convs = [i for i in spatial if net.layers[i].kind in ("Conv2D", "ReLU")]
+        if not convs:
+            raise MinicnnError("grad_cam needs a network with a convolutional layer")
+        i = convs[-1]
+    else:
+        i = net.index(layer)
+        if i not in spatial:
+            names = ", ".join(net.layers[j].name for j in spatial)
+            raise MinicnnError(
+                f"grad_cam needs a layer with (C, h, w) feature maps, {layer!r} outputs "
+                f"{shapes[i]}; choose one of: {names}"
+            )
+    nxt = net.layers[i + 1] if i + 1 < len(net.layers) else None
+    if net.layers[i].kind == "Conv2D" and nxt is not None and nxt.kind == "ReLU":
+        i += 1
+    return net.layers[i].name
+
+
+def grad_cam(net, x, target="predicted", layer: str | None = None, upsample: bool = True):
+    """Grad-CAM maps (Selvaraju et al. 2017, sec. 3, eq. 1-2) of the target classes.
+
+    Args:
+        net: any Sequential with convolutional layers. x: images (N, C, H, W) in network-input
+            space, or one (C, H, W) image. target: class index, list of N indices, or "predicted".
+        layer: a layer with (C, h, w) outputs, e.g. VGG16 "block5_conv3" (a Conv2D followed by a
+            ReLU means its rectified output, as in the paper); None: the last conv layer.
+        upsample: True: (N, H, W) at the input size (bilinear); False: (N, h, w) at the layer.
+
+    Returns:
+        net.dtype array ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dS_t/dA_k; one forward
+        and one backward pass (stopped at the layer) for the whole batch. Not normalised.
+    """
+    x = as_batch(net, x)
+    name = gradcam_layer(net, layer, x.shape[1:])
+    scores = net.forward(x)
+    targets = resolve_targets(target, scores)
+    grad = backward_to(net, one_hot(targets, scores), name, mode="gradient")
+    feats = net.outputs[name]
+    xp = get_xp(feats)
+    alpha = grad.mean(axis=(2, 3))  # (N, K)
+    maps = xp.maximum(xp.einsum("nk,nkhw->nhw", alpha, feats), 0)
+    return upsample_bilinear(maps, x.shape[2:]) if upsample else maps
