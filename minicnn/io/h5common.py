@@ -80,8 +80,6 @@ def assign(layer, values: dict, dtype=np.float32) -> None:
                 f"found {tuple(value.shape)}"
             )
         if not np.issubdtype(value.dtype, np.floating):
-            raise MinicnnError(
-                f"layer {layer.name!r}: {key} should be floating point, found {value.dtype}"
-            )
+            raise MinicnnError(f"layer {layer.name!r}: {key} should be floating point, found {value.dtype}")
     for key in shapes:
         setattr(layer, key, np.ascontiguousarray(values[key], dtype=dtype))

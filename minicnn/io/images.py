@@ -71,9 +71,7 @@ def load_image(path, size=None, mode: str = "RGB") -> np.ndarray:
     if size is not None:
         pair = (size, size) if np.isscalar(size) else tuple(size)
         if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in pair):
-            raise MinicnnError(
-                f"image size must be a positive int or (height, width), got {size!r}"
-            )
+            raise MinicnnError(f"image size must be a positive int or (height, width), got {size!r}")
     path = Path(path)
     if not path.is_file():
         raise MinicnnError(f"{path}: no such image file")

@@ -161,6 +161,7 @@ def read_keras_weights(f, layout: str):
     ImageNet names when the top has 1000 outputs). MinicnnError when the weights are not a VGG.
     """
     from minicnn import zoo
+    from minicnn.network import Sequential
 
     if layout == "keras3-weights":
         weighted = keras3_weights(f)
@@ -177,11 +178,11 @@ def read_keras_weights(f, layout: str):
     name = _VGG_CONVS[len(convs)]
     top = bool(denses)
     num_classes = int(denses[-1][1][0].shape[1]) if top else 1000
-    net = zoo.vgg(name, include_top=top, num_classes=num_classes)
-    targets = [layer for layer in net.layers if layer.has_params]
+    layers, meta = zoo.vgg_layers(name, include_top=top, num_classes=num_classes)
+    targets = [layer for layer in layers if layer.has_params]
     for layer, (source, arrays) in zip(targets, convs + denses, strict=True):
         hwc = (7, 7, 512) if layer.name == "fc1" else None
         assign(layer, params_from_keras(layer, arrays, hwc, source))
     if top and num_classes == 1000:
-        net.meta["class_names"] = imagenet_class_names()
-    return net
+        meta["class_names"] = imagenet_class_names()
+    return Sequential(layers, meta=meta)

@@ -91,9 +91,7 @@ def read_native(f):
 
     version = int(f.attrs.get("format_version", -1))
     if version != FORMAT_VERSION:
-        raise MinicnnError(
-            f"minicnn format version {version} is not supported (expected {FORMAT_VERSION})"
-        )
+        raise MinicnnError(f"minicnn format version {version} is not supported (expected {FORMAT_VERSION})")
     try:
         specs = json.loads(attr_str(f, "layers", "null"))
         meta = json.loads(attr_str(f, "meta", "{}"))

@@ -31,9 +31,7 @@ TORCH_STD = (0.229, 0.224, 0.225)
 
 def _check_convention(convention: str) -> str:
     if convention not in CONVENTIONS:
-        raise MinicnnError(
-            f"unknown preprocessing {convention!r}: expected one of {', '.join(CONVENTIONS)}"
-        )
+        raise MinicnnError(f"unknown preprocessing {convention!r}: expected one of {', '.join(CONVENTIONS)}")
     return convention
 
 
@@ -61,9 +59,7 @@ def preprocess(images, convention: str = "caffe", dtype=np.float32) -> np.ndarra
     elif x.ndim == 3:
         x = x[None]
     elif x.ndim != 4:
-        raise MinicnnError(
-            f"expected images (N, H, W, C), (H, W, C) or (H, W), got shape {tuple(x.shape)}"
-        )
+        raise MinicnnError(f"expected images (N, H, W, C), (H, W, C) or (H, W), got shape {tuple(x.shape)}")
     _check_channels(x.shape[3], convention)
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
