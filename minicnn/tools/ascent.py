@@ -1,0 +1,199 @@
+"""The optimisation loop shared by class models, activation maximisation and inversion.
+
+All three find an input image by following the gradient of an objective with the weights fixed
+(Erhan et al. 2009; Simonyan et al. 2013, sec. 2; Mahendran & Vedaldi 2015). They differ only in
+the objective (one batched forward/backward through the network per step), the start image and the
+regularisers; this file holds what is common: the loop, three optimisers, the "zero" image of the
+network's input space, the display mapping, and the result object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import trange
+
+from minicnn.backend import cupy_module, to_numpy
+from minicnn.errors import MinicnnError
+from minicnn.io.preprocess import deprocess
+from minicnn.tools.regularizers import check_regularizers
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "normalized")
+
+
+@dataclass
+class AscentResult:
+    """What an optimisation tool returns; batched calls hold a batch of each.
+
+    image:   (N, C, H, W) net.dtype, the optimised input in the network's input space (ready for
+             ``net.forward``), on the network's device.
+    display: (N, H, W, C) float32 in [0, 1] on the host: the image deprocessed with the network's
+             ``meta["preprocess"]`` (mean added back, BGR -> RGB for "caffe") and then stretched
+             per image to [0, 1] (min-max), since optimised images leave the pixel range.
+    history: (N, steps) float64, the objective (regularisers included) at the start of each step.
+    info:    extra per-run records (e.g. the raw score per step, the relative feature error).
+    """
+
+    image: object
+    display: np.ndarray
+    history: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.history)
+
+
+def net_xp(net):
+    """The array module of the network's parameters (numpy on "cpu", cupy on "gpu")."""
+    return np if net.device == "cpu" else cupy_module()
+
+
+def input_shape_of(net, input_shape=None) -> tuple:
+    """(C, H, W) to optimise: ``input_shape`` or the network's ``meta['input_shape']``."""
+    shape = input_shape if input_shape is not None else net.input_shape
+    if shape is None:
+        raise MinicnnError("input shape unknown: pass input_shape=(C, H, W) or set meta['input_shape']")
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise MinicnnError(f"expected input_shape (C, H, W) of positive sizes, got {shape}")
+    net.shapes(shape)  # one clear error when the image is too small for the network
+    return shape
+
+
+def reference_image(net, shape):
+    """The image (C, H, W) that plays the role of "zero" in the network's input space.
+
+    Simonyan et al. (2013, sec. 2) start from the zero image of mean-subtracted input, i.e. the
+    training mean, and penalise the distance to it. For "caffe" and "torch" inputs the mean is
+    already subtracted, so this is zeros. For "unit" and "none" inputs (pixels / 255 or raw) it is
+    ``meta["mean_image"]`` when the file stores the mean training image, and zeros (black) otherwise;
+    the shipped digit models store none, so for them it is black, the digits' background.
+    """
+    xp = net_xp(net)
+    mean = net.meta.get("mean_image")
+    if net.meta.get("preprocess") in ("unit", "none") and mean is not None:
+        mean = np.asarray(mean, dtype=net.dtype)
+        if mean.shape != tuple(shape):
+            raise MinicnnError(f"meta['mean_image'] has shape {mean.shape}, expected {tuple(shape)}")
+        return xp.asarray(mean)
+    return xp.zeros(shape, dtype=net.dtype)
+
+
+def to_display(net, x) -> np.ndarray:
+    """x (N, C, H, W) in the network's input space -> (N, H, W, C) float32 in [0, 1] for viewing.
+
+    Deprocessed with ``meta["preprocess"]`` ("none" when absent), then min-max stretched per image
+    (a constant image maps to 0.5).
+    """
+    convention = net.meta.get("preprocess") or "none"
+    x = to_numpy(x)
+    if convention in ("caffe", "torch") and x.shape[1] != 3:
+        convention = "none"
+    img = deprocess(x, convention, clip=False).astype(np.float64)
+    lo = img.reshape(len(img), -1).min(axis=1)[:, None, None, None]
+    hi = img.reshape(len(img), -1).max(axis=1)[:, None, None, None]
+    span = hi - lo
+    out = np.where(span > 0, (img - lo) / np.where(span > 0, span, 1), 0.5)
+    return out.astype(np.float32)
+
+
+def check_schedule(steps, lr) -> tuple[int, float]:
+    """steps >= 1 (int) and a learning rate > 0, or a one-line MinicnnError."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise MinicnnError(f"steps must be a positive integer, got {steps!r}")
+    if not isinstance(lr, (int, float, np.number)) or not np.isfinite(lr) or lr <= 0:
+        raise MinicnnError(f"lr (learning rate) must be a finite number > 0, got {lr!r}")
+    return int(steps), float(lr)
+
+
+class _Optimizer:
+    """Turns the gradient into a step: "sgd" (plain: lr * g), "momentum" (0.9), "adam" (Kingma & Ba
+    2015, beta1 0.9, beta2 0.999, eps 1e-8) or "normalized" (lr * g / rms(g) per image: every step
+    changes each image by lr per pixel on average, whatever the scale of the unit's gradient)."""
+
+    def __init__(self, kind: str, lr: float, like):
+        if kind not in OPTIMIZERS:
+            raise MinicnnError(f"unknown optimizer {kind!r}: expected one of {', '.join(OPTIMIZERS)}")
+        self.kind, self.lr, self.t = kind, lr, 0
+        self.m = None if kind == "sgd" else like * 0
+        self.v = like * 0 if kind == "adam" else None
+
+    def step(self, g):
+        if self.kind == "sgd":
+            return self.lr * g
+        if self.kind == "normalized":
+            rms = (g * g).reshape(len(g), -1).mean(axis=1) ** 0.5
+            return self.lr * g / (rms.reshape(-1, 1, 1, 1) + 1e-12)
+        if self.kind == "momentum":
+            self.m = 0.9 * self.m + g
+            return self.lr * self.m
+        self.t += 1
+        self.m = 0.9 * self.m + 0.1 * g
+        self.v = 0.999 * self.v + 0.001 * g * g
+        mhat = self.m / (1 - 0.9**self.t)
+        vhat = self.v / (1 - 0.999**self.t)
+        return self.lr * mhat / (vhat**0.5 + 1e-8)
+
+
+def run_ascent(
+    net,
+    x0,
+    objective,
+    *,
+    steps: int,
+    lr: float,
+    regularizers=(),
+    seed=None,
+    optimizer: str = "sgd",
+    maximize: bool = True,
+    project=None,
+    ref=None,
+    desc: str = "ascent",
+) -> AscentResult:
+    """Optimise the batch x0 (N, C, H, W) for ``steps`` steps and return an AscentResult.
+
+    objective(x) -> (value (N,), gradient like x): one batched forward/backward per call.
+    The regularisers' penalties are subtracted from the value when maximising (added to the loss
+    when minimising); their ``transform`` hooks change the image the objective sees and their
+    ``after`` hooks act after each update. ``project`` (x -> x) runs after each update, before the
+    ``after`` hooks (e.g. the norm constraint of activation maximisation). ``ref`` (C, H, W) is the
+    image that counts as zero (default: reference_image). Records in ``info``: "objective" (the
+    network term alone, (N, steps)).
+    """
+    steps, lr = check_schedule(steps, lr)
+    regs = check_regularizers(regularizers)
+    ref = reference_image(net, x0.shape[1:]) if ref is None else ref
+    rng = np.random.default_rng(seed)
+    sign = 1.0 if maximize else -1.0
+    x = x0.astype(net.dtype, copy=True)
+    opt = _Optimizer(optimizer, lr, x)
+    n = len(x)
+    history = np.empty((n, steps), dtype=np.float64)
+    raw = np.empty((n, steps), dtype=np.float64)
+    for step in trange(steps, desc=desc, delay=1.0, leave=False):
+        seen, undo = x, []
+        for r in regs:
+            seen, back = r.transform(seen, rng)
+            if back is not None:
+                undo.append(back)
+        value, grad = objective(seen)
+        for back in reversed(undo):
+            grad = back(grad)
+        raw[:, step] = to_numpy(value)
+        total = to_numpy(value).astype(np.float64)
+        for r in regs:
+            term = r.penalty(x, ref)
+            if term is not None and r.weight:
+                total = total - sign * r.weight * to_numpy(term[0])
+                grad = grad - sign * r.weight * term[1]
+        history[:, step] = total
+        if not np.isfinite(total).all():
+            raise MinicnnError(f"{desc}: the objective diverged at step {step}; lower lr")
+        x = (x + sign * opt.step(grad)).astype(net.dtype, copy=False)
+        if project is not None:
+            x = project(x)
+        for r in regs:
+            x = r.after(x, step, ref)
+    x = x.astype(net.dtype, copy=False)
+    return AscentResult(x, to_display(net, x), history, {"objective": raw})
