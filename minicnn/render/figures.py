@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.render.boxes import BLUE, GREEN, draw_boxes
-from minicnn.render.colors import class_colors, heatmap
+from minicnn.render.colors import class_colors, diverging, heatmap
 from minicnn.render.grid import grid, hstack
 from minicnn.render.images import contrast_normalize, resize_map, to_rgb, upscale
 from minicnn.render.overlay import overlay
@@ -62,32 +62,38 @@ def reconstruction_figure(image, signals: dict, title: str = "") -> np.ndarray:
     return hstack(panels, [title or "input", *signals])
 
 
-def occlusion_figure(image, prob_map, class_map, class_names, target_name: str) -> np.ndarray:
-    """Input | probability of the target class per occluder position | most probable class.
+def occlusion_figure(image, prob_map, class_map, class_names, target_name: str, attribution=None):
+    """Input | probability of the target class per occluder position | most probable class
+    | (optionally) the pixel attribution, mean score drop over the windows covering each pixel.
 
-    prob_map: (h, w) in [0, 1]; class_map: (h, w) int class indices (Zeiler & Fergus 2013, fig. 7
-    (b) and (e)). The maps are on the occluder grid and shown at the input's size.
+    prob_map: (H, W) in [0, 1]; class_map: (H, W) int class indices: the occluder-grid values
+    spread to pixels by ``positions_to_pixels`` (Zeiler & Fergus 2013, fig. 7 (b) and (e));
+    attribution: (H, W), signed, drawn with a diverging map (red: hiding the pixel lowers the score).
     """
     f = _factor(image.shape)
-    size = (image.shape[0] * f, image.shape[1] * f)
-    prob = heatmap(resize_nearest(prob_map, size), "inferno", lo=0.0, hi=1.0)
+    prob = upscale(heatmap(prob_map, "inferno", lo=0.0, hi=1.0), f)
     classes = np.asarray(class_map, dtype=np.intp)
     colors = class_colors(max(len(class_names), int(classes.max()) + 1))
-    class_rgb = resize_nearest(colors[classes], size)
+    class_rgb = upscale(colors[classes], f)
     present = [int(c) for c in np.unique(classes)]
     legend = ", ".join(f"{class_names[c]}" for c in present[:6])
-    return hstack(
-        [_big(image, f), prob, class_rgb],
-        ["input", f"p({target_name}) per position", f"top class: {legend}"],
-    )
+    panels = [_big(image, f), prob, class_rgb]
+    labels = ["input", f"p({target_name}) per position", f"top class: {legend}"]
+    if attribution is not None:
+        panels.append(upscale(diverging(attribution), f))
+        labels.append("score drop per pixel")
+    return hstack(panels, labels)
 
 
-def resize_nearest(values, size) -> np.ndarray:
-    """Nearest-neighbour resize of an (h, w) or (h, w, 3) array to ``size`` (H, W)."""
-    a = np.asarray(values)
-    rows = (np.arange(size[0]) * a.shape[0] // size[0]).astype(np.intp)
-    cols = (np.arange(size[1]) * a.shape[1] // size[1]).astype(np.intp)
-    return a[rows][:, cols]
+def positions_to_pixels(values, ys, xs, size: int, shape) -> np.ndarray:
+    """Spread per-position values (Py, Px) to pixels (H, W) = ``shape``: each pixel takes the value
+    of the occluder position whose window centre is nearest (so the map lines up with the image)."""
+    values = np.asarray(values)
+    cy = np.asarray(ys, dtype=np.float64) + (size - 1) / 2.0
+    cx = np.asarray(xs, dtype=np.float64) + (size - 1) / 2.0
+    rows = np.abs(np.arange(shape[0])[:, None] - cy[None, :]).argmin(axis=1)
+    cols = np.abs(np.arange(shape[1])[:, None] - cx[None, :]).argmin(axis=1)
+    return values[rows][:, cols]
 
 
 def tile_grid(images, labels=None, ncols=None) -> np.ndarray:

@@ -108,3 +108,13 @@ def test_gradcam_on_the_vgg_model_with_a_folder_of_pngs(shipped, tmp_path):
     assert "Grad-CAM only" in r.stdout and r.stdout.count("top-5") == 2
     assert sorted(p.name for p in out.iterdir()) == ["digit0_cam.png", "digit1_cam.png"]
     assert png_size(out / "digit0_cam.png")[1] == panels_width(3, DIGIT)
+
+
+def test_occlusion(shipped, tmp_path):
+    r = ok("occlusion", "--out", tmp_path, "--save-arrays", "--size", "10", "--stride", "6")
+    assert "4x4 positions" in r.stdout  # (28 - 10) / 6 + 1 = 4 per axis
+    for name in sample_names():
+        h, w = png_size(tmp_path / f"{name}_occlusion.png")
+        assert w == panels_width(4, DIGIT) and h > DIGIT
+        prob = np.load(tmp_path / f"{name}_occlusion_prob.npy")
+        assert prob.shape == (4, 4) and 0 <= prob.min() <= prob.max() <= 1

@@ -154,3 +154,16 @@ def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "y.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_positions_to_pixels_takes_the_nearest_window_centre():
+    from minicnn.render.figures import positions_to_pixels
+
+    values = RNG.normal(size=(3, 4))
+    ys, xs, size = np.array([0, 4, 8]), np.array([0, 3, 6, 9]), 5
+    out = positions_to_pixels(values, ys, xs, size, (13, 14))
+    for r in range(13):  # brute force: distance from pixel to every window centre
+        for c in range(14):
+            i = min(range(3), key=lambda k: abs(r - (ys[k] + 2)))
+            j = min(range(4), key=lambda k: abs(c - (xs[k] + 2)))
+            assert out[r, c] == values[i, j]
