@@ -118,3 +118,26 @@ def test_occlusion(shipped, tmp_path):
         assert w == panels_width(4, DIGIT) and h > DIGIT
         prob = np.load(tmp_path / f"{name}_occlusion_prob.npy")
         assert prob.shape == (4, 4) and 0 <= prob.min() <= prob.max() <= 1
+
+
+def test_maximize(shipped, tmp_path):
+    import minicnn as mc
+
+    net = mc.load(shipped.DEFAULT_MODEL)
+    layer = next(layer.name for layer in net.layers if layer.kind == "Conv2D")
+    r = ok("maximize", "--layer", layer, "--units", "0", "1", "2,3,3", "--steps", "5", "--out", tmp_path)
+    assert r.stdout.count("activation") == 3
+    h, w = png_size(tmp_path / f"{layer}_maximized.png")
+    assert w == panels_width(3, 112) and h > 112  # three tiles, digits shown at 4x in grids
+
+
+def test_invert(shipped, tmp_path):
+    import minicnn as mc
+
+    net = mc.load(shipped.DEFAULT_MODEL)
+    pools = [layer.name for layer in net.layers if layer.kind == "MaxPool2D"][:2]
+    r = ok("invert", "--layer", ",".join(pools), "--steps", "5", "--out", tmp_path, "--save-arrays")
+    assert r.stdout.count("relative feature error") == 2
+    h, w = png_size(tmp_path / "inversions.png")
+    assert w == panels_width(3, 112) and h > 2 * 112  # two digits x (input + two layers)
+    assert np.load(tmp_path / f"inversion_{pools[0]}.npy").shape == (2, 1, 28, 28)

@@ -1,0 +1,61 @@
+"""``minicnn invert``: feature inversion (Mahendran & Vedaldi 2015)."""
+
+from __future__ import annotations
+
+from minicnn.cli import common
+
+HELP = "inversion: reconstruct an image from its representation at a layer (Mahendran & Vedaldi 2015)"
+EPILOG = """\
+Finds an image whose representation at each chosen layer matches the input's, minimising the relative
+feature error plus alpha-norm and total-variation priors (Mahendran & Vedaldi 2015, sec. 2-3, fig. 6).
+Deeper layers keep less of the image: the rows of the figure show what each layer still knows.
+
+examples:
+  minicnn invert                                     # two digits, every pooling layer and the last ReLU
+  minicnn invert --layer block1_pool,fc1_relu --steps 300
+  minicnn invert --image digit.png --layer block2_pool
+"""
+
+
+def add_arguments(parser) -> None:
+    common.add_common(parser, target=False, layer="")
+    parser.add_argument("--steps", type=int, default=200, help="optimisation steps (default 200)")
+    parser.add_argument("--lr", type=float, default=0.05, help="Adam step size (default 0.05)")
+
+
+def default_layers(net) -> list[str]:
+    """Every MaxPool2D output and the last ReLU: from nearly pixels to nearly classes."""
+    layers = [layer.name for layer in net.layers if layer.kind == "MaxPool2D"]
+    relus = [layer.name for layer in net.layers if layer.kind == "ReLU"]
+    if relus and relus[-1] not in layers:
+        layers.append(relus[-1])
+    return layers or [common.feature_layer(net)]
+
+
+def run(args) -> int:
+    import minicnn as mc
+    from minicnn.backend import to_numpy
+    from minicnn.render import figures
+
+    requested = [s.strip() for s in args.layer.split(",")] if args.layer else None
+    args.layer = None  # validated below, one name at a time
+    ctx = common.prepare(args, "invert", count=2)
+    net = ctx.net
+    layers = [common.check_layer(net, name) for name in requested] if requested else default_layers(net)
+    tiles, labels = [], []
+    results = {}
+    for layer in layers:
+        results[layer] = mc.invert(net, ctx.inputs.x, layer, steps=args.steps, lr=args.lr, seed=args.seed)
+        errors = results[layer].info["final_error"]
+        print(f"  {layer}: relative feature error {', '.join(f'{e:.3f}' for e in errors)}")
+    for i, name in enumerate(ctx.inputs.names):
+        tiles.append(ctx.inputs.display[i])
+        labels.append(name)
+        for layer in layers:
+            tiles.append(results[layer].display[i])
+            labels.append(f"{layer} ({results[layer].info['final_error'][i]:.2f})")
+    ncols = len(layers) + 1
+    ctx.out.png("inversions.png", figures.tile_grid(tiles, labels, ncols=ncols))
+    for layer in layers:
+        ctx.out.npy(f"inversion_{layer}.npy", to_numpy(results[layer].image))
+    return 0

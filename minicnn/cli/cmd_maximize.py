@@ -1,0 +1,58 @@
+"""``minicnn maximize``: activation maximisation of hidden units (Erhan et al. 2009)."""
+
+from __future__ import annotations
+
+from minicnn.cli import common
+
+HELP = "activation maximisation: inputs of fixed norm that excite one hidden unit most"
+EPILOG = """\
+Gradient ascent in input space on the activation of a unit or a whole feature map of any layer, from
+random starts in [0, 1], keeping ||x|| fixed by projection (Erhan, Bengio, Courville & Vincent 2009,
+sec. 3.1, fig. 3). The results are drawn as a labelled grid, one tile per unit.
+
+examples:
+  minicnn maximize                                   # first 8 feature maps of the last conv block
+  minicnn maximize --layer block1_conv1 --units 0 1 2 3 --steps 200
+  minicnn maximize --layer fc1_relu --units 5 17 --starts 3
+  minicnn maximize --layer block2_conv1 --units 4,3,3  # one activation: channel 4 at (3, 3)
+"""
+
+
+def add_arguments(parser) -> None:
+    common.add_common(parser, image=False, target=False, layer="")
+    parser.add_argument(
+        "--units", nargs="+", default=None, metavar="UNIT",
+        help="feature maps c or activations c,y,x (default: the first 8 of the layer)",
+    )  # fmt: skip
+    parser.add_argument("--steps", type=int, default=100, help="ascent steps (default 100)")
+    parser.add_argument("--lr", type=float, default=0.05, help="step size (default 0.05)")
+    parser.add_argument("--starts", type=int, default=1, help="random starts per unit (default 1)")
+
+
+def run(args) -> int:
+    import numpy as np
+
+    import minicnn as mc
+    from minicnn.render import figures
+
+    units = None if args.units is None else [common.parse_unit(u) for u in args.units]
+    if units is not None and None in units:
+        raise common.MinicnnError("--units: expected feature maps c or activations c,y,x")
+    out = common.output(args, "maximize")
+    net = common.load_network(args.weights, args.device)
+    layer = common.check_layer(net, args.layer or common.feature_layer(net))
+    shape = net.shapes()[net.index(layer)]
+    if units is None:
+        units = list(range(min(8, shape[0])))
+    print(f"minicnn maximize: {args.weights.name}, layer {layer} {shape}, units {units}, {args.steps} steps")
+    result = mc.maximize(net, layer, units, starts=args.starts, steps=args.steps, lr=args.lr, seed=args.seed)
+    activation = np.asarray(result.info["activation"])
+    labels = []
+    for row, unit in enumerate(result.info["unit"]):
+        text = ",".join(str(int(v)) for v in np.atleast_1d(unit))
+        labels.append(f"{text}: {activation[row]:.3g}")
+        print(f"  unit {text}: activation {activation[row]:.4g}")
+    ncols = min(len(labels), 8)
+    out.png(f"{layer}_maximized.png", figures.tile_grid(result.display, labels, ncols=ncols))
+    out.npy(f"{layer}_maximized.npy", result.image)
+    return 0
