@@ -38,12 +38,14 @@ STEPS = (
      "ReLU layers differ, by the amounts measured here on real digits.",
      "Simonyan et al. 2013, sec. 5 (the table of forward pass, DeconvNet and gradient)."),
     ("occlusion", ["--size", "8", "--stride", "4"], "Occlusion sensitivity",
-     "A grey square slides over the digit; per position, the probability of the true class and "
-     "the most probable class. The probability falls where the square hides the digit's strokes.",
+     "A grey square slides over the digit; per position, the probability of the predicted class "
+     "and the most probable class, and per pixel the mean drop of the class score over the windows "
+     "covering it. The probability falls where the square hides the strokes that make the digit.",
      "Zeiler & Fergus 2013, sec. 4.2, fig. 7."),
     ("cam", [], "Class activation maps",
-     "CAM of the all-convolutional digit model with global average pooling (the dense weights of "
-     "the class applied to the last feature maps), and Grad-CAM of the VGG-style model.",
+     "The all-convolutional digit model with global average pooling: CAM (the dense weights of the "
+     "class applied to the last feature maps) and Grad-CAM (the maps weighted by the mean gradient "
+     "of the class score), upsampled and laid over the digit.",
      "Zhou et al. 2016, Learning Deep Features for Discriminative Localization; "
      "Selvaraju et al. 2017, Grad-CAM."),
     ("classmodel", ["--steps", "60"], "Class models",
