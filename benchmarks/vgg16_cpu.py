@@ -62,7 +62,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import torch
-
     from torch_mirror import to_torch
 
     torch.set_num_threads(os.cpu_count())

@@ -105,7 +105,7 @@ def incremental_scores(net, image, positions, size: int, fill, full_above: float
 
     net.forward(image[None])  # the clean pass: every layer's unoccluded output
     clean_in = image[None]
-    for i, layer in enumerate(net.layers):
+    for i, layer in enumerate(net.layers):  # noqa: B007 (i is where the full pass resumes)
         kind = layer.kind
         if kind in ("ReLU", "Dropout"):
             patch, _ = layer.forward(patch)

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from support import assert_close
 
 import minicnn as mc
 from minicnn.tools.incremental import incremental_scores
 from minicnn.tools.occlusion import grid_positions, score_occluded
-from support import assert_close
 
 
 def mixed_net():
