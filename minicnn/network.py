@@ -153,6 +153,17 @@ class Sequential:
                 self.grads[layer.name] = grads
         return dy
 
+    def cache(self, name: str):
+        """The cache layer ``name`` kept in the last forward: what ``layer.backward(dy, cache)`` needs.
+
+        Lets tools run one layer's backward rule on its own (the equivalence table of Simonyan et
+        al. 2013, sec. 4) or stop a backward pass early (Grad-CAM).
+        """
+        i = self.index(name)
+        if self._tape is None or i >= len(self._tape):
+            raise MinicnnError(f"no cache for layer {name!r}: run a forward pass through it first")
+        return self._tape[i][1]
+
     def __call__(self, x):
         return self.forward(x)
 
