@@ -7,16 +7,24 @@ without CUDA works, and asking for the GPU there raises a clear error.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+from minicnn.errors import MinicnnError
 
 _cupy = None
 _cupy_error: str | None = None
 
 
 def cupy_module():
-    """Return the ``cupy`` module, or raise RuntimeError saying why the GPU is unavailable."""
+    """Return the ``cupy`` module, or raise MinicnnError saying why the GPU is unavailable."""
     global _cupy, _cupy_error
     if _cupy is None and _cupy_error is None:
+        # float32 matrix products stay exact float32 (TF32 off, CuPy's default); MINICNN_TF32=1 opts in
+        # to TF32 tensor cores (~10 mantissa bits: results then differ from the CPU by ~1e-3).
+        if os.environ.get("MINICNN_TF32") == "1":
+            os.environ["CUPY_TF32"] = "1"
         try:
             import cupy
 
@@ -25,9 +33,8 @@ def cupy_module():
         except Exception as exc:  # ImportError, CUDARuntimeError, ...
             _cupy_error = f"{type(exc).__name__}: {exc}"
     if _cupy is None:
-        raise RuntimeError(
-            "the GPU backend needs CuPy and a CUDA device "
-            f"(pip install 'minicnn[gpu]'); here: {_cupy_error}"
+        raise MinicnnError(
+            f"the GPU backend needs CuPy and a CUDA device (pip install 'minicnn[gpu]'); here: {_cupy_error}"
         )
     return _cupy
 
@@ -37,7 +44,7 @@ def gpu_available() -> bool:
     try:
         cupy_module()
         return True
-    except RuntimeError:
+    except MinicnnError:
         return False
 
 
@@ -58,7 +65,7 @@ def to_device(array, device: str):
         return array.get() if is_gpu(array) else np.asarray(array)
     if device == "gpu":
         return cupy_module().asarray(array)
-    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'gpu'")
+    raise MinicnnError(f"unknown device {device!r}: expected 'cpu' or 'gpu'")
 
 
 def to_numpy(array) -> np.ndarray:

@@ -190,6 +190,7 @@ class Sequential:
 
     def to(self, device: str):
         """Move every parameter to ``device`` ("cpu" or "gpu") in place; returns self."""
+        to_device(np.zeros(1, self.dtype), device)  # fails early, with the reason, if there is no GPU
         self._map_params(lambda v: to_device(v, device))
         self.device = device
         return self

@@ -20,9 +20,10 @@ from minicnn.backend import get_xp
 from minicnn.kernels.im2col import col2im, im2col
 from minicnn.layers.base import Layer
 
-# Columns are built in tiles of at most this many elements (16 MB in float32) so that memory stays
-# bounded on large inputs and each tile is still in cache when the GEMM reads it.
-TILE_ELEMENTS = 1 << 22
+# Columns are built in tiles of at most this many elements (16 MB in float32 on the CPU) so that
+# memory stays bounded on large inputs and each tile is still in cache when the GEMM reads it. The GPU
+# has memory to spare and wants few, large GEMMs.
+TILE_ELEMENTS = {"cpu": 1 << 22, "gpu": 1 << 27}
 
 
 class ConvCache(NamedTuple):
@@ -31,8 +32,17 @@ class ConvCache(NamedTuple):
     wo: int
 
 
-def _tile(ckk: int, total: int) -> int:
-    return max(1, min(total, TILE_ELEMENTS // ckk))
+def _tile(xp, ckk: int, total: int) -> int:
+    budget = TILE_ELEMENTS["cpu" if xp is np else "gpu"]
+    return max(1, min(total, budget // ckk))
+
+
+def _matmul_into(xp, a, b, out):
+    """out[...] = a @ b; NumPy writes straight into a strided view, CuPy via a temporary."""
+    if xp is np:
+        np.matmul(a, b, out=out)
+    else:
+        out[...] = a @ b
 
 
 def conv2d_forward(x, w, b, stride: int, padding: int):
@@ -48,13 +58,13 @@ def conv2d_forward(x, w, b, stride: int, padding: int):
     q_total, ckk = n * ho * wo, c * kh * kw
     w2 = w.reshape(o, ckk)
     y2 = xp.empty((o, q_total), dtype=x.dtype)
-    tile = _tile(ckk, q_total)
+    tile = _tile(xp, ckk, q_total)
     cols = xp.empty((ckk, tile), dtype=x.dtype)
     for q0 in range(0, q_total, tile):
         q1 = min(q0 + tile, q_total)
         part = cols[:, : q1 - q0]
         im2col(x, kh, kw, stride, padding, ho, wo, q0, q1, part)
-        xp.matmul(w2, part, out=y2[:, q0:q1])
+        _matmul_into(xp, w2, part, y2[:, q0:q1])
     y2 += b[:, None]
     # (O, N*Ho*Wo) -> (N, O, Ho, Wo); a free view when N == 1
     y = xp.ascontiguousarray(y2.reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
@@ -72,13 +82,13 @@ def conv2d_backward(dy, cache: ConvCache, w, stride: int, padding: int, need_par
     dy2 = xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(o, q_total)
     dx = xp.zeros(x.shape, dtype=dy.dtype)
     dw2 = xp.zeros((o, ckk), dtype=dy.dtype) if need_params else None
-    tile = _tile(ckk, q_total)
+    tile = _tile(xp, ckk, q_total)
     dcols = xp.empty((ckk, tile), dtype=dy.dtype)
     cols = xp.empty((ckk, tile), dtype=dy.dtype) if need_params else None
     for q0 in range(0, q_total, tile):
         q1 = min(q0 + tile, q_total)
         m = q1 - q0
-        xp.matmul(w2.T, dy2[:, q0:q1], out=dcols[:, :m])
+        _matmul_into(xp, w2.T, dy2[:, q0:q1], dcols[:, :m])
         col2im(dcols[:, :m], kh, kw, stride, padding, cache.ho, cache.wo, q0, q1, dx)
         if need_params:
             im2col(x, kh, kw, stride, padding, cache.ho, cache.wo, q0, q1, cols[:, :m])
