@@ -103,7 +103,7 @@ extern "C" __global__ void maxpool_backward_$T(const $T* dy, const int* switches
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel(name: str, dtype: np.dtype, device: int):
     """Compile kernel ``name`` for ``dtype`` on ``device`` once (memoised)."""
     cupy = cupy_module()
@@ -165,7 +165,7 @@ def maxpool_backward(dy, switches, kw, stride, dx):
     _launch("maxpool_backward", dy.dtype, dx.size, args)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _relu_backward_kernel(mode: str):
     cupy = cupy_module()
     body = {

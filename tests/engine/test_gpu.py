@@ -9,11 +9,11 @@ import subprocess
 
 import numpy as np
 import pytest
+from support import assert_close
 
 import minicnn as mc
 from minicnn.backend import gpu_available, to_numpy
 from minicnn.errors import MinicnnError
-from support import assert_close
 
 needs_gpu = pytest.mark.skipif(not gpu_available(), reason="no CUDA device / CuPy here")
 
@@ -64,8 +64,8 @@ def both_devices(net, x, mode, dy_seed=0):
 def test_every_layer_on_both_devices(mode, dtype):
     net = mc.Sequential(
         [
-            mc.Conv2D(3, 8, 3, padding=1), mc.ReLU(), mc.MaxPool2D(2), mc.Conv2D(8, 8, 5, stride=2, padding=2),
-            mc.ReLU(), mc.MaxPool2D(3, stride=2), mc.Conv2D(8, 8, 3, padding=1), mc.ReLU(), mc.Dropout(0.5),
+            mc.Conv2D(3, 8, 3, padding=1), mc.ReLU(), mc.MaxPool2D(2),
+            mc.Conv2D(8, 8, 5, stride=2, padding=2), mc.ReLU(), mc.MaxPool2D(3, stride=2), mc.Conv2D(8, 8, 3, padding=1), mc.ReLU(), mc.Dropout(0.5),
             mc.GlobalAvgPool2D(), mc.Dense(8, 6), mc.Softmax(),
         ],
         seed=0,
