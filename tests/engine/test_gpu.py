@@ -65,7 +65,8 @@ def test_every_layer_on_both_devices(mode, dtype):
     net = mc.Sequential(
         [
             mc.Conv2D(3, 8, 3, padding=1), mc.ReLU(), mc.MaxPool2D(2),
-            mc.Conv2D(8, 8, 5, stride=2, padding=2), mc.ReLU(), mc.MaxPool2D(3, stride=2), mc.Conv2D(8, 8, 3, padding=1), mc.ReLU(), mc.Dropout(0.5),
+            mc.Conv2D(8, 8, 5, stride=2, padding=2), mc.ReLU(), mc.MaxPool2D(3, stride=2),
+            mc.Conv2D(8, 8, 3, padding=1), mc.ReLU(), mc.Dropout(0.5),
             mc.GlobalAvgPool2D(), mc.Dense(8, 6), mc.Softmax(),
         ],
         seed=0,
