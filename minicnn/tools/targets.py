@@ -25,8 +25,7 @@ def as_batch(net, x):
         shapes = sorted({tuple(getattr(a, "shape", ())) for a in x})
         if len(shapes) > 1:
             raise MinicnnError(
-                "images in a batch must have the same (C, H, W) size; got "
-                + ", ".join(map(str, shapes))
+                "images in a batch must have the same (C, H, W) size; got " + ", ".join(map(str, shapes))
             )
         xp = get_xp(x[0])
         x = xp.stack([xp.asarray(a) for a in x])
@@ -56,16 +55,12 @@ def resolve_targets(target, scores) -> np.ndarray:
         target = [target] * n
     arr = np.asarray(target)
     if arr.ndim != 1 or arr.dtype.kind not in "iu":
-        raise MinicnnError(
-            f"target must be a class index, a list of indices or 'predicted', got {target!r}"
-        )
+        raise MinicnnError(f"target must be a class index, a list of indices or 'predicted', got {target!r}")
     if len(arr) != n:
         raise MinicnnError(f"expected one target per image ({n}), got {len(arr)}")
     bad = arr[(arr < 0) | (arr >= k)]
     if bad.size:
-        raise MinicnnError(
-            f"target {int(bad[0])} out of range: the network has {k} classes (0..{k - 1})"
-        )
+        raise MinicnnError(f"target {int(bad[0])} out of range: the network has {k} classes (0..{k - 1})")
     return arr.astype(np.int64)
 
 
@@ -84,11 +79,10 @@ def backward_to(net, dy, layer: str, mode: str = "gradient", start: str | None =
     like ``net.outputs[layer]``. Stopping there saves the rest of the backward pass (Grad-CAM only
     needs dS/dA at one layer).
     """
-    tape = net._tape  # [(layer, cache)] of the last forward
     stop = net.index(layer)
-    last = len(tape) - 1 if start is None else net.index(start)
-    for lay, cache in reversed(tape[stop + 1 : last + 1]):
-        dy, _ = lay.backward(dy, cache, mode=mode)
+    last = len(net.outputs) - 1 if start is None else net.index(start)
+    for lay in reversed(net.layers[stop + 1 : last + 1]):
+        dy, _ = lay.backward(dy, net.cache(lay.name), mode=mode)
     return dy
 
 
