@@ -1,0 +1,64 @@
+"""Peak memory (RSS) of one VGG16 224x224 saliency run at batch 1: minicnn vs PyTorch.
+
+Each side runs in a fresh process (build the network, one forward + input-gradient pass) and reports
+its peak resident set size (getrusage ru_maxrss); alternating, medians.
+
+    python benchmarks/memory_cpu.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CHILD = {
+    "minicnn": """
+import numpy as np, minicnn as mc
+net = mc.vgg16(seed=0)
+x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+mc.saliency(net, x, 1)
+""",
+    "torch": """
+import sys; sys.path.insert(0, {tests!r})
+import numpy as np, torch, minicnn as mc
+from torch_mirror import to_torch
+torch.set_num_threads({threads})
+model = to_torch(mc.vgg16(seed=0))  # the same weights; the minicnn copy is dropped below
+import gc; gc.collect()
+x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32))
+x.requires_grad_(True)
+model(x)[0, 1].backward()
+x.grad.abs().amax(dim=1)
+""",
+}
+
+REPORT = "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+
+
+def peak_mb(name: str) -> float:
+    code = CHILD[name].format(tests=os.path.join(HERE, "..", "tests"), threads=os.cpu_count()) + REPORT
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    runs = {"minicnn": [], "torch": []}
+    for _ in range(args.repeats):
+        for name in runs:
+            runs[name].append(peak_mb(name))
+    a, b = statistics.median(runs["minicnn"]), statistics.median(runs["torch"])
+    print("| workload | minicnn MB | torch MB | ratio |\n|---|---|---|---|")
+    print(f"| peak RSS, VGG16 saliency, batch 1 | {a:.0f} | {b:.0f} | {a / b:.2f} |")
+    print("NOTE: the torch process imports minicnn to build the same weights (He init), then drops them.")
+
+
+if __name__ == "__main__":
+    main()
