@@ -72,7 +72,7 @@ def main(argv=None):
         a, b = harness.median(t["minicnn"]), harness.median(t["torch"])
         work = 2 * harness.conv_flops(notop, (3, size, size))
         size_points.append((size, a, b))
-        rows.append([f"VGG16 notop saliency, {size}x{size}", f"{a * 1e3:.0f}", f"{b * 1e3:.0f}", f"{a / b:.2f}",
+        rows.append([f"notop saliency {size}px", f"{a * 1e3:.0f}", f"{b * 1e3:.0f}", f"{a / b:.2f}",
                      f"{a / (size / 224) ** 2 * 1e3:.0f}", f"{work / a / 1e9:.0f}"])  # fmt: skip
         print(rows[-1], flush=True)
     print(harness.table(rows, ["workload", "minicnn ms", "torch ms", "ratio", "minicnn ms per unit",
@@ -91,7 +91,7 @@ def plot(batch_points, size_points, path):
         return
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, points, label in ((axes[0], batch_points, "batch size (VGG16 224x224)"),
-                              (axes[1], size_points, "input side, pixels (VGG16 notop, batch 1)")):  # fmt: skip
+                              (axes[1], size_points, "input side, px (VGG16 notop, batch 1)")):  # fmt: skip
         xs = [p[0] for p in points]
         ax.plot(xs, [p[1] for p in points], "o-", label="minicnn")
         ax.plot(xs, [p[2] for p in points], "s--", label="PyTorch")
