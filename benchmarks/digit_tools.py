@@ -5,7 +5,10 @@
 1. Saliency mass inside the digit (Simonyan et al. 2013, sec. 3/6): for each held-out digit, the
    fraction of the saliency map (max over channels of |dS_true/dI|) that lies inside the digit's
    bounding box (pixels > 0.5 of full intensity, box dilated by 2 px, clipped to the image); beside
-   it the same fraction for a uniform map, i.e. the box's area fraction. Mean over the digits.
+   it the same fraction for a uniform map, i.e. the box's area fraction, and for the same
+   architecture with random He weights (a control: on black backgrounds, zero inputs with zero
+   biases give dead ReLUs, so even an untrained net has little gradient off the digit).
+   Mean over the digits.
 2. Occlusion at the digit's centre (Zeiler & Fergus 2013, sec. 4.2): the drop of the true-class
    probability when an 8x8 square of zeros (network-input space; "unit" preprocessing maps 0 to
    black) covers the centre of the digit's bounding box; beside it the drop when the square sits in
@@ -64,6 +67,12 @@ def occlude(x, corners):
     return out
 
 
+def random_copy(net):
+    """The same architecture with fresh random (He, seed 0) weights."""
+    layers = [type(layer)(**layer.config(), name=layer.name) for layer in net.layers]
+    return mc.Sequential(layers, seed=0, meta=net.meta)
+
+
 def true_prob(net, x, labels, batch):
     probs = [softmax(net.forward(x[s : s + batch]), axis=1) for s in range(0, len(x), batch)]
     return np.concatenate(probs)[np.arange(len(x)), labels]
@@ -89,6 +98,14 @@ def main() -> None:
         [mc.saliency(net, x[s : s + args.batch], labels[s : s + args.batch]) for s in range(0, n, args.batch)]
     ).astype(np.float64)
     inside = (sal * masks).sum(axis=(1, 2)) / sal.sum(axis=(1, 2))
+    rand_net = random_copy(net)
+    rand_sal = np.concatenate(
+        [
+            mc.saliency(rand_net, x[s : s + args.batch], labels[s : s + args.batch])
+            for s in range(0, n, args.batch)
+        ]
+    ).astype(np.float64)
+    rand_inside = (rand_sal * masks).sum(axis=(1, 2)) / np.maximum(rand_sal.sum(axis=(1, 2)), 1e-30)
     uniform = masks.mean(axis=(1, 2))
 
     centre = np.stack([(boxes[:, 0] + boxes[:, 1]) // 2, (boxes[:, 2] + boxes[:, 3]) // 2], axis=1)
@@ -110,6 +127,7 @@ def main() -> None:
           f"accuracy {acc:.1%}; {machine()}; {elapsed:.1f} s")  # fmt: skip
     print(f"saliency mass inside the dilated digit box: {inside.mean():.3f} (median {np.median(inside):.3f})")
     print(f"uniform map (box area fraction):            {uniform.mean():.3f}")
+    print(f"same architecture, random weights (control): {rand_inside.mean():.3f}")
     drop_c, drop_f = np.mean(p0 - p_centre), np.mean(p0 - p_far)
     print(f"true-class probability, clean:              {p0.mean():.3f}")
     print(f"  8x8 zeros on the digit centre:            {p_centre.mean():.3f} (mean drop {drop_c:.3f})")
