@@ -14,10 +14,8 @@ NOTE: the derivative at x == 0 is taken as 0, as PyTorch does ([x > 0], not [x >
 
 from __future__ import annotations
 
-import numpy as np
-
-from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError
+from minicnn.kernels import relu as kernels
 from minicnn.layers.base import Layer
 
 MODES = ("gradient", "deconvnet", "guided")
@@ -31,22 +29,12 @@ def check_mode(mode: str) -> str:
 
 def relu_forward(x):
     """x (any shape) -> max(x, 0), same shape and dtype."""
-    return get_xp(x).maximum(x, 0)
+    return kernels.relu_forward(x)
 
 
 def relu_backward(dy, y, mode: str = "gradient"):
     """dy, y (the forward output; y > 0 exactly where x > 0), same shapes -> dx by ``mode``'s rule."""
-    xp = get_xp(dy)
-    check_mode(mode)
-    if xp is not np:
-        from minicnn.kernels import gpu
-
-        return gpu.relu_backward(dy, y, mode)  # one fused pass, no temporaries
-    if mode == "gradient":
-        return xp.where(y > 0, dy, 0).astype(dy.dtype, copy=False)
-    if mode == "deconvnet":
-        return xp.maximum(dy, 0)
-    return xp.where(y > 0, xp.maximum(dy, 0), 0).astype(dy.dtype, copy=False)  # guided
+    return kernels.relu_backward(dy, y, check_mode(mode))
 
 
 class ReLU(Layer):
