@@ -1,0 +1,264 @@
+"""Top-k DeconvNet projections over a dataset (Zeiler & Fergus 2013, sec. 2.1 and fig. 2).
+
+For every feature map of a layer, find the k images of a dataset that activate it most (the
+maximum over positions of the map in each image), project that single strongest activation back
+to pixel space (DeconvNet by default: all other activations of the layer set to zero), and cut
+from the input image the patch the unit sees: its exact receptive field through the conv/pool
+stack. Each image appears at most once per feature map, as in Zeiler & Fergus (the maximum over
+positions is taken first, then the top k images).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from minicnn.backend import to_numpy
+from minicnn.errors import MinicnnError
+from minicnn.layers.relu import check_mode
+from minicnn.tools.ascent import net_xp
+
+IDENTITY_KINDS = ("ReLU", "Dropout", "Softmax")
+
+
+def receptive_field(net, layer: str):
+    """The input window of one unit of ``layer``: (size, jump, offset), each an (h, w) pair.
+
+    Unit (y, x) of the layer's output sees input rows offset_h + y * jump_h ... + size_h - 1 (and
+    likewise columns), before clipping to the image. A conv or pool layer with kernel k, stride s
+    and padding p maps an output interval [a, b] to the input interval [a s - p, b s - p + k - 1];
+    composing these through the stack gives size = 1 + sum_l (k_l - 1) J_(l-1), jump J = prod s_l
+    and offset = -sum_l p_l J_(l-1), with J_(l-1) the product of the strides below layer l.
+    Returns None when the layer's units see the whole image (after Flatten, Dense or global pooling).
+    """
+    size, jump, offset = [1, 1], [1, 1], [0, 0]
+    for lay in net.layers[: net.index(layer) + 1]:
+        if lay.kind in ("Conv2D", "MaxPool2D"):
+            pad = getattr(lay, "padding", 0)
+            for a in (0, 1):
+                size[a] += (lay.kernel_size[a] - 1) * jump[a]
+                offset[a] -= pad * jump[a]
+                jump[a] *= lay.stride
+        elif lay.kind not in IDENTITY_KINDS:
+            return None
+    return tuple(size), tuple(jump), tuple(offset)
+
+
+@dataclass
+class TopK:
+    """The k strongest activations of each feature map of a layer, with projections and patches.
+
+    For M channels (rows) and k ranks (columns, strongest first); a slot is empty (index -1, value
+    -inf, zero arrays) when the dataset has fewer than k images.
+
+    channels:     (M,) the feature maps (or dense units), in the order of the rows
+    values:       (M, k) float64, the activation (max over positions of the map in that image)
+    index:        (M, k) int64, the image's position in the dataset (in ``files`` for a folder)
+    position:     (M, k, 2) int64, (y, x) of the strongest unit in the map ((0, 0) for vectors)
+    boxes:        (M, k, 4) int64, its receptive field (x0, y0, x1, y1), ends exclusive, in image
+                  pixels; it may reach outside the image (padding)
+    patches:      (M, k, C, R_h, R_w) the input image inside the box (network input space), the
+                  part outside the image filled with 0
+    projections:  (M, k, C, R_h, R_w) the projection (mc.reconstruct for that unit) inside the box;
+                  it is exactly zero outside the box, so nothing is lost by the crop
+    files:        the image files of a folder dataset (None for an array)
+    """
+
+    channels: np.ndarray
+    values: np.ndarray
+    index: np.ndarray
+    position: np.ndarray
+    boxes: np.ndarray
+    patches: np.ndarray
+    projections: np.ndarray
+    files: list | None = None
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class _Dataset:
+    """An array (N, C, H, W) or a folder of image files, read in batches as network input."""
+
+    def __init__(self, net, images, input_shape):
+        self.net, self.files, self.array = net, None, None
+        if isinstance(images, (str, Path)):
+            folder = Path(images)
+            if not folder.is_dir():
+                raise MinicnnError(f"{folder}: not a folder of images")
+            self.files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+            if not self.files:
+                raise MinicnnError(f"{folder}: the folder holds no images")
+            self.shape = tuple(input_shape or net.input_shape or ())
+            if len(self.shape) != 3:
+                raise MinicnnError("a folder dataset needs input_shape=(C, H, W) or meta['input_shape']")
+            self.length = len(self.files)
+        else:
+            if not hasattr(images, "ndim") or images.ndim != 4:
+                raise MinicnnError(
+                    f"expected images (N, C, H, W) or a folder, got {getattr(images, 'shape', images)!r}"
+                )
+            if len(images) == 0:
+                raise MinicnnError("the dataset is empty: expected at least one image")
+            self.array = images
+            self.shape = tuple(images.shape[1:])
+            self.length = len(images)
+        net.shapes(self.shape)  # one clear error when the images are too small for the network
+
+    def _load(self, path):
+        from minicnn.io.images import load_image
+        from minicnn.io.preprocess import preprocess
+
+        c, h, w = self.shape
+        img = load_image(path, size=(h, w), mode="L" if c == 1 else "RGB")
+        return preprocess(img, self.net.meta.get("preprocess") or "none", dtype=self.net.dtype)[0]
+
+    def batches(self, batch_size: int):
+        """Yields (indices (B,), images (B, C, H, W) on the host); unreadable files are skipped."""
+        if self.array is not None:
+            for i in range(0, self.length, batch_size):
+                yield np.arange(i, min(i + batch_size, self.length)), self.array[i : i + batch_size]
+            return
+        for i in range(0, self.length, batch_size):
+            idx, imgs = [], []
+            for j in range(i, min(i + batch_size, self.length)):
+                try:
+                    imgs.append(self._load(self.files[j]))
+                    idx.append(j)
+                except (MinicnnError, OSError) as exc:
+                    warnings.warn(f"skipping unreadable image {self.files[j]}: {exc}", stacklevel=3)
+            if imgs:
+                yield np.asarray(idx), np.stack(imgs)
+
+    def take(self, indices):
+        """The images at ``indices`` (B,) -> (B, C, H, W) on the host."""
+        if self.array is not None:
+            return to_numpy(self.array[np.asarray(indices)])
+        return np.stack([self._load(self.files[i]) for i in indices])
+
+
+def _per_image_max(a):
+    """a (B, C, h, w) or (B, F) -> (max (B, C), flat argmax (B, C)) over each map's positions."""
+    flat = a.reshape(a.shape[0], a.shape[1], -1)
+    arg = flat.argmax(axis=2)  # NOTE: ties go to the first position in row-major order
+    return to_numpy(flat.max(axis=2)).astype(np.float64), to_numpy(arg)
+
+
+def topk(
+    net,
+    images,
+    layer: str,
+    k: int = 9,
+    mode: str = "deconvnet",
+    batch_size: int = 32,
+    channels=None,
+    input_shape=None,
+) -> TopK:
+    """The k strongest activations of each feature map of ``layer`` over a dataset, projected back.
+
+    Args:
+        net: a Sequential. images: an (N, C, H, W) array in network input space, or a folder of
+            image files (read with mc.load_image at input_shape and preprocessed with
+            ``meta["preprocess"]``; an unreadable file is skipped with a warning naming it).
+        layer: any layer; for a (C, h, w) output each channel is a feature map, for an (F,)
+            output each unit is its own "map" (receptive field: the whole image).
+        k: images per map (default 9, as in Zeiler & Fergus fig. 2). mode: the projection's
+            backward rule, "deconvnet" (default), "guided" or "gradient".
+        batch_size: images per forward pass, in the scan and in the projections.
+        channels: the feature maps to keep (default all).
+
+    Returns a TopK (see its docstring): values and the dataset index of each image, the unit's
+    position, its receptive-field box, the image patch and the projection cropped to that box.
+    """
+    check_mode(mode)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise MinicnnError(f"k must be a positive integer, got {k!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise MinicnnError(f"batch_size must be a positive integer, got {batch_size!r}")
+    data = _Dataset(net, images, input_shape)
+    out_shape = tuple(net.shapes(data.shape)[net.index(layer)])
+    chans = np.arange(out_shape[0]) if channels is None else np.atleast_1d(np.asarray(channels))
+    if chans.dtype.kind not in "iu" or chans.ndim != 1 or chans.size == 0:
+        raise MinicnnError(f"channels must be a list of channel indices, got {channels!r}")
+    if ((chans < 0) | (chans >= out_shape[0])).any():
+        raise MinicnnError(f"channel out of range: layer {layer!r} has {out_shape[0]} channels")
+    xp = net_xp(net)
+    m = len(chans)
+    values = np.full((m, k), -np.inf)
+    index = np.full((m, k), -1, dtype=np.int64)
+    flatpos = np.zeros((m, k), dtype=np.int64)
+    bar = tqdm(total=data.length, desc=f"top-{k} {layer}", delay=1.0, leave=False)
+    for idx, batch in data.batches(batch_size):
+        a = net.forward(xp.asarray(batch, dtype=net.dtype), stop=layer)
+        best, arg = _per_image_max(a[:, chans])
+        # merge: current top-k first, then this batch; a stable sort keeps earlier images on ties
+        v = np.concatenate([values, best.T], axis=1)
+        i = np.concatenate([index, np.broadcast_to(idx, (m, len(idx)))], axis=1)
+        p = np.concatenate([flatpos, arg.T], axis=1)
+        order = np.argsort(-v, axis=1, kind="stable")[:, :k]
+        values, index, flatpos = (np.take_along_axis(t, order, axis=1) for t in (v, i, p))
+        bar.update(len(batch))
+    bar.close()
+    if (index < 0).all():
+        raise MinicnnError("no readable image in the dataset")
+    spatial = len(out_shape) == 3
+    position = (
+        np.stack(np.unravel_index(flatpos, out_shape[1:]), axis=-1)
+        if spatial
+        else np.zeros((m, k, 2), dtype=np.int64)
+    )
+    boxes = _boxes(net, layer, data.shape, position)
+    patches, projections = _project(net, data, layer, chans, index, position, boxes, mode, batch_size)
+    return TopK(chans, values, index, position.astype(np.int64), boxes, patches, projections, data.files)
+
+
+def _boxes(net, layer, shape, position):
+    """Receptive-field boxes (M, k, 4) (x0, y0, x1, y1) for unit positions (M, k, 2) (y, x)."""
+    rf = receptive_field(net, layer)
+    m, k = position.shape[:2]
+    if rf is None:
+        return np.broadcast_to(np.array([0, 0, shape[2], shape[1]]), (m, k, 4)).copy()
+    (rh, rw), (jh, jw), (oh, ow) = rf
+    y0 = oh + position[..., 0] * jh
+    x0 = ow + position[..., 1] * jw
+    return np.stack([x0, y0, x0 + rw, y0 + rh], axis=-1).astype(np.int64)
+
+
+def _crop(images, boxes):
+    """Cut boxes (B, 4) from images (B, C, H, W), zero outside the image -> (B, C, R_h, R_w)."""
+    _, c, h, w = images.shape
+    rh, rw = int(boxes[0, 3] - boxes[0, 1]), int(boxes[0, 2] - boxes[0, 0])
+    pad = max(0, -int(boxes[:, :2].min()), int(boxes[:, 2].max()) - w, int(boxes[:, 3].max()) - h)
+    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    out = np.empty((len(images), c, rh, rw), dtype=images.dtype)
+    for i, (x0, y0, _, _) in enumerate(boxes):
+        out[i] = padded[i, :, y0 + pad : y0 + pad + rh, x0 + pad : x0 + pad + rw]
+    return out
+
+
+def _project(net, data, layer, chans, index, position, boxes, mode, batch_size):
+    """Patches and cropped projections (M, k, C, R_h, R_w) for every filled slot."""
+    xp = net_xp(net)
+    m, k = index.shape
+    rows = np.argwhere(index >= 0)  # (slots, 2): (channel row, rank)
+    c, rh, rw = data.shape[0], int(boxes[0, 0, 3] - boxes[0, 0, 1]), int(boxes[0, 0, 2] - boxes[0, 0, 0])
+    patches = np.zeros((m, k, c, rh, rw), dtype=net.dtype)
+    projections = np.zeros_like(patches)
+    for s in range(0, len(rows), batch_size):
+        part = rows[s : s + batch_size]
+        r, q = part[:, 0], part[:, 1]
+        imgs = data.take(index[r, q])
+        a = net.forward(xp.asarray(imgs, dtype=net.dtype), stop=layer)
+        dy = xp.zeros_like(a)
+        sel = (xp.arange(len(part)), xp.asarray(chans[r]))
+        if a.ndim == 4:
+            sel += (xp.asarray(position[r, q, 0]), xp.asarray(position[r, q, 1]))
+        dy[sel] = a[sel]  # the single strongest activation of the map, the rest of the layer zero
+        proj = to_numpy(net.backward(dy, mode=mode, start=layer))
+        patches[r, q] = _crop(imgs, boxes[r, q])
+        projections[r, q] = _crop(proj, boxes[r, q])
+    return patches, projections
