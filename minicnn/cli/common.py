@@ -204,6 +204,17 @@ class Output:
             print(f"  wrote {path}")
         return path
 
+    def text(self, name: str, text: str) -> Path:
+        from minicnn.io.atomic import atomic_path
+
+        path = self._path(name)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        self.written.append(path)
+        if not self.quiet:
+            print(f"  wrote {path}")
+        return path
+
     def npy(self, name: str, array) -> Path | None:
         """Write ``array`` only with --save-arrays."""
         if not self.save_arrays:

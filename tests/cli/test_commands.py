@@ -141,3 +141,23 @@ def test_invert(shipped, tmp_path):
     h, w = png_size(tmp_path / "inversions.png")
     assert w == panels_width(3, 112) and h > 2 * 112  # two digits x (input + two layers)
     assert np.load(tmp_path / f"inversion_{pools[0]}.npy").shape == (2, 1, 28, 28)
+
+
+def test_equivalence(shipped, tmp_path):
+    import csv
+
+    r = ok("equivalence", "--out", tmp_path)
+    assert "max rel diff" in r.stdout
+    table = (tmp_path / "equivalence.txt").read_text()
+    assert table.strip() in r.stdout
+    with open(tmp_path / "equivalence.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    kinds = {row["kind"] for row in rows}
+    assert {"Conv2D", "ReLU", "MaxPool2D", "network"} <= kinds
+    for row in rows:
+        if row["kind"] in ("Conv2D", "MaxPool2D", "Dense"):
+            assert float(row["max_rel_diff"]) < 1e-5, row
+    assert any(float(row["max_rel_diff"]) > 0 for row in rows if row["kind"] == "ReLU")
+    for name in sample_names():
+        h, w = png_size(tmp_path / f"{name}_modes.png")
+        assert w == panels_width(4, DIGIT) and h > DIGIT
