@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from minicnn.cli import common
 
@@ -10,14 +13,18 @@ HELP = "benchmark: median times of forward and saliency (forward + backward) on 
 EPILOG = """\
 Times the engine on the chosen network with random inputs of its input size, after one warm-up
 call (Numba compilation, GPU start-up), and prints the medians. --weights also accepts vgg16 or
-vgg19: a randomly initialised ImageNet VGG (Simonyan & Zisserman 2014) at --size. The full,
-reproducible benchmarks against PyTorch are the scripts in benchmarks/.
+vgg19: a randomly initialised ImageNet VGG (Simonyan & Zisserman 2014) at --size. The full
+benchmarks against PyTorch are the scripts in benchmarks/ (a source checkout): --list names them,
+--script NAME runs one with its default settings.
 
 examples:
   minicnn bench                                   # shipped digit model, batch 64
   minicnn bench --weights vgg16 --size 64 --batch 2 --repeats 3
   minicnn bench --device gpu
+  minicnn bench --script vgg16_cpu                # benchmarks/vgg16_cpu.py
 """
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def add_arguments(parser) -> None:
@@ -32,6 +39,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--size", type=int, default=224, help="input size for vgg16/vgg19")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="default: cpu")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--list", action="store_true", help="list the scripts in benchmarks/")
+    parser.add_argument("--script", metavar="NAME", help="run benchmarks/NAME.py instead")
 
 
 def median_time(fn, repeats: int, sync) -> float:
@@ -53,6 +62,16 @@ def run(args) -> int:
 
     import minicnn as mc
 
+    scripts = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "harness")
+    if args.list:
+        print("\n".join(scripts) if scripts else f"no benchmark scripts in {BENCHMARKS}")
+        return 0
+    if args.script is not None:
+        if args.script not in scripts:
+            raise common.MinicnnError(
+                f"unknown benchmark {args.script!r}; expected one of: {', '.join(scripts)}"
+            )
+        return subprocess.call([sys.executable, str(BENCHMARKS / f"{args.script}.py")])
     if args.batch < 1 or args.repeats < 1 or args.size < 32:
         raise common.MinicnnError("expected --batch >= 1, --repeats >= 1 and --size >= 32")
     if args.weights in ("vgg16", "vgg19"):
@@ -76,7 +95,7 @@ def run(args) -> int:
 
     fwd = median_time(lambda: net.forward(x), args.repeats, sync)
     sal = median_time(lambda: mc.saliency(net, x, "predicted"), args.repeats, sync)
-    name = args.weights if args.weights in ("vgg16", "vgg19") else common.Path(args.weights).name
+    name = args.weights if args.weights in ("vgg16", "vgg19") else Path(args.weights).name
     print(f"minicnn bench: {name} on {net.device}, batch {args.batch} x {shape}, {net.dtype}")
     print(f"  forward   median {fwd * 1e3:9.1f} ms  ({args.batch / fwd:8.1f} images/s)")
     print(f"  saliency  median {sal * 1e3:9.1f} ms  ({args.batch / sal:8.1f} images/s)")

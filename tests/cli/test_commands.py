@@ -83,6 +83,10 @@ def test_classmodel(shipped, tmp_path):
 def test_bench(shipped):
     r = ok("bench", "--batch", "2", "--repeats", "1")
     assert "forward" in r.stdout and "saliency" in r.stdout and "median" in r.stdout
+    listed = ok("bench", "--list").stdout.split()
+    from conftest import REPO
+
+    assert listed == sorted(p.stem for p in (REPO / "benchmarks").glob("*.py") if p.stem != "harness")
 
 
 def test_cam_on_the_gap_model(shipped, tmp_path):
