@@ -19,6 +19,7 @@ from minicnn.errors import MinicnnError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 DEFAULT_SAMPLES = 4  # shipped held-out digits used when --image is not given
+TOP5_SHOWN = 10  # images whose top-5 predictions are printed
 
 
 def add_common(
@@ -173,10 +174,12 @@ def print_top5(net, scores, names, file=None) -> None:
     file = file or sys.stdout
     labels = class_names(net)
     probs = probabilities(scores)
-    for name, p in zip(names, probs, strict=True):
+    for name, p in list(zip(names, probs, strict=True))[:TOP5_SHOWN]:
         top = np.argsort(-p)[:5]
         text = ", ".join(f"{labels[i]} {p[i]:.3f}" for i in top)
         print(f"  {name}: top-5 {text}", file=file)
+    if len(names) > TOP5_SHOWN:
+        print(f"  ... and {len(names) - TOP5_SHOWN} more images", file=file)
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -258,6 +261,7 @@ class Inputs:
     display: np.ndarray
     names: list
     labels: list | None = None
+    boxes: np.ndarray | None = None  # true boxes (N, 4) (x0, y0, x1, y1) of the shipped canvases
 
 
 def image_files(path: Path) -> list[Path]:
@@ -275,8 +279,9 @@ def image_files(path: Path) -> list[Path]:
     return [path]
 
 
-def shipped_samples(count: int = DEFAULT_SAMPLES):
-    """(images (n, 28, 28, 1) uint8, labels (n,), names) from the shipped held-out digits."""
+def shipped_samples(count: int = DEFAULT_SAMPLES, one_per_class: bool = True):
+    """(images (n, 28, 28, 1) uint8, labels (n,), names) from the shipped held-out digits: the
+    first of each class (0, 1, 2, ...) or, with ``one_per_class=False``, the first ``count``."""
     from minicnn import paths
 
     path = paths.WEIGHTS_DIR / "mnist_heldout.npz"
@@ -286,7 +291,10 @@ def shipped_samples(count: int = DEFAULT_SAMPLES):
         images = np.asarray(data["images"] if "images" in data else data["x"])
         labels = np.asarray(data["labels"] if "labels" in data else data["y"])
     # one digit per class in order 0, 1, 2, ... so the default pictures show different classes
-    order = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)][:count]
+    if one_per_class:
+        order = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)][:count]
+    else:
+        order = list(range(min(count, len(labels))))
     images = images[order]
     if images.ndim == 3:
         images = images[..., None]
@@ -299,7 +307,9 @@ def shipped_samples(count: int = DEFAULT_SAMPLES):
     return images, labels[order].astype(int).tolist(), names
 
 
-def load_inputs(args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False) -> Inputs:
+def load_inputs(
+    args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False, samples: str = "heldout"
+) -> Inputs:
     """Read --image (a file or a folder; default: shipped digits) and preprocess it for ``net``.
 
     Images are converted to the network's channels (grey for one channel), resized to cover the
@@ -312,8 +322,12 @@ def load_inputs(args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False
     shape = net.input_shape
     channels = shape[0] if shape else 3
     size = None if keep_size or not shape else (int(shape[1]), int(shape[2]))
-    labels = None
-    if getattr(args, "image", None) is None:
+    labels = boxes = None
+    if getattr(args, "image", None) is None and samples == "clutter":
+        images, labels, boxes, names = shipped_clutter(count)
+    elif getattr(args, "image", None) is None and samples == "dataset":
+        images, labels, names = shipped_samples(count, one_per_class=False)
+    elif getattr(args, "image", None) is None:
         images, labels, names = shipped_samples(count)
         if images.shape[-1] != channels:
             raise MinicnnError(
@@ -339,7 +353,7 @@ def load_inputs(args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False
     convention = net.meta.get("preprocess") or "none"
     x = mc.preprocess(images, convention).astype(net.dtype, copy=False)
     display = np.stack([to_rgb(im) for im in images])
-    return Inputs(to_device_array(x, net.device), display, names, labels)
+    return Inputs(to_device_array(x, net.device), display, names, labels, boxes)
 
 
 # -- the usual start of a command --------------------------------------------------------------
@@ -358,7 +372,9 @@ class Context:
         return f"{self.inputs.names[i]} -> {class_names(self.net)[self.targets[i]]}"
 
 
-def prepare(args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool = False) -> Context:
+def prepare(
+    args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool = False, samples: str = "heldout"
+) -> Context:
     """Validate the output folder, load the network and the images, run one forward pass,
     resolve --target and print the top-5 predictions. Nothing is written yet."""
     from minicnn.backend import to_numpy
@@ -370,7 +386,7 @@ def prepare(args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool = 
     target = parse_target(net, getattr(args, "target", "predicted"))
     if getattr(args, "layer", None):
         check_layer(net, args.layer)  # before any work: the error lists the valid names
-    inputs = load_inputs(args, net, count=count, keep_size=keep_size)
+    inputs = load_inputs(args, net, count=count, keep_size=keep_size, samples=samples)
     scores = to_numpy(net.forward(inputs.x))
     if scores.ndim != 2:
         raise MinicnnError(f"{args.weights} does not end in class scores (output shape {scores.shape[1:]})")
@@ -413,3 +429,31 @@ def to_device_array(x, device: str):
     from minicnn.backend import to_device as move
 
     return move(x, device)
+
+
+def display_images(net, x) -> np.ndarray:
+    """Network-input images (N, C, H, W) -> (N, H, W, 3) uint8 RGB for viewing (``mc.deprocess``
+    with the network's convention, clipped to the pixel range)."""
+    import minicnn as mc
+    from minicnn.render.images import to_rgb
+
+    convention = net.meta.get("preprocess") or "none"
+    x = np.asarray(x)
+    if convention in ("caffe", "torch") and x.shape[1] != 3:
+        convention = "none"
+    pixels = mc.deprocess(x, convention, clip=True) / 255.0  # "none": taken as 0..255 pixels
+    return np.stack([to_rgb(p) for p in pixels])
+
+
+def shipped_clutter(count: int = DEFAULT_SAMPLES):
+    """(images (n, 84, 84, 1) uint8, labels, true boxes (n, 4) (x0, y0, x1, y1), names) from the
+    shipped digits-in-clutter canvases."""
+    from minicnn import paths
+
+    path = paths.WEIGHTS_DIR / "clutter.npz"
+    if not path.is_file():
+        raise MinicnnError(f"shipped canvases {path} not found; pass --image FILE")
+    with np.load(path) as data:
+        images, labels, boxes = data["images"][:count], data["labels"][:count], data["boxes"][:count]
+    names = [f"clutter{i}_label{int(c)}" for i, c in enumerate(labels)]
+    return images[..., None], labels.astype(int).tolist(), boxes.astype(int), names

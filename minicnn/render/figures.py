@@ -110,14 +110,16 @@ def tile_grid(images, labels=None, ncols=None) -> np.ndarray:
 def topk_figure(projections, patches, title: str = "") -> np.ndarray:
     """Top-k DeconvNet projections (left grid) beside their input patches (right grid).
 
-    projections, patches: (k, C, h, w) arrays (Zeiler & Fergus 2013, fig. 2).
+    projections: sequence of (C, h, w) signals in RGB order, each zero-centred and contrast-
+    normalised on its own; patches: sequence of images (anything ``to_rgb`` accepts), in the same
+    order (Zeiler & Fergus 2013, fig. 2: strongest first, row by row).
     """
-    proj = [contrast_normalize(p) for p in projections]
-    patch = [to_rgb(np.asarray(p, dtype=np.float64)) for p in patches]
+    proj = [to_rgb(contrast_normalize(p)) for p in projections]
+    patch = [to_rgb(p) for p in patches]
     f = max(1, 96 // max(patch[0].shape[:2]))
     ncols = int(np.ceil(np.sqrt(len(proj))))
-    left = grid([upscale(to_rgb(p), f) for p in proj], ncols=ncols)
-    right = grid([upscale(p, f) for p in patch], ncols=ncols)
+    left = grid([upscale(p, f) for p in proj], ncols=ncols, pad=2)
+    right = grid([upscale(p, f) for p in patch], ncols=ncols, pad=2)
     return hstack([left, right], [f"{title} projections".strip(), "input patches"])
 
 

@@ -165,3 +165,30 @@ def test_equivalence(shipped, tmp_path):
     for name in sample_names():
         h, w = png_size(tmp_path / f"{name}_modes.png")
         assert w == panels_width(4, DIGIT) and h > DIGIT
+
+
+def test_topk(shipped, tmp_path):
+    import minicnn as mc
+
+    net = mc.load(shipped.DEFAULT_MODEL)
+    layer = next(layer.name for layer in net.layers if layer.kind == "ReLU")
+    r = ok("topk", "--layer", layer, "--channels", "0", "2", "--count", "30", "--k", "4", "--out", tmp_path,
+           "--save-arrays")  # fmt: skip
+    assert "top-4 over 30 images" in r.stdout
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        f"{layer}_ch0_top4.png",
+        f"{layer}_ch2_top4.png",
+    ]
+    index = np.load(tmp_path / f"{layer}_top4_index.npy")
+    assert index.shape == (2, 4) and index.min() >= 0 and index.max() < 30
+    h, w = png_size(tmp_path / f"{layer}_ch0_top4.png")
+    assert h > 0 and w > 0
+
+
+def test_localize_on_the_shipped_canvases(shipped, tmp_path):
+    r = ok("localize", "--count", "2", "--out", tmp_path)
+    assert r.stdout.count("IoU with the true box") == 2 and "of 2 canvases" in r.stdout
+    for name in sorted(tmp_path.glob("*_localization.png")):
+        h, w = png_size(name)
+        assert w == panels_width(3, 168) and h > 168  # 84x84 canvases shown at 2x
+    assert len(list(tmp_path.glob("*_localization.png"))) == 2
