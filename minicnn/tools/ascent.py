@@ -159,7 +159,7 @@ def run_ascent(
     ``after`` hooks act after each update. ``project`` (x -> x) runs after each update, before the
     ``after`` hooks (e.g. the norm constraint of activation maximisation). ``ref`` (C, H, W) is the
     image that counts as zero (default: reference_image). Records in ``info``: "objective" (the
-    network term alone, (N, steps)).
+    network term alone, (N, steps)) and "start" (x0).
     """
     steps, lr = check_schedule(steps, lr)
     regs = check_regularizers(regularizers)
@@ -196,4 +196,4 @@ def run_ascent(
         for r in regs:
             x = r.after(x, step, ref)
     x = x.astype(net.dtype, copy=False)
-    return AscentResult(x, to_display(net, x), history, {"objective": raw})
+    return AscentResult(x, to_display(net, x), history, {"objective": raw, "start": x0})

@@ -1,0 +1,142 @@
+"""Class models (Simonyan et al. 2013, sec. 2), the shared ascent loop and the regularisers.
+
+Oracles: the same gradient-ascent loop written in PyTorch autograd (float64), torch autograd for
+the penalties, and the shipped digit models (the class model must be recognised as its class).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support import assert_close, oracle
+from torch_mirror import to_torch
+
+import minicnn as mc
+from minicnn.errors import MinicnnError
+from minicnn.tools.regularizers import (
+    Clip,
+    GaussianBlur,
+    Jitter,
+    L2Decay,
+    L2Penalty,
+    NormClip,
+    gaussian_blur,
+)
+
+
+def biased(net, seed=0):
+    """net in float64 with random biases, so that no ReLU sits at its kink at the zero image."""
+    net.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        if layer.has_params:
+            layer.bias = rng.uniform(-0.3, 0.3, layer.bias.shape)
+    return net
+
+
+def test_ascent_matches_torch_loop(make_small_vgg):
+    """Three plain ascent steps on S_c - l2 ||I||^2 from zero, for two classes at once."""
+    torch = oracle("torch")
+    net = biased(make_small_vgg(seed=2))
+    targets, lr, l2, steps = [1, 3], 0.5, 0.05, 3
+    result = mc.class_model(net, targets, steps=steps, lr=lr, l2=l2)
+    model = to_torch(net)
+    x = torch.zeros(2, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+    history = []
+    for _ in range(steps):
+        obj = model(x)[[0, 1], targets] - l2 * (x * x).sum(dim=(1, 2, 3))
+        history.append(obj.detach().numpy())
+        (grad,) = torch.autograd.grad(obj.sum(), x)
+        with torch.no_grad():
+            x += lr * grad
+    assert_close(result.image, x.detach().numpy(), rtol=1e-7, what="image")
+    assert_close(result.history, np.stack(history, axis=1), rtol=1e-7, what="history")
+    assert result.image.shape == (2, 3, 16, 16) and result.display.shape == (2, 16, 16, 3)
+    assert result.display.min() >= 0 and result.display.max() <= 1
+
+
+def test_l2_penalty_gradient():
+    torch = oracle("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 4))
+    ref = np.random.default_rng(1).standard_normal((3, 5, 4))
+    value, grad = L2Penalty().penalty(x, ref)
+    t = torch.tensor(x, requires_grad=True)
+    v = ((t - torch.tensor(ref)) ** 2).sum(dim=(1, 2, 3))
+    (g,) = torch.autograd.grad(v.sum(), t)
+    assert_close(value, v.detach().numpy(), rtol=1e-12)
+    assert_close(grad, g.numpy(), rtol=1e-12)
+
+
+def test_gaussian_blur_of_an_impulse_is_the_separable_kernel():
+    sigma = 1.0
+    x = np.zeros((1, 1, 15, 15))
+    x[0, 0, 7, 7] = 1.0
+    taps = np.exp(-0.5 * (np.arange(-3, 4) / sigma) ** 2)
+    taps /= taps.sum()
+    expected = np.zeros((15, 15))
+    expected[4:11, 4:11] = np.outer(taps, taps)
+    assert_close(gaussian_blur(x, sigma)[0, 0], expected, rtol=1e-12)
+    flat = np.full((1, 2, 6, 6), 0.3)  # reflection at the edges keeps a constant image constant
+    assert_close(gaussian_blur(flat, 2.0), flat, rtol=1e-12)
+
+
+def test_modifiers():
+    ref = np.zeros((1, 4, 4))
+    x = np.random.default_rng(0).standard_normal((2, 1, 4, 4)) * 3
+    assert np.allclose(L2Decay(0.25).after(x, 0, ref), 0.75 * x)
+    clipped = Clip(-1, 1).after(x, 0, ref)
+    assert (
+        clipped.min() >= -1 and clipped.max() <= 1 and np.allclose(clipped[np.abs(x) < 1], x[np.abs(x) < 1])
+    )
+    kept = NormClip(50).after(x, 0, ref)
+    assert ((kept != 0).reshape(2, -1).sum(axis=1) == 8).all()  # the stronger half survives
+    blur = GaussianBlur(1.0, every=3)
+    assert blur.after(x, 0, ref) is x and not np.allclose(blur.after(x, 2, ref), x)
+    rng = np.random.default_rng(5)
+    seen, undo = Jitter(2).transform(x, rng)
+    while undo is None:
+        seen, undo = Jitter(2).transform(x, rng)
+    assert not np.allclose(seen, x) and np.allclose(undo(seen), x)
+
+
+def test_jitter_gradient_is_rolled_back(make_small_vgg):
+    """With jitter, each step's gradient is that of the shifted image, shifted back."""
+    torch = oracle("torch")
+    net = biased(make_small_vgg(seed=3))
+    result = mc.class_model(net, 2, steps=1, lr=1.0, l2=0.0, regularizers=[Jitter(3)], seed=7)
+    model = to_torch(net)
+    (dy, dx) = np.random.default_rng(7).integers(-3, 4, size=2)  # the loop's rng, seeded with 7
+    x = torch.zeros(1, 3, 16, 16, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(model(torch.roll(x, (int(dy), int(dx)), dims=(2, 3)))[0, 2], x)
+    assert_close(result.image, g.numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"target": 5}, "out of range"),
+        ({"target": -1}, "out of range"),
+        ({"target": [0, 9]}, "out of range"),
+        ({"target": 1, "steps": 0}, "steps"),
+        ({"target": 1, "lr": -0.1}, "lr"),
+        ({"target": 1, "l2": -1.0}, "l2"),
+        ({"target": 1, "regularizers": ["tv"]}, "Regularizer"),
+        ({"target": 1, "optimizer": "lbfgs"}, "optimizer"),
+        ({"target": 1, "input_shape": (3, 2, 2)}, "smaller"),
+    ],
+)
+def test_bad_input(make_small_vgg, kwargs, message):
+    with pytest.raises(MinicnnError, match=message):
+        mc.class_model(make_small_vgg(seed=0), **kwargs)
+
+
+@pytest.mark.parametrize("which", ["digit_net", "gap_net"])
+def test_shipped_models_recognise_their_class_models(which, request):
+    """Every class: the score rises over the run and the model's top-1 class is that class."""
+    net = request.getfixturevalue(which)
+    classes = list(range(len(net.meta["class_names"])))
+    result = mc.class_model(net, classes, steps=40)
+    score = result.info["objective"]
+    assert (score[:, -1] > score[:, 0] + 1).all(), score[:, [0, -1]]
+    top1 = net.forward(result.image).argmax(axis=1)
+    assert list(top1) == classes
