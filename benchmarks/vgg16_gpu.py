@@ -95,8 +95,10 @@ def main(argv=None):
 
     def theirs_occ():
         with torch.no_grad():
-            Occlusion(model).attribute(torch.from_numpy(image).cuda(), sliding_window_shapes=(3, 16, 16),
-                                       strides=(3, 8, 8), baselines=0.0, target=1, perturbations_per_eval=64)  # fmt: skip
+            Occlusion(model).attribute(
+                torch.from_numpy(image).cuda(), sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
+                baselines=0.0, target=1, perturbations_per_eval=64,
+            )  # fmt: skip
 
     timed_pair("occlusion 16/8 (vs Captum)", 1, mine_occ, theirs_occ, 729 * flops)
     print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cupy.__version__}, "
