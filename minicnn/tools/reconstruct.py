@@ -38,7 +38,7 @@ def unit_signal(a, unit=None):
     dy = xp.zeros_like(a)
     if unit is None:
         idx = strongest_units(a)
-        rows = (np.arange(len(a)),) + tuple(idx.T)
+        rows = tuple(xp.asarray(r) for r in (np.arange(len(a)), *idx.T))  # device index arrays
         dy[rows] = a[rows]
         return dy
     unit_t = (unit,) if np.isscalar(unit) else tuple(unit)

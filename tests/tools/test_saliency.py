@@ -26,9 +26,7 @@ def torch_grad(net, x, targets):
 def test_max_abs_gradient_small(small_net, small_images):
     targets = [0, 4, 2]
     g = torch_grad(small_net, small_images, targets)
-    assert_close(
-        mc.saliency(small_net, small_images, targets), np.abs(g).max(axis=1), what="saliency"
-    )
+    assert_close(mc.saliency(small_net, small_images, targets), np.abs(g).max(axis=1), what="saliency")
     assert_close(mc.saliency(small_net, small_images, targets, signed=True), g, what="signed")
     assert_close(
         mc.saliency(small_net, small_images, targets, signed=True, times_input=True),
@@ -94,3 +92,25 @@ def test_bad_input(small_net, small_images):
         mc.saliency(small_net, [small_images[0], small_images[0, :, :8]], 0)
     with pytest.raises(MinicnnError, match="target"):
         mc.saliency(small_net, small_images, "best")
+
+
+def test_tools_on_gpu(make_small_vgg):
+    """Every gradient tool gives the CPU's arrays on the GPU (skipped without CuPy and a device)."""
+    from minicnn.backend import gpu_available, to_device, to_numpy
+
+    if not gpu_available():
+        pytest.skip("no CUDA device / CuPy here")
+    cpu = make_small_vgg(seed=3, gap=True)
+    gpu = make_small_vgg(seed=3, gap=True).to("gpu")
+    x = np.random.default_rng(7).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    xg = to_device(x, "gpu")
+    calls = {
+        "saliency": lambda net, x: mc.saliency(net, x, [0, 1], samples=3),
+        "reconstruct": lambda net, x: mc.reconstruct(net, x, "relu_1", None, mode="guided"),
+        "cam": lambda net, x: mc.cam(net, x, "predicted"),
+        "grad_cam": lambda net, x: mc.grad_cam(net, x, 2, "conv2d_1"),
+        "occlusion": lambda net, x: mc.occlusion(net, x, 1, 4, 4, fill="mean", progress=False).attribution,
+        "equivalence": lambda net, x: mc.equivalence(net, x, 1).signals["deconvnet"],
+    }
+    for name, call in calls.items():
+        assert_close(to_numpy(call(gpu, xg)), to_numpy(call(cpu, x)), what=f"{name} on GPU")
