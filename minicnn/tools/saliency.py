@@ -69,7 +69,8 @@ def saliency(
         (N, H, W) array of net.dtype: max over colour channels of |g| (Simonyan et al. 2013, sec.
         3.1), or (N, C, H, W) g itself when ``signed``; g = dS/dI, averaged over the SmoothGrad
         samples when ``samples > 0`` (averaged before |.| and max, as in Smilkov et al. eq. 2),
-        times the input when ``times_input``.
+        times the input when ``times_input`` (with SmoothGrad, each noisy gradient times its noisy
+        input, then averaged: SmoothGrad applied to gradient x input, Smilkov et al. sec. 4).
     """
     x = as_batch(net, x)
     if samples < 0 or noise < 0 or batch_size < 1:
@@ -82,16 +83,18 @@ def saliency(
             targets = resolve_targets(target, net.forward(x))
         else:
             targets = resolve_targets(target, np.zeros((len(x), net.shapes(x.shape[1:])[-1][0])))
-        grad = _smoothgrad(net, x, targets, samples, noise, seed, batch_size)
-    if times_input:
+        grad = _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input)
+    if times_input and samples == 0:
         grad = grad * x
     if signed:
         return grad
     return get_xp(grad).abs(grad).max(axis=1)
 
 
-def _smoothgrad(net, x, targets, samples, noise, seed, batch_size):
-    """Mean over ``samples`` noisy copies of dS/dI: (N, C, H, W). Copies go through in batches."""
+def _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input=False):
+    """Mean over ``samples`` noisy copies x' of dS/dI(x') (times x' if times_input): (N, C, H, W).
+
+    The copies go through ``batch_size // N`` samples per forward/backward pass (at least one)."""
     xp = get_xp(x)
     n = len(x)
     per_pass = max(1, batch_size // n)  # samples per pass; a pass holds per_pass * n images
@@ -101,6 +104,8 @@ def _smoothgrad(net, x, targets, samples, noise, seed, batch_size):
     def flush():
         batch = xp.concatenate([x + eps for eps in pending])
         grad = class_gradient(net, batch, np.tile(targets, len(pending)))
+        if times_input:
+            grad = grad * batch
         pending.clear()
         return grad.reshape(-1, *x.shape).sum(axis=0)
 

@@ -71,6 +71,10 @@ def test_smoothgrad(small_net, small_images):
             batch_size=batch_size,
         )  # fmt: skip
         assert_close(got, expected, what=f"smoothgrad batch_size={batch_size}")
+    smooth = {"samples": samples, "noise": noise, "seed": seed}
+    times = mc.saliency(small_net, small_images, targets, signed=True, times_input=True, **smooth)
+    expected_times = np.mean([torch_grad(small_net, xn, targets) * xn for xn in noisy], axis=0)
+    assert_close(times, expected_times, what="smoothgrad of gradient x input")
     plain = mc.saliency(small_net, small_images, targets, signed=True)
     assert np.abs(plain - expected).max() > 1e-3 * np.abs(expected).max()  # the noise did something
 
