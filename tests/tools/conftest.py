@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minicnn as mc
-from minicnn.paths import DEFAULT_MODEL, GAP_MODEL
+from minicnn.paths import DEFAULT_MODEL, GAP_MODEL, WEIGHTS_DIR
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +75,12 @@ def gap_net():
 
 
 def digit_images(net, n=4, seed=0):
-    """n random inputs shaped for a shipped digit model, in [0, 1] like its preprocessed digits."""
-    shape = tuple(net.meta.get("input_shape", (1, 28, 28)))
-    return np.random.default_rng(seed).random((n, *shape)).astype(net.dtype)
+    """n held-out digits (weights/mnist_heldout.npz, /255 like the "unit" preprocessing), starting at
+    a seeded offset; (n, 1, 28, 28) of net.dtype."""
+    with np.load(WEIGHTS_DIR / "mnist_heldout.npz") as f:
+        images = f["images"]
+    start = int(np.random.default_rng(seed).integers(0, len(images) - n))
+    return (images[start : start + n, None] / 255.0).astype(net.dtype)
 
 
 @pytest.fixture(scope="session")

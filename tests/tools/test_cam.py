@@ -105,12 +105,15 @@ def test_shipped_gap_model(gap_net, make_digit_images):
 
 
 def test_shipped_digit_model_grad_cam(digit_net, make_digit_images):
+    torch = oracle("torch")
     x = make_digit_images(digit_net)
-    got = mc.grad_cam(digit_net, x, [1, 2, 3, 4], upsample=False)
-    last = [layer.name for layer in digit_net.layers if layer.kind == "ReLU"]
+    predicted = to_torch(digit_net, torch.float64)(torch.tensor(x, dtype=torch.float64)).argmax(1).numpy()
+    got = mc.grad_cam(digit_net, x, "predicted", upsample=False)
     shapes = digit_net.shapes(x.shape[1:])
-    used = [n for n in last if len(shapes[digit_net.index(n)]) == 3][-1]
-    assert_close(got, torch_gradcam(digit_net, x, [1, 2, 3, 4], used), what="digits grad-cam")
+    relus = [
+        la.name for la, s in zip(digit_net.layers, shapes, strict=True) if la.kind == "ReLU" and len(s) == 3
+    ]
+    assert_close(got, torch_gradcam(digit_net, x, predicted, relus[-1]), what="digits grad-cam")
 
 
 def test_bad_input(small_net, small_images, gap_small, gap_images):
