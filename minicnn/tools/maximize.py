@@ -106,7 +106,7 @@ def maximize(
     Returns an AscentResult with len(units) * starts rows, unit-major (all starts of unit 0 first):
     image, display, history (activation minus penalties per step), info["objective"] (the
     activation per step; the pre-activation for a ReLU layer, see below), info["activation"] (the
-    activation of the final image), info["unit"] (the unit of each row), info["start"] and
+    activation of the final image), info["unit"] (the unit of each row), info["start_index"] and
     info["best"] (row of the best start of each unit).
     """
     if reduce not in REDUCTIONS:
@@ -173,7 +173,7 @@ def maximize(
     result.info.update(
         activation=final,
         unit=[u for u in units for _ in range(starts)],
-        start=np.tile(np.arange(starts), len(units)),
+        start_index=np.tile(np.arange(starts), len(units)),
         best=np.arange(len(units)) * starts + per_unit.argmax(axis=1),
     )
     return result
