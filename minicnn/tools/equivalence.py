@@ -14,7 +14,7 @@ are apart. It also compares the three whole-network signals (gradient, DeconvNet
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -75,6 +75,14 @@ class EquivalenceResult:
     signals: dict = field(repr=False)
     targets: np.ndarray
     tol: float
+
+    def records(self) -> dict:
+        """Plain data for a figure or JSON: {"layers": [row dicts], "pairs": [pair dicts], "targets"}."""
+        return {
+            "layers": [asdict(r) for r in self.rows],
+            "pairs": [asdict(p) for p in self.pairs],
+            "targets": self.targets.tolist(),
+        }
 
     def table(self) -> str:
         """The measured version of Simonyan et al.'s table, as text."""

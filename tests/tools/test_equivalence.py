@@ -103,6 +103,13 @@ def test_vgg16(vgg16, vgg_image):
             assert r.rel_diff > 1e-3 and r.frac_differ > 0, r
         else:
             assert r.rel_diff < 1e-5, r
+    records = res.records()
+    assert [r["name"] for r in records["layers"]] == vgg16.names[::-1] and records["targets"] == [7]
+    assert {(p["a"], p["b"]) for p in records["pairs"]} == {
+        ("gradient", "deconvnet"),
+        ("gradient", "guided"),
+        ("deconvnet", "guided"),
+    }
     table = res.table()
     assert len(table.splitlines()) == len(vgg16.layers) + 4 + 6  # title, rules, pairs
     assert "block5_conv3_relu" in table and "dX [X > 0]" in table and "R [R > 0]" in table
