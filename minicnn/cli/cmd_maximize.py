@@ -33,6 +33,7 @@ def run(args) -> int:
     import numpy as np
 
     import minicnn as mc
+    from minicnn.backend import to_numpy
     from minicnn.render import figures
 
     units = None if args.units is None else [common.parse_unit(u) for u in args.units]
@@ -46,7 +47,7 @@ def run(args) -> int:
         units = list(range(min(8, shape[0])))
     print(f"minicnn maximize: {args.weights.name}, layer {layer} {shape}, units {units}, {args.steps} steps")
     result = mc.maximize(net, layer, units, starts=args.starts, steps=args.steps, lr=args.lr, seed=args.seed)
-    activation = np.asarray(result.info["activation"])
+    activation = to_numpy(result.info["activation"])
     labels = []
     for row, unit in enumerate(result.info["unit"]):
         text = ",".join(str(int(v)) for v in np.atleast_1d(unit))

@@ -397,7 +397,9 @@ def prepare(
 
 def display_signal(net, signal) -> np.ndarray:
     """An image-space signal (C, H, W) in the network's channel order -> RGB order for display."""
-    signal = np.asarray(signal)
+    from minicnn.backend import to_numpy
+
+    signal = to_numpy(signal)  # a GPU array is copied to the host for drawing
     if net.meta.get("preprocess") == "caffe" and signal.shape[0] == 3:
         return signal[::-1]  # caffe input is BGR
     return signal
@@ -435,10 +437,11 @@ def display_images(net, x) -> np.ndarray:
     """Network-input images (N, C, H, W) -> (N, H, W, 3) uint8 RGB for viewing (``mc.deprocess``
     with the network's convention, clipped to the pixel range)."""
     import minicnn as mc
+    from minicnn.backend import to_numpy
     from minicnn.render.images import to_rgb
 
     convention = net.meta.get("preprocess") or "none"
-    x = np.asarray(x)
+    x = to_numpy(x)
     if convention in ("caffe", "torch") and x.shape[1] != 3:
         convention = "none"
     pixels = mc.deprocess(x, convention, clip=True) / 255.0  # "none": taken as 0..255 pixels
