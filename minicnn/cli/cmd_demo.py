@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import time
 from pathlib import Path
 
@@ -31,12 +32,12 @@ STEPS = (
      "The strongest activation of the last convolutional block sent back to pixels by the "
      "DeconvNet rule, the gradient and guided backpropagation, zero-centred (grey = 0); the modes "
      "differ only at the ReLUs.",
-     "Zeiler & Fergus 2013, sec. 2; Simonyan et al. 2013, sec. 5; Springenberg et al. 2015."),
+     "Zeiler & Fergus 2013, sec. 2; Simonyan et al. 2013, sec. 4; Springenberg et al. 2015."),
     ("equivalence", [], "The DeconvNet / gradient equivalence, measured",
      "Per layer of the shipped network: the DeconvNet rule and the gradient rule applied to the "
      "same incoming signal. Convolutions and max-pooling with switches agree to float precision; "
      "ReLU layers differ, by the amounts measured here on real digits.",
-     "Simonyan et al. 2013, sec. 5 (the table of forward pass, DeconvNet and gradient)."),
+     "Simonyan et al. 2013, sec. 4 (the table of forward pass, DeconvNet and gradient)."),
     ("occlusion", ["--size", "8", "--stride", "4"], "Occlusion sensitivity",
      "A grey square slides over the digit; per position, the probability of the predicted class "
      "and the most probable class, and per pixel the mean drop of the class score over the windows "
@@ -82,6 +83,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 
+def natural(path) -> list:
+    """Sort key that orders heldout2 before heldout10 (numbers compared as numbers)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
 def available(command: str, parser) -> bool:
     """True when the subcommand exists (the parser only knows the commands already written)."""
     sub = next(a for a in parser._actions if a.dest == "command")
@@ -124,7 +130,7 @@ def run(args) -> int:
             failed.append(command)
             section.note = f"failed: {buffer.getvalue().strip().splitlines()[-1]}"
             continue
-        section.images = sorted(p.relative_to(out.folder) for p in folder.glob("*.png"))
+        section.images = sorted((p.relative_to(out.folder) for p in folder.glob("*.png")), key=natural)
         table = folder / "equivalence.txt"
         if table.is_file():
             section.table = table.read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ HELP = "reconstructions: a unit projected to pixels by DeconvNet, gradient and g
 EPILOG = """\
 One forward pass, then the chosen activations of --layer (all others set to zero) are sent back to
 the image by the three rules, shown side by side with the input, zero-centred and contrast-
-normalised: DeconvNet (Zeiler & Fergus 2013, sec. 2), the gradient (Simonyan et al. 2013, sec. 5)
+normalised: DeconvNet (Zeiler & Fergus 2013, sec. 2), the gradient (Simonyan et al. 2013, sec. 4)
 and guided backpropagation (Springenberg et al. 2015). Only the ReLU rule differs between them.
 
 examples:
