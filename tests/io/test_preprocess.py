@@ -1,0 +1,94 @@
+"""Preprocessing conventions against Keras's own implementations, and their inverses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support import assert_close, oracle
+
+import minicnn as mc
+from minicnn.errors import MinicnnError
+
+
+@pytest.fixture(scope="module")
+def imagenet_utils():
+    oracle("keras")
+    from keras.applications import imagenet_utils
+
+    return imagenet_utils
+
+
+def images(shape=(2, 7, 5, 3), seed=0, dtype=np.uint8):
+    return np.random.default_rng(seed).integers(0, 256, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("mode", ["caffe", "torch"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_matches_keras_preprocess_input(imagenet_utils, mode, dtype):
+    """Keras's ``preprocess_input(mode=...)`` is the reference (vgg16.preprocess_input is caffe)."""
+    img = images(dtype=dtype)
+    expected = imagenet_utils.preprocess_input(img.astype(np.float32), mode=mode)  # NHWC
+    x = mc.preprocess(img, mode)
+    assert x.dtype == np.float32 and x.shape == (2, 3, 7, 5) and x.flags.c_contiguous
+    assert_close(x, np.asarray(expected).transpose(0, 3, 1, 2), rtol=1e-6, what=mode)
+
+
+def test_caffe_numbers_by_hand():
+    """One pixel worked out: RGB (10, 20, 30) -> BGR (30, 20, 10) minus (103.939, 116.779, 123.68)."""
+    x = mc.preprocess(np.array([[[10, 20, 30]]], np.uint8), "caffe")
+    np.testing.assert_allclose(x[0, :, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], rtol=1e-6)
+    x = mc.preprocess(np.array([[[0, 255, 51]]], np.uint8), "torch")
+    np.testing.assert_allclose(
+        x[0, :, 0, 0], [-0.485 / 0.229, (1 - 0.456) / 0.224, (0.2 - 0.406) / 0.225], rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("mode", ["caffe", "torch", "unit", "none"])
+def test_round_trip(mode):
+    img = images(seed=1)
+    x = mc.preprocess(img, mode)
+    back = mc.deprocess(x, mode)
+    assert back.shape == img.shape and back.dtype == np.float32
+    np.testing.assert_allclose(back, img, atol=1e-3)
+    single = mc.deprocess(x[0], mode)  # (C, H, W) -> (H, W, C)
+    np.testing.assert_array_equal(single, back[0])
+
+
+@pytest.mark.parametrize("mode", ["unit", "none"])
+def test_grayscale(mode):
+    img = images((6, 4, 1), seed=2)
+    x = mc.preprocess(img, mode)
+    assert x.shape == (1, 1, 6, 4)
+    np.testing.assert_allclose(x[0, 0], img[..., 0] / (255.0 if mode == "unit" else 1.0), rtol=1e-6)
+    np.testing.assert_array_equal(mc.preprocess(img[..., 0], mode), x)  # (H, W) works too
+    np.testing.assert_allclose(mc.deprocess(x, mode)[0], img, atol=1e-4)
+
+
+def test_deprocess_clips_for_display():
+    x = np.full((1, 3, 2, 2), 500.0, np.float32)
+    assert mc.deprocess(x, "none").max() == 255.0
+    assert mc.deprocess(x, "none", clip=False).max() == 500.0
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ((images(), "bgr"), "unknown preprocessing 'bgr'"),
+        ((images((4, 4, 1)), "caffe"), "expects 3 channels"),
+        ((images((4, 4, 4)), "none"), "1 .grayscale. or 3 .RGB. channels"),
+        ((images((1, 2, 4, 4, 3)), "none"), r"expected images \(N, H, W, C\)"),
+        ((np.full((4, 4, 3), 300.0), "unit"), "0..255"),
+        ((np.full((4, 4, 3), np.nan), "none"), "NaN"),
+        ((np.array([["a"]]), "none"), "numeric"),
+    ],
+)
+def test_bad_input(args, expected):
+    with pytest.raises(MinicnnError, match=expected):
+        mc.preprocess(*args)
+
+
+def test_deprocess_bad_input():
+    with pytest.raises(MinicnnError, match=r"\(N, C, H, W\)"):
+        mc.deprocess(np.zeros((3, 3)), "none")
+    with pytest.raises(MinicnnError, match="3 channels"):
+        mc.deprocess(np.zeros((1, 1, 3, 3)), "caffe")
