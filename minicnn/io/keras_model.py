@@ -191,6 +191,8 @@ def build_from_config(config: dict):
     if cls not in ("Sequential", "Functional", "Model"):
         raise MinicnnError(f"Keras model class {cls!r} is not supported (expected Sequential)")
     inner = config.get("config", {})
+    if isinstance(inner, list):  # Keras <= 2.2 stored a Sequential's config as the bare layer list
+        inner = {"layers": inner}
     specs = inner.get("layers", [])
     if cls != "Sequential":
         for prev, spec in zip(specs, specs[1:], strict=False):
