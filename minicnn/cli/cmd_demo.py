@@ -38,7 +38,7 @@ STEPS = (
      "same incoming signal. Convolutions and max-pooling with switches agree to float precision; "
      "ReLU layers differ, by the amounts measured here on real digits.",
      "Simonyan et al. 2013, sec. 4 (the table of forward pass, DeconvNet and gradient)."),
-    ("occlusion", ["--size", "8", "--stride", "4"], "Occlusion sensitivity",
+    ("occlusion", ["--size", "12", "--stride", "2"], "Occlusion sensitivity",
      "A grey square slides over the digit; per position, the probability of the predicted class "
      "and the most probable class, and per pixel the mean drop of the class score over the windows "
      "covering it. The probability falls where the square hides the strokes that make the digit.",
@@ -49,16 +49,16 @@ STEPS = (
      "of the class score), upsampled and laid over the digit.",
      "Zhou et al. 2016, Learning Deep Features for Discriminative Localization; "
      "Selvaraju et al. 2017, Grad-CAM."),
-    ("classmodel", ["--steps", "60"], "Class models",
+    ("classmodel", ["--steps", "40"], "Class models",
      "For each digit class, the image found by gradient ascent on the unnormalised class score "
      "with an L2 penalty, starting from the zero image; the label gives the class the network "
      "itself assigns to the image.",
      "Simonyan et al. 2013, sec. 2, fig. 1."),
-    ("maximize", ["--steps", "40"], "Activation maximisation",
+    ("maximize", ["--steps", "30"], "Activation maximisation",
      "Inputs of fixed norm that maximise single feature maps of a hidden layer, from random "
      "starts.",
      "Erhan, Bengio, Courville & Vincent 2009, Visualizing Higher-Layer Features, sec. 3."),
-    ("invert", ["--steps", "60"], "Feature inversion",
+    ("invert", ["--steps", "40"], "Feature inversion",
      "Images reconstructed only from a layer's representation of a held-out digit, by minimising "
      "the relative feature error with total-variation and alpha-norm priors.",
      "Mahendran & Vedaldi 2015, Understanding Deep Image Representations by Inverting Them."),
