@@ -168,3 +168,11 @@ def test_not_hdf5_missing_and_other_hdf5(tmp_path):
         f["data"] = np.arange(10)
     with pytest.raises(MinicnnError, match="unknown kind"):
         mc.load(tmp_path / "other.h5")
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    """The temporary file is private while written; the result gets the usual 0666 & ~umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = mc.save(small_net(), tmp_path / "m.h5")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
