@@ -6,6 +6,7 @@ import contextlib
 import io
 import re
 import time
+import traceback
 from pathlib import Path
 
 from minicnn.cli import common
@@ -122,8 +123,9 @@ def run(args) -> int:
         try:
             with contextlib.redirect_stdout(buffer):
                 code = int(sub_args.run(sub_args) or 0)
-        except common.MinicnnError as exc:
-            code, buffer = 2, io.StringIO(buffer.getvalue() + f"error: {exc}\n")
+        except Exception as exc:  # one broken tool must not hide the others: log it, go on
+            detail = traceback.format_exc() if not isinstance(exc, common.MinicnnError) else ""
+            code, buffer = 2, io.StringIO(buffer.getvalue() + f"{detail}error: {exc}\n")
         seconds = time.perf_counter() - t0
         log.append(f"$ minicnn {' '.join(argv)}\n{buffer.getvalue()}({seconds:.1f} s)\n")
         if code != 0:
