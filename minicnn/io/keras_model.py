@@ -7,11 +7,13 @@ and are matched to layers by name. Supported: a single chain of
     InputLayer, Conv2D, MaxPooling2D, Flatten, Dense, Dropout, GlobalAveragePooling2D,
     Activation / ReLU (relu, linear, and softmax at the end)
 
-in channels-last layout. Fused activations are split into separate ``ReLU`` layers named
-``<layer>_relu`` so that the three backward rules of the engine (gradient, DeconvNet, guided; Zeiler
-& Fergus 2013, Springenberg et al. 2015) see every rectifier. A softmax at the end is recorded as
-``meta["final_activation"] = "softmax"``: ``net.forward`` returns the scores before it, which is
-what class visualisation differentiates (Simonyan et al. 2013, sec. 2).
+in channels-last layout, also with models nested as layers (a Keras VGG16 base inside a
+Sequential, the usual fine-tuning setup), which are expanded in place. Fused activations are split
+into separate ``ReLU`` layers named ``<layer>_relu`` so that the three backward rules of the engine
+(gradient, DeconvNet, guided; Zeiler & Fergus 2013, Springenberg et al. 2015) see every rectifier.
+A softmax at the end is recorded as ``meta["final_activation"] = "softmax"``: ``net.forward``
+returns the scores before it, which is what class visualisation differentiates (Simonyan et al.
+2013, sec. 2).
 
 Keras "same" padding is asymmetric in general; it equals the engine's symmetric padding only for odd
 square kernels with stride 1, so other "same" layers are refused with a clear error.
@@ -27,7 +29,7 @@ from minicnn.errors import MinicnnError
 from minicnn.io.h5common import assign, attr_str
 from minicnn.io.keras_weights import legacy_root, legacy_weights, params_from_keras
 
-_SKIP_ACTIVATIONS = ("linear", None)
+MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
 def _pair(value, what: str, layer: str) -> tuple[int, int]:
@@ -181,14 +183,18 @@ def _predecessors(spec) -> list[str]:
     return found
 
 
-def build_from_config(config: dict):
-    """(layers, meta, flatten_hwc) from a Keras ``model_config`` dict.
+def _spec_name(spec) -> str | None:
+    return (spec.get("config") or {}).get("name") or spec.get("name")
 
-    flatten_hwc maps the name of each Dense layer that follows a Flatten of a feature map to that
-    map's (H, W, C), for reordering its weights. MinicnnError on anything minicnn does not support.
+
+def _chain(config: dict):
+    """(model config, flat list of layer specs, names of nested models) for a chain of layers.
+
+    Models nested as layers (a Keras VGG16 base inside a Sequential) are expanded in place;
+    Functional models must be a single chain, each layer fed by the one before it.
     """
     cls = config.get("class_name")
-    if cls not in ("Sequential", "Functional", "Model"):
+    if cls not in MODEL_CLASSES:
         raise MinicnnError(f"Keras model class {cls!r} is not supported (expected Sequential)")
     inner = config.get("config", {})
     if isinstance(inner, list):  # Keras <= 2.2 stored a Sequential's config as the bare layer list
@@ -197,9 +203,29 @@ def build_from_config(config: dict):
     if cls != "Sequential":
         for prev, spec in zip(specs, specs[1:], strict=False):
             preds = _predecessors(spec)
-            if preds and preds != [prev.get("config", {}).get("name", prev.get("name"))]:
-                name = spec.get("config", {}).get("name")
-                raise MinicnnError(f"Keras layer {name!r}: the model is not a single chain (inputs {preds})")
+            if preds and preds != [_spec_name(prev)]:
+                raise MinicnnError(
+                    f"Keras layer {_spec_name(spec)!r}: the model is not a single chain (inputs {preds})"
+                )
+    flat, nested = [], []
+    for spec in specs:
+        if spec.get("class_name") in MODEL_CLASSES:
+            _, inner_specs, inner_nested = _chain(spec)
+            flat += inner_specs
+            nested += [_spec_name(spec), *inner_nested]
+        else:
+            flat.append(spec)
+    return inner, flat, nested
+
+
+def build_from_config(config: dict):
+    """(layers, meta, flatten_hwc, nested) from a Keras ``model_config`` dict.
+
+    flatten_hwc maps the name of each Dense layer that follows a Flatten of a feature map to that
+    map's (H, W, C), for reordering its weights; nested lists the models nested as layers, whose
+    weights Keras stores in one group each. MinicnnError on anything minicnn does not support.
+    """
+    inner, specs, nested = _chain(config)
     shape = _input_shape(specs)
     if shape is None:
         raise MinicnnError("the Keras model has no input shape (expected an InputLayer)")
@@ -220,7 +246,7 @@ def build_from_config(config: dict):
         layers += new
     meta = {"input_shape": input_shape, "architecture": inner.get("name", "keras")}
     meta["final_activation"] = final
-    return layers, meta, flatten_hwc
+    return layers, meta, flatten_hwc, nested
 
 
 def read_keras_model(f):
@@ -237,11 +263,11 @@ def read_keras_model(f):
         config = json.loads(attr_str(f, "model_config"))
     except (json.JSONDecodeError, TypeError) as exc:
         raise MinicnnError(f"damaged 'model_config' attribute ({exc})") from None
-    layers, meta, flatten_hwc = build_from_config(config)
+    layers, meta, flatten_hwc, nested = build_from_config(config)
     root = legacy_root(f)
     if root is None:
         raise MinicnnError("the Keras model file has no weights (expected a 'model_weights' group)")
-    weights = dict(legacy_weights(root))
+    weights = dict(legacy_weights(root, nested=set(nested)))
     for layer in layers:
         if not layer.has_params:
             continue

@@ -62,11 +62,25 @@ def _datasets(group) -> list:
     return found
 
 
-def legacy_weights(root) -> list[tuple[str, list[np.ndarray]]]:
+def _split_nested(group_name: str, names: list[str], arrays: list) -> list[tuple[str, list]]:
+    """Weights of a nested model, one group for all its layers -> [(layer name, arrays)].
+
+    The layer is the path component before the variable name: ``vgg16/block1_conv1/kernel`` or
+    ``block1_conv1/kernel:0`` belong to ``block1_conv1``.
+    """
+    out: dict[str, list] = {}
+    for name, array in zip(names, arrays, strict=True):
+        parts = name.split("/")
+        out.setdefault(parts[-2] if len(parts) > 1 else group_name, []).append(array)
+    return list(out.items())
+
+
+def legacy_weights(root, nested=()) -> list[tuple[str, list[np.ndarray]]]:
     """[(layer name, [kernel, bias, ...])] for every layer with weights, in ``layer_names`` order.
 
     root: a group with ``layer_names`` (Keras 2 or Keras 3 legacy layout). Arrays come in the
-    order of each layer's ``weight_names`` attribute.
+    order of each layer's ``weight_names`` attribute. nested: names of groups that hold a whole
+    nested model (a Keras VGG16 base inside a Sequential); their weights are split per layer.
     """
     out = []
     for name in attr_list(root, "layer_names"):
@@ -82,6 +96,9 @@ def legacy_weights(root) -> list[tuple[str, list[np.ndarray]]]:
             if missing:
                 raise MinicnnError(f"layer {name!r}: weight {missing[0]!r} is missing")
             arrays = [group[n][()] for n in names]
+            if name in nested:
+                out += _split_nested(name, names, arrays)
+                continue
         if arrays:
             out.append((name, arrays))
     return out

@@ -67,7 +67,28 @@ def nonsquare_flatten(keras):
     )
 
 
-BUILDERS = [sequential_softmax, functional_gap, nonsquare_flatten]
+def nested_base(keras):
+    """A fine-tuning setup: a Functional convolutional base nested in a Sequential classifier."""
+    L = keras.layers
+    x = inputs = keras.Input((16, 16, 3))
+    x = L.Conv2D(6, 3, padding="same", activation="relu", name="block1_conv1")(x)
+    x = L.Conv2D(6, 3, padding="same", activation="relu", name="block1_conv2")(x)
+    x = L.MaxPooling2D(2, name="block1_pool")(x)
+    base = keras.Model(inputs, x, name="base")
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            base,
+            L.Flatten(name="flatten"),
+            L.Dropout(0.5),
+            L.Dense(8, activation="relu", name="fc1"),
+            L.Dense(3, activation="softmax", name="predictions"),
+        ],
+        name="finetuned",
+    )
+
+
+BUILDERS = [sequential_softmax, functional_gap, nonsquare_flatten, nested_base]
 
 
 @pytest.fixture(scope="module", params=BUILDERS, ids=lambda b: b.__name__)
@@ -106,7 +127,8 @@ def test_custom_model_matches_keras(keras, custom):
     if net.meta["final_activation"] == "softmax":
         assert_close(softmax(out), probs, what=f"{model.name} softmax")
     # every Keras layer with weights is there under its own name, fused ReLUs split out
-    for layer in model.layers:
+    flat = [la for m in model.layers for la in (m.layers if hasattr(m, "layers") else [m])]
+    for layer in flat:
         if layer.get_weights():
             assert layer.name in net.names
         fused = layer.get_weights() and layer.get_config().get("activation") == "relu"
