@@ -94,7 +94,7 @@ def detect_format(path) -> str:
 
 
 def load(path, with_format: bool = False):
-    """Load a model file into a float32 Sequential on the CPU.
+    """Load a model file into a Sequential on the CPU (float32; a minicnn file keeps its own dtype).
 
     path: a minicnn file (``mc.save``), a Keras full-model ``.h5``, or Keras VGG16/VGG19 weights in
     any of the layouts listed in this module's docstring; the format is detected from the contents.
