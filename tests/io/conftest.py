@@ -138,3 +138,17 @@ def vgg16_notop(keras, vgg16_keras, io_dir):
     with h5py.File(path, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, model)
     return Case(path, mc.preprocess(images, "caffe"), expected.transpose(0, 3, 1, 2))
+
+
+@pytest.fixture(scope="session")
+def vgg19_notop_weights_h5(keras, io_dir):
+    """Case: VGG19 notop at 48x48 in Keras 3's ``.weights.h5`` layout (conv2d ... conv2d_15)."""
+    from keras.applications import vgg19
+
+    model = vgg19.VGG19(weights=None, include_top=False, input_shape=(48, 48, 3))
+    seed_weights(model, 19)
+    images = random_images(2, 48, seed=3)
+    expected = predict(model, vgg19.preprocess_input(images.copy()))
+    path = io_dir / "vgg19_notop.weights.h5"
+    model.save_weights(path)
+    return Case(path, mc.preprocess(images, "caffe"), expected.transpose(0, 3, 1, 2))

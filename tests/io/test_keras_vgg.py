@@ -58,3 +58,8 @@ def test_notop_features_at_64(vgg16_notop):
     net = check(vgg16_notop, "keras3-legacy-weights", "vgg16_notop", notop=True)
     assert net.names[-1] == "block5_pool"
     assert "class_names" not in net.meta
+
+
+def test_vgg19_notop_weights_h5(vgg19_notop_weights_h5):
+    net = check(vgg19_notop_weights_h5, "keras3-weights", "vgg19_notop", notop=True)
+    assert net.names[-2:] == ["block5_conv4_relu", "block5_pool"]
