@@ -6,51 +6,20 @@ Keras's default initialisation (Glorot kernels, zero biases) gives near-zero cla
 (138M parameters, ~550 MB per file) is built once per session and its files live in a temporary
 folder; they are never committed.
 
-Each ``*_case`` fixture returns a Case: the file path, the input batch already preprocessed for
-minicnn (N, C, H, W) float32, and Keras's ``model.predict`` output on the same images.
+Each model-file fixture returns a Case (io_helpers.py): the file path, the input batch already
+preprocessed for minicnn (N, C, H, W) float32, and Keras's ``model.predict`` output on the same
+images.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import h5py
 import numpy as np
 import pytest
+from io_helpers import Case, predict, random_images, seed_weights
 from support import oracle
 
 import minicnn as mc
-
-
-class Case(NamedTuple):
-    path: object  # the model file
-    x: np.ndarray  # minicnn input (N, C, H, W) float32
-    expected: np.ndarray  # Keras's model.predict on the same images
-
-
-def seed_weights(model, seed: int) -> None:
-    """He-normal kernels and N(0, 0.05^2) biases, from a seeded generator, set on a Keras model."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for w in model.get_weights():
-        if w.ndim > 1:
-            fan_in = int(np.prod(w.shape[:-1]))
-            values.append(rng.standard_normal(w.shape, np.float32) * np.float32(np.sqrt(2.0 / fan_in)))
-        else:
-            values.append(rng.standard_normal(w.shape, np.float32) * np.float32(0.05))
-    model.set_weights(values)
-
-
-def random_images(n: int, size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
-    """(n, size, size, channels) float32 images in 0..255 with some spatial structure."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.uniform(0, 255, (n, size // 8 + 1, size // 8 + 1, channels))
-    smooth = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)[:, :size, :size]
-    return np.clip(smooth + rng.normal(0, 20, smooth.shape), 0, 255).astype(np.float32)
-
-
-def predict(model, images_nhwc):
-    return np.asarray(model.predict(images_nhwc, verbose=0, batch_size=len(images_nhwc)))
 
 
 @pytest.fixture(scope="session")

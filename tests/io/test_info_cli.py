@@ -7,7 +7,7 @@ import sys
 
 import h5py
 import numpy as np
-from test_native import small_net
+from io_helpers import small_net
 
 import minicnn as mc
 

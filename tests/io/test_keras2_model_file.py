@@ -11,9 +11,8 @@ import json
 
 import h5py
 import numpy as np
-from conftest import seed_weights
+from io_helpers import keras_scores, seed_weights
 from support import assert_close
-from test_keras_model import keras_scores
 
 import minicnn as mc
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import predict, random_images, seed_weights
+from io_helpers import keras_scores, random_images, seed_weights
 from support import assert_close
 
 import minicnn as mc
@@ -102,17 +102,6 @@ def custom(request, keras, tmp_path_factory):
     rng = np.random.default_rng(3)
     images = rng.uniform(0, 255, (3, *shape)).astype(np.float32)
     return model, path, images
-
-
-def keras_scores(keras, model, images):
-    """Keras's output, and its scores before a trailing softmax (penultimate output @ W + b)."""
-    probs = predict(model, images)
-    last = model.layers[-1]
-    if last.get_config().get("activation") != "softmax":
-        return probs, probs
-    hidden = predict(keras.Model(model.inputs, model.layers[-2].output), images)
-    kernel, bias = (np.asarray(w, np.float64) for w in last.get_weights())
-    return probs, hidden.astype(np.float64) @ kernel + bias
 
 
 def test_custom_model_matches_keras(keras, custom):

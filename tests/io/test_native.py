@@ -8,37 +8,10 @@ import os
 import h5py
 import numpy as np
 import pytest
+from io_helpers import small_net
 
 import minicnn as mc
 from minicnn.errors import MinicnnError
-
-
-def small_net(dtype=np.float32):
-    net = mc.Sequential(
-        [
-            mc.Conv2D(3, 6, 3, padding=1, name="conv_a"),
-            mc.ReLU(name="relu_a"),
-            mc.MaxPool2D(2, name="pool_a"),
-            mc.Conv2D(6, 5, (3, 1), stride=2, name="conv_b"),
-            mc.ReLU(),
-            mc.GlobalAvgPool2D(),
-            mc.Dropout(0.25),
-            mc.Dense(5, 4, name="scores"),
-        ],
-        seed=3,
-        meta={
-            "input_shape": [3, 16, 16],
-            "class_names": ["a", "b", "c", "d"],
-            "preprocess": "unit",
-            "final_activation": "softmax",
-            "provenance": {"data": "toy", "seed": np.int64(3), "accuracy": np.float32(0.5)},
-        },
-        dtype=dtype,
-    )
-    rng = np.random.default_rng(0)
-    for layer, key, value in net.parameters():  # non-zero biases too
-        setattr(layer, key, (value + rng.normal(0, 0.1, value.shape)).astype(dtype))
-    return net
 
 
 def test_round_trip_is_bit_exact(tmp_path):
