@@ -131,6 +131,17 @@ def test_truncated_file(tmp_path):
             mc.load(cut)
 
 
+@pytest.mark.parametrize("start, stop", [(8, 40), (40, 100), (100, 200)])
+def test_corrupt_header(tmp_path, start, stop):
+    """Garbage in the superblock or the root group's header: an error, not a traceback or a hang."""
+    data = bytearray(mc.save(small_net(), tmp_path / "m.h5").read_bytes())
+    data[start:stop] = b"\xab" * (stop - start)
+    path = tmp_path / "corrupt.h5"
+    path.write_bytes(bytes(data))
+    with pytest.raises(MinicnnError, match="truncated or corrupt"):
+        mc.load(path)
+
+
 def test_not_hdf5_missing_and_other_hdf5(tmp_path):
     (tmp_path / "text.h5").write_text("definitely not HDF5\n")
     with pytest.raises(MinicnnError, match="not an HDF5 file"):
