@@ -4,7 +4,7 @@ traceback, and nothing written to the output folder."""
 from __future__ import annotations
 
 import pytest
-from conftest import minicnn
+from cli_helpers import minicnn
 
 
 def fails(*args, match: str, out=None):

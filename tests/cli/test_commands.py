@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ok, panels_width, png_size
+from cli_helpers import ok, panels_width, png_size
 from support import assert_close
 
 from minicnn.cli.main import COMMANDS
@@ -86,7 +86,7 @@ def test_bench(shipped):
     r = ok("bench", "--batch", "2", "--repeats", "1")
     assert "forward" in r.stdout and "saliency" in r.stdout and "median" in r.stdout
     listed = ok("bench", "--list").stdout.split()
-    from conftest import REPO
+    from cli_helpers import REPO
 
     assert listed == sorted(p.stem for p in (REPO / "benchmarks").glob("*.py") if p.stem != "harness")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
-from conftest import ok, png_size
+from cli_helpers import ok, png_size
 
 from minicnn.cli.cmd_demo import STEPS
 

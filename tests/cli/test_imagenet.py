@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ok, panels_width, png_size
+from cli_helpers import ok, panels_width, png_size
 from PIL import Image
 
 from minicnn import paths
