@@ -8,6 +8,8 @@ one batch: one forward and one backward pass per step for all of them.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from minicnn.backend import to_numpy
@@ -56,6 +58,7 @@ def class_model(
     seed=None,
     input_shape=None,
     optimizer: str = "sgd",
+    mean_image=None,
 ) -> AscentResult:
     """Class model images for the class(es) ``target`` (Simonyan et al. 2013, sec. 2, eq. 1).
 
@@ -70,6 +73,11 @@ def class_model(
             (mean) image.
         input_shape: (C, H, W), default ``meta["input_shape"]``.
         optimizer: "sgd" (the paper's plain ascent), "momentum" or "adam".
+        mean_image: (C, H, W) the training mean in the network's input space: the start, and the
+            point the L2 penalty pulls towards. Default: reference_image (zeros for "caffe" and
+            "torch" inputs; ``meta["mean_image"]``, else black, for "unit" inputs). NOTE: a digit
+            model whose first biases are <= 0 is dead at the black image (every ReLU off, zero
+            gradient): pass the mean digit, e.g. the mean of weights/mnist_heldout.npz / 255.
 
     Returns an AscentResult: image (M, C, H, W), display (M, H, W, C) in [0, 1], history (M, steps)
     (score minus penalties at each step), info["objective"] (the raw score S_c per step) and
@@ -84,7 +92,12 @@ def class_model(
         raise MinicnnError(f"l2 must be a finite number >= 0, got {l2!r}")
     xp = net_xp(net)
     stop = score_layer(net)
-    ref = reference_image(net, shape)
+    if mean_image is None:
+        ref = reference_image(net, shape)
+    else:
+        ref = net_xp(net).asarray(np.asarray(to_numpy(mean_image), dtype=net.dtype))
+        if ref.shape != shape:
+            raise MinicnnError(f"mean_image must have shape {shape}, got {tuple(ref.shape)}")
     rows = xp.arange(len(classes))
     cols = xp.asarray(classes)
 
@@ -92,7 +105,17 @@ def class_model(
         scores = net.forward(x, stop=stop)
         dy = xp.zeros_like(scores)
         dy[rows, cols] = 1
-        return to_numpy(scores[rows, cols]), net.backward(dy, mode="gradient", start=stop)
+        grad = net.backward(dy, mode="gradient", start=stop)
+        if first[0] and not bool((grad != 0).reshape(len(grad), -1).any(axis=1).all()):
+            warnings.warn(
+                "class model: the score has zero gradient at the start image (every ReLU off?); "
+                "the image will not move: pass mean_image= (e.g. the mean training image)",
+                stacklevel=4,
+            )
+        first[0] = False
+        return to_numpy(scores[rows, cols]), grad
+
+    first = [True]
 
     x0 = xp.broadcast_to(ref, (len(classes), *shape)).copy()
     regs = (L2Penalty(l2),) + check_regularizers(regularizers)
