@@ -28,6 +28,30 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=0.1, help="step size (default 0.1)")
     parser.add_argument("--l2", type=float, default=0.01, help="lambda of ||I||^2 (default 0.01)")
     parser.add_argument("--regularize", action="store_true", help="add Yosinski et al. (2015) image priors")
+    parser.add_argument(
+        "--start", choices=("auto", "zero"), default="auto",
+        help="start image: auto (default: the mean shipped digit for the digit models) or zero "
+        "(black for digit models, the mean image for caffe-preprocessed ones)",
+    )  # fmt: skip
+
+
+def mean_image(net, choice: str):
+    """The start and L2 centre of the ascent (Simonyan et al. start from the training mean).
+
+    "auto": None (the tool's default) when the file stores ``meta["mean_image"]``; for a one-channel
+    "unit" network of the digits' size without one, the mean of the shipped held-out digits (a digit
+    model can be dead at the black image: every first-layer ReLU off, zero gradient).
+    "zero": the tool's default (black for "unit" inputs, the mean for "caffe"/"torch").
+    """
+    if choice == "zero" or net.meta.get("mean_image") is not None:
+        return None
+    if net.meta.get("preprocess") != "unit" or tuple(net.input_shape or ()) != (1, 28, 28):
+        return None
+    import numpy as np
+
+    images, _, _ = common.shipped_samples(10**9, one_per_class=False)
+    mean = images.astype(np.float64).mean(axis=0) / 255.0  # (28, 28, 1): the held-out digits
+    return np.moveaxis(mean, -1, 0).astype(net.dtype)
 
 
 def regularizers(net, enabled: bool):
@@ -59,6 +83,7 @@ def run(args) -> int:
     result = mc.class_model(
         net, classes, steps=args.steps, lr=args.lr, l2=args.l2,
         regularizers=regularizers(net, args.regularize), seed=args.seed,
+        mean_image=mean_image(net, args.start),
     )  # fmt: skip
     from minicnn.backend import to_numpy
     from minicnn.render import figures

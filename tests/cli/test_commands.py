@@ -76,8 +76,12 @@ def test_reconstruct(shipped, tmp_path):
 
 
 def test_classmodel(shipped, tmp_path):
+    import re
+
     r = ok("classmodel", "--out", tmp_path, "--steps", "5", "--target", "7")
     assert "recognised as" in r.stdout
+    first, last = map(float, re.search(r"objective (\S+) -> (\S+),", r.stdout).groups())
+    assert last > first, "the ascent did not move (a dead start image?)"
     h, w = png_size(tmp_path / "classmodels.png")
     assert h > 112 and w >= 112
 
