@@ -1,5 +1,6 @@
-"""Data augmentation by small random translations (as in Simard et al. 2003, sec. 2, without the
-elastic part): each image moves by up to ``max_shift`` pixels in each direction, zero-filled."""
+"""Data augmentation: small random translations (as in Simard et al. 2003, sec. 2, without the
+elastic part), each image moved by up to ``max_shift`` pixels in each direction, zero-filled; and faint
+background noise, so that a model also sees digits on a non-black background (the clutter samples)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,15 @@ def random_shift(x, max_shift: int, rng) -> np.ndarray:
     rows = (oy[:, None] + np.arange(h))[:, None, :, None]  # (N, 1, H, 1)
     cols = (ox[:, None] + np.arange(w))[:, None, None, :]  # (N, 1, 1, W)
     return padded[np.arange(n)[:, None, None, None], np.arange(x.shape[1])[None, :, None, None], rows, cols]
+
+
+def background_noise(x, amplitude: float, rng) -> np.ndarray:
+    """x (N, C, H, W) in [0, 1] -> max(x, u) with u uniform in [0, a_n), a_n uniform in [0, amplitude).
+
+    Each image gets its own noise level (some none at all); the maximum leaves the strokes intact,
+    as the clutter generator composes its canvases (minicnn/train/clutter.py).
+    """
+    if amplitude <= 0:
+        return x
+    levels = rng.uniform(0.0, amplitude, size=(len(x), 1, 1, 1)).astype(x.dtype)
+    return np.maximum(x, rng.random(x.shape, dtype=np.float32).astype(x.dtype) * levels)

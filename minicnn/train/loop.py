@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minicnn.errors import MinicnnError
-from minicnn.train.augment import random_shift
+from minicnn.train.augment import background_noise, random_shift
 from minicnn.train.losses import cross_entropy
 from minicnn.train.optim import SGD, cosine_lr
 
@@ -28,6 +28,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     max_shift: int = 2
+    noise: float = 0.0  # background noise amplitude (pixels / 255 units), see augment.py
+    train_biases: bool = True  # False: biases stay at zero (a bias-free network)
     warmup: int = 50  # steps
     seed: int = 0
     max_steps: int | None = None  # stop early (tests)
@@ -68,7 +70,7 @@ def train(net, x, labels, config: TrainConfig, heldout=None, progress: bool = Tr
             f"got {x.shape} and {labels.shape}"
         )
     rng = np.random.default_rng(config.seed)
-    sgd = SGD(net, config.momentum, config.weight_decay)
+    sgd = SGD(net, config.momentum, config.weight_decay, config.train_biases)
     per_epoch = len(x) // config.batch_size  # drop the ragged last batch: every step sees a full batch
     total = per_epoch * config.epochs
     if config.max_steps is not None:
@@ -90,6 +92,7 @@ def train(net, x, labels, config: TrainConfig, heldout=None, progress: bool = Tr
                 break
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             xb = random_shift(x[idx], config.max_shift, rng)
+            xb = background_noise(xb, config.noise, rng)
             scores = net.forward(xb, train=True, rng=rng)
             loss, dscores = cross_entropy(scores, labels[idx])
             net.backward(dscores, need_params=True)

@@ -6,6 +6,8 @@ the velocity, so changing it mid-run does not rescale past steps):
     g = dL/dw + weight_decay * w        v = momentum * v + g        w = w - lr * v
 
 Weight decay (L2, Krizhevsky et al. 2012, sec. 5) applies to weights only, not biases.
+``train_biases=False`` keeps every bias at its value (zero after initialisation): the network is then
+bias-free, so an all-zero input region gives all-zero features (see mnist-gap in models.py).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ def cosine_lr(step: int, total: int, base: float, warmup: int = 0) -> float:
 class SGD:
     """Updates a Sequential's parameters in place from ``net.grads`` (after need_params=True)."""
 
-    def __init__(self, net, momentum: float = 0.9, weight_decay: float = 5e-4):
+    def __init__(self, net, momentum=0.9, weight_decay=5e-4, train_biases: bool = True):
         self.net = net
+        self.train_biases = bool(train_biases)
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
         self.velocity: dict[tuple[str, str], object] = {}
@@ -36,6 +39,8 @@ class SGD:
     def step(self, lr: float) -> None:
         """One update with learning rate ``lr`` from the gradients of the last backward pass."""
         for layer, key, w in self.net.parameters():
+            if key == "bias" and not self.train_biases:
+                continue
             g = self.net.grads[layer.name][key]
             xp = get_xp(w)
             if key == "weight" and self.weight_decay:

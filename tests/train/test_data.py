@@ -11,7 +11,7 @@ import pytest
 from minicnn.cli.main import main
 from minicnn.errors import MinicnnError
 from minicnn.train import data
-from minicnn.train.augment import random_shift
+from minicnn.train.augment import background_noise, random_shift
 from minicnn.train.models import build
 
 
@@ -92,6 +92,16 @@ def test_random_shift_matches_per_image_reference():
                 if 0 <= r - dy < 9 and 0 <= c - dx < 7:
                     ref[:, r, c] = x[i, :, r - dy, c - dx]
         np.testing.assert_array_equal(out[i], ref)
+
+
+def test_background_noise_keeps_strokes_and_stays_below_each_level():
+    x = np.zeros((400, 1, 6, 6), np.float32)
+    x[:, :, 2, :] = 0.9  # a stroke
+    out = background_noise(x, 0.2, np.random.default_rng(0))
+    assert out.dtype == np.float32 and (out >= x).all() and (out[:, :, 2] == np.float32(0.9)).all()
+    levels = out.max(axis=(1, 2, 3), where=x == 0, initial=0)
+    assert levels.max() < 0.2 and levels.min() < 0.02  # per-image levels spread over [0, 0.2)
+    assert background_noise(x, 0.0, None) is x
 
 
 def test_missing_file(tmp_path):

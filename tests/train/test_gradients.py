@@ -73,8 +73,10 @@ def test_weight_gradients_match_torch_autograd(gap):
         assert_close(net.grads[layer.name]["bias"], m.bias.grad.numpy(), 1e-10, layer.name)
 
 
-def test_sgd_steps_match_torch_optim():
-    """Three steps of momentum SGD with weight decay on weights only, changing learning rate."""
+@pytest.mark.parametrize("train_biases", [True, False])
+def test_sgd_steps_match_torch_optim(train_biases):
+    """Three steps of momentum SGD with weight decay on weights only, changing learning rate;
+    with train_biases=False the biases are left out of the optimiser."""
     torch = oracle("torch")
     net = small_net(gap=False)
     model = to_torch(net)
@@ -82,12 +84,12 @@ def test_sgd_steps_match_torch_optim():
         p.requires_grad_(True)
     weights = [m.weight for m in model if hasattr(m, "weight")]
     biases = [m.bias for m in model if hasattr(m, "bias")]
-    opt = torch.optim.SGD(
-        [{"params": weights, "weight_decay": 1e-2}, {"params": biases, "weight_decay": 0.0}],
-        lr=0.1,
-        momentum=0.9,
-    )
-    sgd = SGD(net, momentum=0.9, weight_decay=1e-2)
+    groups = [{"params": weights, "weight_decay": 1e-2}]
+    if train_biases:
+        groups.append({"params": biases, "weight_decay": 0.0})
+    opt = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+    sgd = SGD(net, momentum=0.9, weight_decay=1e-2, train_biases=train_biases)
+    start = [b.detach().numpy().copy() for b in biases]
     for step in range(3):
         lr = cosine_lr(step, 3, 0.1)
         x, y = batch(seed=step)
@@ -103,6 +105,9 @@ def test_sgd_steps_match_torch_optim():
     for layer, w, b in zip(layers, weights, biases):
         assert_close(layer.weight, w.detach().numpy(), 1e-10, layer.name)
         assert_close(layer.bias, b.detach().numpy(), 1e-10, layer.name)
+    if not train_biases:
+        for layer, b0 in zip(layers, start):
+            np.testing.assert_array_equal(layer.bias, b0)
 
 
 def test_cosine_schedule():
