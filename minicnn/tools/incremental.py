@@ -80,14 +80,21 @@ def _crop(clean, pad, starts_r, starts_c, h, w):
     return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
 
-def incremental_scores(net, image, positions, size: int, fill, full_above: float = 0.6):
+def clean_outputs(net, image) -> dict:
+    """Every layer's output for the unoccluded ``image`` (C, H, W): layer name -> (1, ...) array."""
+    net.forward(image[None])
+    return dict(net.outputs)
+
+
+def incremental_scores(net, image, positions, size: int, fill, full_above: float = 0.6, clean=None):
     """Scores of ``image`` (C, H, W) under square occluders, recomputing only what each one changes.
 
     positions: [(y, x)] top-left corners (a square may be cut by the border); fill: (C,) occluder
     value per channel in network-input space. Returns (len(positions), K) scores, equal to the
-    full forward pass of the occluded images up to float rounding. The clean forward pass is run
-    once here; ``full_above`` is the fraction of a map's area above which the changed region is
-    recomputed as a whole map.
+    full forward pass of the occluded images up to float rounding. clean: ``clean_outputs(net,
+    image)``, computed here when not given (pass it when scoring one image in several batches);
+    ``full_above`` is the fraction of a map's area above which the changed region is recomputed
+    as a whole map.
     """
     xp = get_xp(image)
     c, h, w = image.shape
@@ -103,7 +110,8 @@ def incremental_scores(net, image, positions, size: int, fill, full_above: float
     occluder = xp.broadcast_to(value[None, :, None, None], (bsz, c, size, size))
     paste(patch, occluder, ys - r0, xs - c0)
 
-    net.forward(image[None])  # the clean pass: every layer's unoccluded output
+    if clean is None:
+        clean = clean_outputs(net, image)
     clean_in = image[None]
     for i, layer in enumerate(net.layers):  # noqa: B007 (i is where the full pass resumes)
         kind = layer.kind
@@ -112,7 +120,7 @@ def incremental_scores(net, image, positions, size: int, fill, full_above: float
         elif kind in ("Conv2D", "MaxPool2D"):
             kh, kw = layer.kernel_size
             pad = layer.padding if kind == "Conv2D" else 0
-            out_h, out_w = net.outputs[layer.name].shape[2:]
+            out_h, out_w = clean[layer.name].shape[2:]
             o_r, nh = _affected(r0, patch.shape[2], kh, layer.stride, pad, out_h)
             o_c, nw = _affected(c0, patch.shape[3], kw, layer.stride, pad, out_w)
             if nh * nw > full_above * out_h * out_w:
@@ -128,7 +136,7 @@ def incremental_scores(net, image, positions, size: int, fill, full_above: float
             r0, c0 = o_r, o_c
         else:
             break
-        clean_in = net.outputs[layer.name]
+        clean_in = clean[layer.name]
     else:
         return patch  # the whole network was spatial: its "scores" are the last map
     # Paste the patches into full maps and finish with the ordinary forward pass.

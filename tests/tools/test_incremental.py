@@ -60,3 +60,17 @@ def test_vgg16_positions_across_the_image():
     assert_close(
         incremental_scores(net, image, positions, 16, fill), score_occluded(net, image, positions, 16, fill)
     )
+
+
+def test_occlusion_tool_incremental_equals_full():
+    """mc.occlusion uses the incremental path by default; the full recomputation gives the same maps."""
+    rng = np.random.default_rng(4)
+    net = mixed_net()
+    x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    fast = mc.occlusion(net, x, [1, 3], size=12, stride=6, fill="mean", batch_size=16, progress=False)
+    slow = mc.occlusion(
+        net, x, [1, 3], size=12, stride=6, fill="mean", batch_size=16, progress=False, incremental=False
+    )
+    for field in ("score", "prob", "top_prob", "attribution"):
+        assert_close(getattr(fast, field), getattr(slow, field), what=field)
+    np.testing.assert_array_equal(fast.top_class, slow.top_class)
