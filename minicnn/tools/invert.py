@@ -59,7 +59,8 @@ def invert(
         scale: B, the typical pixel range (default by ``meta["preprocess"]``: 80 for "caffe",
             1 for "unit", see PIXEL_RANGE); V = B / 6.5 as in the paper.
         regularizers: extra Regularizer objects (e.g. Jitter).
-        seed: the start is the mean image plus Gaussian noise of std B / 100, drawn from seed.
+        seed: the start is the mean image plus Gaussian noise of std B / 10, drawn from seed
+            (smaller noise on a black digit canvas can leave every deep ReLU off: zero gradient).
 
     Returns an AscentResult: image (N, C, H, W), display, history (N, steps) the loss per step,
     info["error"] (N, steps) the relative feature error ||phi(x) - phi0|| / ||phi0|| at each step,
@@ -87,7 +88,7 @@ def invert(
 
     ref = reference_image(net, x.shape[1:])
     rng = np.random.default_rng(seed)
-    noise = rng.standard_normal(x.shape).astype(net.dtype) * net.dtype.type(scale / 100)
+    noise = rng.standard_normal(x.shape).astype(net.dtype) * net.dtype.type(scale / 10)
     regs = (
         AlphaNorm(alpha_weight, alpha=alpha, scale=scale),
         TotalVariation(tv_weight, beta=beta, scale=scale),
