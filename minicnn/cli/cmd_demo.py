@@ -102,6 +102,13 @@ def run(args) -> int:
     from minicnn.render.html import Section, write_index
 
     out = common.output(args, "demo")
+    if args.device == "gpu":  # fail once, in one line, rather than once per tool
+        from minicnn.backend import cupy_module
+
+        try:
+            cupy_module()
+        except RuntimeError as exc:
+            raise common.MinicnnError(f"--device gpu: {exc}") from None
     parser = build_parser()
     sections, failed, log = [], [], []
     start = time.perf_counter()
@@ -119,7 +126,7 @@ def run(args) -> int:
         argv += ["--seed", str(args.seed)]
         sub_args = parser.parse_args(argv)
         buffer = io.StringIO()
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         try:
             with contextlib.redirect_stdout(buffer):
                 code = int(sub_args.run(sub_args) or 0)
@@ -132,7 +139,9 @@ def run(args) -> int:
             failed.append(command)
             section.note = f"failed: {buffer.getvalue().strip().splitlines()[-1]}"
             continue
-        section.images = sorted((p.relative_to(out.folder) for p in folder.glob("*.png")), key=natural)
+        # only this run's pictures: an out-folder reused from an older run may hold others
+        fresh = [p for p in folder.glob("*.png") if p.stat().st_mtime >= started - 1.0]
+        section.images = sorted((p.relative_to(out.folder) for p in fresh), key=natural)
         table = folder / "equivalence.txt"
         if table.is_file():
             section.table = table.read_text(encoding="utf-8")

@@ -81,6 +81,7 @@ def test_gpu_without_cuda_is_one_line(shipped, out):
     if gpu_available():
         pytest.skip("this machine has a GPU")
     fails("saliency", "--device", "gpu", "--out", out, match="CUDA", out=out)
+    fails("demo", "--device", "gpu", "--out", out, match="CUDA", out=out)
 
 
 def test_bad_option_values(shipped, out):
