@@ -45,12 +45,13 @@ def to_torch(net, dtype=None):
             m = nn.Softmax(dim=1)
         else:  # pragma: no cover
             raise ValueError(kind)
+        m = m.to(dtype)  # before copying, so float64 weights keep every bit
         if layer.has_params:
             with torch.no_grad():
                 m.weight.copy_(torch.from_numpy(np.asarray(layer.weight)))
                 m.bias.copy_(torch.from_numpy(np.asarray(layer.bias)))
         modules.append(m)
-    model = nn.Sequential(*modules).to(dtype).eval()
+    model = nn.Sequential(*modules).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
