@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from tqdm.auto import trange
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
@@ -214,7 +215,8 @@ def localize(
     images = to_numpy(x)
     boxes = np.zeros((len(x), 4), dtype=np.int64)
     masks = np.zeros(sal.shape, dtype=bool)
-    for i in range(len(x)):  # one graph cut per image (PyMaxflow solves one graph at a time)
+    # one graph cut per image (PyMaxflow solves one graph at a time)
+    for i in trange(len(x), desc="localize", delay=1.0, leave=False):
         fg, bg = seeds(sal[i], fg_quantile, bg_quantile)
         masks[i] = graph_cut(images[i], fg, bg, bins, smoothness)
         boxes[i] = largest_component_box(masks[i])
