@@ -33,8 +33,9 @@ def run(args) -> int:
 
     if args.count < 1:
         raise common.MinicnnError(f"--count must be >= 1, got {args.count}")
-    # shipped canvases are larger than the digits the GAP model was trained on: keep their size
-    ctx = common.prepare(args, "localize", count=args.count, keep_size=args.image is None, samples="clutter")
+    # a fully convolutional (GAP) network takes any size: keep the canvases' and images' own size
+    # (the shipped canvases are 84x84, the digits it was trained on 28x28)
+    ctx = common.prepare(args, "localize", count=args.count, keep_size="gap", samples="clutter")
     sal = to_numpy(mc.saliency(ctx.net, ctx.inputs.x, ctx.targets))
     result = mc.localize(ctx.net, ctx.inputs.x, ctx.targets, saliency_map=sal)
     truth = ctx.inputs.boxes

@@ -273,7 +273,7 @@ class Context:
 
 
 def prepare(
-    args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool = False, samples: str = "heldout"
+    args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool | str = False, samples: str = "heldout"
 ) -> Context:
     """Validate the output folder, load the network and the images, run one forward pass,
     resolve --target and print the top-5 predictions. Nothing is written yet."""

@@ -79,19 +79,22 @@ def shipped_samples(count: int = DEFAULT_SAMPLES, one_per_class: bool = True):
 
 
 def load_inputs(
-    args, net, count: int = DEFAULT_SAMPLES, keep_size: bool = False, samples: str = "heldout"
+    args, net, count: int = DEFAULT_SAMPLES, keep_size: bool | str = False, samples: str = "heldout"
 ) -> Inputs:
     """Read --image (a file or a folder; default: shipped digits) and preprocess it for ``net``.
 
     Images are converted to the network's channels (grey for one channel), resized to cover the
-    network's input size and centre-cropped (``keep_size``: keep each file's own size, for
-    fully convolutional networks), and preprocessed with the convention in ``net.meta``.
+    network's input size and centre-cropped (``keep_size``: True keeps each file's own size;
+    "gap" keeps it when the network has global average pooling, so accepts any size), and
+    preprocessed with the convention in ``net.meta``.
     """
     import minicnn as mc
     from minicnn.render.images import to_rgb
 
     shape = net.input_shape
     channels = shape[0] if shape else 3
+    if keep_size == "gap":  # only a network with global average pooling accepts any size
+        keep_size = any(layer.kind == "GlobalAvgPool2D" for layer in net.layers)
     size = None if keep_size or not shape else (int(shape[1]), int(shape[2]))
     labels = boxes = None
     if getattr(args, "image", None) is None and samples == "clutter":

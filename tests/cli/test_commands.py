@@ -198,3 +198,15 @@ def test_localize_on_the_shipped_canvases(shipped, tmp_path):
         h, w = png_size(name)
         assert w == panels_width(3, 168) and h > 168  # 84x84 canvases shown at 2x
     assert len(list(tmp_path.glob("*_localization.png"))) == 2
+
+
+def test_localize_keeps_the_size_of_a_users_canvas(shipped, tmp_path):
+    from PIL import Image
+
+    with np.load(shipped.WEIGHTS_DIR / "clutter.npz") as d:
+        Image.fromarray(d["images"][7]).save(tmp_path / "canvas.png")
+    out = tmp_path / "out"
+    r = ok("localize", "--image", tmp_path / "canvas.png", "--out", out, "--save-arrays")
+    assert "canvas: box (x0, y0, x1, y1)" in r.stdout
+    assert np.load(out / "canvas_mask.npy").shape == (84, 84)  # not resized to the 28x28 digits
+    assert png_size(out / "canvas_localization.png")[1] == panels_width(3, 168)
