@@ -36,12 +36,11 @@ def parse_units(unit, out_shape: tuple, layer: str) -> list[tuple]:
         raise MinicnnError("expected at least one unit")
     out = []
     for u in units:
-        idx = tuple(int(v) for v in np.atleast_1d(u))
-        if (
-            np.ndim(u) > 1
-            or len(idx) not in (1, len(out_shape))
-            or (len(idx) == 1 and len(out_shape) not in (1, 3))
-        ):
+        arr = np.atleast_1d(np.asarray(u, dtype=object if isinstance(u, str) else None))
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise MinicnnError(f"a unit is an int or a tuple of ints, got {u!r}")
+        idx = tuple(int(v) for v in arr)
+        if len(idx) not in (1, len(out_shape)) or (len(idx) == 1 and len(out_shape) not in (1, 3)):
             raise MinicnnError(
                 f"unit {u!r} does not fit layer {layer!r} with output {out_shape}: expected a "
                 + ("channel index or (channel, y, x)" if len(out_shape) == 3 else "feature index")

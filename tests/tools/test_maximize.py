@@ -97,6 +97,8 @@ def test_beats_random_inputs_shipped(digit_net):
         (("conv2d_2", (0, 1)), {}, "does not fit"),
         (("dense_1", 5), {}, "out of range"),
         (("dense_1", (1, 0, 0)), {}, "does not fit"),
+        (("conv2d_2", 1.5), {}, "tuple of ints"),
+        (("conv2d_2", "a"), {}, "tuple of ints"),
         (("nope", 0), {}, "unknown layer"),
         (("conv2d_2", 0), {"steps": 0}, "steps"),
         (("conv2d_2", 0), {"lr": -1.0}, "lr"),
