@@ -88,3 +88,27 @@ def test_saliency_on_a_keras_vgg16_file(vgg16_file, tmp_path):
     assert w == panels_width(3, 224) and h > 224
     sal = np.load(tmp_path / "cat_saliency.npy")
     assert sal.shape == (224, 224) and sal.max() > 0
+
+
+def test_target_by_imagenet_class_name(vgg16_file, tmp_path):
+    """--target tabby picks class 281 and the map equals the engine's saliency of that class on the
+    independently preprocessed photo."""
+    from support import assert_close
+
+    import minicnn as mc
+
+    net, path = vgg16_file
+    ok(
+        "saliency",
+        "--weights",
+        path,
+        "--image",
+        PHOTO,
+        "--target",
+        "tabby",
+        "--out",
+        tmp_path,
+        "--save-arrays",
+    )
+    expected = mc.saliency(net, caffe_input(PHOTO), 281)[0]
+    assert_close(np.load(tmp_path / "cat_saliency.npy"), expected, what="saliency of 'tabby'")
