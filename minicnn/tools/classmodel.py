@@ -83,8 +83,10 @@ def class_model(
     (score minus penalties at each step), info["objective"] (the raw score S_c per step) and
     info["target"] (M,).
 
-    Defaults (lr 0.1, l2 0.01, 200 steps) were measured on the shipped digit models (unit inputs):
-    every class model is then recognised as its own class by the model it was made for.
+    Defaults: the paper's setting (plain ascent, the L2 penalty only, from the mean image); the
+    paper gives no numbers for lambda or the step, so lr 0.1, l2 0.01 and 200 steps are ours. On
+    the shipped digit models, started from the mean held-out digit, every class model is then
+    recognised as its own class by the model it was made for (benchmarks/optimisation_tools.py).
     """
     shape = input_shape_of(net, input_shape)
     classes = check_classes(target, net.shapes(shape)[net.index(score_layer(net))][0])
