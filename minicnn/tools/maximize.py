@@ -91,8 +91,8 @@ def maximize(
         net: a Sequential network; layer: the name of any of its layers.
         unit: for a (C, H, W) layer an int (feature map c: its mean, or its sum with reduce="sum")
             or (c, y, x) (one unit); for a (F,) layer an int; or a list of these (one batch).
-        starts: random starts per unit, each uniform in [0, 1] per pixel (added to the mean image,
-            see reference_image), drawn from ``seed``.
+        starts: random starts per unit, each uniform in [0, 1] per pixel in the network's input
+            space (Erhan et al.), drawn from ``seed``.
         steps, lr, optimizer: gradient ascent; "normalized" (default) moves each pixel by lr on
             average per step, whatever the scale of the unit's gradient (it differs by orders of
             magnitude between layers); "sgd", "momentum" and "adam" are also available.
@@ -125,7 +125,7 @@ def maximize(
     ref = reference_image(net, shape)
     rng = np.random.default_rng(seed)
     n = len(units) * starts
-    x0 = ref + xp.asarray(rng.random((n, *shape), dtype=np.float64).astype(net.dtype))
+    x0 = xp.asarray(rng.random((n, *shape), dtype=np.float64).astype(net.dtype))
     dy = unit_signal(xp, units, out_shape, starts, reduce, net.dtype)
 
     def activation(out):
