@@ -160,3 +160,18 @@ def test_shipped_models_recognise_their_class_models(which, request):
     assert (score[:, -1] > score[:, 0] + 1).all(), score[:, [0, -1]]
     top1 = net.forward(result.image).argmax(axis=1)
     assert list(top1) == classes
+
+
+def test_display_deprocesses_then_stretches():
+    """ "caffe" input: add the BGR means back, BGR -> RGB, then min-max per image to [0, 1]."""
+    from minicnn.tools.ascent import to_display
+
+    net = mc.Sequential([mc.Flatten()], meta={"preprocess": "caffe"})
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32) * 20
+    rgb = (x.astype(np.float64) + np.array([103.939, 116.779, 123.68])[:, None, None])[:, ::-1]
+    rgb = rgb.transpose(0, 2, 3, 1)
+    lo = rgb.min(axis=(1, 2, 3), keepdims=True)
+    hi = rgb.max(axis=(1, 2, 3), keepdims=True)
+    assert_close(to_display(net, x), (rgb - lo) / (hi - lo), rtol=1e-5)
+    flat = to_display(mc.Sequential([mc.Flatten()], meta={"preprocess": "unit"}), np.ones((1, 1, 3, 3)))
+    assert np.all(flat == 0.5)
