@@ -12,6 +12,13 @@ Conventions, stated once for the whole package:
 from __future__ import annotations
 
 import importlib
+import os
+
+# OpenBLAS's idle threads spin for ~0.1 s after each matrix product, taking the cores from the Numba
+# kernels that run between products (im2col was ~2x slower inside a VGG16 pass than alone). Let
+# them sleep at once. It takes effect only when minicnn is imported before NumPy loads OpenBLAS
+# (the CLI does so); a value the user set wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 __version__ = "0.1.0"
 

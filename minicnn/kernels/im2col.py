@@ -20,68 +20,80 @@ import numpy as np
 from minicnn.backend import get_xp
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def _im2col_cpu(x, kh, kw, stride, pad, ho, wo, q0, q1, cols):
-    """Fill cols (C*kh*kw, q1-q0) with the patches of x (N, C, H, W) for output pixels [q0, q1)."""
-    n_img, c_in, h, w = x.shape
-    p = ho * wo
+@numba.njit(cache=True)
+def _valid_span(wo, stride, pad, kj, w):
+    """Output columns [t0, t1) whose input column ix = t * stride - pad + kj lies inside [0, w);
+    the others read the zero padding."""
+    t0 = max(0, -((kj - pad) // stride))  # ceil((pad - kj) / stride)
+    t1 = min(wo, (w - 1 + pad - kj) // stride + 1) if w - 1 + pad - kj >= 0 else 0
+    return t0, max(t0, t1)
+
+
+@numba.njit(parallel=True, cache=True)
+def _im2col_cpu(x, n, kh, kw, stride, pad, wo, oy0, oy1, cols):
+    """Fill cols (C*kh*kw, (oy1-oy0)*wo) with the patches of image n of x (N, C, H, W) for the
+    output rows [oy0, oy1)."""
+    c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
     # One parallel task per row of cols: each thread writes one contiguous row, so writes never
-    # collide and stream through memory in order.
+    # collide and stream through memory in order. Along an output row, a patch row reads one input
+    # row: a plain copy when stride is 1, with zeros where it hangs over the padding.
     for r in numba.prange(c_in * kh * kw):
         c = r // (kh * kw)
         ki = (r // kw) % kh
         kj = r % kw
-        n = q0 // p
-        oy = (q0 % p) // wo
-        ox = q0 % wo
-        for j in range(q1 - q0):
+        t0, t1 = _valid_span(wo, stride, pad, kj, w)
+        for oy in range(oy0, oy1):
+            j = (oy - oy0) * wo
             iy = oy * stride - pad + ki
-            ix = ox * stride - pad + kj
-            if 0 <= iy < h and 0 <= ix < w:
-                cols[r, j] = x[n, c, iy, ix]
-            else:
-                cols[r, j] = 0.0
-            ox += 1
-            if ox == wo:
-                ox = 0
-                oy += 1
-                if oy == ho:
-                    oy = 0
-                    n += 1
+            if iy < 0 or iy >= h:
+                cols[r, j : j + wo] = 0.0
+                continue
+            cols[r, j : j + t0] = 0.0
+            ix = t0 * stride - pad + kj
+            for t in range(t0, t1):
+                cols[r, j + t] = x[n, c, iy, ix]
+                ix += stride
+            cols[r, j + t1 : j + wo] = 0.0
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def _col2im_cpu(cols, kh, kw, stride, pad, ho, wo, q0, q1, dx):
-    """Add cols (C*kh*kw, q1-q0) back into dx (N, C, H, W); the adjoint of _im2col_cpu."""
-    n_img, c_in, h, w = dx.shape
-    p = ho * wo
-    # Parallel over input channels: the rows of channel c only ever touch dx[:, c], so no two
+@numba.njit(parallel=True, cache=True)
+def _col2im_cpu(cols, n, kh, kw, stride, pad, wo, oy0, oy1, dx):
+    """Add cols (C*kh*kw, (oy1-oy0)*wo) back into image n of dx (N, C, H, W); the adjoint of
+    _im2col_cpu."""
+    c_in, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    # Parallel over input channels: the rows of channel c only ever touch dx[n, c], so no two
     # threads add into the same element (overlapping windows are summed inside one thread).
     for c in numba.prange(c_in):
         for ki in range(kh):
             for kj in range(kw):
                 r = (c * kh + ki) * kw + kj
-                n = q0 // p
-                oy = (q0 % p) // wo
-                ox = q0 % wo
-                for j in range(q1 - q0):
+                t0, t1 = _valid_span(wo, stride, pad, kj, w)
+                for oy in range(oy0, oy1):
                     iy = oy * stride - pad + ki
-                    ix = ox * stride - pad + kj
-                    if 0 <= iy < h and 0 <= ix < w:
-                        dx[n, c, iy, ix] += cols[r, j]
-                    ox += 1
-                    if ox == wo:
-                        ox = 0
-                        oy += 1
-                        if oy == ho:
-                            oy = 0
-                            n += 1
+                    if 0 <= iy < h:
+                        j = (oy - oy0) * wo
+                        ix = t0 * stride - pad + kj
+                        for t in range(t0, t1):
+                            dx[n, c, iy, ix] += cols[r, j + t]
+                            ix += stride
+
+
+def _rows(q0: int, q1: int, ho: int, wo: int):
+    """(image, oy0, oy1) of a tile of output pixels [q0, q1) that covers whole rows of one image."""
+    p = ho * wo
+    n, oy0 = divmod(q0, p)
+    oy0, rem = divmod(oy0, wo)
+    oy1 = oy0 + (q1 - q0) // wo
+    if rem or (q1 - q0) % wo or oy1 > ho:
+        raise ValueError("CPU im2col tiles must cover whole output rows of one image")
+    return n, oy0, oy1
 
 
 def im2col(x, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int, q0: int, q1: int, out):
     """Write the patches of x (N, C, H, W) for output pixels [q0, q1) into out (C*kh*kw, q1-q0)."""
     if get_xp(x) is np:
-        _im2col_cpu(x, kh, kw, stride, pad, ho, wo, q0, q1, out)
+        n, oy0, oy1 = _rows(q0, q1, ho, wo)
+        _im2col_cpu(x, n, kh, kw, stride, pad, wo, oy0, oy1, out)
     else:
         from minicnn.kernels import gpu
 
@@ -92,7 +104,8 @@ def im2col(x, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int, q0: int
 def col2im(cols, kh: int, kw: int, stride: int, pad: int, ho: int, wo: int, q0: int, q1: int, dx):
     """Add cols (C*kh*kw, q1-q0), the columns of output pixels [q0, q1), into dx (N, C, H, W)."""
     if get_xp(cols) is np:
-        _col2im_cpu(cols, kh, kw, stride, pad, ho, wo, q0, q1, dx)
+        n, oy0, oy1 = _rows(q0, q1, ho, wo)
+        _col2im_cpu(cols, n, kh, kw, stride, pad, wo, oy0, oy1, dx)
     else:
         from minicnn.kernels import gpu
 

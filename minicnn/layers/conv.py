@@ -5,9 +5,11 @@
 Backward is the transposed convolution, the same in all three visualisation modes (Zeiler & Fergus
 2013 call it "filtering with the transposed filters"):
 
-    dx = col2im(w2.T @ dy2)        dw2 = dy2 @ cols.T        db = sum of dy over n, i, j
+    dx[n] = col2im(w2.T @ dy[n])     dw2 = sum_n dy[n] @ cols[n].T     db = sum of dy over n, i, j
 
-with w2 = w.reshape(O, C*kh*kw), dy2 = dy as (O, N*Ho*Wo) and cols = im2col(x).
+with w2 = w.reshape(O, C*kh*kw), dy[n] as (O, Ho*Wo) and cols[n] = im2col(x[n]) (C*kh*kw, Ho*Wo).
+Everything runs image by image in tiles of whole output rows, so each GEMM reads and writes NCHW
+memory directly (no transposes) and the column tile is still in cache when the GEMM reads it.
 """
 
 from __future__ import annotations
@@ -32,17 +34,30 @@ class ConvCache(NamedTuple):
     wo: int
 
 
-def _tile(xp, ckk: int, total: int) -> int:
-    budget = TILE_ELEMENTS["cpu" if xp is np else "gpu"]
-    return max(1, min(total, budget // ckk))
-
-
 def _matmul_into(xp, a, b, out):
     """out[...] = a @ b; NumPy writes straight into a strided view, CuPy via a temporary."""
     if xp is np:
         np.matmul(a, b, out=out)
     else:
         out[...] = a @ b
+
+
+def _tile_width(xp, wo: int, p: int, ckk: int) -> int:
+    """Columns per tile: whole output rows (wo each), as many as fit in the device's budget, at
+    least one row and at most one image (p = Ho * Wo)."""
+    rows = TILE_ELEMENTS["cpu" if xp is np else "gpu"] // (ckk * wo)
+    return min(p, max(1, rows) * wo)
+
+
+def _tiles(n: int, p: int, tile: int):
+    """Yield (image, q0, q1): output pixels [q0, q1) of one image at a time, ``tile`` at a time.
+
+    Tiles never cross images, so each GEMM writes straight into y[image] (O, Ho*Wo) in NCHW order
+    and no transposition is needed afterwards.
+    """
+    for image in range(n):
+        for q0 in range(0, p, tile):
+            yield image, q0, min(q0 + tile, p)
 
 
 def conv2d_forward(x, w, b, stride: int, padding: int):
@@ -55,20 +70,17 @@ def conv2d_forward(x, w, b, stride: int, padding: int):
     o, _, kh, kw = w.shape
     ho = (h + 2 * padding - kh) // stride + 1
     wo = (wd + 2 * padding - kw) // stride + 1
-    q_total, ckk = n * ho * wo, c * kh * kw
-    w2 = w.reshape(o, ckk)
-    y2 = xp.empty((o, q_total), dtype=x.dtype)
-    tile = _tile(xp, ckk, q_total)
+    p, ckk = ho * wo, c * kh * kw
+    w2, bias = w.reshape(o, ckk), b[:, None]
+    y = xp.empty((n, o, p), dtype=x.dtype)
+    tile = _tile_width(xp, wo, p, ckk)
     cols = xp.empty((ckk, tile), dtype=x.dtype)
-    for q0 in range(0, q_total, tile):
-        q1 = min(q0 + tile, q_total)
-        part = cols[:, : q1 - q0]
-        im2col(x, kh, kw, stride, padding, ho, wo, q0, q1, part)
-        _matmul_into(xp, w2, part, y2[:, q0:q1])
-    y2 += b[:, None]
-    # (O, N*Ho*Wo) -> (N, O, Ho, Wo); a free view when N == 1
-    y = xp.ascontiguousarray(y2.reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
-    return y, ConvCache(x, ho, wo)
+    for image, q0, q1 in _tiles(n, p, tile):
+        part, out = cols[:, : q1 - q0], y[image, :, q0:q1]
+        im2col(x, kh, kw, stride, padding, ho, wo, image * p + q0, image * p + q1, part)
+        _matmul_into(xp, w2, part, out)
+        out += bias  # while the tile is still in cache
+    return y.reshape(n, o, ho, wo), ConvCache(x, ho, wo)
 
 
 def conv2d_backward(dy, cache: ConvCache, w, stride: int, padding: int, need_params: bool = False):
@@ -77,25 +89,25 @@ def conv2d_backward(dy, cache: ConvCache, w, stride: int, padding: int, need_par
     x = cache.x
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
-    q_total, ckk = n * cache.ho * cache.wo, c * kh * kw
+    p, ckk = cache.ho * cache.wo, c * kh * kw
     w2 = w.reshape(o, ckk)
-    dy2 = xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(o, q_total)
+    dy3 = xp.ascontiguousarray(dy).reshape(n, o, p)
     dx = xp.zeros(x.shape, dtype=dy.dtype)
     dw2 = xp.zeros((o, ckk), dtype=dy.dtype) if need_params else None
-    tile = _tile(xp, ckk, q_total)
+    tile = _tile_width(xp, cache.wo, p, ckk)
     dcols = xp.empty((ckk, tile), dtype=dy.dtype)
     cols = xp.empty((ckk, tile), dtype=dy.dtype) if need_params else None
-    for q0 in range(0, q_total, tile):
-        q1 = min(q0 + tile, q_total)
-        m = q1 - q0
-        _matmul_into(xp, w2.T, dy2[:, q0:q1], dcols[:, :m])
-        col2im(dcols[:, :m], kh, kw, stride, padding, cache.ho, cache.wo, q0, q1, dx)
+    for image, q0, q1 in _tiles(n, p, tile):
+        m, g0, g1 = q1 - q0, image * p + q0, image * p + q1
+        signal = dy3[image, :, q0:q1]
+        _matmul_into(xp, w2.T, signal, dcols[:, :m])
+        col2im(dcols[:, :m], kh, kw, stride, padding, cache.ho, cache.wo, g0, g1, dx)
         if need_params:
-            im2col(x, kh, kw, stride, padding, cache.ho, cache.wo, q0, q1, cols[:, :m])
-            dw2 += dy2[:, q0:q1] @ cols[:, :m].T
+            im2col(x, kh, kw, stride, padding, cache.ho, cache.wo, g0, g1, cols[:, :m])
+            dw2 += signal @ cols[:, :m].T
     if not need_params:
         return dx, None, None
-    return dx, dw2.reshape(w.shape), dy2.sum(axis=1)
+    return dx, dw2.reshape(w.shape), dy3.sum(axis=(0, 2))
 
 
 class Conv2D(Layer):
