@@ -26,3 +26,14 @@ def assert_close(actual, expected, rtol=1e-4, what=""):
     err = float(np.abs(actual - expected).max())
     assert scale > 0, f"{what}: the reference is all zeros, the comparison would prove nothing"
     assert err <= rtol * scale, f"{what}: max error {err:.3g} > {rtol} * {scale:.3g}"
+
+
+def biased(net, seed=0):
+    """``net`` in float64 with random biases in [-0.3, 0.3], so that no ReLU sits exactly at its kink
+    at the zero image (finite-difference and autograd comparisons need differentiable points)."""
+    net.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        if layer.has_params:
+            layer.bias = rng.uniform(-0.3, 0.3, layer.bias.shape)
+    return net

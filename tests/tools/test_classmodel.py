@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support import assert_close, oracle
+from support import assert_close, biased, oracle
 from torch_mirror import to_torch
 
 import minicnn as mc
@@ -22,16 +22,6 @@ from minicnn.tools.regularizers import (
     NormClip,
     gaussian_blur,
 )
-
-
-def biased(net, seed=0):
-    """net in float64 with random biases, so that no ReLU sits at its kink at the zero image."""
-    net.astype(np.float64)
-    rng = np.random.default_rng(seed)
-    for layer in net.layers:
-        if layer.has_params:
-            layer.bias = rng.uniform(-0.3, 0.3, layer.bias.shape)
-    return net
 
 
 def test_ascent_matches_torch_loop(make_small_vgg):

@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support import assert_close, oracle
+from support import assert_close, biased, oracle
 from torch_mirror import to_torch
 
 import minicnn as mc
 from minicnn.errors import MinicnnError
 from minicnn.tools.regularizers import AlphaNorm, TotalVariation
-
-
-def biased(net, seed=0):
-    """net in float64 with random biases (no ReLU exactly at its kink)."""
-    net.astype(np.float64)
-    rng = np.random.default_rng(seed)
-    for layer in net.layers:
-        if layer.has_params:
-            layer.bias = rng.uniform(-0.3, 0.3, layer.bias.shape)
-    return net
 
 
 def torch_alpha(t, ref, alpha, scale):
