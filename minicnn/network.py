@@ -116,6 +116,9 @@ class Sequential:
         """
         self.check_input(x)
         last = len(self.layers) - 1 if stop is None else self.index(stop)
+        # Drop the previous pass first, so that its activations can be freed before new ones are
+        # allocated (peak memory: one pass, not two).
+        self._tape, self.outputs = None, {}
         tape, outputs = [], {}
         for layer in self.layers[: last + 1]:
             x, cache = layer.forward(x, train=train, rng=rng)
