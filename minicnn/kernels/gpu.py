@@ -154,11 +154,10 @@ def maxpool_forward(x, kh, kw, stride, y, switches):
     _launch("maxpool_forward", x.dtype, y.size, args)
 
 
-def maxpool_backward(dy, switches, kw, stride, dx):
-    """GPU twin of minicnn.kernels.maxpool._maxpool_backward_cpu (kh is implied by the switches)."""
+def maxpool_backward(dy, switches, kh, kw, stride, dx):
+    """GPU twin of minicnn.kernels.maxpool._maxpool_backward_cpu."""
     h, w = dx.shape[2:]
     ho, wo = dy.shape[2:]
-    kh = h - (ho - 1) * stride if ho > 1 else h  # any kh >= the true one gives the same gather
     i32 = np.int32
     args = (dy, switches, dx, np.int64(dx.size), i32(h), i32(w), i32(ho), i32(wo), i32(kh), i32(kw),
             i32(stride))  # fmt: skip

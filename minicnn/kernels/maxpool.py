@@ -65,7 +65,7 @@ def maxpool_forward(x, kh: int, kw: int, stride: int):
     return y, switches
 
 
-def maxpool_backward(dy, switches, input_shape, kw: int, stride: int):
+def maxpool_backward(dy, switches, input_shape, kh: int, kw: int, stride: int):
     """Route dy (N, C, Ho, Wo) through the switches into dx of ``input_shape`` (N, C, H, W)."""
     xp = get_xp(dy)
     dx = xp.zeros(input_shape, dtype=dy.dtype)
@@ -74,5 +74,5 @@ def maxpool_backward(dy, switches, input_shape, kw: int, stride: int):
     else:
         from minicnn.kernels import gpu
 
-        gpu.maxpool_backward(dy, switches, kw, stride, dx)
+        gpu.maxpool_backward(dy, switches, kh, kw, stride, dx)
     return dx

@@ -50,5 +50,5 @@ class MaxPool2D(Layer):
         return y, PoolCache(switches, x.shape)
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
-        dx = maxpool_backward(dy, cache.switches, cache.input_shape, self.kernel_size[1], self.stride)
+        dx = maxpool_backward(dy, cache.switches, cache.input_shape, *self.kernel_size, self.stride)
         return dx, None
