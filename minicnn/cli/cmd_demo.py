@@ -7,7 +7,6 @@ import io
 import re
 import time
 import traceback
-from pathlib import Path
 
 from minicnn.cli import common
 
@@ -76,12 +75,7 @@ STEPS = (
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="default: cpu")
-    parser.add_argument(
-        "--out", type=Path, default=None, metavar="DIR",
-        help="output folder (default: ./minicnn-out/demo)",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    common.add_run_options(parser, "demo")
 
 
 def natural(path) -> list:

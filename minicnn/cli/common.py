@@ -64,12 +64,7 @@ def add_common(
             "--layer", default=layer or None, metavar="NAME",
             help="layer name, see 'minicnn info'" + (f" (default: {layer})" if layer else ""),
         )  # fmt: skip
-    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="default: cpu")
-    parser.add_argument(
-        "--out", type=Path, default=None, metavar="DIR",
-        help="output folder (default: ./minicnn-out/<command>)",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_run_options(parser, "<command>")
     parser.add_argument("--save-arrays", action="store_true", help="also write the raw arrays as .npy")
 
 
@@ -314,3 +309,13 @@ def parse_unit(text):
     except ValueError:
         raise MinicnnError(f"--unit {text!r}: expected 'strongest', a channel index c, or c,y,x") from None
     return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def add_run_options(parser, command: str) -> None:
+    """--device, --out (default ./minicnn-out/<command>) and --seed: every command has them."""
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="default: cpu")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help=f"output folder (default: ./minicnn-out/{command})",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
