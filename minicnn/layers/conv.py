@@ -1,4 +1,4 @@
-"""2-D convolution (cross-correlation, as in every framework), lowered to GEMM through im2col.
+"""2-D convolution (cross-correlation, as in every framework), lowered to GEMM.
 
     y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x[n, c, i*s - p + u, j*s - p + v]
 
@@ -10,6 +10,12 @@ Backward is the transposed convolution, the same in all three visualisation mode
 with w2 = w.reshape(O, C*kh*kw), dy[n] as (O, Ho*Wo) and cols[n] = im2col(x[n]) (C*kh*kw, Ho*Wo).
 Everything runs image by image in tiles of whole output rows, so each GEMM reads and writes NCHW
 memory directly (no transposes) and the column tile is still in cache when the GEMM reads it.
+
+On the CPU, 3x3 stride-1 convolutions (all of VGG's) take the Winograd F(2x2, 3x3) lowering instead
+(minicnn/kernels/winograd.py): the same result to float rounding, with 2.25x fewer multiply-adds.
+Backward then applies the same algorithm to dy with the transposed kernel, which is what the
+transposed convolution is: dx = conv(dy, w rotated 180 degrees with channels swapped, padding 2 - p).
+``algorithm="im2col"`` forces the plain lowering; the weight gradient always uses it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import NamedTuple
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.errors import MinicnnError
+from minicnn.kernels import winograd
 from minicnn.kernels.im2col import col2im, im2col
 from minicnn.layers.base import Layer
 
@@ -26,6 +34,28 @@ from minicnn.layers.base import Layer
 # memory stays bounded on large inputs and each tile is still in cache when the GEMM reads it. The GPU
 # has memory to spare and wants few, large GEMMs.
 TILE_ELEMENTS = {"cpu": 1 << 22, "gpu": 1 << 27}
+
+
+ALGORITHMS = ("auto", "im2col", "winograd")
+
+# Winograd's transforms cost memory traffic proportional to C + O per pixel and save GEMM work
+# proportional to C * O: below this many channels on either side (VGG's first layer has 3 inputs)
+# plain im2col is faster.
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def _winograd_applies(xp, w, stride: int, padding: int, algorithm: str) -> bool:
+    """Whether a convolution with kernel w (O, C, kh, kw) takes the Winograd path."""
+    o, c, kh, kw = w.shape
+    fits = xp is np and (kh, kw) == (3, 3) and stride == 1 and 0 <= padding <= 2
+    if algorithm == "winograd" and not fits:
+        raise MinicnnError(
+            f"Winograd needs a 3x3 kernel, stride 1, padding <= 2 and a CPU array; got {kh}x{kw}, "
+            f"stride {stride}, padding {padding}"
+        )
+    if algorithm == "auto":
+        return fits and min(o, c) >= WINOGRAD_MIN_CHANNELS
+    return algorithm == "winograd"
 
 
 class ConvCache(NamedTuple):
@@ -60,16 +90,19 @@ def _tiles(n: int, p: int, tile: int):
             yield image, q0, min(q0 + tile, p)
 
 
-def conv2d_forward(x, w, b, stride: int, padding: int):
+def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto"):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) -> (y (N, O, Ho, Wo), cache).
 
-    Ho = (H + 2*padding - kh) // stride + 1, likewise Wo.
+    Ho = (H + 2*padding - kh) // stride + 1, likewise Wo. algorithm: one of ALGORITHMS.
     """
     xp = get_xp(x)
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     ho = (h + 2 * padding - kh) // stride + 1
     wo = (wd + 2 * padding - kw) // stride + 1
+    if _winograd_applies(xp, w, stride, padding, algorithm):
+        u = winograd.transform_kernel(w)
+        return winograd.winograd_conv(x, u, b, padding), ConvCache(x, ho, wo)
     p, ckk = ho * wo, c * kh * kw
     w2, bias = w.reshape(o, ckk), b[:, None]
     y = xp.empty((n, o, p), dtype=x.dtype)
@@ -83,10 +116,15 @@ def conv2d_forward(x, w, b, stride: int, padding: int):
     return y.reshape(n, o, ho, wo), ConvCache(x, ho, wo)
 
 
-def conv2d_backward(dy, cache: ConvCache, w, stride: int, padding: int, need_params: bool = False):
+def conv2d_backward(
+    dy, cache: ConvCache, w, stride: int, padding: int, need_params: bool = False, algorithm: str = "auto"
+):
     """dy (N, O, Ho, Wo) -> (dx (N, C, H, W), dw (O, C, kh, kw) or None, db (O,) or None)."""
     xp = get_xp(dy)
     x = cache.x
+    if not need_params and _winograd_applies(xp, w, stride, 2 - padding, algorithm):
+        u = winograd.transform_kernel(w, transposed=True)
+        return winograd.winograd_conv(dy, u, None, 2 - padding), None, None
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     p, ckk = cache.ho * cache.wo, c * kh * kw
@@ -116,8 +154,15 @@ class Conv2D(Layer):
     kind = "Conv2D"
     has_params = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, name=None):
+    def __init__(
+        self, in_channels, out_channels, kernel_size, stride=1, padding=0, name=None, algorithm="auto"
+    ):
         super().__init__(name)
+        if algorithm not in ALGORITHMS:
+            raise self.error(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        # How the convolution is lowered to GEMM (see the module docstring). Not part of config():
+        # it changes the speed and the float rounding, not the function computed.
+        self.algorithm = algorithm
         ks = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = (int(ks[0]), int(ks[1]))
@@ -166,8 +211,10 @@ class Conv2D(Layer):
 
     def forward(self, x, train=False, rng=None):
         self.output_shape(x.shape[1:])
-        return conv2d_forward(x, self.weight, self.bias, self.stride, self.padding)
+        return conv2d_forward(x, self.weight, self.bias, self.stride, self.padding, self.algorithm)
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
-        dx, dw, db = conv2d_backward(dy, cache, self.weight, self.stride, self.padding, need_params)
+        dx, dw, db = conv2d_backward(
+            dy, cache, self.weight, self.stride, self.padding, need_params, self.algorithm
+        )
         return dx, ({"weight": dw, "bias": db} if need_params else None)

@@ -30,13 +30,15 @@ def minicnn_signal(net, x, target, mode):
     return net.backward(dy, mode=mode)
 
 
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd"])
 @pytest.mark.parametrize("mode", ["gradient", "deconvnet", "guided"])
-def test_small_net(mode):
+def test_small_net(mode, algorithm):
     rng = np.random.default_rng(0)
     net = mc.Sequential(
         [
-            mc.Conv2D(3, 8, 3, padding=1), mc.ReLU(), mc.MaxPool2D(2), mc.Conv2D(8, 8, 3), mc.ReLU(),
-            mc.MaxPool2D(2), mc.Flatten(), mc.Dense(8 * 3 * 3, 16), mc.ReLU(), mc.Dense(16, 5),
+            mc.Conv2D(3, 8, 3, padding=1, algorithm=algorithm), mc.ReLU(), mc.MaxPool2D(2),
+            mc.Conv2D(8, 8, 3, algorithm=algorithm), mc.ReLU(), mc.MaxPool2D(2), mc.Flatten(),
+            mc.Dense(8 * 3 * 3, 16), mc.ReLU(), mc.Dense(16, 5),
         ],
         seed=1,
     )  # fmt: skip
@@ -58,7 +60,15 @@ def test_modes_really_differ():
 
 @pytest.mark.parametrize("mode", ["deconvnet", "guided"])
 def test_vgg16(mode):
-    net = mc.vgg16(seed=0)
+    """The whole VGG16 at 224x224 (Winograd convolutions from block1_conv2 on).
+
+    NOTE: float64, for the reason given in test_against_torch.test_vgg16_scores_and_input_gradient_
+    float64: this input has max-pool windows whose two largest values differ by 3e-8 of the layer's
+    range, below float32 rounding, so in float32 their switches are a coin flip between any two
+    implementations. The float32 kernels are compared layer by layer (test_against_torch,
+    test_winograd) and on the small net above, which has no such near-ties.
+    """
+    net = mc.vgg16(seed=0).astype(np.float64)
     rng = np.random.default_rng(3)
-    x = (rng.standard_normal((1, 3, 224, 224)) * 50).astype(np.float32)
-    assert_close(minicnn_signal(net, x, [7], mode), captum_signal(net, x, [7], mode), what=mode)
+    x = rng.standard_normal((1, 3, 224, 224)) * 50
+    assert_close(minicnn_signal(net, x, [7], mode), captum_signal(net, x, [7], mode), rtol=1e-10, what=mode)

@@ -11,10 +11,10 @@ from minicnn.tools.saliency import smoothgrad_noise
 
 
 def torch_grad(net, x, targets):
-    """dS_t/dI by torch autograd in float64 on the same (float32) weights: (N, C, H, W) numpy.
+    """dS_t/dI by torch autograd in float64 on the same weights: (N, C, H, W) numpy.
 
     float64 because on a random VGG16 torch's own float32 pass flips a ReLU mask near zero and
-    differs from its float64 pass by ~1% (measured); minicnn float32 matches float64 to ~1e-6.
+    differs from its float64 pass by ~1% (measured).
     """
     torch = oracle("torch")
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
@@ -49,12 +49,16 @@ def test_predicted_target_and_single_target(small_net, small_images):
     assert_close(listed, np.abs(g3).max(axis=1), what="list of images")
 
 
-def test_vgg16(vgg16, vgg_image):
-    targets = [7, 412]
-    g = torch_grad(vgg16, vgg_image, targets)
-    sal = mc.saliency(vgg16, vgg_image, targets)
-    assert sal.shape == (2, 224, 224) and sal.dtype == np.float32
-    assert_close(sal, np.abs(g).max(axis=1), what="vgg16 saliency")
+def test_vgg16(vgg_image):
+    """NOTE: float64. The first test image has max-pool windows whose two largest inputs differ by
+    less than float32 rounding (see tests/engine/test_against_torch.py), so in float32 their switches,
+    and the gradient over their receptive fields, are a coin flip between any two implementations."""
+    net = mc.vgg16(seed=0).astype(np.float64)
+    x, targets = vgg_image.astype(np.float64), [7, 412]
+    g = torch_grad(net, x, targets)
+    sal = mc.saliency(net, x, targets)
+    assert sal.shape == (2, 224, 224) and sal.dtype == np.float64
+    assert_close(sal, np.abs(g).max(axis=1), rtol=1e-10, what="vgg16 saliency")
 
 
 def test_smoothgrad(small_net, small_images):

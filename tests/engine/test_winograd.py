@@ -1,0 +1,133 @@
+"""The Winograd F(2x2, 3x3) lowering against PyTorch's convolution, a naive transform, and im2col.
+
+Winograd is chosen automatically for 3x3 stride-1 convolutions with >= 16 channels on both sides
+(VGG16 from block1_conv2 on); here it is also forced on small layers to reach every edge case: odd
+sizes (tiles hanging over the edge), padding 0, 1 and 2, batches whose tiles share one GEMM.
+"""
+
+import numpy as np
+import pytest
+from support import assert_close, oracle
+
+import minicnn as mc
+from minicnn.errors import MinicnnError
+from minicnn.kernels import winograd
+from minicnn.layers.conv import WINOGRAD_MIN_CHANNELS, conv2d_backward, conv2d_forward
+
+SHAPES = [  # n, c, h, w, o, padding
+    (1, 3, 8, 8, 4, 1),
+    (2, 5, 7, 9, 3, 1),
+    (3, 2, 5, 8, 6, 0),
+    (2, 4, 6, 5, 2, 2),
+    (1, 1, 3, 3, 1, 0),
+    (1, 1, 1, 1, 1, 1),
+    (2, 16, 14, 14, 32, 1),
+    (8, 24, 7, 7, 16, 1),
+]
+
+
+def torch_conv(x, k, b, padding, dy):
+    """y = conv2d(x, k, b) and dx for the signal dy, by torch autograd."""
+    torch = oracle("torch")
+    xt = torch.tensor(x, requires_grad=True)
+    y = torch.nn.functional.conv2d(xt, torch.tensor(k), torch.tensor(b), padding=padding)
+    y.backward(torch.tensor(dy))
+    return y.detach().numpy(), xt.grad.numpy()
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("n,c,h,w,o,padding", SHAPES)
+def test_against_torch(n, c, h, w, o, padding, dtype, rtol):
+    rng = np.random.default_rng(c * 100 + h)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    k = rng.standard_normal((o, c, 3, 3)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    y, cache = conv2d_forward(x, k, b, 1, padding, algorithm="winograd")
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, dw, db = conv2d_backward(dy, cache, k, 1, padding, algorithm="winograd")
+    ty, tdx = torch_conv(x, k, b, padding, dy)
+    assert y.dtype == dx.dtype == dtype and dw is None and db is None
+    assert_close(y, ty, rtol=rtol, what="winograd forward")
+    assert_close(dx, tdx, rtol=rtol, what="winograd input gradient")
+
+
+def test_kernel_transform_is_g_w_gt():
+    """U[4i+j, o, c] = (G w[o, c] G^T)[i, j], against the formula written with einsum (Lavin & Gray
+    2016), for the kernel and for its transposed convolution's kernel."""
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((5, 4, 3, 3))
+    expected = np.einsum("ia,ocab,jb->ijoc", g, w, g).reshape(16, 5, 4)
+    assert np.abs(winograd.transform_kernel(w) - expected).max() < 1e-14
+    # the transposed convolution's kernel: channels swapped, each 3x3 rotated by 180 degrees
+    rotated = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    expected = np.einsum("ia,ocab,jb->ijoc", g, rotated, g).reshape(16, 4, 5)
+    assert np.abs(winograd.transform_kernel(w, transposed=True) - expected).max() < 1e-14
+
+
+def test_transposed_kernel_is_the_adjoint():
+    """<conv(x, w), y> = <x, conv(y, w transposed, padding 2 - p)>: what backward relies on."""
+    rng = np.random.default_rng(1)
+    for padding in (0, 1, 2):
+        x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3))
+        y = winograd.winograd_conv(x, winograd.transform_kernel(w), None, padding)
+        g = rng.standard_normal(y.shape)
+        back = winograd.winograd_conv(g, winograd.transform_kernel(w, transposed=True), None, 2 - padding)
+        assert back.shape == x.shape
+        assert abs((y * g).sum() - (x * back).sum()) < 1e-10 * np.abs(y).sum() * np.abs(g).max()
+
+
+def test_float32_error_is_that_of_direct_convolution():
+    """On a VGG-sized layer (256 -> 256 channels, 28x28), float32 Winograd is as close to the float64
+    result as float32 im2col is (its transforms only add, subtract and halve)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 256, 28, 28))
+    k = rng.standard_normal((256, 256, 3, 3)) * np.sqrt(2 / (256 * 9))
+    exact, _ = conv2d_forward(x, k, np.zeros(256), 1, 1, algorithm="im2col")
+    errors = {}
+    for algorithm in ("im2col", "winograd"):
+        y, _ = conv2d_forward(x.astype(np.float32), k.astype(np.float32), np.zeros(256, np.float32), 1, 1,
+                              algorithm=algorithm)  # fmt: skip
+        errors[algorithm] = np.abs(y - exact).max() / np.abs(exact).max()
+    assert errors["winograd"] < 2 * errors["im2col"] + 1e-7, errors
+
+
+def test_tiles_are_built_in_bounded_steps(monkeypatch):
+    """A small tile budget splits the batch into many steps (some crossing images); same result."""
+    rng = np.random.default_rng(3)
+    x, k = rng.standard_normal((3, 4, 9, 11)), rng.standard_normal((5, 4, 3, 3))
+    whole = winograd.winograd_conv(x, winograd.transform_kernel(k), None, 1)
+    monkeypatch.setattr(winograd, "TILE_ELEMENTS", 1)
+    stepped = winograd.winograd_conv(x, winograd.transform_kernel(k), None, 1)
+    reference, _ = conv2d_forward(x, k, np.zeros(5), 1, 1, algorithm="im2col")
+    assert np.abs(stepped - whole).max() == 0.0
+    assert np.abs(stepped - reference).max() < 1e-12 * np.abs(reference).max()
+
+
+def test_auto_takes_winograd_only_where_it_pays(monkeypatch):
+    """auto = Winograd for 3x3 stride-1 convolutions with enough channels on both sides, else im2col;
+    the weight gradient (training) always goes through im2col."""
+    calls = []
+    real = winograd.winograd_conv
+    monkeypatch.setattr(winograd, "winograd_conv", lambda *a: calls.append(a[1].shape) or real(*a))
+    rng = np.random.default_rng(4)
+    many = WINOGRAD_MIN_CHANNELS
+    cases = [((many, many, 3, 3), 1, True), ((3, many, 3, 3), 1, False), ((many, many, 3, 3), 2, False),
+             ((many, many, 5, 5), 1, False)]  # fmt: skip
+    for shape, stride, expected in cases:
+        calls.clear()
+        k = rng.standard_normal(shape)
+        y, cache = conv2d_forward(rng.standard_normal((1, shape[1], 8, 8)), k, np.zeros(shape[0]), stride, 1)
+        conv2d_backward(np.ones_like(y), cache, k, stride, 1)
+        assert len(calls) == (2 if expected else 0), (shape, stride)
+        calls.clear()
+        conv2d_backward(np.ones_like(y), cache, k, stride, 1, need_params=True)
+        assert not calls
+
+
+def test_forcing_winograd_where_it_cannot_apply_is_a_clear_error():
+    net = mc.Sequential([mc.Conv2D(2, 2, 3, stride=2, algorithm="winograd")], seed=0)
+    with pytest.raises(MinicnnError, match="Winograd needs a 3x3 kernel, stride 1"):
+        net.forward(np.zeros((1, 2, 8, 8), np.float32))
+    with pytest.raises(MinicnnError, match="algorithm must be one of"):
+        mc.Conv2D(2, 2, 3, algorithm="fft")
