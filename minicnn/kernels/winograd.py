@@ -163,7 +163,7 @@ def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
 # small enough that V is still in the shared cache when the GEMM reads it, large enough that each
 # of the 16 GEMMs has a few hundred columns.
 TILE_ELEMENTS = 1 << 21
-_GAP = 16
+_GAP = 16  # elements left between the 16 matrices of V and of M: one cache line in float32
 
 
 def winograd_conv(x, u, bias, pad: int):
@@ -179,7 +179,7 @@ def winograd_conv(x, u, bias, pad: int):
     rows = max(1, TILE_ELEMENTS // (16 * max(c, o) * tiles_w))  # tile rows per step
     rows = min(rows, n * tiles_h)
     # The 16 matrices of V and M are read and written side by side, 16 streams at once. Packed
-    # back to back they would start a multiple of 4 KiB apart and compete for the same cache sets;
+    # back to back they often start a multiple of 4 KiB apart and compete for the same cache sets;
     # a 64-byte gap between them keeps them apart.
     v_buffer = np.empty((16, c * rows * tiles_w + _GAP), dtype=x.dtype)
     m_buffer = np.empty((16, o * rows * tiles_w + _GAP), dtype=x.dtype)
