@@ -177,7 +177,7 @@ def winograd_conv(x, u, bias, pad: int):
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
     tiles_h, tiles_w = tile_grid(ho, wo)
     rows = max(1, TILE_ELEMENTS // (16 * max(c, o) * tiles_w))  # tile rows per step
-    rows = min(rows, n * tiles_h)
+    rows = max(1, min(rows, n * tiles_h))  # (an empty batch makes no steps)
     # The 16 matrices of V and M are read and written side by side, 16 streams at once. Packed
     # back to back they often start a multiple of 4 KiB apart and compete for the same cache sets;
     # a 64-byte gap between them keeps them apart.

@@ -104,6 +104,13 @@ def test_tiles_are_built_in_bounded_steps(monkeypatch):
     assert np.abs(stepped - reference).max() < 1e-12 * np.abs(reference).max()
 
 
+def test_empty_batch():
+    y = winograd.winograd_conv(
+        np.zeros((0, 2, 5, 5)), winograd.transform_kernel(np.ones((3, 2, 3, 3))), None, 1
+    )
+    assert y.shape == (0, 3, 5, 5)
+
+
 def test_auto_takes_winograd_only_where_it_pays(monkeypatch):
     """auto = Winograd for 3x3 stride-1 convolutions with enough channels on both sides, else im2col;
     the weight gradient (training) always goes through im2col."""
