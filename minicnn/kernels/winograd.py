@@ -26,7 +26,7 @@ Tiles are numbered p = (n * tiles_h + ty) * tiles_w + tx over the whole batch, s
 the 16 GEMMs of a 14x14 VGG16 layer gets 392 columns instead of 49 per image. The caller works on a
 range [r0, r1) of tile rows (n, ty) at a time, which bounds memory like im2col's row tiles do.
 
-CPU only (Numba); the GPU path keeps im2col, where one large GEMM per layer is already the fast path.
+CPU only (Numba): there are no GPU kernels for the transforms, so the GPU path keeps im2col.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ with w2 = w.reshape(O, C*kh*kw), dy[n] as (O, Ho*Wo) and cols[n] = im2col(x[n]) 
 Everything runs image by image in tiles of whole output rows, so each GEMM reads and writes NCHW
 memory directly (no transposes) and the column tile is still in cache when the GEMM reads it.
 
-On the CPU, 3x3 stride-1 convolutions (all of VGG's) take the Winograd F(2x2, 3x3) lowering instead
-(minicnn/kernels/winograd.py): the same result to float rounding, with 2.25x fewer multiply-adds.
+On the CPU, 3x3 stride-1 convolutions with at least WINOGRAD_MIN_CHANNELS channels in and out (all of
+VGG16's but block1_conv1) take the Winograd F(2x2, 3x3) lowering instead (minicnn/kernels/winograd.py):
+the same result to float rounding, with 2.25x fewer multiply-adds.
 Backward then applies the same algorithm to dy with the transposed kernel, which is what the
 transposed convolution is: dx = conv(dy, w rotated 180 degrees with channels swapped, padding 2 - p).
 ``algorithm="im2col"`` forces the plain lowering; the weight gradient always uses it.
@@ -122,7 +123,9 @@ def conv2d_backward(
     """dy (N, O, Ho, Wo) -> (dx (N, C, H, W), dw (O, C, kh, kw) or None, db (O,) or None)."""
     xp = get_xp(dy)
     x = cache.x
-    if not need_params and _winograd_applies(xp, w, stride, 2 - padding, algorithm):
+    # Same test as forward: 0 <= padding <= 2 exactly when 0 <= 2 - padding <= 2, and min(O, C) is
+    # symmetric, so a layer takes one lowering both ways.
+    if not need_params and _winograd_applies(xp, w, stride, padding, algorithm):
         u = winograd.transform_kernel(w, transposed=True)
         return winograd.winograd_conv(dy, u, None, 2 - padding), None, None
     n, c, h, wd = x.shape
