@@ -3,8 +3,9 @@
 All three find an input image by following the gradient of an objective with the weights fixed
 (Erhan et al. 2009; Simonyan et al. 2013, sec. 2; Mahendran & Vedaldi 2015). They differ only in
 the objective (one batched forward/backward through the network per step), the start image and the
-regularisers; this file holds what is common: the loop, three optimisers, the "zero" image of the
-network's input space, the display mapping, and the result object.
+regularisers (penalties and input modifiers, minicnn/tools/regularizers.py); this file holds what is
+common: the loop, four optimisers, the "zero" image of the network's input space, the display
+mapping, and the result object.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import trange
 
-from minicnn.backend import cupy_module, to_numpy
+from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
-from minicnn.io.preprocess import deprocess
-from minicnn.tools.regularizers import check_regularizers
+from minicnn.io.preprocess import CONVENTIONS, deprocess, preprocess
+from minicnn.tools.regularizers import split_regularizers
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "normalized")
+
+# The conventions of io.preprocess.CONVENTIONS that subtract a mean: there the zero input is the mean
+# image, and the mean is per RGB channel (so a 1-channel input cannot be deprocessed with them).
+# Asked of preprocess itself (a black pixel does not map to zero) rather than listed a second time.
+MEAN_SUBTRACTED = frozenset(c for c in CONVENTIONS if preprocess(np.zeros((1, 1, 1, 3)), c).any())
 
 
 @dataclass
@@ -44,11 +50,6 @@ class AscentResult:
         return len(self.history)
 
 
-def net_xp(net):
-    """The array module of the network's parameters (numpy on "cpu", cupy on "gpu")."""
-    return np if net.device == "cpu" else cupy_module()
-
-
 def input_shape_of(net, input_shape=None) -> tuple:
     """(C, H, W) to optimise: ``input_shape`` or the network's ``meta['input_shape']``."""
     shape = input_shape if input_shape is not None else net.input_shape
@@ -65,14 +66,16 @@ def reference_image(net, shape):
     """The image (C, H, W) that plays the role of "zero" in the network's input space.
 
     Simonyan et al. (2013, sec. 2) start from the zero image of mean-subtracted input, i.e. the
-    training mean, and penalise the distance to it. For "caffe" and "torch" inputs the mean is
-    already subtracted, so this is zeros. For "unit" and "none" inputs (pixels / 255 or raw) it is
-    ``meta["mean_image"]`` when the file stores the mean training image, and zeros (black) otherwise;
-    the shipped digit models store none, so for them it is black, the digits' background.
+    training mean, and penalise the distance to it. For inputs whose convention subtracts the mean
+    (MEAN_SUBTRACTED: "caffe", "torch") this is zeros. For the other conventions ("unit", "none":
+    pixels / 255 or raw) it is ``meta["mean_image"]`` when the file stores the mean training image,
+    and zeros (black) otherwise; the shipped digit models store none, so for them it is black, the
+    digits' background. Without ``meta["preprocess"]`` it is zeros.
     """
-    xp = net_xp(net)
+    xp = net.xp
     mean = net.meta.get("mean_image")
-    if net.meta.get("preprocess") in ("unit", "none") and mean is not None:
+    convention = net.meta.get("preprocess")
+    if convention in CONVENTIONS and convention not in MEAN_SUBTRACTED and mean is not None:
         mean = np.asarray(mean, dtype=net.dtype)
         if mean.shape != tuple(shape):
             raise MinicnnError(f"meta['mean_image'] has shape {mean.shape}, expected {tuple(shape)}")
@@ -83,12 +86,13 @@ def reference_image(net, shape):
 def to_display(net, x) -> np.ndarray:
     """x (N, C, H, W) in the network's input space -> (N, H, W, C) float32 in [0, 1] for viewing.
 
-    Deprocessed with ``meta["preprocess"]`` ("none" when absent), then min-max stretched per image
-    (a constant image maps to 0.5).
+    Deprocessed with ``meta["preprocess"]`` ("none" when absent, or when a per-RGB-channel mean
+    meets an input that does not have 3 channels), then min-max stretched per image (a constant
+    image maps to 0.5).
     """
     convention = net.meta.get("preprocess") or "none"
     x = to_numpy(x)
-    if convention in ("caffe", "torch") and x.shape[1] != 3:
+    if convention in MEAN_SUBTRACTED and x.shape[1] != 3:
         convention = "none"
     img = deprocess(x, convention, clip=False).astype(np.float64)
     lo = img.reshape(len(img), -1).min(axis=1)[:, None, None, None]
@@ -112,20 +116,20 @@ class _Optimizer:
     2015, beta1 0.9, beta2 0.999, eps 1e-8) or "normalized" (lr * g / rms(g) per image: every step
     changes each image by lr per pixel on average, whatever the scale of the unit's gradient)."""
 
-    def __init__(self, kind: str, lr: float, like):
-        if kind not in OPTIMIZERS:
-            raise MinicnnError(f"unknown optimizer {kind!r}: expected one of {', '.join(OPTIMIZERS)}")
-        self.kind, self.lr, self.t = kind, lr, 0
-        self.m = None if kind == "sgd" else like * 0
-        self.v = like * 0 if kind == "adam" else None
+    def __init__(self, method: str, lr: float, like):
+        if method not in OPTIMIZERS:
+            raise MinicnnError(f"unknown optimizer {method!r}: expected one of {', '.join(OPTIMIZERS)}")
+        self.method, self.lr, self.t = method, lr, 0
+        self.m = None if method == "sgd" else like * 0
+        self.v = like * 0 if method == "adam" else None
 
     def step(self, g):
-        if self.kind == "sgd":
+        if self.method == "sgd":
             return self.lr * g
-        if self.kind == "normalized":
+        if self.method == "normalized":
             rms = (g * g).reshape(len(g), -1).mean(axis=1) ** 0.5
             return self.lr * g / (rms.reshape(-1, 1, 1, 1) + 1e-12)
-        if self.kind == "momentum":
+        if self.method == "momentum":
             self.m = 0.9 * self.m + g
             return self.lr * self.m
         self.t += 1
@@ -154,15 +158,16 @@ def run_ascent(
     """Optimise the batch x0 (N, C, H, W) for ``steps`` steps and return an AscentResult.
 
     objective(x) -> (value (N,), gradient like x): one batched forward/backward per call.
-    The regularisers' penalties are subtracted from the value when maximising (added to the loss
-    when minimising); their ``transform`` hooks change the image the objective sees and their
+    ``regularizers`` mixes penalties and input modifiers (see regularizers.py). Each penalty's
+    weighted term is subtracted from the value when maximising (added to the loss when
+    minimising); the modifiers' ``transform`` hooks change the image the objective sees and their
     ``after`` hooks act after each update. ``project`` (x -> x) runs after each update, before the
     ``after`` hooks (e.g. the norm constraint of activation maximisation). ``ref`` (C, H, W) is the
     image that counts as zero (default: reference_image). Records in ``info``: "objective" (the
     network term alone, (N, steps)) and "start" (x0).
     """
     steps, lr = check_schedule(steps, lr)
-    regs = check_regularizers(regularizers)
+    penalties, modifiers = split_regularizers(regularizers)
     ref = reference_image(net, x0.shape[1:]) if ref is None else ref
     rng = np.random.default_rng(seed)
     sign = 1.0 if maximize else -1.0
@@ -173,8 +178,8 @@ def run_ascent(
     raw = np.empty((n, steps), dtype=np.float64)
     for step in trange(steps, desc=desc, delay=1.0, leave=False):
         seen, undo = x, []
-        for r in regs:
-            seen, back = r.transform(seen, rng)
+        for m in modifiers:
+            seen, back = m.transform(seen, rng)
             if back is not None:
                 undo.append(back)
         value, grad = objective(seen)
@@ -182,18 +187,18 @@ def run_ascent(
             grad = back(grad)
         raw[:, step] = to_numpy(value)
         total = to_numpy(value).astype(np.float64)
-        for r in regs:
-            term = r.penalty(x, ref)
-            if term is not None and r.weight:
-                total = total - sign * r.weight * to_numpy(term[0])
-                grad = grad - sign * r.weight * term[1]
+        for p in penalties:
+            if p.weight:
+                term, term_grad = p.penalty(x, ref)
+                total = total - sign * p.weight * to_numpy(term)
+                grad = grad - sign * p.weight * term_grad
         history[:, step] = total
         if not np.isfinite(total).all():
             raise MinicnnError(f"{desc}: the objective diverged at step {step}; lower lr")
         x = (x + sign * opt.step(grad)).astype(net.dtype, copy=False)
         if project is not None:
             x = project(x)
-        for r in regs:
-            x = r.after(x, step, ref)
+        for m in modifiers:
+            x = m.after(x, step, ref)
     x = x.astype(net.dtype, copy=False)
     return AscentResult(x, to_display(net, x), history, {"objective": raw, "start": x0})

@@ -14,21 +14,17 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
-from minicnn.tools.ascent import (
-    AscentResult,
-    input_shape_of,
-    net_xp,
-    reference_image,
-    run_ascent,
-)
-from minicnn.tools.regularizers import L2Penalty, check_regularizers
+from minicnn.layers.softmax import Softmax
+from minicnn.tools.ascent import AscentResult, input_shape_of, reference_image, run_ascent
+from minicnn.tools.penalties import L2Penalty
+from minicnn.tools.regularizers import check_regularizers
 
 
 def score_layer(net) -> str:
     """Name of the layer whose output are the class scores: the last one, or the one before a
     final Softmax layer (the scores must be taken before it)."""
     last = net.layers[-1]
-    if last.kind == "Softmax":
+    if isinstance(last, Softmax):
         if len(net.layers) < 2:
             raise MinicnnError("the network has no layer before its Softmax")
         return net.layers[-2].name
@@ -38,7 +34,7 @@ def score_layer(net) -> str:
 def check_classes(target, num_classes: int) -> np.ndarray:
     """target: one class index or a list of them -> (M,) int64, each in [0, num_classes)."""
     arr = np.atleast_1d(np.asarray(target))
-    if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
+    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
         raise MinicnnError(f"target must be a class index or a non-empty list of them, got {target!r}")
     bad = arr[(arr < 0) | (arr >= num_classes)]
     if bad.size:
@@ -67,17 +63,19 @@ def class_model(
         target: a class index or a list of M indices; one image per entry, optimised together.
         steps, lr: plain gradient ascent I <- I + lr * d/dI [S_c(I) - l2 ||I - mean||^2].
         l2: lambda of the paper's L2 penalty (distance to the mean image, see reference_image).
-        regularizers: extra Regularizer objects (Yosinski et al. 2015: L2Decay, GaussianBlur, Clip,
-            Jitter, ...); the default () is the paper's setting.
+        regularizers: extra penalties and input modifiers (see tools/regularizers.py; Yosinski et
+            al. 2015: L2Decay, GaussianBlur, Clip, Jitter, ...); the default () is the paper's
+            setting.
         seed: for the random parts of regularisers (jitter); the start is the deterministic zero
             (mean) image.
         input_shape: (C, H, W), default ``meta["input_shape"]``.
         optimizer: "sgd" (the paper's plain ascent), "momentum" or "adam".
         mean_image: (C, H, W) the training mean in the network's input space: the start, and the
-            point the L2 penalty pulls towards. Default: reference_image (zeros for "caffe" and
-            "torch" inputs; ``meta["mean_image"]``, else black, for "unit" inputs). NOTE: a digit
-            model whose first biases are <= 0 is dead at the black image (every ReLU off, zero
-            gradient): pass the mean digit, e.g. the mean of weights/mnist_heldout.npz / 255.
+            point the L2 penalty pulls towards. Default: reference_image (zeros for mean-subtracted
+            inputs, see ascent.MEAN_SUBTRACTED; ``meta["mean_image"]``, else black, for "unit"
+            inputs). NOTE: a digit model whose first biases are <= 0 is dead at the black image
+            (every ReLU off, zero gradient): pass the mean digit, e.g. the mean of
+            weights/mnist_heldout.npz / 255.
 
     Returns an AscentResult: image (M, C, H, W), display (M, H, W, C) in [0, 1], history (M, steps)
     (score minus penalties at each step), info["objective"] (the raw score S_c per step) and
@@ -92,22 +90,23 @@ def class_model(
     classes = check_classes(target, net.shapes(shape)[net.index(score_layer(net))][0])
     if not np.isfinite(l2) or l2 < 0:
         raise MinicnnError(f"l2 must be a finite number >= 0, got {l2!r}")
-    xp = net_xp(net)
+    xp = net.xp
     stop = score_layer(net)
     if mean_image is None:
         ref = reference_image(net, shape)
     else:
-        ref = net_xp(net).asarray(np.asarray(to_numpy(mean_image), dtype=net.dtype))
+        ref = xp.asarray(np.asarray(to_numpy(mean_image), dtype=net.dtype))
         if ref.shape != shape:
             raise MinicnnError(f"mean_image must have shape {shape}, got {tuple(ref.shape)}")
     rows = xp.arange(len(classes))
     cols = xp.asarray(classes)
 
     def objective(x):
-        scores = net.forward(x, stop=stop)
+        record = net.run(x, stop=stop)
+        scores = record.output()
         dy = xp.zeros_like(scores)
         dy[rows, cols] = 1
-        grad = net.backward(dy, mode="gradient", start=stop)
+        grad = record.backward(dy, mode="gradient", start=stop)
         if first[0] and not bool((grad != 0).reshape(len(grad), -1).any(axis=1).all()):
             warnings.warn(
                 "class model: the score has zero gradient at the start image (every ReLU off?); "

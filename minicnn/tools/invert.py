@@ -7,7 +7,7 @@ representation and natural-image statistics:
     x* = argmin_x ||phi(x) - phi0||^2 / ||phi0||^2 + lambda_a R_alpha(x) + lambda_tv R_TV(x)
 
 R_alpha is the alpha-norm (alpha = 6) and R_TV the V^beta total variation (beta = 2), both normalised
-by the typical pixel range B as in sec. 3.3 (see regularizers.AlphaNorm and TotalVariation), so the
+by the typical pixel range B as in sec. 3.3 (see penalties.AlphaNorm and TotalVariation), so the
 weights are comparable across networks. The data term is normalised by ||phi0||^2, so the loss starts
 near 1 whatever the layer.
 
@@ -23,14 +23,17 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
-from minicnn.tools.ascent import AscentResult, net_xp, reference_image, run_ascent
-from minicnn.tools.regularizers import AlphaNorm, TotalVariation, check_regularizers
-from minicnn.tools.targets import as_batch
+from minicnn.io.preprocess import CONVENTIONS
+from minicnn.tools.ascent import AscentResult, reference_image, run_ascent
+from minicnn.tools.penalties import AlphaNorm, TotalVariation
+from minicnn.tools.regularizers import check_regularizers
+from minicnn.tools.targets import as_batch, forward_record
 
-# B, the typical range of a pixel around the mean, in each convention's input units: Mahendran &
-# Vedaldi use B = 80 for mean-subtracted 0..255 images; "unit" inputs (x / 255, not mean-subtracted,
-# digits on black) span 0..1, so B = 1 there.
-PIXEL_RANGE = {"caffe": 80.0, "torch": 80.0 / (255.0 * 0.226), "unit": 1.0, "none": 80.0}
+# B, the typical range of a pixel around the mean, in each of io.preprocess.CONVENTIONS' input units:
+# Mahendran & Vedaldi use B = 80 for 0..255 images, which "caffe" and "none" keep. The conventions
+# that rescale differ: "torch" divides by 255 and by a std of about 0.226 (the mean of TORCH_STD);
+# "unit" inputs (x / 255, not mean-subtracted, digits on black) span 0..1, so B = 1 there.
+PIXEL_RANGE = {c: 80.0 for c in CONVENTIONS} | {"torch": 80.0 / (255.0 * 0.226), "unit": 1.0}
 
 
 def invert(
@@ -47,6 +50,7 @@ def invert(
     regularizers=(),
     seed=None,
     optimizer: str = "adam",
+    record=None,
 ) -> AscentResult:
     """Images whose representation at ``layer`` matches that of x (Mahendran & Vedaldi 2015).
 
@@ -58,9 +62,11 @@ def invert(
         beta, tv_weight: exponent and weight of the total-variation penalty (paper: beta = 2).
         scale: B, the typical pixel range (default by ``meta["preprocess"]``: 80 for "caffe",
             1 for "unit", see PIXEL_RANGE); V = B / 6.5 as in the paper.
-        regularizers: extra Regularizer objects (e.g. Jitter).
+        regularizers: extra penalties and input modifiers (e.g. Jitter; see tools/regularizers.py).
         seed: the start is the mean image plus Gaussian noise of std B / 10, drawn from seed
             (smaller noise on a black digit canvas can leave every deep ReLU off: zero gradient).
+        record: optional PassRecord of a full forward pass over this same x (``record.input is
+            x``), from which phi0 is read instead of running the network again.
 
     Returns an AscentResult: image (N, C, H, W), display, history (N, steps) the loss per step,
     info["error"] (N, steps) the relative feature error ||phi(x) - phi0|| / ||phi0|| at each step,
@@ -68,23 +74,25 @@ def invert(
     """
     x = as_batch(net, x)
     net.shapes(x.shape[1:])  # one clear error when the image is too small for the network
-    xp = net_xp(net)
+    xp = net.xp
     n = len(x)
-    phi0 = net.forward(x, stop=layer).copy()
+    # the target representation; a caller's full record (the CLI's) already holds it
+    phi0 = (net.run(x, stop=layer) if record is None else forward_record(net, x, record)).output(layer)
     norm0 = (phi0 * phi0).reshape(n, -1).sum(axis=1)
     if not bool((norm0 > 0).all()):
         raise MinicnnError(f"the representation at {layer!r} is all zeros for some image: nothing to invert")
     if scale is None:
-        scale = PIXEL_RANGE.get(net.meta.get("preprocess") or "none", 80.0)
+        scale = PIXEL_RANGE.get(net.meta.get("preprocess") or "none", PIXEL_RANGE["none"])
     if not np.isfinite(scale) or scale <= 0:
         raise MinicnnError(f"scale (pixel range B) must be a finite number > 0, got {scale!r}")
     shape = (n,) + (1,) * (phi0.ndim - 1)
     inv_norm = (1.0 / norm0).reshape(shape).astype(net.dtype)
 
     def objective(z):
-        diff = net.forward(z, stop=layer) - phi0
+        record = net.run(z, stop=layer)
+        diff = record.output() - phi0
         loss = (diff * diff).reshape(n, -1).sum(axis=1) * inv_norm.reshape(-1)
-        return to_numpy(loss), net.backward(2 * diff * inv_norm, mode="gradient", start=layer)
+        return to_numpy(loss), record.backward(2 * diff * inv_norm, mode="gradient", start=layer)
 
     ref = reference_image(net, x.shape[1:])
     rng = np.random.default_rng(seed)
@@ -107,7 +115,7 @@ def invert(
         desc=f"invert {layer}",
     )
     result.info["error"] = np.sqrt(np.maximum(result.info["objective"], 0))
-    diff = net.forward(result.image, stop=layer) - phi0
+    diff = net.run(result.image, stop=layer).output() - phi0
     final = to_numpy((diff * diff).reshape(n, -1).sum(axis=1)).astype(np.float64)
     result.info["final_error"] = np.sqrt(final / to_numpy(norm0))
     return result

@@ -2,7 +2,7 @@
 
 x* = argmax_x h_ij(x) subject to ||x|| = rho: gradient ascent on the input from a random start,
 projecting back onto the sphere after every step (or, instead of the constraint, an L2 penalty).
-The objective is computed with ``net.forward(x, stop=layer)`` and ``net.backward(dy, start=layer)``,
+The objective is computed with ``net.run(x, stop=layer)`` and ``record.backward(dy, start=layer)``,
 so the layers above the unit never run. All units and all random starts go through the network as
 one batch.
 """
@@ -13,14 +13,9 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
-from minicnn.tools.ascent import (
-    AscentResult,
-    input_shape_of,
-    net_xp,
-    reference_image,
-    run_ascent,
-)
-from minicnn.tools.regularizers import L2Penalty, check_regularizers
+from minicnn.tools.ascent import AscentResult, input_shape_of, reference_image, run_ascent
+from minicnn.tools.penalties import L2Penalty
+from minicnn.tools.regularizers import check_regularizers
 
 REDUCTIONS = ("mean", "sum")
 
@@ -37,7 +32,7 @@ def parse_units(unit, out_shape: tuple, layer: str) -> list[tuple]:
     out = []
     for u in units:
         arr = np.atleast_1d(np.asarray(u, dtype=object if isinstance(u, str) else None))
-        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
             raise MinicnnError(f"a unit is an int or a tuple of ints, got {u!r}")
         idx = tuple(int(v) for v in arr)
         if len(idx) not in (1, len(out_shape)) or (len(idx) == 1 and len(out_shape) not in (1, 3)):
@@ -54,11 +49,13 @@ def parse_units(unit, out_shape: tuple, layer: str) -> list[tuple]:
     return out
 
 
-def unit_signal(xp, units: list[tuple], out_shape: tuple, repeat: int, reduce: str, dtype):
-    """dy (len(units) * repeat, *out_shape): d(activation)/d(layer output) for each row.
+def units_objective_signal(xp, units: list[tuple], out_shape: tuple, repeat: int, reduce: str, dtype):
+    """dy (len(units) * repeat, *out_shape) of ``dtype`` on xp: d(objective)/d(layer output) per row.
 
-    A single unit or dense index gets 1 at its position; a whole feature map gets 1 / (H W)
-    everywhere ("mean") or 1 ("sum").
+    Row block i (``repeat`` rows, one per random start) belongs to units[i]. A single unit or dense
+    index gets 1 at its position; a whole feature map gets 1 / (H W) everywhere ("mean") or 1
+    ("sum"), so that row r's objective is (dy[r] * output[r]).sum(). (Not reconstruct.unit_signal, whose
+    signal holds the activation values themselves, to be projected down.)
     """
     dy = np.zeros((len(units) * repeat, *out_shape), dtype=dtype)
     for i, idx in enumerate(units):
@@ -100,7 +97,8 @@ def maximize(
             (default: each start's own norm, so the start is feasible).
         l2: instead of the constraint, a penalty l2 ||x - mean||^2 (no projection); give one or
             the other.
-        regularizers: extra Regularizer objects (L2Decay, GaussianBlur, Jitter, ...).
+        regularizers: extra penalties and input modifiers (L2Decay, GaussianBlur, Jitter, ...; see
+            tools/regularizers.py).
 
     Returns an AscentResult with len(units) * starts rows, unit-major (all starts of unit 0 first):
     image, display, history (activation minus penalties per step), info["objective"] (the
@@ -121,12 +119,12 @@ def maximize(
     shape = input_shape_of(net, input_shape)
     out_shape = tuple(net.shapes(shape)[net.index(layer)])
     units = parse_units(unit, out_shape, layer)
-    xp = net_xp(net)
+    xp = net.xp
     ref = reference_image(net, shape)
     rng = np.random.default_rng(seed)
     n = len(units) * starts
     x0 = xp.asarray(rng.random((n, *shape), dtype=np.float64).astype(net.dtype))
-    dy = unit_signal(xp, units, out_shape, starts, reduce, net.dtype)
+    dy = units_objective_signal(xp, units, out_shape, starts, reduce, net.dtype)
 
     def activation(out):
         return (out * dy).reshape(n, -1).sum(axis=1)
@@ -135,12 +133,12 @@ def maximize(
     # ReLU layer the ascent climbs its input (the pre-activation): where the unit is on, both have
     # the same value and gradient, and the maximiser is the same.
     target = layer
-    if net[layer].kind == "ReLU" and net.index(layer) > 0:
+    if net[layer].is_rectifier and net.index(layer) > 0:
         target = net.layers[net.index(layer) - 1].name
 
     def objective(x):
-        out = net.forward(x, stop=target)
-        return to_numpy(activation(out)), net.backward(dy, mode="gradient", start=target)
+        record = net.run(x, stop=target)
+        return to_numpy(activation(record.output())), record.backward(dy, mode="gradient", start=target)
 
     project, regs = None, check_regularizers(regularizers)
     if l2 is not None:
@@ -167,7 +165,7 @@ def maximize(
         ref=ref,
         desc=f"maximize {layer}",
     )
-    final = to_numpy(activation(net.forward(result.image, stop=layer))).astype(np.float64)
+    final = to_numpy(activation(net.run(result.image, stop=layer).output())).astype(np.float64)
     per_unit = final.reshape(len(units), starts)
     result.info.update(
         activation=final,

@@ -1,7 +1,8 @@
 """Class models (Simonyan et al. 2013, sec. 2), the shared ascent loop and the regularisers.
 
 Oracles: the same gradient-ascent loop written in PyTorch autograd (float64), torch autograd for
-the penalties, and the shipped digit models (the class model must be recognised as its class).
+the penalties, scipy.ndimage and numpy.percentile for the input modifiers, and the shipped digit
+models (the class model must be recognised as its class).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from torch_mirror import to_torch
 
 import minicnn as mc
 from minicnn.errors import MinicnnError
+from minicnn.io.preprocess import CONVENTIONS, preprocess
+from minicnn.tools import modifiers, penalties
+from minicnn.tools.ascent import MEAN_SUBTRACTED
 from minicnn.tools.regularizers import (
     Clip,
     GaussianBlur,
@@ -20,7 +24,9 @@ from minicnn.tools.regularizers import (
     L2Decay,
     L2Penalty,
     NormClip,
+    Regularizer,
     gaussian_blur,
+    split_regularizers,
 )
 
 
@@ -165,3 +171,105 @@ def test_display_deprocesses_then_stretches():
     assert_close(to_display(net, x), (rgb - lo) / (hi - lo), rtol=1e-5)
     flat = to_display(mc.Sequential([mc.Flatten()], meta={"preprocess": "unit"}), np.ones((1, 1, 3, 3)))
     assert np.all(flat == 0.5)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 1.7])
+def test_blur_with_sigma_is_scipy_gaussian_filter(sigma):
+    """GaussianBlur(sigma) blurs x - ref exactly as scipy.ndimage.gaussian_filter with that sigma
+    (radius ceil(3 sigma), mode "mirror": NumPy's "reflect" padding)."""
+    ndimage = oracle("scipy.ndimage")
+    x = np.random.default_rng(3).standard_normal((2, 3, 13, 14))
+    ref = np.random.default_rng(4).standard_normal((3, 13, 14))
+    radius = int(np.ceil(3 * sigma))
+    expected = ref + ndimage.gaussian_filter(
+        x - ref, sigma=(0, 0, sigma, sigma), mode="mirror", truncate=radius / sigma
+    )
+    assert_close(GaussianBlur(sigma, every=1).after(x, 0, ref), expected, rtol=1e-12)
+    assert_close(gaussian_blur(x - ref, sigma), expected - ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("percentile", [0.0, 20.0, 50.0, 87.5])
+def test_norm_clip_percentile_is_numpy_percentile(percentile):
+    x = np.random.default_rng(5).standard_normal((3, 2, 6, 7))
+    ref = np.random.default_rng(6).standard_normal((2, 6, 7))
+    expected = x.copy()
+    for i in range(len(x)):
+        norms = np.sqrt(((x[i] - ref) ** 2).sum(axis=0))  # (H, W)
+        drop = norms < np.percentile(norms, percentile)
+        expected[i][:, drop] = ref[:, drop]
+    assert_close(NormClip(percentile).after(x, 0, ref), expected, rtol=1e-12)
+
+
+def test_decay_and_clip_numbers():
+    x = np.random.default_rng(7).standard_normal((2, 3, 4, 5)) * 2
+    ref = np.random.default_rng(8).standard_normal((3, 4, 5))
+    assert_close(L2Decay(0.1).after(x, 0, ref), ref + 0.9 * (x - ref), rtol=1e-12)
+    assert_close(Clip(-0.5, 1.5).after(x, 0, ref), np.clip(x, -0.5, 1.5), rtol=0)
+
+
+def test_two_families():
+    """Penalties carry a weight; input modifiers carry their own honest parameters, and no weight."""
+    assert all(
+        issubclass(c, penalties.Penalty) for c in (L2Penalty, penalties.AlphaNorm, penalties.TotalVariation)
+    )
+    assert all(
+        issubclass(c, modifiers.InputModifier) for c in (Jitter, GaussianBlur, Clip, NormClip, L2Decay)
+    )
+    assert GaussianBlur(1.5).sigma == 1.5 and NormClip(30).percentile == 30 and L2Decay(0.2).fraction == 0.2
+    assert Jitter(3).pixels == 3 and "weight" not in vars(GaussianBlur(1.0))
+    regs = [Jitter(1), L2Penalty(0.5), GaussianBlur(1.0), penalties.TotalVariation(0.1), Clip()]
+    pens, mods = split_regularizers(regs)
+    assert pens == (regs[1], regs[3]) and mods == (regs[0], regs[2], regs[4])  # order kept in each
+    with pytest.raises(MinicnnError, match="sigma"):
+        GaussianBlur(0.0)
+    with pytest.raises(MinicnnError, match="percentile"):
+        NormClip(101)
+    with pytest.raises(MinicnnError, match="fraction"):
+        L2Decay(1.0)
+
+
+def test_old_weight_names_warn_and_keep_their_meaning():
+    x = np.random.default_rng(9).standard_normal((2, 1, 8, 8))
+    ref = np.zeros((1, 8, 8))
+    with pytest.warns(DeprecationWarning, match="sigma"):
+        blur = GaussianBlur(weight=1.3, every=1)
+    assert_close(blur.after(x, 0, ref), GaussianBlur(1.3, every=1).after(x, 0, ref), rtol=0)
+    with pytest.warns(DeprecationWarning, match="percentile"):
+        clip = NormClip(weight=40)
+    assert clip.percentile == 40
+    with pytest.warns(DeprecationWarning, match="fraction"):
+        decay = L2Decay(weight=0.3)
+    assert decay.fraction == 0.3
+    with pytest.warns(DeprecationWarning, match="sigma"):
+        assert blur.weight == 1.3
+    with pytest.warns(DeprecationWarning, match="no weight"):
+        assert Jitter(2).weight == 1.0
+
+
+def test_old_regularizer_base_class_warns_and_still_works(make_small_vgg):
+    """A penalty written against the deprecated Regularizer gives the numbers of L2Penalty."""
+
+    class OldL2(Regularizer):
+        def penalty(self, x, ref):
+            d = x - ref
+            return (d * d).reshape(len(d), -1).sum(axis=1), 2 * d
+
+    class OldDecay(Regularizer):
+        def after(self, x, step, ref):
+            return ref + 0.5 * (x - ref)
+
+    net = biased(make_small_vgg(seed=2))
+    with pytest.warns(DeprecationWarning, match="Regularizer"):
+        old = [OldL2(0.05), OldDecay()]
+    assert split_regularizers(old) == ((old[0],), tuple(old))
+    result = mc.class_model(net, [1, 3], steps=3, lr=0.5, l2=0.0, regularizers=old)
+    expected = mc.class_model(net, [1, 3], steps=3, lr=0.5, l2=0.05, regularizers=[L2Decay(0.5)])
+    assert_close(result.image, expected.image, rtol=1e-12)
+    assert_close(result.history, expected.history, rtol=1e-12)
+
+
+def test_mean_subtracted_conventions_come_from_preprocess():
+    assert MEAN_SUBTRACTED == {"caffe", "torch"} and MEAN_SUBTRACTED <= set(CONVENTIONS)
+    for c in CONVENTIONS:  # zero input is the mean image exactly where the convention removes a mean
+        black = preprocess(np.zeros((1, 2, 2, 3)), c)
+        assert bool(black.any()) == (c in MEAN_SUBTRACTED)

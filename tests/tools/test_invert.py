@@ -11,6 +11,8 @@ from torch_mirror import to_torch
 
 import minicnn as mc
 from minicnn.errors import MinicnnError
+from minicnn.io.preprocess import CONVENTIONS
+from minicnn.tools.invert import PIXEL_RANGE
 from minicnn.tools.regularizers import AlphaNorm, TotalVariation
 
 
@@ -23,6 +25,12 @@ def torch_tv(t, beta, scale, eps=0.0):
     dh = t[:, :, 1:, :-1] - t[:, :, :-1, :-1]
     d2 = dw * dw + dh * dh + eps
     return d2.pow(beta / 2).sum(dim=(1, 2, 3)) / (t[0].numel() * (scale / 6.5) ** beta)
+
+
+def test_pixel_range_covers_every_convention():
+    """One B per convention of io.preprocess.CONVENTIONS, with the values it had before."""
+    assert tuple(PIXEL_RANGE) == CONVENTIONS
+    assert PIXEL_RANGE == {"caffe": 80.0, "torch": 80.0 / (255.0 * 0.226), "unit": 1.0, "none": 80.0}
 
 
 @pytest.mark.parametrize("alpha, scale", [(6.0, 1.0), (2.0, 80.0), (3.5, 0.5)])
@@ -129,3 +137,15 @@ def test_zero_representation_is_an_error(make_small_vgg):
             layer.weight = layer.weight * 0
     with pytest.raises(MinicnnError, match="all zeros"):
         mc.invert(net, np.ones((1, 3, 16, 16), np.float32), "relu_0")
+
+
+def test_record_of_the_callers_forward_gives_the_same_result(make_small_vgg):
+    """record= (a full forward over the same x) replaces the first forward, not the result."""
+    net = biased(make_small_vgg(seed=7))
+    x = np.random.default_rng(4).standard_normal((2, 3, 16, 16))
+    alone = mc.invert(net, x, "relu_1", steps=3, seed=1)
+    given = mc.invert(net, x, "relu_1", steps=3, seed=1, record=net.run(x))
+    assert_close(given.image, alone.image, rtol=0)
+    assert_close(given.history, alone.history, rtol=0)
+    with pytest.raises(MinicnnError, match="same x"):
+        mc.invert(net, x, "relu_1", steps=1, record=net.run(x.copy()))

@@ -74,7 +74,7 @@ def test_beats_random_inputs_small_net(make_small_vgg):
 
 def test_beats_random_inputs_shipped(digit_net):
     shape = tuple(digit_net.meta["input_shape"])
-    convs = [layer.name for layer in digit_net.layers if layer.kind == "ReLU"]
+    convs = [layer.name for layer in digit_net.layers if layer.is_rectifier]
     beats_random(digit_net, convs[1], [0, 3], shape, steps=30)
     beats_random(digit_net, digit_net.names[-1], [2, 7], shape, steps=30)
 
