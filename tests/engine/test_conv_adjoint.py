@@ -3,6 +3,7 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import assert_close
 
 from minicnn.layers.conv import conv2d_backward, conv2d_forward
 
@@ -25,4 +26,5 @@ def test_adjoint_identity(n, c, o, h, w, kh, kw, stride, pad, seed, winograd):
     g = rng.standard_normal(y.shape)
     dx, _, _ = conv2d_backward(g, cache, k, stride, pad, algorithm=algorithm)
     lhs, rhs = float((y * g).sum()), float((x * dx).sum())
-    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs), float(np.abs(y).sum() * np.abs(g).max()))
+    scale = max(1.0, abs(lhs), float(np.abs(y).sum() * np.abs(g).max()))
+    assert_close(lhs, rhs, 1e-10, "<conv(x), g> = <x, conv^T(g)>", scale=scale)

@@ -7,6 +7,7 @@ max-pool inputs are a permutation of well separated values, so no perturbation c
 
 import numpy as np
 import pytest
+from support import assert_close
 
 import minicnn as mc
 
@@ -42,13 +43,18 @@ def check_layer(layer, x, rng, params=True):
         return float((layer.forward(x)[0] * g).sum())
 
     idx = sample_indices(x.shape, rng)
-    np.testing.assert_allclose([dx[i] for i in idx], numeric_grad(loss, x, idx), rtol=1e-6, atol=1e-8)
+    assert_close([dx[i] for i in idx], numeric_grad(loss, x, idx), 1e-6, "dx", atol=1e-8, elementwise=True)
     if params and layer.has_params:
         for key in ("weight", "bias"):
             p = getattr(layer, key)
             idx = sample_indices(p.shape, rng)
-            np.testing.assert_allclose(
-                [grads[key][i] for i in idx], numeric_grad(loss, p, idx), rtol=1e-6, atol=1e-8
+            assert_close(
+                [grads[key][i] for i in idx],
+                numeric_grad(loss, p, idx),
+                1e-6,
+                key,
+                atol=1e-8,
+                elementwise=True,
             )
 
 
@@ -105,8 +111,8 @@ def test_dropout_training_is_scaled_mask():
     x = np.ones((1000, 10))
     y, mask = mc.Dropout(0.25).forward(x, train=True, rng=rng)
     kept = y != 0
-    assert abs(kept.mean() - 0.75) < 0.02
-    np.testing.assert_allclose(y[kept], 1 / 0.75)
+    assert_close(kept.mean(), 0.75, 0, "kept fraction", atol=0.02)
+    assert_close(y[kept], 1 / 0.75, 1e-7, "kept units", elementwise=True)
     dx, _ = mc.Dropout(0.25).backward(np.ones_like(x), mask)
     np.testing.assert_array_equal(dx, y)  # backward scales by the same mask
 
@@ -135,11 +141,13 @@ def test_network_parameter_gradients():
     for name in ("conv2d_0", "dense_0"):
         w = net[name].weight
         idx = sample_indices(w.shape, rng, 10)
-        np.testing.assert_allclose(
+        assert_close(
             [net.grads[name]["weight"][i] for i in idx],
             numeric_grad(loss, w, idx),
-            rtol=1e-5,
+            1e-5,
+            f"{name}.weight",
             atol=1e-8,
+            elementwise=True,
         )
     idx = sample_indices(x.shape, rng, 10)
-    np.testing.assert_allclose([dx[i] for i in idx], numeric_grad(loss, x, idx), rtol=1e-5, atol=1e-8)
+    assert_close([dx[i] for i in idx], numeric_grad(loss, x, idx), 1e-5, "dx", atol=1e-8, elementwise=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from support import assert_close
 
 import minicnn as mc
 from minicnn.errors import MinicnnError
@@ -38,7 +39,7 @@ def test_rgb_exact(tmp_path, rgb):
     np.testing.assert_array_equal(out, rgb)
     # ITU-R 601 luma, what Pillow's "L" conversion computes, within rounding
     luma = rgb @ np.array([0.299, 0.587, 0.114])
-    assert np.abs(mc.load_image(path, mode="L")[..., 0] - luma).max() <= 1.0
+    assert_close(mc.load_image(path, mode="L")[..., 0], luma, 0, "luma", atol=1.0)
 
 
 def test_gray_to_rgb_and_l(tmp_path, gray):
@@ -54,7 +55,7 @@ def test_rgba_composited_over_white(tmp_path, rgb):
     path = write(tmp_path, "rgba.png", Image.fromarray(np.dstack([rgb, alpha])))
     a = alpha[..., None] / 255.0
     expected = rgb * a + 255.0 * (1 - a)
-    assert np.abs(mc.load_image(path).astype(float) - expected).max() <= 1.0
+    assert_close(mc.load_image(path), expected, 0, "over white", atol=1.0)
 
 
 def test_palette(tmp_path, gray):
@@ -90,7 +91,7 @@ def test_shorter_side_resize_then_crop(tmp_path):
     out = mc.load_image(path, size=20)
     assert out.shape == (20, 20, 3)
     centre = img[:, 20:60].astype(float).reshape(20, 2, 20, 2, 3).mean(axis=(1, 3))
-    assert np.abs(out - centre).max() <= 2.0
+    assert_close(out, centre, 0, "2x2 block means", atol=2.0)
 
 
 def test_upscale(tmp_path, rgb):

@@ -36,11 +36,10 @@ def test_matches_keras_preprocess_input(imagenet_utils, mode, dtype):
 def test_caffe_numbers_by_hand():
     """One pixel worked out: RGB (10, 20, 30) -> BGR (30, 20, 10) minus (103.939, 116.779, 123.68)."""
     x = mc.preprocess(np.array([[[10, 20, 30]]], np.uint8), "caffe")
-    np.testing.assert_allclose(x[0, :, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], rtol=1e-6)
+    assert_close(x[0, :, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], 1e-6, "caffe", elementwise=True)
     x = mc.preprocess(np.array([[[0, 255, 51]]], np.uint8), "torch")
-    np.testing.assert_allclose(
-        x[0, :, 0, 0], [-0.485 / 0.229, (1 - 0.456) / 0.224, (0.2 - 0.406) / 0.225], rtol=1e-6
-    )
+    expected = [-0.485 / 0.229, (1 - 0.456) / 0.224, (0.2 - 0.406) / 0.225]
+    assert_close(x[0, :, 0, 0], expected, 1e-6, "torch", elementwise=True)
 
 
 @pytest.mark.parametrize("mode", ["caffe", "torch", "unit", "none"])
@@ -49,7 +48,7 @@ def test_round_trip(mode):
     x = mc.preprocess(img, mode)
     back = mc.deprocess(x, mode)
     assert back.shape == img.shape and back.dtype == np.float32
-    np.testing.assert_allclose(back, img, atol=1e-3)
+    assert_close(back, img, 1e-7, mode, atol=1e-3, elementwise=True)
     single = mc.deprocess(x[0], mode)  # (C, H, W) -> (H, W, C)
     np.testing.assert_array_equal(single, back[0])
 
@@ -59,9 +58,9 @@ def test_grayscale(mode):
     img = images((6, 4, 1), seed=2)
     x = mc.preprocess(img, mode)
     assert x.shape == (1, 1, 6, 4)
-    np.testing.assert_allclose(x[0, 0], img[..., 0] / (255.0 if mode == "unit" else 1.0), rtol=1e-6)
+    assert_close(x[0, 0], img[..., 0] / (255.0 if mode == "unit" else 1.0), 1e-6, mode, elementwise=True)
     np.testing.assert_array_equal(mc.preprocess(img[..., 0], mode), x)  # (H, W) works too
-    np.testing.assert_allclose(mc.deprocess(x, mode)[0], img, atol=1e-4)
+    assert_close(mc.deprocess(x, mode)[0], img, 1e-7, mode, atol=1e-4, elementwise=True)
 
 
 def test_deprocess_clips_for_display():
