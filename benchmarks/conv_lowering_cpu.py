@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
 import minicnn  # noqa: E402, F401  (sets the thread settings before the kernels load)
-from minicnn.layers.conv import conv2d_backward, conv2d_forward  # noqa: E402
+from minicnn.kernels.conv import conv2d_backward, conv2d_forward  # noqa: E402
 
 # (input channels, output channels, height = width) of VGG16's distinct convolution shapes
 LAYERS = [(3, 64, 224), (64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 256, 56),

@@ -26,12 +26,13 @@ __version__ = "0.1.0"
 _API = {
     # engine (issue 2)
     "Sequential": "minicnn.network",
+    "PassRecord": "minicnn.record",
     "Conv2D": "minicnn.layers.conv",
     "ReLU": "minicnn.layers.relu",
     "MaxPool2D": "minicnn.layers.pool",
     "Dense": "minicnn.layers.dense",
     "Flatten": "minicnn.layers.reshape",
-    "GlobalAvgPool2D": "minicnn.layers.reshape",
+    "GlobalAvgPool2D": "minicnn.layers.gap",
     "Dropout": "minicnn.layers.dropout",
     "Softmax": "minicnn.layers.softmax",
     "vgg16": "minicnn.zoo",

@@ -1,8 +1,8 @@
 """The one array-module switch: NumPy on the CPU, CuPy on the GPU.
 
-Every op is written once against ``xp = get_xp(x)``; only the kernels in ``minicnn/kernels`` fork
-by device (Chainer's ``get_array_module`` idea). CuPy is optional: importing minicnn on a machine
-without CUDA works, and asking for the GPU there raises a clear error.
+Every op is written once against ``xp = get_xp(x)`` (or ``net.xp`` for a network); only the kernels
+in ``minicnn/kernels`` fork by device (Chainer's ``get_array_module`` idea). CuPy is optional:
+importing minicnn on a machine without CUDA works, and asking for the GPU there raises a clear error.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from minicnn.errors import MinicnnError
 
 _cupy = None
 _cupy_error: str | None = None
+
+DEVICES = ("cpu", "gpu")
 
 
 def cupy_module():
@@ -49,23 +51,41 @@ def gpu_available() -> bool:
 
 
 def get_xp(array):
-    """The array module (numpy or cupy) that owns ``array``."""
-    if isinstance(array, np.ndarray) or _cupy is None:
+    """The array module (numpy or cupy) that owns ``array``: the one way to ask "which device?".
+
+    A CuPy array is recognised by its type's module, so the answer is right even before
+    ``cupy_module()`` has run once (CuPy is then imported on first sight of one of its arrays).
+    """
+    if isinstance(array, np.ndarray) or not type(array).__module__.startswith("cupy"):
         return np
-    return _cupy if isinstance(array, _cupy.ndarray) else np
+    return cupy_module()
 
 
-def is_gpu(array) -> bool:
-    return get_xp(array) is not np
+def device_of(array) -> str:
+    """ "cpu" or "gpu": where ``array`` lives (for messages and for ``to_device``)."""
+    return "cpu" if get_xp(array) is np else "gpu"
+
+
+def module_for(device: str):
+    """The array module of ``device`` ("cpu" -> numpy, "gpu" -> cupy, or a clear error)."""
+    if device == "cpu":
+        return np
+    if device == "gpu":
+        return cupy_module()
+    raise MinicnnError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
 
 
 def to_device(array, device: str):
     """Copy ``array`` to ``device`` ("cpu" or "gpu"); a no-op when it is already there."""
-    if device == "cpu":
-        return array.get() if is_gpu(array) else np.asarray(array)
-    if device == "gpu":
-        return cupy_module().asarray(array)
-    raise MinicnnError(f"unknown device {device!r}: expected 'cpu' or 'gpu'")
+    xp = module_for(device)
+    if xp is np:
+        return array.get() if get_xp(array) is not np else np.asarray(array)
+    return xp.asarray(array)
+
+
+def on_device_of(array, like):
+    """``array`` copied to the device that holds ``like`` (a no-op when it is already there)."""
+    return to_device(array, device_of(like))
 
 
 def to_numpy(array) -> np.ndarray:

@@ -1,22 +1,28 @@
-"""Sequential: a chain of layers with a recorded forward pass and a backward pass in three modes.
+"""Sequential: a chain of layers; a forward pass returns its record, backward runs on a record.
 
     net = Sequential([...], seed=0)
-    y = net.forward(x)                       # x (N, C, H, W) float32 -> class scores (N, K)
-    dx = net.backward(dy, mode="deconvnet")  # dy shaped like y -> (N, C, H, W)
+    rec = net.run(x)                             # x (N, C, H, W) -> PassRecord (minicnn/record.py)
+    scores = rec.output()                        # class scores (N, K)
+    dx = rec.backward(dy, mode="deconvnet")      # dy shaped like the scores -> (N, C, H, W)
 
-Forward keeps each layer's cache (inputs, switches, ReLU masks) and output; backward can start from
-the network output or from any named layer, with a signal shaped like that layer's output (one unit,
-one feature map, ...). ``mode`` changes only the ReLU rule (see minicnn/layers/relu.py).
+The record keeps each layer's cache (inputs, switches, ReLU outputs) and output; backward can start
+from the network output or from any named layer, with a signal shaped like that layer's output (one
+unit, one feature map, ...), and stop at any named layer. ``mode`` changes only the ReLU rule (see
+minicnn/layers/relu.py).
+
+``net.forward(x)`` / ``net.backward(dy)`` are the same thing for the last pass, kept on the network
+(``net.last``) for short scripts; tools hold their own records.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from minicnn.backend import get_xp, to_device
+from minicnn.backend import get_xp, module_for, to_device
 from minicnn.errors import MinicnnError
 from minicnn.layers.base import Layer
 from minicnn.layers.relu import check_mode
+from minicnn.record import PassRecord
 
 
 class Sequential:
@@ -52,10 +58,9 @@ class Sequential:
             if layer.has_params and layer.weight is None:
                 layer.init_params(rng, dtype)
         self.dtype = np.dtype(dtype)
-        self.device = "cpu"
-        self._tape = None  # [(layer, cache)] of the last forward
-        self.outputs: dict = {}  # layer name -> output of the last forward
-        self.grads: dict = {}  # layer name -> {"weight": ..., "bias": ...} after need_params
+        self.device = "cpu"  # where the parameters live, "cpu" or "gpu" (set by ``to``)
+        self.last: PassRecord | None = None  # the record of the last ``forward`` (for short scripts)
+        self._grads: dict = {}  # the parameter gradients of the last ``backward`` (the optimiser's input)
 
     # -- names ---------------------------------------------------------------------------------
     @property
@@ -94,12 +99,17 @@ class Sequential:
         return out
 
     # -- computation ---------------------------------------------------------------------------
+    @property
+    def xp(self):
+        """The array module (numpy or cupy) of the network's parameters and of its inputs."""
+        return module_for(self.device)
+
     def check_input(self, x) -> None:
         """Raise MinicnnError unless x is a finite (N, ...) array of the network's dtype and device."""
-        xp = get_xp(x)
         if not hasattr(x, "dtype") or not hasattr(x, "shape"):
             raise MinicnnError(f"expected an array (N, C, H, W), got {type(x).__name__}")
-        if (xp is np) != (self.device == "cpu"):
+        xp = get_xp(x)
+        if xp is not self.xp:
             raise MinicnnError(f"input is on the wrong device: the network is on {self.device}")
         if x.dtype != self.dtype:
             raise MinicnnError(f"expected input of dtype {self.dtype}, got {x.dtype}")
@@ -108,64 +118,64 @@ class Sequential:
         if not bool(xp.isfinite(x).all()):
             raise MinicnnError("input contains NaN or Inf")
 
-    def forward(self, x, train: bool = False, stop: str | None = None, rng=None):
-        """Run the layers up to ``stop`` (inclusive; default all) and return the last output.
+    def run(self, x, stop: str | None = None, train: bool = False, rng=None) -> PassRecord:
+        """Run the layers up to ``stop`` (inclusive; default all) and return the record of the pass.
 
         x: (N, C, H, W) array of the network's dtype on its device. ``train`` enables dropout
-        (with ``rng``, a numpy Generator). Caches are kept for ``backward``.
+        (with ``rng``, a numpy Generator). The network itself keeps nothing.
         """
         self.check_input(x)
         last = len(self.layers) - 1 if stop is None else self.index(stop)
+        caches, outputs, y = [], {}, x
+        for layer in self.layers[: last + 1]:
+            y, cache = layer.forward(y, train=train, rng=rng)
+            caches.append(cache)
+            outputs[layer.name] = y
+        return PassRecord(self.layers[: last + 1], x, caches, outputs, self.names)
+
+    def forward(self, x, train: bool = False, stop: str | None = None, rng=None):
+        """``run`` that keeps the record as ``net.last`` and returns the last output.
+
+        For short scripts and the README's API; tools use ``run`` and hold their own record.
+        """
         # Drop the previous pass first, so that its activations can be freed before new ones are
         # allocated (peak memory: one pass, not two).
-        self._tape, self.outputs = None, {}
-        tape, outputs = [], {}
-        for layer in self.layers[: last + 1]:
-            x, cache = layer.forward(x, train=train, rng=rng)
-            tape.append((layer, cache))
-            outputs[layer.name] = x
-        self._tape, self.outputs = tape, outputs
-        return x
+        self.last = None
+        self.last = self.run(x, stop=stop, train=train, rng=rng)
+        return self.last.output()
 
-    def backward(self, dy, mode: str = "gradient", start: str | None = None, need_params=False):
-        """Propagate dy from the output of layer ``start`` (default: the last one run) to the input.
-
-        dy: shaped like that layer's output in the last forward. mode: "gradient", "deconvnet" or
-        "guided" (only ReLU layers differ). need_params: also compute weight and bias gradients,
-        stored in ``self.grads``. Returns dL/dx shaped like the forward input.
-        """
-        check_mode(mode)
-        if self._tape is None:
+    def _last_pass(self) -> PassRecord:
+        if self.last is None:
             raise MinicnnError("backward called before forward")
-        last = len(self._tape) - 1 if start is None else self.index(start)
-        if last >= len(self._tape):
-            raise MinicnnError(
-                f"backward from {start!r}, but the last forward stopped at {self._tape[-1][0].name!r}"
-            )
-        expected = self.outputs[self.layers[last].name].shape
-        if tuple(dy.shape) != tuple(expected):
-            raise MinicnnError(
-                f"backward signal for layer {self.layers[last].name!r} must have shape "
-                f"{tuple(expected)}, got {tuple(dy.shape)}"
-            )
-        dy = dy.astype(self.dtype, copy=False)
-        self.grads = {}
-        for layer, cache in reversed(self._tape[: last + 1]):
-            dy, grads = layer.backward(dy, cache, mode=mode, need_params=need_params)
-            if grads is not None:
-                self.grads[layer.name] = grads
-        return dy
+        return self.last
+
+    def backward(self, dy, mode: str = "gradient", start: str | None = None, stop: str | None = None,
+                 need_params=False):  # fmt: skip
+        """``net.last.backward(...)``: propagate dy through the last forward pass (see
+        PassRecord.backward); parameter gradients land in ``net.grads``."""
+        check_mode(mode)
+        record = self._last_pass()
+        dx = record.backward(dy, mode=mode, start=start, stop=stop, need_params=need_params)
+        self._grads = record.grads  # kept until the next backward, whatever forwards run meanwhile
+        return dx
+
+    @property
+    def outputs(self) -> dict:
+        """Layer name -> output of the last ``forward`` ({} before one)."""
+        return self.last.outputs if self.last is not None else {}
+
+    @property
+    def grads(self) -> dict:
+        """Layer name -> {"weight", "bias"} gradients of the last ``backward`` ({} unless it was
+        called with need_params=True)."""
+        return self._grads
 
     def cache(self, name: str):
-        """The cache layer ``name`` kept in the last forward: what ``layer.backward(dy, cache)`` needs.
-
-        Lets tools run one layer's backward rule on its own (the equivalence table of Simonyan et
-        al. 2013, sec. 4) or stop a backward pass early (Grad-CAM).
-        """
-        i = self.index(name)
-        if self._tape is None or i >= len(self._tape):
+        """The cache layer ``name`` kept in the last forward (see PassRecord.cache)."""
+        self.index(name)  # unknown names list the valid ones
+        if self.last is None:
             raise MinicnnError(f"no cache for layer {name!r}: run a forward pass through it first")
-        return self._tape[i][1]
+        return self.last.cache(name)
 
     def __call__(self, x):
         return self.forward(x)
@@ -183,7 +193,7 @@ class Sequential:
     def _map_params(self, fn):
         for layer, key, value in list(self.parameters()):
             setattr(layer, key, fn(value))
-        self._tape, self.outputs, self.grads = None, {}, {}
+        self.last, self._grads = None, {}
 
     def astype(self, dtype):
         """Convert every parameter to ``dtype`` in place; returns self."""
@@ -193,7 +203,7 @@ class Sequential:
 
     def to(self, device: str):
         """Move every parameter to ``device`` ("cpu" or "gpu") in place; returns self."""
-        to_device(np.zeros(1, self.dtype), device)  # fails early, with the reason, if there is no GPU
+        module_for(device)  # fails early, with the reason, if there is no GPU
         self._map_params(lambda v: to_device(v, device))
         self.device = device
         return self

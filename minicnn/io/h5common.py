@@ -51,23 +51,13 @@ def attr_list(obj, key: str) -> list[str] | None:
     return out
 
 
-def expected_shapes(layer) -> dict[str, tuple]:
-    """Parameter shapes the engine expects: weight (O, C, kh, kw) or (out, in), and bias."""
-    if layer.kind == "Conv2D":
-        w = (layer.out_channels, layer.in_channels, *layer.kernel_size)
-        return {"weight": w, "bias": (layer.out_channels,)}
-    if layer.kind == "Dense":
-        return {"weight": (layer.out_features, layer.in_features), "bias": (layer.out_features,)}
-    return {}
-
-
 def assign(layer, values: dict, dtype=np.float32) -> None:
     """Set ``layer``'s parameters from ``values`` after checking every shape.
 
     values: {"weight": array, "bias": array} already in engine layout (OIHW or (out, in)).
     Raises MinicnnError naming the layer, the parameter, the expected and the found shape.
     """
-    shapes = expected_shapes(layer)
+    shapes = layer.param_shapes()
     if set(values) != set(shapes):
         raise MinicnnError(
             f"layer {layer.name!r}: expected parameters {sorted(shapes)}, found {sorted(values)}"

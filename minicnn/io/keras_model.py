@@ -240,7 +240,7 @@ def build_from_config(config: dict):
                 shape = layer.output_shape(shape)
             except MinicnnError as exc:
                 raise MinicnnError(f"Keras layer {layer.name!r}: {exc}") from None
-            if layer.kind == "Dense" and hwc is not None:
+            if layer.is_linear and hwc is not None:
                 flatten_hwc[layer.name], hwc = hwc, None
         hwc = flat or hwc
         layers += new

@@ -179,7 +179,7 @@ def params_from_keras(layer, arrays, hwc=None, source: str = "") -> dict:
         raise MinicnnError(f"{where}: expected 2 weights (kernel, bias), found {len(arrays)}")
     kernel, bias = arrays
     try:
-        w = conv_kernel(kernel) if layer.kind == "Conv2D" else dense_kernel(kernel, hwc)
+        w = conv_kernel(kernel) if layer.is_convolution else dense_kernel(kernel, hwc)
     except MinicnnError as exc:
         raise MinicnnError(f"{where}: {exc}") from None
     return {"weight": w, "bias": bias}

@@ -84,15 +84,6 @@ def _read(f, fmt: str):
     return read_keras_weights(f, fmt)
 
 
-def detect_format(path) -> str:
-    """The format name of the file at ``path`` (see FORMATS), without loading the weights."""
-    with open_h5(path) as f:
-        try:
-            return detect(f)
-        except MinicnnError as exc:
-            raise MinicnnError(f"{path}: {exc}") from None
-
-
 def load(path, with_format: bool = False):
     """Load a model file into a Sequential on the CPU (float32; a minicnn file keeps its own dtype).
 

@@ -75,11 +75,6 @@ def save(net, path) -> Path:
     return path
 
 
-def is_native(f) -> bool:
-    """True when the open h5py File was written by ``save``."""
-    return attr_str(f, "format") == FORMAT
-
-
 def read_native(f):
     """Rebuild the Sequential stored in the open h5py File ``f`` (see the module docstring).
 

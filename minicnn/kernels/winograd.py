@@ -80,7 +80,7 @@ def transform_kernel(w, transposed: bool = False):
     return u
 
 
-def tile_grid(ho: int, wo: int) -> tuple[int, int]:
+def tile_counts(ho: int, wo: int) -> tuple[int, int]:
     """Number of 2x2 output tiles down and across (the last ones may hang over the edge)."""
     return (ho + 1) // 2, (wo + 1) // 2
 
@@ -162,7 +162,7 @@ def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
 # Transformed inputs and products are built this many elements at a time (8 MB each in float32):
 # small enough that V is still in the shared cache when the GEMM reads it, large enough that each
 # of the 16 GEMMs has a few hundred columns.
-TILE_ELEMENTS = 1 << 21
+WINOGRAD_TILE_ELEMENTS = 1 << 21
 _GAP = 16  # elements left between the 16 matrices of V and of M: one cache line in float32
 
 
@@ -175,8 +175,8 @@ def winograd_conv(x, u, bias, pad: int):
     n, c, h, w = x.shape
     o = u.shape[1]
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
-    tiles_h, tiles_w = tile_grid(ho, wo)
-    rows = max(1, TILE_ELEMENTS // (16 * max(c, o) * tiles_w))  # tile rows per step
+    tiles_h, tiles_w = tile_counts(ho, wo)
+    rows = max(1, WINOGRAD_TILE_ELEMENTS // (16 * max(c, o) * tiles_w))  # tile rows per step
     rows = max(1, min(rows, n * tiles_h))  # (an empty batch makes no steps)
     # The 16 matrices of V and M are read and written side by side, 16 streams at once. Packed
     # back to back they often start a multiple of 4 KiB apart and compete for the same cache sets;

@@ -9,9 +9,10 @@ from minicnn.layers.base import Layer
 from minicnn.layers.conv import Conv2D
 from minicnn.layers.dense import Dense
 from minicnn.layers.dropout import Dropout
+from minicnn.layers.gap import GlobalAvgPool2D
 from minicnn.layers.pool import MaxPool2D
 from minicnn.layers.relu import MODES, ReLU
-from minicnn.layers.reshape import Flatten, GlobalAvgPool2D
+from minicnn.layers.reshape import Flatten
 from minicnn.layers.softmax import Softmax
 
 #: kind name (as stored in files) -> layer class

@@ -15,6 +15,7 @@ class Dense(Layer):
 
     kind = "Dense"
     has_params = True
+    is_linear = True
 
     def __init__(self, in_features, out_features, name=None):
         super().__init__(name)
@@ -31,9 +32,15 @@ class Dense(Layer):
     def params(self):
         return {"weight": self.weight, "bias": self.bias}
 
+    def param_shapes(self):
+        return {"weight": (self.out_features, self.in_features), "bias": (self.out_features,)}
+
+    def window(self):
+        return None  # every output reads every input
+
     def init_params(self, rng, dtype=np.float32):
         """He initialisation: N(0, 2 / in_features), zero bias."""
-        shape = (self.out_features, self.in_features)
+        shape = self.param_shapes()["weight"]
         std = np.sqrt(2.0 / self.in_features)
         self.weight = (rng.standard_normal(shape, np.float32) * std).astype(dtype)
         self.bias = np.zeros(self.out_features, dtype=dtype)

@@ -15,6 +15,7 @@ class Dropout(Layer):
     """Any shape -> same shape."""
 
     kind = "Dropout"
+    is_identity_at_inference = True
 
     def __init__(self, p=0.5, name=None):
         super().__init__(name)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minicnn.geometry import Window, output_size
 from minicnn.kernels.maxpool import maxpool_backward, maxpool_forward
 from minicnn.layers.base import Layer
 
@@ -24,6 +25,7 @@ class MaxPool2D(Layer):
     """Max-pool over kh x kw windows ('valid' padding); (N, C, H, W) -> (N, C, Ho, Wo)."""
 
     kind = "MaxPool2D"
+    is_pooling = True
 
     def __init__(self, kernel_size=2, stride=None, name=None):
         super().__init__(name)
@@ -42,7 +44,10 @@ class MaxPool2D(Layer):
         kh, kw = self.kernel_size
         if h < kh or w < kw:
             raise self.error(f"input {h}x{w} is smaller than the {kh}x{kw} pooling window")
-        return c, (h - kh) // self.stride + 1, (w - kw) // self.stride + 1
+        return c, output_size(h, kh, self.stride, 0), output_size(w, kw, self.stride, 0)
+
+    def window(self):
+        return Window(self.kernel_size, (self.stride, self.stride), (0, 0))
 
     def forward(self, x, train=False, rng=None):
         self.output_shape(x.shape[1:])

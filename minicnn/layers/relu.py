@@ -27,11 +27,6 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def relu_forward(x):
-    """x (any shape) -> max(x, 0), same shape and dtype."""
-    return kernels.relu_forward(x)
-
-
 def relu_backward(dy, y, mode: str = "gradient"):
     """dy, y (the forward output; y > 0 exactly where x > 0), same shapes -> dx by ``mode``'s rule."""
     return kernels.relu_backward(dy, y, check_mode(mode))
@@ -41,9 +36,10 @@ class ReLU(Layer):
     """Rectified linear unit, elementwise; any input shape."""
 
     kind = "ReLU"
+    is_rectifier = True
 
     def forward(self, x, train=False, rng=None):
-        y = relu_forward(x)
+        y = kernels.relu_forward(x)  # x (any shape) -> max(x, 0), same shape and dtype
         return y, y  # the output is the cache: its sign pattern is the forward mask
 
     def backward(self, dy, cache, mode="gradient", need_params=False):

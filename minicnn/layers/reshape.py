@@ -1,12 +1,7 @@
-"""Layers that only change shape: Flatten and global average pooling.
-
-GlobalAvgPool2D is what makes class activation maps possible (Zhou et al. 2016, sec. 2): the class
-score is a weighted sum of the spatial means of the last feature maps.
-"""
+"""Flatten: (N, C, H, W) -> (N, C*H*W), a change of shape only."""
 
 from __future__ import annotations
 
-from minicnn.backend import get_xp
 from minicnn.layers.base import Layer
 
 
@@ -21,28 +16,11 @@ class Flatten(Layer):
             size *= d
         return (size,)
 
+    def window(self):
+        return None  # each output is one input, but the spatial layout is gone
+
     def forward(self, x, train=False, rng=None):
         return x.reshape(x.shape[0], -1), x.shape
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
         return dy.reshape(cache), None
-
-
-class GlobalAvgPool2D(Layer):
-    """(N, C, H, W) -> (N, C): the mean of each feature map. Backward spreads dy / (H*W) evenly."""
-
-    kind = "GlobalAvgPool2D"
-
-    def output_shape(self, shape):
-        self.check_rank(shape, 3, "(N, C, H, W)")
-        return (shape[0],)
-
-    def forward(self, x, train=False, rng=None):
-        self.output_shape(x.shape[1:])
-        return x.mean(axis=(2, 3)), x.shape
-
-    def backward(self, dy, cache, mode="gradient", need_params=False):
-        n, c, h, w = cache
-        xp = get_xp(dy)
-        dx = xp.broadcast_to((dy / (h * w))[:, :, None, None], cache)
-        return xp.ascontiguousarray(dx), None

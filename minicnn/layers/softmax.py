@@ -19,11 +19,16 @@ def softmax(s, axis=-1):
 
 
 class Softmax(Layer):
+    """(N, K) scores -> (N, K) probabilities."""
+
     kind = "Softmax"
 
     def output_shape(self, shape):
         self.check_rank(shape, 1, "(N, classes)")
         return tuple(shape)
+
+    def window(self):
+        return None  # every probability depends on every score
 
     def forward(self, x, train=False, rng=None):
         self.output_shape(x.shape[1:])

@@ -18,9 +18,14 @@ import numpy as np
 
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError
-from minicnn.tools.targets import as_batch, backward_to, one_hot, resolve_targets
+from minicnn.layers.softmax import Softmax
+from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
-_TAIL = ("Dropout", "Softmax")  # layers allowed after the final dense one in a CAM network
+
+def _is_tail(layer) -> bool:
+    """Layers allowed after the final dense one in a CAM network: dropout (nothing at inference)
+    and a softmax (monotone in each score: the class with the largest score keeps it)."""
+    return layer.is_identity_at_inference or isinstance(layer, Softmax)
 
 
 def _interp_matrix(n_out: int, n_in: int, xp, dtype):
@@ -49,20 +54,21 @@ def upsample_bilinear(maps, size):
 
 def _cam_head(net):
     """(index of the GlobalAvgPool2D layer, the Dense layer after it) or a MinicnnError."""
-    kinds = [layer.kind for layer in net.layers]
-    end = len(kinds)
-    while end > 0 and kinds[end - 1] in _TAIL:
+    layers = net.layers
+    end = len(layers)
+    while end > 0 and _is_tail(layers[end - 1]):
         end -= 1
-    ok = end >= 2 and kinds[end - 1] == "Dense" and kinds[end - 2] == "GlobalAvgPool2D"
+    ok = end >= 2 and layers[end - 1].is_linear and layers[end - 2].is_global_pool
     if not ok:
+        kinds = [layer.kind for layer in layers[-3:]]  # display text
         raise MinicnnError(
             "CAM needs a network ending in GlobalAvgPool2D -> Dense (Zhou et al. 2016); this one ends "
-            f"in {' -> '.join(kinds[-3:])}: use grad_cam for any network"
+            f"in {' -> '.join(kinds)}: use grad_cam for any network"
         )
-    return end - 2, net.layers[end - 1]
+    return end - 2, layers[end - 1]
 
 
-def cam(net, x, target="predicted", upsample: bool = True):
+def cam(net, x, target="predicted", upsample: bool = True, record=None):
     """Class activation maps (Zhou et al. 2016, sec. 2) of the target classes.
 
     Args:
@@ -71,6 +77,7 @@ def cam(net, x, target="predicted", upsample: bool = True):
         target: class index, list of N indices, or "predicted".
         upsample: True: (N, H, W) at the input size (bilinear); False: (N, h, w) at the resolution
             of the feature maps entering the global average pooling.
+        record: the PassRecord of a forward pass over x already run by the caller (reused).
 
     Returns:
         net.dtype array M with M[n] = sum_k w_(t_n, k) f_k, not rectified or normalised, so that
@@ -78,9 +85,9 @@ def cam(net, x, target="predicted", upsample: bool = True):
     """
     x = as_batch(net, x)
     gap, dense = _cam_head(net)
-    scores = net.forward(x)
-    targets = resolve_targets(target, scores)
-    feats = x if gap == 0 else net.outputs[net.layers[gap - 1].name]  # (N, K, h, w)
+    rec = forward_record(net, x, record)
+    targets = resolve_targets(target, rec.output())
+    feats = x if gap == 0 else rec.output(net.layers[gap - 1].name)  # (N, K, h, w)
     xp = get_xp(feats)
     weights = dense.weight[xp.asarray(targets)]  # (N, K)
     maps = xp.einsum("nk,nkhw->nhw", weights, feats)
@@ -97,7 +104,7 @@ def gradcam_layer(net, layer: str | None, input_shape) -> str:
     shapes = net.shapes(input_shape)
     spatial = [i for i, s in enumerate(shapes) if len(s) == 3]
     if layer is None:
-        convs = [i for i in spatial if net.layers[i].kind in ("Conv2D", "ReLU")]
+        convs = [i for i in spatial if net.layers[i].is_convolution or net.layers[i].is_rectifier]
         if not convs:
             raise MinicnnError("grad_cam needs a network with a convolutional layer")
         i = convs[-1]
@@ -110,12 +117,12 @@ def gradcam_layer(net, layer: str | None, input_shape) -> str:
                 f"{shapes[i]}; choose one of: {names}"
             )
     nxt = net.layers[i + 1] if i + 1 < len(net.layers) else None
-    if net.layers[i].kind == "Conv2D" and nxt is not None and nxt.kind == "ReLU":
+    if net.layers[i].is_convolution and nxt is not None and nxt.is_rectifier:
         i += 1
     return net.layers[i].name
 
 
-def grad_cam(net, x, target="predicted", layer: str | None = None, upsample: bool = True):
+def grad_cam(net, x, target="predicted", layer: str | None = None, upsample: bool = True, record=None):
     """Grad-CAM maps (Selvaraju et al. 2017, sec. 3, eq. 1-2) of the target classes.
 
     Args:
@@ -124,6 +131,7 @@ def grad_cam(net, x, target="predicted", layer: str | None = None, upsample: boo
         layer: a layer with (C, h, w) outputs, e.g. VGG16 "block5_conv3" (a Conv2D followed by a
             ReLU means its rectified output, as in the paper); None: the last conv layer.
         upsample: True: (N, H, W) at the input size (bilinear); False: (N, h, w) at the layer.
+        record: the PassRecord of a forward pass over x already run by the caller (reused).
 
     Returns:
         net.dtype array ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dS_t/dA_k; one forward
@@ -131,10 +139,11 @@ def grad_cam(net, x, target="predicted", layer: str | None = None, upsample: boo
     """
     x = as_batch(net, x)
     name = gradcam_layer(net, layer, x.shape[1:])
-    scores = net.forward(x)
+    rec = forward_record(net, x, record)
+    scores = rec.output()
     targets = resolve_targets(target, scores)
-    grad = backward_to(net, one_hot(targets, scores), name, mode="gradient")
-    feats = net.outputs[name]
+    grad = rec.backward(one_hot(targets, scores), mode="gradient", stop=name)  # dS/dA at the layer
+    feats = rec.output(name)
     xp = get_xp(feats)
     alpha = grad.mean(axis=(2, 3))  # (N, K)
     maps = xp.maximum(xp.einsum("nk,nkhw->nhw", alpha, feats), 0)

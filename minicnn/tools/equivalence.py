@@ -136,20 +136,21 @@ def equivalence(net, x, target="predicted", tol: float = 1e-6) -> EquivalenceRes
         dense and reshape rows are 0 (the rules are the same operation); ReLU rows are not.
     """
     x = as_batch(net, x)
-    scores = net.forward(x)
+    rec = net.run(x)
+    scores = rec.output()
     targets = resolve_targets(target, scores)
     dy = one_hot(targets, scores)
     rows = []
     signal = dy
     for layer in reversed(net.layers):
-        cache = net.cache(layer.name)
+        cache = rec.cache(layer.name)
         dec, _ = layer.backward(signal, cache, mode="deconvnet")
         grad, _ = layer.backward(signal, cache, mode="gradient")
         rel, frac = compare(grad, dec, tol)
         fwd, rule_dec, rule_grad = RULES.get(layer.kind, (layer.kind.lower(), "backward", "backward"))
         rows.append(LayerRow(layer.name, layer.kind, fwd, rule_dec, rule_grad, rel, frac))
         signal = dec  # continue along the real DeconvNet pass
-    signals = {mode: net.backward(dy, mode=mode) for mode in MODES}
+    signals = {mode: rec.backward(dy, mode=mode) for mode in MODES}
     pairs = []
     for a, b in (("gradient", "deconvnet"), ("gradient", "guided"), ("deconvnet", "guided")):
         rel, frac = compare(signals[a], signals[b], tol)

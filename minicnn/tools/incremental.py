@@ -6,69 +6,28 @@ occluder position b, only the changed rectangle of the current feature map:
 
     patch P (B, C, h, w) at top-left corner (r0[b], c0[b]); everything outside equals the clean pass.
 
-A conv or pool layer (kernel k, stride s, padding p) changes the output rows
-ceil((r0 + p - k + 1) / s) ... floor((r0 + h - 1 + p) / s); we recompute exactly those (the same h_out
-for every b, the window shifted inward at the borders), reading the input rows they need from the clean
-activation and pasting the changed patch over it. ReLU and dropout act on the patch. Once the changed
-region covers most of the map (``full_above`` of its area), or at the first layer that mixes all
-positions (Flatten, GlobalAvgPool2D, Dense), the patches are pasted into full maps and the rest of the
-network runs normally. The results equal the full recomputation up to float rounding (the same sums,
+Each layer says which inputs one output reads (``layer.window()``, minicnn/geometry.py). A windowed
+layer (kernel k, stride s, padding p) changes the output rows ceil((r0 + p - k + 1) / s) ...
+floor((r0 + h - 1 + p) / s); we recompute exactly those (the same h_out for every b, the window shifted
+inward at the borders) with the layer's own forward (``forward_padded``, so its lowering is kept),
+reading the input rows they need from the clean activation and pasting the changed patch over it.
+Pointwise layers (ReLU, dropout) act on the patch. Once the changed region covers most of the map
+(``full_above`` of its area), or at the first layer that mixes all positions (window None: Flatten,
+global pooling, Dense), the patches are pasted into full maps and the rest of the network runs
+normally. The results equal the full recomputation up to float rounding (the same sums,
 summed in another order).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from minicnn.backend import get_xp
-from minicnn.kernels.maxpool import maxpool_forward
-from minicnn.layers.conv import conv2d_forward
+from minicnn.geometry import POINTWISE
+from minicnn.kernels.paste import paste
 
 
-@numba.njit(cache=True)
-def _paste(dst, patch, r, c):
-    """dst (B, C, H, W)[b, :, r[b]:, c[b]:] = patch (B, C, h, w)[b], clipped to dst's borders."""
-    n, ch, hh, ww = dst.shape
-    h, w = patch.shape[2], patch.shape[3]
-    for b in range(n):
-        for k in range(ch):
-            for i in range(h):
-                y = r[b] + i
-                if 0 <= y < hh:
-                    for j in range(w):
-                        xx = c[b] + j
-                        if 0 <= xx < ww:
-                            dst[b, k, y, xx] = patch[b, k, i, j]
-
-
-def paste(dst, patch, r, c):
-    """Write each patch[b] into dst[b] at (r[b], c[b]), clipped; dst (B, C, H, W), patch (B, C, h, w)."""
-    xp = get_xp(dst)
-    if xp is np:
-        _paste(dst, np.ascontiguousarray(patch), np.asarray(r, np.int64), np.asarray(c, np.int64))
-        return dst
-    for b in range(len(dst)):  # GPU: a short loop of slice copies, no host round trip of data
-        y0, x0 = max(int(r[b]), 0), max(int(c[b]), 0)
-        y1, x1 = min(int(r[b]) + patch.shape[2], dst.shape[2]), min(int(c[b]) + patch.shape[3], dst.shape[3])
-        dst[b, :, y0:y1, x0:x1] = patch[
-            b, :, y0 - int(r[b]) : y1 - int(r[b]), x0 - int(c[b]) : x1 - int(c[b])
-        ]
-    return dst
-
-
-def _affected(start, length, k, s, p, size_out):
-    """Output index range [lo, lo + n) changed by inputs [start, start + length), for each b.
-
-    start: (B,) ints. Returns (lo (B,), n) with a common n; lo shifted inward so lo + n <= size_out.
-    """
-    lo = np.maximum(-((k - 1 - p - start) // s), 0)  # ceil((start + p - k + 1) / s)
-    hi = np.minimum((start + length - 1 + p) // s, size_out - 1)
-    n = int((hi - lo).max()) + 1
-    return np.clip(lo, 0, size_out - n), n
-
-
-def _crop(clean, pad, starts_r, starts_c, h, w):
+def padded_crops(clean, pad, starts_r, starts_c, h, w):
     """Crops (B, C, h, w) of clean (1, C, H, W) zero-padded by ``pad``, at padded coordinates (r, c)."""
     xp = get_xp(clean)
     src = clean[0]
@@ -80,10 +39,22 @@ def _crop(clean, pad, starts_r, starts_c, h, w):
     return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
 
 
+def _changed_outputs(window, axis, start, length, size_out):
+    """(first (B,), count): the outputs along ``axis`` that inputs [start, start + length) change,
+    as one common count per batch, each range moved inward so that it ends inside the map.
+
+    A window whose stride exceeds its kernel skips some inputs: an occluder there changes no output.
+    The count is then still 1 (one output recomputed from unchanged inputs, equal to the clean one),
+    so that the next layer always gets a non-empty patch.
+    """
+    lo, hi = window.output_span(axis, start, length, size_out)
+    count = max(1, int((hi - lo).max()) + 1)
+    return np.clip(lo, 0, size_out - count), count
+
+
 def clean_outputs(net, image) -> dict:
     """Every layer's output for the unoccluded ``image`` (C, H, W): layer name -> (1, ...) array."""
-    net.forward(image[None])
-    return dict(net.outputs)
+    return net.run(image[None]).outputs
 
 
 def incremental_scores(net, image, positions, size: int, fill, full_above: float = 0.6, clean=None):
@@ -105,7 +76,7 @@ def incremental_scores(net, image, positions, size: int, fill, full_above: float
     # every position has the same h x w; the part of it the occluder misses keeps the image's values.
     ph, pw = min(size, h), min(size, w)
     r0, c0 = np.clip(ys, 0, h - ph), np.clip(xs, 0, w - pw)
-    patch = _crop(image[None], 0, r0, c0, ph, pw)
+    patch = padded_crops(image[None], 0, r0, c0, ph, pw)
     value = xp.asarray(fill, dtype=image.dtype)
     occluder = xp.broadcast_to(value[None, :, None, None], (bsz, c, size, size))
     paste(patch, occluder, ys - r0, xs - c0)
@@ -114,28 +85,26 @@ def incremental_scores(net, image, positions, size: int, fill, full_above: float
         clean = clean_outputs(net, image)
     clean_in = image[None]
     for i, layer in enumerate(net.layers):  # noqa: B007 (i is where the full pass resumes)
-        kind = layer.kind
-        if kind in ("ReLU", "Dropout"):
-            patch, _ = layer.forward(patch)
-        elif kind in ("Conv2D", "MaxPool2D"):
-            kh, kw = layer.kernel_size
-            pad = layer.padding if kind == "Conv2D" else 0
+        window = layer.window()
+        if window is None:  # the layer mixes all positions: finish with full maps
+            break
+        if window != POINTWISE:
+            (kh, kw), (sh, sw), (pad_h, pad_w) = window
             out_h, out_w = clean[layer.name].shape[2:]
-            o_r, nh = _affected(r0, patch.shape[2], kh, layer.stride, pad, out_h)
-            o_c, nw = _affected(c0, patch.shape[3], kw, layer.stride, pad, out_w)
+            o_r, nh = _changed_outputs(window, 0, r0, patch.shape[2], out_h)
+            o_c, nw = _changed_outputs(window, 1, c0, patch.shape[3], out_w)
             if nh * nw > full_above * out_h * out_w:
                 break
-            # input rows o*s - pad ... o*s - pad + (n-1)*s + k, i.e. from o*s in padded coordinates
-            hin, win = (nh - 1) * layer.stride + kh, (nw - 1) * layer.stride + kw
-            crop = _crop(clean_in, pad, o_r * layer.stride, o_c * layer.stride, hin, win)
-            paste(crop, patch, r0 + pad - o_r * layer.stride, c0 + pad - o_c * layer.stride)
-            if kind == "Conv2D":
-                patch, _ = conv2d_forward(crop, layer.weight, layer.bias, layer.stride, 0)
-            else:
-                patch, _ = maxpool_forward(crop, kh, kw, layer.stride)
+            if pad_h != pad_w:
+                break  # (no layer pads unevenly today; padded_crops takes one padding)
+            # the input rows those outputs read, from o*s in padded coordinates
+            hin, win = (nh - 1) * sh + kh, (nw - 1) * sw + kw
+            crop = padded_crops(clean_in, pad_h, o_r * sh, o_c * sw, hin, win)
+            paste(crop, patch, r0 + pad_h - o_r * sh, c0 + pad_w - o_c * sw)
+            patch = layer.forward_padded(crop)  # the layer's own forward (and lowering)
             r0, c0 = o_r, o_c
         else:
-            break
+            patch = layer.forward_padded(patch)
         clean_in = clean[layer.name]
     else:
         return patch  # the whole network was spatial: its "scores" are the last map

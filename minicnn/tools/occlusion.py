@@ -21,7 +21,7 @@ from minicnn.backend import get_xp, to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.layers.softmax import softmax
 from minicnn.tools.incremental import clean_outputs, incremental_scores
-from minicnn.tools.targets import as_batch, resolve_targets
+from minicnn.tools.targets import as_batch, forward_record, resolve_targets
 
 FILLS = ("grey", "zero", "mean")
 GREY_PIXEL = 127.5  # mid-grey on the 0..255 scale, before the network's preprocessing
@@ -92,7 +92,7 @@ def score_occluded(net, image, positions, size: int, fill):
     value = xp.asarray(fill, dtype=image.dtype)[:, None, None]
     for b, (y, x) in enumerate(positions):
         batch[b, :, y : y + size, x : x + size] = value
-    return net.forward(batch)
+    return net.run(batch).output()
 
 
 def occlusion(
@@ -105,6 +105,7 @@ def occlusion(
     batch_size: int = 64,
     progress: bool = True,
     incremental: bool = True,
+    record=None,
 ) -> OcclusionResult:
     """Occlusion sensitivity maps (Zeiler & Fergus 2013, sec. 4.2) of the target classes.
 
@@ -118,6 +119,7 @@ def occlusion(
         incremental: recompute only the activations each occluder changes (Nakandala et al. 2019,
             minicnn/tools/incremental.py); the same scores as the full recomputation (False) up to
             float rounding, several times faster on deep networks.
+        record: the PassRecord of a forward pass over x already run by the caller (reused).
 
     Returns:
         an OcclusionResult. Probabilities are the softmax of the scores.
@@ -133,7 +135,7 @@ def occlusion(
     if batch_size < 1:
         raise MinicnnError(f"batch_size must be positive, got {batch_size}")
     fills = fill_values(net, x, fill)
-    base = net.forward(x)
+    base = forward_record(net, x, record).output()
     targets = resolve_targets(target, base)
     base_prob = to_numpy(softmax(base, axis=1))[np.arange(n), targets]
     base_score = to_numpy(base)[np.arange(n), targets].astype(np.float64)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn.backend import get_xp
+from minicnn.backend import get_xp, to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.layers.relu import check_mode
-from minicnn.tools.targets import as_batch
+from minicnn.tools.targets import as_batch, forward_record
 
 
 def strongest_units(a) -> np.ndarray:
     """Each image's largest activation: a (N, C, h, w) -> (N, 3), (N, F) -> (N, 1) int64 indices."""
     xp = get_xp(a)
-    flat = xp.argmax(a.reshape(len(a), -1), axis=1)
-    flat = np.asarray(flat if xp is np else flat.get())
+    flat = to_numpy(xp.argmax(a.reshape(len(a), -1), axis=1))
     return np.stack(np.unravel_index(flat, a.shape[1:]), axis=1).astype(np.int64)
 
 
@@ -57,7 +56,7 @@ def unit_signal(a, unit=None):
     return dy
 
 
-def reconstruct(net, x, layer: str, unit=None, mode: str = "deconvnet"):
+def reconstruct(net, x, layer: str, unit=None, mode="deconvnet", record=None):
     """Image-space projection of activations of ``layer``, the others set to zero.
 
     Args:
@@ -66,14 +65,22 @@ def reconstruct(net, x, layer: str, unit=None, mode: str = "deconvnet"):
         unit: None: each image's strongest activation in the layer; c: the whole feature map c
             (conv-shaped output) or unit c (vector output); (c, y, x): one activation.
         mode: "deconvnet" (Zeiler & Fergus 2013), "gradient" (Simonyan et al. 2013) or "guided"
-            (Springenberg et al. 2014).
+            (Springenberg et al. 2014); or a list/tuple of them, to get every rule from one forward
+            pass.
+        record: the PassRecord of a full forward pass over x already run by the caller (reused;
+            by default the pass runs only up to ``layer``).
 
     Returns:
-        (N, C, H, W) array of net.dtype: the backward signal at the input. All three modes use the
-        same forward pass and the same starting signal, so they can be shown side by side.
+        (N, C, H, W) array of net.dtype: the backward signal at the input; for a list of modes, a
+        dict mode -> that array. All modes use the same forward pass and the same starting
+        signal, so they can be shown side by side.
     """
-    check_mode(mode)
+    modes = [mode] if isinstance(mode, str) else list(mode)
+    for m in modes:
+        check_mode(m)
     x = as_batch(net, x)
     net.index(layer)  # unknown names raise a MinicnnError that lists the valid ones
-    a = net.forward(x, stop=layer)
-    return net.backward(unit_signal(a, unit), mode=mode, start=layer)
+    rec = net.run(x, stop=layer) if record is None else forward_record(net, x, record)
+    dy = unit_signal(rec.output(layer), unit)
+    signals = {m: rec.backward(dy, mode=m, start=layer) for m in modes}
+    return signals[mode] if isinstance(mode, str) else signals

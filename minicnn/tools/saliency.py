@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn.backend import get_xp, to_device
+from minicnn.backend import get_xp, on_device_of
 from minicnn.errors import MinicnnError
-from minicnn.tools.targets import as_batch, one_hot, resolve_targets
+from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
 
 def class_gradient(net, x, targets):
     """dS_t/dI for every image: x (N, C, H, W), targets (N,) ints -> (N, C, H, W), one backward."""
-    scores = net.forward(x)
-    return net.backward(one_hot(targets, scores), mode="gradient")
+    rec = net.run(x)
+    return rec.backward(one_hot(targets, rec.output()), mode="gradient")
 
 
 def smoothgrad_noise(x, samples: int, noise: float, seed: int):
@@ -30,13 +30,11 @@ def smoothgrad_noise(x, samples: int, noise: float, seed: int):
     in order and sigma_n = noise * (max - min of image n), as in Smilkov et al. (2017, sec. 4.1).
     Drawn on the CPU (so a seed means the same noise on every device), then moved to x's device.
     """
-    xp = get_xp(x)
-    device = "cpu" if xp is np else "gpu"
     flat = x.reshape(len(x), -1)
     sigma = noise * (flat.max(axis=1) - flat.min(axis=1))
     rng = np.random.default_rng(seed)
     for _ in range(samples):
-        eps = to_device(rng.standard_normal(x.shape, dtype=np.float32), device)
+        eps = on_device_of(rng.standard_normal(x.shape, dtype=np.float32), x)
         yield (eps * sigma[:, None, None, None]).astype(x.dtype)
 
 
@@ -51,6 +49,7 @@ def saliency(
     noise: float = 0.15,
     seed: int = 0,
     batch_size: int = 16,
+    record=None,
 ):
     """Saliency maps of the target class scores for a batch of images.
 
@@ -64,6 +63,7 @@ def saliency(
             ``batch_size`` images at a time, several samples per forward/backward pass.
         noise: SmoothGrad noise level, a fraction of each image's value range (Smilkov et al. use
             0.1-0.2). seed: seeds the noise (see ``smoothgrad_noise``).
+        record: the PassRecord of a forward pass over x already run by the caller (reused).
 
     Returns:
         (N, H, W) array of net.dtype: max over colour channels of |g| (Simonyan et al. 2013, sec.
@@ -76,11 +76,12 @@ def saliency(
     if samples < 0 or noise < 0 or batch_size < 1:
         raise MinicnnError("expected samples >= 0, noise >= 0 and batch_size >= 1")
     if samples == 0:
-        scores = net.forward(x)
-        grad = net.backward(one_hot(resolve_targets(target, scores), scores), mode="gradient")
+        rec = forward_record(net, x, record)
+        scores = rec.output()
+        grad = rec.backward(one_hot(resolve_targets(target, scores), scores), mode="gradient")
     else:
         if isinstance(target, str):
-            targets = resolve_targets(target, net.forward(x))
+            targets = resolve_targets(target, forward_record(net, x, record).output())
         else:
             targets = resolve_targets(target, np.zeros((len(x), net.shapes(x.shape[1:])[-1][0])))
         grad = _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input)

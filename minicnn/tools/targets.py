@@ -1,4 +1,4 @@
-"""What the gradient tools share: the input batch, the target classes, and partial backward passes.
+"""What the gradient tools share: the input batch, the target classes and the one-hot signal.
 
 Every tool takes ``target`` as a class index (the same for all images), a list of indices (one per
 image), or ``"predicted"`` (each image's highest score). Scores are the unnormalised class scores
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn.backend import get_xp
+from minicnn.backend import get_xp, to_numpy
 from minicnn.errors import MinicnnError
 
 
@@ -43,7 +43,7 @@ def as_batch(net, x):
 
 def resolve_targets(target, scores) -> np.ndarray:
     """Target classes (N,) int64 for scores (N, K): an int, a list of N ints, or "predicted"."""
-    scores = np.asarray(scores if get_xp(scores) is np else scores.get())
+    scores = to_numpy(scores)
     n, k = scores.shape
     if isinstance(target, str):
         if target != "predicted":
@@ -72,20 +72,11 @@ def one_hot(targets, like):
     return dy
 
 
-def backward_to(net, dy, layer: str, mode: str = "gradient", start: str | None = None):
-    """Backward from ``start`` (default: the last layer run) down to the output of ``layer``.
-
-    Uses the caches of the last ``net.forward``; returns the signal at ``layer``'s output, shaped
-    like ``net.outputs[layer]``. Stopping there saves the rest of the backward pass (Grad-CAM only
-    needs dS/dA at one layer).
-    """
-    stop = net.index(layer)
-    last = len(net.outputs) - 1 if start is None else net.index(start)
-    for lay in reversed(net.layers[stop + 1 : last + 1]):
-        dy, _ = lay.backward(dy, net.cache(lay.name), mode=mode)
-    return dy
-
-
-def layer_choices(net, kinds) -> str:
-    """The names of the layers whose kind is in ``kinds``, comma-separated (for error messages)."""
-    return ", ".join(layer.name for layer in net.layers if layer.kind in kinds)
+def forward_record(net, x, record=None):
+    """The record of a full forward pass over x: ``record`` when the caller already ran it (the
+    CLI runs one to print predictions), else a new one. x: the batch from ``as_batch``."""
+    if record is None:
+        return net.run(x)
+    if record.input is not x or record.names != net.names:
+        raise MinicnnError("record= must be the record of a full forward pass over the same x")
+    return record

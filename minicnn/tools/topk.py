@@ -20,9 +20,6 @@ from tqdm.auto import tqdm
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.layers.relu import check_mode
-from minicnn.tools.ascent import net_xp
-
-IDENTITY_KINDS = ("ReLU", "Dropout", "Softmax")
 
 
 def receptive_field(net, layer: str):
@@ -32,19 +29,19 @@ def receptive_field(net, layer: str):
     likewise columns), before clipping to the image. A conv or pool layer with kernel k, stride s
     and padding p maps an output interval [a, b] to the input interval [a s - p, b s - p + k - 1];
     composing these through the stack gives size = 1 + sum_l (k_l - 1) J_(l-1), jump J = prod s_l
-    and offset = -sum_l p_l J_(l-1), with J_(l-1) the product of the strides below layer l.
+    and offset = -sum_l p_l J_(l-1), with J_(l-1) the product of the strides below layer l. Each
+    layer gives its own (k, s, p) (``layer.window()``; pointwise layers have k = s = 1, p = 0).
     Returns None when the layer's units see the whole image (after Flatten, Dense or global pooling).
     """
     size, jump, offset = [1, 1], [1, 1], [0, 0]
     for lay in net.layers[: net.index(layer) + 1]:
-        if lay.kind in ("Conv2D", "MaxPool2D"):
-            pad = getattr(lay, "padding", 0)
-            for a in (0, 1):
-                size[a] += (lay.kernel_size[a] - 1) * jump[a]
-                offset[a] -= pad * jump[a]
-                jump[a] *= lay.stride
-        elif lay.kind not in IDENTITY_KINDS:
+        window = lay.window()
+        if window is None:
             return None
+        for a in (0, 1):
+            size[a] += (window.kernel[a] - 1) * jump[a]
+            offset[a] -= window.padding[a] * jump[a]
+            jump[a] *= window.stride[a]
     return tuple(size), tuple(jump), tuple(offset)
 
 
@@ -186,14 +183,14 @@ def topk(
         raise MinicnnError(f"channels must be a list of channel indices, got {channels!r}")
     if ((chans < 0) | (chans >= out_shape[0])).any():
         raise MinicnnError(f"channel out of range: layer {layer!r} has {out_shape[0]} channels")
-    xp = net_xp(net)
+    xp = net.xp
     m = len(chans)
     values = np.full((m, k), -np.inf)
     index = np.full((m, k), -1, dtype=np.int64)
     flatpos = np.zeros((m, k), dtype=np.int64)
     bar = tqdm(total=data.length, desc=f"top-{k} {layer}", delay=1.0, leave=False)
     for idx, batch in data.batches(batch_size):
-        a = net.forward(xp.asarray(batch, dtype=net.dtype), stop=layer)
+        a = net.run(xp.asarray(batch, dtype=net.dtype), stop=layer).output()
         best, arg = _per_image_max(a[:, chans])
         # merge: current top-k first, then this batch; a stable sort keeps earlier images on ties
         v = np.concatenate([values, best.T], axis=1)
@@ -228,7 +225,7 @@ def _boxes(net, layer, shape, position):
     return np.stack([x0, y0, x0 + rw, y0 + rh], axis=-1).astype(np.int64)
 
 
-def _crop(images, boxes):
+def crop_boxes(images, boxes):
     """Cut boxes (B, 4) from images (B, C, H, W), zero outside the image -> (B, C, R_h, R_w)."""
     _, c, h, w = images.shape
     rh, rw = int(boxes[0, 3] - boxes[0, 1]), int(boxes[0, 2] - boxes[0, 0])
@@ -242,7 +239,7 @@ def _crop(images, boxes):
 
 def _project(net, data, layer, chans, index, position, boxes, mode, batch_size):
     """Patches and cropped projections (M, k, C, R_h, R_w) for every filled slot."""
-    xp = net_xp(net)
+    xp = net.xp
     m, k = index.shape
     rows = np.argwhere(index >= 0)  # (slots, 2): (channel row, rank)
     c, rh, rw = data.shape[0], int(boxes[0, 0, 3] - boxes[0, 0, 1]), int(boxes[0, 0, 2] - boxes[0, 0, 0])
@@ -252,13 +249,14 @@ def _project(net, data, layer, chans, index, position, boxes, mode, batch_size):
         part = rows[s : s + batch_size]
         r, q = part[:, 0], part[:, 1]
         imgs = data.take(index[r, q])
-        a = net.forward(xp.asarray(imgs, dtype=net.dtype), stop=layer)
+        rec = net.run(xp.asarray(imgs, dtype=net.dtype), stop=layer)
+        a = rec.output()
         dy = xp.zeros_like(a)
         sel = (xp.arange(len(part)), xp.asarray(chans[r]))
         if a.ndim == 4:
             sel += (xp.asarray(position[r, q, 0]), xp.asarray(position[r, q, 1]))
         dy[sel] = a[sel]  # the single strongest activation of the map, the rest of the layer zero
-        proj = to_numpy(net.backward(dy, mode=mode, start=layer))
-        patches[r, q] = _crop(imgs, boxes[r, q])
-        projections[r, q] = _crop(proj, boxes[r, q])
+        proj = to_numpy(rec.backward(dy, mode=mode))
+        patches[r, q] = crop_boxes(imgs, boxes[r, q])
+        projections[r, q] = crop_boxes(proj, boxes[r, q])
     return patches, projections

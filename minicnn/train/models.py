@@ -25,7 +25,8 @@ from minicnn.layers.dense import Dense
 from minicnn.layers.dropout import Dropout
 from minicnn.layers.pool import MaxPool2D
 from minicnn.layers.relu import ReLU
-from minicnn.layers.reshape import Flatten, GlobalAvgPool2D
+from minicnn.layers.gap import GlobalAvgPool2D
+from minicnn.layers.reshape import Flatten
 from minicnn.network import Sequential
 from minicnn.train import data
 from minicnn.train.loop import TrainConfig, accuracy, train

@@ -12,7 +12,7 @@ from support import assert_close, oracle
 import minicnn as mc
 from minicnn.errors import MinicnnError
 from minicnn.kernels import winograd
-from minicnn.layers.conv import WINOGRAD_MIN_CHANNELS, conv2d_backward, conv2d_forward
+from minicnn.kernels.conv import WINOGRAD_MIN_CHANNELS, conv2d_backward, conv2d_forward
 
 SHAPES = [  # n, c, h, w, o, padding
     (1, 3, 8, 8, 4, 1),
@@ -58,11 +58,11 @@ def test_kernel_transform_is_g_w_gt():
     rng = np.random.default_rng(0)
     w = rng.standard_normal((5, 4, 3, 3))
     expected = np.einsum("ia,ocab,jb->ijoc", g, w, g).reshape(16, 5, 4)
-    assert np.abs(winograd.transform_kernel(w) - expected).max() < 1e-14
+    assert_close(winograd.transform_kernel(w), expected, 0, "U", atol=1e-14)
     # the transposed convolution's kernel: channels swapped, each 3x3 rotated by 180 degrees
     rotated = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
     expected = np.einsum("ia,ocab,jb->ijoc", g, rotated, g).reshape(16, 4, 5)
-    assert np.abs(winograd.transform_kernel(w, transposed=True) - expected).max() < 1e-14
+    assert_close(winograd.transform_kernel(w, transposed=True), expected, 0, "transposed U", atol=1e-14)
 
 
 def test_transposed_kernel_is_the_adjoint():
@@ -74,7 +74,8 @@ def test_transposed_kernel_is_the_adjoint():
         g = rng.standard_normal(y.shape)
         back = winograd.winograd_conv(g, winograd.transform_kernel(w, transposed=True), None, 2 - padding)
         assert back.shape == x.shape
-        assert abs((y * g).sum() - (x * back).sum()) < 1e-10 * np.abs(y).sum() * np.abs(g).max()
+        scale = np.abs(y).sum() * np.abs(g).max()
+        assert_close((y * g).sum(), (x * back).sum(), 1e-10, f"adjoint, padding {padding}", scale=scale)
 
 
 def test_float32_error_is_that_of_direct_convolution():
@@ -97,11 +98,11 @@ def test_tiles_are_built_in_bounded_steps(monkeypatch):
     rng = np.random.default_rng(3)
     x, k = rng.standard_normal((3, 4, 9, 11)), rng.standard_normal((5, 4, 3, 3))
     whole = winograd.winograd_conv(x, winograd.transform_kernel(k), None, 1)
-    monkeypatch.setattr(winograd, "TILE_ELEMENTS", 1)
+    monkeypatch.setattr(winograd, "WINOGRAD_TILE_ELEMENTS", 1)
     stepped = winograd.winograd_conv(x, winograd.transform_kernel(k), None, 1)
     reference, _ = conv2d_forward(x, k, np.zeros(5), 1, 1, algorithm="im2col")
-    assert np.abs(stepped - whole).max() == 0.0
-    assert np.abs(stepped - reference).max() < 1e-12 * np.abs(reference).max()
+    assert_close(stepped, whole, 0, "stepped against whole")  # bit for bit
+    assert_close(stepped, reference, 1e-12, "stepped against im2col")
 
 
 def test_empty_batch():
