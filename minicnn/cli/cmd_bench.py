@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from minicnn.cli import common
+from minicnn.cli.loading import load_network, move_network
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
 
 HELP = "benchmark: median times of forward and saliency (forward + backward) on this machine"
 EPILOG = """\
@@ -57,46 +59,53 @@ def median_time(fn, repeats: int, sync) -> float:
     return times[len(times) // 2]
 
 
-def run(args) -> int:
+def synchronize(xp) -> None:
+    """Wait until the device has finished the queued work: CuPy launches kernels asynchronously,
+    so a timer read without this measures the launch, not the work. NumPy has no queue."""
+    cuda = getattr(xp, "cuda", None)
+    if cuda is not None:
+        cuda.Device().synchronize()
+
+
+def run(args) -> Report:
     import numpy as np
 
     import minicnn as mc
 
+    report = Report("bench")
     scripts = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "harness")
     if args.list:
         print("\n".join(scripts) if scripts else f"no benchmark scripts in {BENCHMARKS}")
-        return 0
+        report.tables["scripts"] = [{"name": s} for s in scripts]
+        return report
     if args.script is not None:
         if args.script not in scripts:
-            raise common.MinicnnError(
-                f"unknown benchmark {args.script!r}; expected one of: {', '.join(scripts)}"
-            )
-        return subprocess.call([sys.executable, str(BENCHMARKS / f"{args.script}.py")])
+            raise MinicnnError(f"unknown benchmark {args.script!r}; expected one of: {', '.join(scripts)}")
+        report.exit_code = subprocess.call([sys.executable, str(BENCHMARKS / f"{args.script}.py")])
+        return report
     if args.batch < 1 or args.repeats < 1 or args.size < 32:
-        raise common.MinicnnError("expected --batch >= 1, --repeats >= 1 and --size >= 32")
+        raise MinicnnError("expected --batch >= 1, --repeats >= 1 and --size >= 32")
     if args.weights in ("vgg16", "vgg19"):
         build = mc.vgg16 if args.weights == "vgg16" else mc.vgg19
-        net = common.to_device(build(seed=args.seed, input_size=args.size), args.device)
+        net = move_network(build(seed=args.seed, input_size=args.size), args.device)
         shape = (3, args.size, args.size)
     else:
-        net = common.load_network(args.weights, args.device)
+        net = load_network(args.weights, args.device)
         if net.input_shape is None:
-            raise common.MinicnnError(f"{args.weights} does not store its input size")
+            raise MinicnnError(f"{args.weights} does not store its input size")
         shape = net.input_shape
     rng = np.random.default_rng(args.seed)
-    x = rng.standard_normal((args.batch, *shape)).astype(net.dtype)
-    x = common.to_device_array(x, net.device)
+    x = net.xp.asarray(rng.standard_normal((args.batch, *shape)).astype(net.dtype))
 
     def sync():
-        if net.device == "gpu":
-            from minicnn.backend import cupy_module
-
-            cupy_module().cuda.Device().synchronize()
+        synchronize(net.xp)
 
     fwd = median_time(lambda: net.forward(x), args.repeats, sync)
     sal = median_time(lambda: mc.saliency(net, x, "predicted"), args.repeats, sync)
     name = args.weights if args.weights in ("vgg16", "vgg19") else Path(args.weights).name
-    print(f"minicnn bench: {name} on {net.device}, batch {args.batch} x {shape}, {net.dtype}")
-    print(f"  forward   median {fwd * 1e3:9.1f} ms  ({args.batch / fwd:8.1f} images/s)")
-    print(f"  saliency  median {sal * 1e3:9.1f} ms  ({args.batch / sal:8.1f} images/s)")
-    return 0
+    report.say(f"minicnn bench: {name} on {net.device}, batch {args.batch} x {shape}, {net.dtype}")
+    report.say(f"  forward   median {fwd * 1e3:9.1f} ms  ({args.batch / fwd:8.1f} images/s)")
+    report.say(f"  saliency  median {sal * 1e3:9.1f} ms  ({args.batch / sal:8.1f} images/s)")
+    report.numbers["forward seconds"] = fwd
+    report.numbers["saliency seconds"] = sal
+    return report

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.context import prepare
+from minicnn.cli.options import add_common
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
 
 HELP = "class activation maps: CAM for GAP networks, Grad-CAM for any conv layer"
 EPILOG = """\
@@ -20,28 +23,28 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser, weights="gap", layer="")
+    add_common(parser, weights="gap", layer="")
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import minicnn as mc
     from minicnn.backend import to_numpy
     from minicnn.render import figures
     from minicnn.tools.cam import gradcam_layer
 
-    ctx = common.prepare(args, "cam")
+    ctx = prepare(args, "cam")
     net = ctx.net
     layer = gradcam_layer(net, args.layer, tuple(ctx.inputs.x.shape[1:]))
     maps = {}
     try:
-        maps["CAM"] = to_numpy(mc.cam(net, ctx.inputs.x, ctx.targets))
-    except common.MinicnnError as exc:  # not a GAP network: Grad-CAM only
-        print(f"  no CAM: {str(exc).split(';')[0]}; Grad-CAM only")
-    maps["Grad-CAM"] = to_numpy(mc.grad_cam(net, ctx.inputs.x, ctx.targets, layer))
-    print(f"  {' and '.join(maps)}; Grad-CAM at layer {layer}")
+        maps["CAM"] = to_numpy(mc.cam(net, ctx.inputs.x, ctx.targets, record=ctx.record))
+    except MinicnnError as exc:  # not a GAP network: Grad-CAM only
+        ctx.report.say(f"  no CAM: {str(exc).split(';')[0]}; Grad-CAM only")
+    maps["Grad-CAM"] = to_numpy(mc.grad_cam(net, ctx.inputs.x, ctx.targets, layer, record=ctx.record))
+    ctx.report.say(f"  {' and '.join(maps)}; Grad-CAM at layer {layer}")
     for i, name in enumerate(ctx.inputs.names):
         picture = figures.map_figure(ctx.inputs.display[i], {k: v[i] for k, v in maps.items()}, ctx.label(i))
         ctx.out.png(f"{name}_cam.png", picture)
         for key, values in maps.items():
             ctx.out.npy(f"{name}_{key.lower().replace('-', '')}.npy", values[i])
-    return 0
+    return ctx.report

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.classes import class_names, parse_target
+from minicnn.cli.inputs import shipped_samples
+from minicnn.cli.loading import load_network
+from minicnn.cli.options import add_common
+from minicnn.cli.output import open_output
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
 
 HELP = "class models: the image that maximises a class score (Simonyan et al. 2013, sec. 2)"
 EPILOG = """\
@@ -19,7 +25,7 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser, image=False, target=False)
+    add_common(parser, image=False, target=False)
     parser.add_argument(
         "--target", default="all", metavar="CLASS",
         help="'all' (default: every class, at most 16), a class index or a class name",
@@ -49,7 +55,7 @@ def mean_image(net, choice: str):
         return None
     import numpy as np
 
-    images, _, _ = common.shipped_samples(10**9, one_per_class=False)
+    images, _, _ = shipped_samples(10**9, one_per_class=False)
     mean = images.astype(np.float64).mean(axis=0) / 255.0  # (28, 28, 1): the held-out digits
     return np.moveaxis(mean, -1, 0).astype(net.dtype)
 
@@ -66,20 +72,21 @@ def regularizers(net, enabled: bool):
     return tuple(regs)
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import minicnn as mc
 
-    out = common.output(args, "classmodel")
-    net = common.load_network(args.weights, args.device)
-    names = common.class_names(net)
+    out = open_output(args, "classmodel")
+    report = out.report
+    net = load_network(args.weights, args.device)
+    names = class_names(net)
     if str(args.target).lower() == "all":
         classes = list(range(min(len(names), 16)))
     else:
-        target = common.parse_target(net, args.target)
+        target = parse_target(net, args.target)
         if target == "predicted":
-            raise common.MinicnnError("--target: expected 'all', a class index or a class name")
+            raise MinicnnError("--target: expected 'all', a class index or a class name")
         classes = [target]
-    print(f"minicnn classmodel: {args.weights.name}, classes {classes}, {args.steps} steps")
+    report.say(f"minicnn classmodel: {args.weights.name}, classes {classes}, {args.steps} steps")
     result = mc.class_model(
         net, classes, steps=args.steps, lr=args.lr, l2=args.l2,
         regularizers=regularizers(net, args.regularize), seed=args.seed,
@@ -92,9 +99,10 @@ def run(args) -> int:
     top = scores.argmax(axis=1)
     labels = [f"{names[c]} (top-1: {names[t]})" for c, t in zip(classes, top, strict=True)]
     for c, h, t in zip(classes, result.history, top, strict=True):
-        print(f"  class {names[c]}: objective {h[0]:.3g} -> {h[-1]:.3g}, recognised as {names[t]}")
+        report.say(f"  class {names[c]}: objective {h[0]:.3g} -> {h[-1]:.3g}, recognised as {names[t]}")
+        report.numbers[f"class {names[c]} objective"] = float(h[-1])
     ncols = min(len(classes), 5)
     suffix = "_regularized" if args.regularize else ""
     out.png(f"classmodels{suffix}.png", figures.tile_grid(result.display, labels, ncols=ncols))
     out.npy(f"classmodels{suffix}.npy", result.image)
-    return 0
+    return report

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.context import prepare
+from minicnn.cli.inputs import display_signal
+from minicnn.cli.options import add_common
+from minicnn.cli.report import Report
 
 HELP = "equivalence: DeconvNet vs gradient, layer by layer, measured on real inputs"
 EPILOG = """\
@@ -19,7 +22,7 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser)
+    add_common(parser)
 
 
 def csv_text(result) -> str:
@@ -43,21 +46,26 @@ def csv_text(result) -> str:
     return buffer.getvalue()
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import minicnn as mc
     from minicnn.render import figures
 
-    ctx = common.prepare(args, "equivalence")
+    ctx = prepare(args, "equivalence")
     result = mc.equivalence(ctx.net, ctx.inputs.x, ctx.targets)
     table = result.table()
-    print(table)
-    ctx.out.text("equivalence.txt", table + "\n")
+    ctx.report.say(table)
+    ctx.report.tables["equivalence"] = table + "\n"  # as written to equivalence.txt
+    for r in result.rows:
+        ctx.report.numbers[f"{r.name} max rel diff"] = float(r.rel_diff)
+    for p in result.pairs:
+        ctx.report.numbers[f"{p.a} vs {p.b} max rel diff"] = float(p.rel_diff)
+    ctx.out.text("equivalence.txt", ctx.report.tables["equivalence"])
     ctx.out.text("equivalence.csv", csv_text(result))
     for i, name in enumerate(ctx.inputs.names):
-        panels = {m: common.display_signal(ctx.net, s[i]) for m, s in result.signals.items()}
+        panels = {m: display_signal(ctx.net, s[i]) for m, s in result.signals.items()}
         ctx.out.png(
             f"{name}_modes.png", figures.reconstruction_figure(ctx.inputs.display[i], panels, ctx.label(i))
         )
         for mode, signal in result.signals.items():
             ctx.out.npy(f"{name}_{mode}.npy", signal[i])
-    return 0
+    return ctx.report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from minicnn.cli.report import Report
+
 HELP = "describe a model file: detected format, layers with output shapes and parameters, metadata"
 EPILOG = """\
 Reads minicnn files, Keras VGG16/VGG19 weight files (Keras 2 and Keras 3 layouts) and Keras models
@@ -38,7 +40,7 @@ def _meta_lines(meta: dict) -> list[str]:
     return lines
 
 
-def run(args) -> int:
+def run(args) -> Report:
     from minicnn.errors import MinicnnError
     from minicnn.io.loader import load
 
@@ -49,17 +51,21 @@ def run(args) -> int:
             raise MinicnnError(f"--input-size must be a positive int, got {args.input_size}")
         channels = shape[0] if shape else net.layers[0].config().get("in_channels", 3)
         shape = (channels, args.input_size, args.input_size)
-    print(f"file     {args.file}")
-    print(f"format   {fmt}")
-    print(f"input    {shape if shape else 'unknown'} (C, H, W)")
-    print(f"layers   {len(net.layers)}, parameters {net.num_params():,}, dtype {net.dtype}")
-    print()
+    report = Report("info")
+    report.say(f"file     {args.file}")
+    report.say(f"format   {fmt}")
+    report.say(f"input    {shape if shape else 'unknown'} (C, H, W)")
+    report.say(f"layers   {len(net.layers)}, parameters {net.num_params():,}, dtype {net.dtype}")
+    report.say("")
     if shape is not None:
-        print(net.summary(shape))
+        layers = net.summary(shape)
     else:
-        for layer in net.layers:
-            print(f"{layer.name:<18}{layer.kind}")
-    print()
-    print("metadata")
-    print("\n".join(_meta_lines(net.meta)) or "  (none)")
-    return 0
+        layers = "\n".join(f"{layer.name:<18}{layer.kind}" for layer in net.layers)
+    report.say(layers)
+    report.tables["layers"] = layers
+    report.say("")
+    report.say("metadata")
+    report.say("\n".join(_meta_lines(net.meta)) or "  (none)")
+    report.numbers["layers"] = len(net.layers)
+    report.numbers["parameters"] = net.num_params()
+    return report

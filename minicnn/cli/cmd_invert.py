@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.context import prepare
+from minicnn.cli.layer_choice import check_layer, feature_layer
+from minicnn.cli.options import add_common
+from minicnn.cli.report import Report
 
 HELP = "inversion: reconstruct an image from its representation at a layer (Mahendran & Vedaldi 2015)"
 EPILOG = """\
@@ -18,36 +21,38 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser, target=False, layer="")
+    add_common(parser, target=False, layer="")
     parser.add_argument("--steps", type=int, default=200, help="optimisation steps (default 200)")
     parser.add_argument("--lr", type=float, default=0.05, help="Adam step size (default 0.05)")
 
 
 def default_layers(net) -> list[str]:
-    """Every MaxPool2D output and the last ReLU: from nearly pixels to nearly classes."""
-    layers = [layer.name for layer in net.layers if layer.kind == "MaxPool2D"]
-    relus = [layer.name for layer in net.layers if layer.kind == "ReLU"]
-    if relus and relus[-1] not in layers:
-        layers.append(relus[-1])
-    return layers or [common.feature_layer(net)]
+    """Every pooling output and the last rectifier: from nearly pixels to nearly classes."""
+    layers = [layer.name for layer in net.layers if layer.is_pooling]
+    rectifiers = [layer.name for layer in net.layers if layer.is_rectifier]
+    if rectifiers and rectifiers[-1] not in layers:
+        layers.append(rectifiers[-1])
+    return layers or [feature_layer(net)]
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import minicnn as mc
     from minicnn.backend import to_numpy
     from minicnn.render import figures
 
     requested = [s.strip() for s in args.layer.split(",")] if args.layer else None
     args.layer = None  # validated below, one name at a time
-    ctx = common.prepare(args, "invert", count=2)
+    ctx = prepare(args, "invert", count=2)
     net = ctx.net
-    layers = [common.check_layer(net, name) for name in requested] if requested else default_layers(net)
+    layers = [check_layer(net, name) for name in requested] if requested else default_layers(net)
     tiles, labels = [], []
     results = {}
     for layer in layers:
         results[layer] = mc.invert(net, ctx.inputs.x, layer, steps=args.steps, lr=args.lr, seed=args.seed)
         errors = results[layer].info["final_error"]
-        print(f"  {layer}: relative feature error {', '.join(f'{e:.3f}' for e in errors)}")
+        ctx.report.say(f"  {layer}: relative feature error {', '.join(f'{e:.3f}' for e in errors)}")
+        for name, e in zip(ctx.inputs.names, errors, strict=True):
+            ctx.report.numbers[f"{name} {layer} relative feature error"] = float(e)
     for i, name in enumerate(ctx.inputs.names):
         tiles.append(ctx.inputs.display[i])
         labels.append(name)
@@ -58,4 +63,4 @@ def run(args) -> int:
     ctx.out.png("inversions.png", figures.tile_grid(tiles, labels, ncols=ncols))
     for layer in layers:
         ctx.out.npy(f"inversion_{layer}.npy", to_numpy(results[layer].image))
-    return 0
+    return ctx.report

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.context import prepare
+from minicnn.cli.options import add_common
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
 
 HELP = "localisation: a box around the object from its saliency map and a graph cut"
 EPILOG = """\
@@ -19,11 +22,11 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser, weights="gap")
+    add_common(parser, weights="gap")
     parser.add_argument("--count", type=int, default=4, help="shipped canvases used (default 4)")
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import numpy as np
 
     import minicnn as mc
@@ -32,23 +35,25 @@ def run(args) -> int:
     from minicnn.tools.localize import box_iou
 
     if args.count < 1:
-        raise common.MinicnnError(f"--count must be >= 1, got {args.count}")
+        raise MinicnnError(f"--count must be >= 1, got {args.count}")
     # a fully convolutional (GAP) network takes any size: keep the canvases' and images' own size
     # (the shipped canvases are 84x84, the digits it was trained on 28x28)
-    ctx = common.prepare(args, "localize", count=args.count, keep_size="gap", samples="clutter")
-    sal = to_numpy(mc.saliency(ctx.net, ctx.inputs.x, ctx.targets))
+    ctx = prepare(args, "localize", count=args.count, keep_size="gap", samples="clutter")
+    sal = to_numpy(mc.saliency(ctx.net, ctx.inputs.x, ctx.targets, record=ctx.record))
     result = mc.localize(ctx.net, ctx.inputs.x, ctx.targets, saliency_map=sal)
     truth = ctx.inputs.boxes
     ious = box_iou(result.boxes, truth) if truth is not None else None
     for i, name in enumerate(ctx.inputs.names):
         box = tuple(int(v) for v in result.boxes[i])
         extra = f", IoU with the true box {ious[i]:.2f}" if ious is not None else ""
-        print(f"  {name}: box (x0, y0, x1, y1) = {box}{extra}")
+        ctx.report.say(f"  {name}: box (x0, y0, x1, y1) = {box}{extra}")
+        if ious is not None:
+            ctx.report.numbers[f"{name} IoU"] = float(ious[i])
         true_box = truth[i] if truth is not None else None
         picture = figures.localization_figure(ctx.inputs.display[i], sal[i], result.masks[i], box, true_box)
         ctx.out.png(f"{name}_localization.png", picture)
         ctx.out.npy(f"{name}_mask.npy", result.masks[i])
     if ious is not None:
-        print(f"  IoU >= 0.5 for {int((ious >= 0.5).sum())} of {len(ious)} canvases")
+        ctx.report.say(f"  IoU >= 0.5 for {int((ious >= 0.5).sum())} of {len(ious)} canvases")
     ctx.out.npy("boxes.npy", np.asarray(result.boxes))
-    return 0
+    return ctx.report

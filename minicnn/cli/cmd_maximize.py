@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.layer_choice import check_layer, feature_layer
+from minicnn.cli.loading import load_network
+from minicnn.cli.options import add_common, parse_unit
+from minicnn.cli.output import open_output
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
 
 HELP = "activation maximisation: inputs of fixed norm that excite one hidden unit most"
 EPILOG = """\
@@ -19,7 +24,7 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser, image=False, target=False, layer="")
+    add_common(parser, image=False, target=False, layer="")
     parser.add_argument(
         "--units", nargs="+", default=None, metavar="UNIT",
         help="feature maps c or activations c,y,x (default: the first 8 of the layer)",
@@ -29,31 +34,35 @@ def add_arguments(parser) -> None:
     parser.add_argument("--starts", type=int, default=1, help="random starts per unit (default 1)")
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import numpy as np
 
     import minicnn as mc
     from minicnn.backend import to_numpy
     from minicnn.render import figures
 
-    units = None if args.units is None else [common.parse_unit(u) for u in args.units]
+    units = None if args.units is None else [parse_unit(u) for u in args.units]
     if units is not None and None in units:
-        raise common.MinicnnError("--units: expected feature maps c or activations c,y,x")
-    out = common.output(args, "maximize")
-    net = common.load_network(args.weights, args.device)
-    layer = common.check_layer(net, args.layer or common.feature_layer(net))
+        raise MinicnnError("--units: expected feature maps c or activations c,y,x")
+    out = open_output(args, "maximize")
+    report = out.report
+    net = load_network(args.weights, args.device)
+    layer = check_layer(net, args.layer or feature_layer(net))
     shape = net.shapes()[net.index(layer)]
     if units is None:
         units = list(range(min(8, shape[0])))
-    print(f"minicnn maximize: {args.weights.name}, layer {layer} {shape}, units {units}, {args.steps} steps")
+    report.say(
+        f"minicnn maximize: {args.weights.name}, layer {layer} {shape}, units {units}, {args.steps} steps"
+    )
     result = mc.maximize(net, layer, units, starts=args.starts, steps=args.steps, lr=args.lr, seed=args.seed)
     activation = to_numpy(result.info["activation"])
     labels = []
     for row, unit in enumerate(result.info["unit"]):
         text = ",".join(str(int(v)) for v in np.atleast_1d(unit))
         labels.append(f"{text}: {activation[row]:.3g}")
-        print(f"  unit {text}: activation {activation[row]:.4g}")
+        report.say(f"  unit {text}: activation {activation[row]:.4g}")
+        report.numbers[f"unit {text} activation"] = float(activation[row])
     ncols = min(len(labels), 8)
     out.png(f"{layer}_maximized.png", figures.tile_grid(result.display, labels, ncols=ncols))
     out.npy(f"{layer}_maximized.npy", result.image)
-    return 0
+    return report

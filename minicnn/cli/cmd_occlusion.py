@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.classes import class_names
+from minicnn.cli.context import prepare
+from minicnn.cli.options import add_common
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
 
 HELP = "occlusion: slide a grey square over the image, map the class probability and top class"
 EPILOG = """\
@@ -19,7 +23,7 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser)
+    add_common(parser)
     parser.add_argument("--size", type=int, default=8, help="occluder side in pixels (default 8)")
     parser.add_argument("--stride", type=int, default=4, help="step between positions (default 4)")
     parser.add_argument(
@@ -27,7 +31,7 @@ def add_arguments(parser) -> None:
     )
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import minicnn as mc
     from minicnn.render import figures
 
@@ -36,18 +40,23 @@ def run(args) -> int:
         try:
             fill = float(fill)
         except ValueError:
-            raise common.MinicnnError(f"--fill {fill!r}: expected grey, zero, mean or a number") from None
-    ctx = common.prepare(args, "occlusion")
+            raise MinicnnError(f"--fill {fill!r}: expected grey, zero, mean or a number") from None
+    ctx = prepare(args, "occlusion")
     result = mc.occlusion(
-        ctx.net, ctx.inputs.x, ctx.targets, size=args.size, stride=args.stride, fill=fill, progress=False
-    )
-    names = common.class_names(ctx.net)
+        ctx.net, ctx.inputs.x, ctx.targets, size=args.size, stride=args.stride, fill=fill, progress=False,
+        record=ctx.record,
+    )  # fmt: skip
+    names = class_names(ctx.net)
     shape = result.prob.shape[1:]
-    print(f"  {args.size}x{args.size} occluder, stride {args.stride}: {shape[0]}x{shape[1]} positions")
+    ctx.report.say(
+        f"  {args.size}x{args.size} occluder, stride {args.stride}: {shape[0]}x{shape[1]} positions"
+    )
     for i, name in enumerate(ctx.inputs.names):
         target = names[ctx.targets[i]]
         low = float(result.prob[i].min())
-        print(f"  {name}: p({target}) {result.base_prob[i]:.3f} unoccluded, {low:.3f} at worst")
+        ctx.report.say(f"  {name}: p({target}) {result.base_prob[i]:.3f} unoccluded, {low:.3f} at worst")
+        ctx.report.numbers[f"{name} p unoccluded"] = float(result.base_prob[i])
+        ctx.report.numbers[f"{name} p at worst"] = low
         image = ctx.inputs.display[i]
         spread = [
             figures.positions_to_pixels(m[i], result.ys, result.xs, args.size, image.shape[:2])
@@ -58,4 +67,4 @@ def run(args) -> int:
         ctx.out.npy(f"{name}_occlusion_prob.npy", result.prob[i])
         ctx.out.npy(f"{name}_occlusion_top_class.npy", result.top_class[i])
         ctx.out.npy(f"{name}_occlusion_attribution.npy", result.attribution[i])
-    return 0
+    return ctx.report

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.context import prepare
+from minicnn.cli.inputs import display_signal
+from minicnn.cli.layer_choice import check_layer, feature_layer
+from minicnn.cli.options import add_common, parse_unit
+from minicnn.cli.report import Report
 
 HELP = "reconstructions: a unit projected to pixels by DeconvNet, gradient and guided backprop"
 EPILOG = """\
@@ -21,28 +25,31 @@ MODES = ("deconvnet", "gradient", "guided")
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser, target=False, layer="")
+    add_common(parser, target=False, layer="")
     parser.add_argument(
         "--unit", default="strongest", metavar="UNIT",
         help="'strongest' (default), a feature map c, or one activation c,y,x",
     )  # fmt: skip
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import minicnn as mc
     from minicnn.backend import to_numpy
     from minicnn.render import figures
 
-    unit = common.parse_unit(args.unit)
-    ctx = common.prepare(args, "reconstruct")
+    unit = parse_unit(args.unit)
+    ctx = prepare(args, "reconstruct")
     net = ctx.net
-    layer = common.check_layer(net, args.layer or common.feature_layer(net))
-    signals = {m: to_numpy(mc.reconstruct(net, ctx.inputs.x, layer, unit, mode=m)) for m in MODES}
-    print(f"  layer {layer}, unit {args.unit}")
+    layer = check_layer(net, args.layer or feature_layer(net))
+    # one forward pass (prepare's) serves the three backward rules
+    signals = {
+        m: to_numpy(mc.reconstruct(net, ctx.inputs.x, layer, unit, mode=m, record=ctx.record)) for m in MODES
+    }
+    ctx.report.say(f"  layer {layer}, unit {args.unit}")
     for i, name in enumerate(ctx.inputs.names):
-        panels = {m: common.display_signal(net, signals[m][i]) for m in MODES}
+        panels = {m: display_signal(net, signals[m][i]) for m in MODES}
         picture = figures.reconstruction_figure(ctx.inputs.display[i], panels, name)
         ctx.out.png(f"{name}_{layer}.png", picture)
         for m in MODES:
             ctx.out.npy(f"{name}_{layer}_{m}.npy", signals[m][i])
-    return 0
+    return ctx.report

