@@ -74,3 +74,82 @@ def test_occlusion_tool_incremental_equals_full():
     for field in ("score", "prob", "top_prob", "attribution"):
         assert_close(getattr(fast, field), getattr(slow, field), what=field)
     np.testing.assert_array_equal(fast.top_class, slow.top_class)
+
+
+def test_stride_larger_than_kernel_before_a_convolution():
+    """Issue 13's reproducer: a pool whose stride exceeds its kernel skips input rows; an occluder
+    there changes no output (it used to crash with a zero-length patch)."""
+    net = mc.Sequential(
+        [mc.MaxPool2D(2, stride=3), mc.Conv2D(1, 1, 1), mc.GlobalAvgPool2D(), mc.Dense(1, 2)],
+        seed=0,
+        dtype=np.float64,
+    )
+    x = np.random.default_rng(0).standard_normal((1, 1, 8, 8))
+    kwargs = dict(size=1, stride=1, fill=0.0, progress=False, batch_size=1)
+    fast = mc.occlusion(net, x, 0, **kwargs)
+    slow = mc.occlusion(net, x, 0, incremental=False, **kwargs)
+    assert_close(fast.score, slow.score, 1e-12)
+    assert np.abs(slow.score - slow.base_score[:, None, None]).max() > 0  # some occluders matter
+    assert (slow.score[0, 2] == slow.base_score[0]).all()  # row 2 is read by no pooling window
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_architectures_with_gaps_and_overlaps(seed):
+    """Random stacks of convolutions and pools (stride below, equal to and above the kernel,
+    paddings 0-2), every occluder position and batch size 1 or 3: incremental equals full."""
+    rng = np.random.default_rng(100 + seed)
+    layers, c, size = [], 2, 23
+    for _ in range(int(rng.integers(2, 4))):
+        if rng.random() < 0.5:
+            k, s = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+            layers.append(mc.MaxPool2D(k, stride=s))
+            size = (size - k) // s + 1
+        else:
+            k, s, p = int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(0, 3))
+            p = min(p, k - 1)
+            o = int(rng.integers(1, 4))
+            layers += [mc.Conv2D(c, o, k, stride=s, padding=p), mc.ReLU()]
+            c, size = o, (size + 2 * p - k) // s + 1
+        if size < 3:
+            break
+    layers += [mc.Conv2D(c, 2, 1), mc.GlobalAvgPool2D(), mc.Dense(2, 3)]
+    net = mc.Sequential(layers, seed=seed, dtype=np.float64)
+    image = rng.standard_normal((2, 23, 23))
+    occ = int(rng.integers(1, 5))
+    grid = grid_positions(23, occ, 1)
+    positions = [(int(y), int(x)) for y in grid for x in grid]
+    fill = np.array([0.0, 1.5])
+    full = score_occluded(net, image, positions, occ, fill)
+    for batch in (1, 3):
+        parts = [
+            incremental_scores(net, image, positions[i : i + batch], occ, fill, full_above=1.0)
+            for i in range(0, len(positions), batch)
+        ]
+        assert_close(np.concatenate(parts), full, 1e-12, f"{net.names} batch {batch}")
+
+
+def test_incremental_uses_the_layers_own_lowering(monkeypatch):
+    """A layer built with algorithm="im2col" is never convolved with Winograd on the crops."""
+    from minicnn.kernels import winograd
+
+    net = mc.Sequential(
+        [
+            mc.Conv2D(16, 16, 3, padding=1, algorithm="im2col"),
+            mc.ReLU(),
+            mc.GlobalAvgPool2D(),
+            mc.Dense(16, 2),
+        ],
+        seed=0,
+    )
+    image = np.random.default_rng(0).standard_normal((16, 12, 12)).astype(np.float32)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Winograd ran on a layer built with algorithm='im2col'")
+
+    monkeypatch.setattr(winograd, "winograd_conv", refuse)
+    positions = [(0, 0), (4, 6)]
+    scores = incremental_scores(net, image, positions, 3, np.zeros(16, np.float32), full_above=1.0)
+    assert_close(scores, score_occluded(net, image, positions, 3, np.zeros(16, np.float32)))
+    net["conv2d_0"].algorithm = "auto"  # 16 channels each side: auto takes Winograd, which now raises
+    with pytest.raises(AssertionError, match="Winograd ran"):
+        incremental_scores(net, image, positions, 3, np.zeros(16, np.float32), full_above=1.0)
