@@ -91,3 +91,10 @@ def on_device_of(array, like):
 def to_numpy(array) -> np.ndarray:
     """A NumPy copy of ``array`` wherever it lives (for saving, rendering and tests)."""
     return to_device(array, "cpu")
+
+
+def synchronize(xp) -> None:
+    """Wait until the device of array module ``xp`` has finished its queued work (for timing:
+    GPU kernels run asynchronously; on the CPU every call has finished when it returns)."""
+    if xp is not np:
+        xp.cuda.Device().synchronize()

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from minicnn.backend import synchronize
 from minicnn.cli.loading import load_network, move_network
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
@@ -57,14 +58,6 @@ def median_time(fn, repeats: int, sync) -> float:
         times.append(time.perf_counter() - start)
     times.sort()
     return times[len(times) // 2]
-
-
-def synchronize(xp) -> None:
-    """Wait until the device has finished the queued work: CuPy launches kernels asynchronously,
-    so a timer read without this measures the launch, not the work. NumPy has no queue."""
-    cuda = getattr(xp, "cuda", None)
-    if cuda is not None:
-        cuda.Device().synchronize()
 
 
 def run(args) -> Report:
