@@ -35,7 +35,7 @@ def as_batch(net, x):
         x = x[None]
     if x.ndim != 4:
         raise MinicnnError(f"expected images (N, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
-    if x.dtype != net.dtype and x.dtype.kind == "f":
+    if x.dtype != net.dtype and np.issubdtype(x.dtype, np.floating):
         x = x.astype(net.dtype)
     net.check_input(x)
     return x
@@ -54,7 +54,7 @@ def resolve_targets(target, scores) -> np.ndarray:
     if np.isscalar(target):
         target = [target] * n
     arr = np.asarray(target)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
         raise MinicnnError(f"target must be a class index, a list of indices or 'predicted', got {target!r}")
     if len(arr) != n:
         raise MinicnnError(f"expected one target per image ({n}), got {len(arr)}")

@@ -179,7 +179,7 @@ def topk(
     data = _Dataset(net, images, input_shape)
     out_shape = tuple(net.shapes(data.shape)[net.index(layer)])
     chans = np.arange(out_shape[0]) if channels is None else np.atleast_1d(np.asarray(channels))
-    if chans.dtype.kind not in "iu" or chans.ndim != 1 or chans.size == 0:
+    if not np.issubdtype(chans.dtype, np.integer) or chans.ndim != 1 or chans.size == 0:
         raise MinicnnError(f"channels must be a list of channel indices, got {channels!r}")
     if ((chans < 0) | (chans >= out_shape[0])).any():
         raise MinicnnError(f"channel out of range: layer {layer!r} has {out_shape[0]} channels")
