@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.geometry import output_size
 
 
 @numba.njit(parallel=True, cache=True)
@@ -50,10 +51,12 @@ def _maxpool_backward_cpu(dy, switches, kw, stride, dx):
 
 
 def maxpool_forward(x, kh: int, kw: int, stride: int):
-    """x (N, C, H, W) -> (y (N, C, Ho, Wo), switches int32 (N, C, Ho, Wo)), Ho = (H - kh) // stride + 1."""
+    """x (N, C, H, W) -> (y (N, C, Ho, Wo), switches int32 (N, C, Ho, Wo)).
+
+    Ho = output_size(H, kh, stride, 0) ('valid' windows), likewise Wo."""
     xp = get_xp(x)
     n, c, h, w = x.shape
-    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    ho, wo = output_size(h, kh, stride, 0), output_size(w, kw, stride, 0)
     y = xp.empty((n, c, ho, wo), dtype=x.dtype)
     switches = xp.empty((n, c, ho, wo), dtype=np.int32)
     if xp is np:
