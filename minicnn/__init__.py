@@ -30,6 +30,8 @@ _API = {
     "Conv2D": "minicnn.layers.conv",
     "ReLU": "minicnn.layers.relu",
     "MaxPool2D": "minicnn.layers.pool",
+    "AvgPool2D": "minicnn.layers.avgpool",
+    "AdaptiveAvgPool2D": "minicnn.layers.avgpool",
     "Dense": "minicnn.layers.dense",
     "Flatten": "minicnn.layers.reshape",
     "GlobalAvgPool2D": "minicnn.layers.gap",

@@ -5,6 +5,7 @@ Every layer has ``forward(x, train=False, rng=None) -> (y, cache)`` and
 parameter gradients, or None unless ``need_params`` (visualisation needs only dL/dx).
 """
 
+from minicnn.layers.avgpool import AdaptiveAvgPool2D, AvgPool2D
 from minicnn.layers.base import Layer
 from minicnn.layers.conv import Conv2D
 from minicnn.layers.dense import Dense
@@ -17,11 +18,25 @@ from minicnn.layers.softmax import Softmax
 
 #: kind name (as stored in files) -> layer class
 LAYER_KINDS = {
-    cls.kind: cls for cls in (Conv2D, ReLU, MaxPool2D, Dense, Flatten, Dropout, GlobalAvgPool2D, Softmax)
+    cls.kind: cls
+    for cls in (
+        Conv2D,
+        ReLU,
+        MaxPool2D,
+        AvgPool2D,
+        AdaptiveAvgPool2D,
+        Dense,
+        Flatten,
+        Dropout,
+        GlobalAvgPool2D,
+        Softmax,
+    )
 }
 
 __all__ = [
     "LAYER_KINDS",
+    "AdaptiveAvgPool2D",
+    "AvgPool2D",
     "MODES",
     "Conv2D",
     "Dense",
