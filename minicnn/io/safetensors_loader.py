@@ -1,0 +1,88 @@
+"""safetensors files of torchvision's or timm's VGG, read with the ``safetensors`` package's NumPy API.
+
+A safetensors file is an 8-byte little-endian header length n, n bytes of JSON naming every tensor
+(dtype, shape, [begin, end) byte offsets into the data that follows), then the raw data. It holds
+no code, so reading it is safe by construction; what is left to check is that the header's numbers
+agree with the file (done here before the package maps the file, so a damaged header is one line)
+and that the names and shapes are a VGG's (minicnn/io/torchvision.py, before any tensor is read).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+
+# safetensors dtype names -> element size; NumPy has no bfloat16, so BF16 files are refused
+_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+MAX_HEADER = 100 * 1024 * 1024  # the package's own limit on the JSON header
+
+
+def sniff(head: bytes, size: int) -> bool:
+    """True when the first bytes are a safetensors header: a length that fits the file, then '{'."""
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return 2 <= n <= min(size - 8, MAX_HEADER) and head[8:9] == b"{"
+
+
+def read_header(path) -> dict:
+    """The JSON header, with every tensor's byte span checked against its dtype, shape and the file."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        raw = f.read(n)
+    if len(raw) != n:
+        raise MinicnnError("truncated safetensors header")
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MinicnnError(f"damaged safetensors header ({exc})") from None
+    if not isinstance(header, dict):
+        raise MinicnnError("damaged safetensors header (not a JSON object)")
+    data_size = size - 8 - n
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    for name, spec in tensors.items():
+        try:
+            dtype, shape, (begin, end) = spec["dtype"], [int(d) for d in spec["shape"]], spec["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise MinicnnError(f"tensor {name!r}: damaged header entry") from None
+        if dtype not in _ITEMSIZE:
+            raise MinicnnError(f"tensor {name!r} has dtype {dtype}; minicnn reads {', '.join(_ITEMSIZE)}")
+        need = int(np.prod(shape, dtype=np.int64)) * _ITEMSIZE[dtype]
+        if min(shape, default=0) < 0 or end - begin != need or begin < 0:
+            raise MinicnnError(
+                f"tensor {name!r}: {end - begin} bytes declared for shape {tuple(shape)} ({dtype})"
+            )
+        if end > data_size:
+            raise MinicnnError(
+                f"truncated file: tensor {name!r} ends at byte {end}, the data holds {data_size}"
+            )
+    return tensors
+
+
+def read_safetensors(path):
+    """Load a VGG from a safetensors file (torchvision or timm names; see minicnn/io/torchvision.py).
+
+    Returns a float32 Sequential with meta preprocess "torch" and, for 1000 classes, the ImageNet
+    class names. MinicnnError on a damaged file or a non-VGG state dict.
+    """
+    from safetensors import safe_open
+
+    from minicnn.io.torchvision import _check_vgg, build_vgg
+
+    header = read_header(path)
+    _check_vgg(header)
+    shapes = {name: tuple(spec["shape"]) for name, spec in header.items()}
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return build_vgg(shapes, lambda name: np.array(f.get_tensor(name)), "safetensors")
+    except MinicnnError:
+        raise
+    except Exception as exc:  # the package's SafetensorError
+        raise MinicnnError(f"cannot read the safetensors file ({str(exc).splitlines()[0]})") from None
