@@ -73,10 +73,10 @@ def timm_vgg(cfg=VGG16_NARROW, hidden=64, classes=1000, seed=0):
     class Head(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(hidden, classes)
+            self.global_pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(hidden, classes)
 
-        def forward(self, x):
-            return self.fc(x.mean(dim=(2, 3)))
+        def forward(self, x):  # timm's SelectAdaptivePool2d: adaptive average pool, then flatten
+            return self.fc(torch.flatten(self.global_pool(x), 1))
 
     class VGG(nn.Module):
         def __init__(self):

@@ -1,0 +1,260 @@
+"""ONNX graphs of VGG-style networks (a chain of supported operators), read with the ``onnx`` package.
+
+``pip install "minicnn[onnx]"`` installs it. Supported operators (ONNX operator docs, opset 7+),
+each mapped to one minicnn layer:
+
+    Conv (group 1, no dilation, symmetric padding)        Conv2D, weight OIHW as stored
+    BatchNormalization (right after a Conv)               folded into that Conv (inference only,
+                                                          minicnn/io/fold_batchnorm.py, the node's eps)
+    Relu                                                  ReLU
+    MaxPool (no padding, floor mode)                      MaxPool2D
+    AveragePool (floor mode; count_include_pad as set)    AvgPool2D
+    GlobalAveragePool                                     GlobalAvgPool2D (the (N, C, 1, 1) output is
+                                                          (N, C) in minicnn; the Flatten after it is
+                                                          then a no-op)
+    Flatten (axis 1) / Reshape to (N, -1)                 Flatten ((C, H, W) order in both)
+    Gemm (alpha, beta, transB) / MatMul then Add          Dense, weight (out, in)
+    Dropout                                               Dropout (the identity at inference)
+    Softmax (last node only)                              dropped: minicnn's outputs are the scores
+                                                          before softmax; meta["final_activation"]
+    Constant / Identity                                   constants for the operators above / nothing
+
+The nodes must form a chain: each one's data input is the previous one's output, the other inputs
+are initializers. Anything else is refused with one line naming the operator and the node. Tensors
+stored outside the file (ONNX "external data") are refused: nothing outside the named file is read.
+The graph does not say how its images were preprocessed; meta["preprocess"] is "torch" (the
+convention of torch.onnx exports of torchvision models); set ``net.meta["preprocess"]`` otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+from minicnn.io.fold_batchnorm import fold_batchnorm
+from minicnn.io.h5common import assign
+from minicnn.io.imagenet import class_names as imagenet_class_names
+
+SUPPORTED = (
+    "Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, "
+    "Gemm, MatMul, Add, Dropout, Softmax"
+)
+
+
+def _import_onnx():
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise MinicnnError('reading ONNX files needs the onnx package: pip install "minicnn[onnx]"') from None
+    return onnx, numpy_helper
+
+
+class _Graph:
+    """The model's constants and the attribute reader, with node-naming errors."""
+
+    def __init__(self, graph, numpy_helper, onnx):
+        self.onnx = onnx
+        self.helper = numpy_helper
+        self.inits = {t.name: t for t in graph.initializer}
+        for t in graph.initializer:
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                raise MinicnnError(f"initializer {t.name!r} is stored in an external file; refused")
+        self.constants: dict[str, np.ndarray] = {}
+
+    def const(self, node, i: int, what: str) -> np.ndarray:
+        name = node.input[i] if i < len(node.input) else ""
+        if name in self.constants:
+            return self.constants[name]
+        if name not in self.inits:
+            raise MinicnnError(f"{_where(node)}: input {i} ({what}) must be a constant initializer")
+        return self.helper.to_array(self.inits[name])
+
+    def has(self, node, i: int) -> bool:
+        return i < len(node.input) and node.input[i] != ""
+
+    def attrs(self, node) -> dict:
+        return {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _where(node) -> str:
+    return f"node {node.name or '(unnamed)'!r} ({node.op_type})"
+
+
+def _pair(node, values, what) -> tuple[int, int]:
+    values = [int(v) for v in values]
+    if len(values) != 2:
+        raise MinicnnError(f"{_where(node)}: expected 2-D {what}, got {values}")
+    return values[0], values[1]
+
+
+def _padding(node, attrs) -> tuple[int, int]:
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise MinicnnError(f"{_where(node)}: auto_pad is not supported (expected explicit pads)")
+    pads = [int(p) for p in attrs.get("pads", [0, 0, 0, 0])]
+    if len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]:
+        raise MinicnnError(f"{_where(node)}: only symmetric padding is supported, got pads {pads}")
+    return pads[0], pads[1]
+
+
+def _input_shape(graph, inits) -> list | None:
+    data = [i for i in graph.input if i.name not in inits]
+    if len(data) != 1:
+        raise MinicnnError(f"expected one data input, found {len(data)}")
+    dims = data[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    if len(shape) != 4:
+        raise MinicnnError(f"expected an (N, C, H, W) image input, found {len(shape)} dimensions")
+    return data[0].name, shape[1:]
+
+
+def read_onnx(path):
+    """Load an ONNX graph file as a float32 Sequential (see the module docstring for what is read).
+
+    meta: architecture "onnx", input_shape from the graph's input (C, H, W) when fixed, preprocess
+    "torch", class_names for 1000 outputs, final_activation "softmax" when the graph ended in one.
+    """
+    onnx, numpy_helper = _import_onnx()
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends from protobuf
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MinicnnError(f"not a readable ONNX model, truncated or damaged ({text})") from None
+    g = _Graph(model.graph, numpy_helper, onnx)
+    current, chw = _input_shape(model.graph, g.inits)
+    layers, params, meta = [], {}, {"architecture": "onnx", "preprocess": "torch", "source": "onnx"}
+    nodes = list(model.graph.node)
+    shape = list(chw)  # (C, H, W) or (F,) of the current tensor; None where unknown
+    for k, node in enumerate(nodes):
+        op, attrs = node.op_type, g.attrs(node)
+        if op == "Constant":
+            g.constants[node.output[0]] = numpy_helper.to_array(attrs["value"])
+            continue
+        if not node.input or node.input[0] != current:
+            raise MinicnnError(
+                f"{_where(node)}: the graph is not a chain (its input is not the previous output)"
+            )
+        name = node.name or f"{op.lower()}_{k}"
+        layer = _layer(g, node, op, attrs, name, shape, layers, params, nodes[k + 1 :], meta)
+        if layer is not None:
+            layers.append(layer)
+            if layer.has_params or hasattr(layer, "output_shape"):
+                shape = _next_shape(layer, shape)
+        current = node.output[0]
+    outputs = [o.name for o in model.graph.output]
+    if outputs != [current]:
+        raise MinicnnError(f"the graph's output {outputs} is not the end of the chain ({current!r})")
+    if not layers:
+        raise MinicnnError("the graph has no layers")
+    for layer in layers:
+        if layer.has_params:
+            assign(layer, params[layer.name])
+    from minicnn.network import Sequential
+
+    if all(s is not None for s in chw):
+        meta["input_shape"] = [int(s) for s in chw]
+    if shape and len(shape) == 1 and shape[0] == 1000:
+        meta["class_names"] = imagenet_class_names()
+    return Sequential(layers, meta=meta)
+
+
+def _next_shape(layer, shape):
+    if shape is None or any(s is None for s in shape):
+        return None
+    return list(layer.output_shape(tuple(shape)))
+
+
+def _layer(g, node, op, attrs, name, shape, layers, params, rest, meta):
+    from minicnn import layers as L
+
+    if op in ("Relu",):
+        return L.ReLU(name=name)
+    if op == "Identity":
+        return None
+    if op == "Dropout":
+        return L.Dropout(0.5, name=name)
+    if op == "Conv":
+        w = g.const(node, 1, "weight")
+        b = g.const(node, 2, "bias") if g.has(node, 2) else np.zeros(w.shape[0], w.dtype)
+        if attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise MinicnnError(f"{_where(node)}: grouped or dilated convolution is not supported")
+        if w.ndim != 4:
+            raise MinicnnError(f"{_where(node)}: expected a 2-D convolution, weight shape {w.shape}")
+        kernel = _pair(node, attrs.get("kernel_shape", w.shape[2:]), "kernel")
+        sh, sw = _pair(node, attrs.get("strides", [1, 1]), "strides")
+        ph, pw = _padding(node, attrs)
+        if sh != sw or ph != pw:
+            raise MinicnnError(f"{_where(node)}: different strides or pads along H and W are not supported")
+        if tuple(kernel) != tuple(w.shape[2:]):
+            raise MinicnnError(f"{_where(node)}: kernel_shape {kernel} disagrees with weight {w.shape}")
+        params[name] = {"weight": w, "bias": b}
+        return L.Conv2D(w.shape[1], w.shape[0], kernel, stride=sh, padding=ph, name=name)
+    if op == "BatchNormalization":
+        prev = layers[-1] if layers else None
+        if prev is None or not prev.is_convolution:
+            raise MinicnnError(f"{_where(node)}: BatchNormalization is supported right after a Conv only")
+        stats = [g.const(node, i, what) for i, what in enumerate(("scale", "B", "mean", "var"), start=1)]
+        p = params[prev.name]
+        w, b = fold_batchnorm(p["weight"], p["bias"], *stats, eps=float(attrs.get("epsilon", 1e-5)))
+        params[prev.name] = {"weight": w, "bias": b}
+        return None
+    if op in ("MaxPool", "AveragePool"):
+        if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            raise MinicnnError(f"{_where(node)}: ceil_mode and dilations are not supported")
+        kernel = _pair(node, attrs["kernel_shape"], "kernel")
+        stride = _pair(node, attrs.get("strides", [1, 1]), "strides")
+        pad = _padding(node, attrs)
+        if op == "MaxPool":
+            if any(pad) or stride[0] != stride[1] or attrs.get("storage_order", 0):
+                raise MinicnnError(
+                    f"{_where(node)}: max-pooling with padding or unequal strides is not supported"
+                )
+            return L.MaxPool2D(kernel, stride[0], name=name)
+        return L.AvgPool2D(
+            kernel, stride, pad, count_include_pad=bool(attrs.get("count_include_pad", 0)), name=name
+        )
+    if op == "GlobalAveragePool":
+        return L.GlobalAvgPool2D(name=name)
+    if op in ("Flatten", "Reshape"):
+        if op == "Flatten" and attrs.get("axis", 1) != 1:
+            raise MinicnnError(f"{_where(node)}: only Flatten with axis 1 is supported")
+        if op == "Reshape":
+            target = [int(v) for v in g.const(node, 1, "shape").ravel()]
+            flat = None if shape is None else int(np.prod(shape))
+            if len(target) != 2 or target[1] not in (-1, flat) or target[0] not in (-1, 0, 1):
+                raise MinicnnError(f"{_where(node)}: only a reshape to (N, -1) is supported, got {target}")
+        if shape is not None and len(shape) == 1:
+            return None  # already (N, F): after GlobalAveragePool
+        return L.Flatten(name=name)
+    if op in ("Gemm", "MatMul"):
+        w = g.const(node, 1, "weight")
+        if w.ndim != 2:
+            raise MinicnnError(f"{_where(node)}: expected a 2-D weight, found shape {w.shape}")
+        if op == "Gemm":
+            if attrs.get("transA", 0):
+                raise MinicnnError(f"{_where(node)}: transA is not supported")
+            w = w if attrs.get("transB", 0) else w.T
+            b = g.const(node, 2, "bias") if g.has(node, 2) else np.zeros(w.shape[0], w.dtype)
+            w, b = w * attrs.get("alpha", 1.0), np.broadcast_to(b * attrs.get("beta", 1.0), (w.shape[0],))
+        else:
+            w, b = w.T, np.zeros(w.shape[1], w.dtype)
+        params[name] = {"weight": np.ascontiguousarray(w), "bias": np.array(b)}
+        return L.Dense(w.shape[1], w.shape[0], name=name)
+    if op == "Add":
+        prev = layers[-1] if layers else None
+        if prev is None or not prev.is_linear or params[prev.name]["bias"].any():
+            raise MinicnnError(f"{_where(node)}: Add is supported only as the bias of a MatMul")
+        b = g.const(node, 1, "bias").ravel()
+        if b.shape != params[prev.name]["bias"].shape:
+            raise MinicnnError(f"{_where(node)}: bias shape {b.shape} does not match the MatMul's outputs")
+        params[prev.name]["bias"] = b
+        return None
+    if op == "Softmax":
+        if rest:
+            raise MinicnnError(f"{_where(node)}: Softmax is supported only as the last node")
+        meta["final_activation"] = "softmax"
+        return None
+    raise MinicnnError(f"{_where(node)}: operator {op} is not supported (supported: {SUPPORTED})")
