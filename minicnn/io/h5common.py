@@ -55,7 +55,8 @@ def assign(layer, values: dict, dtype=np.float32) -> None:
     """Set ``layer``'s parameters from ``values`` after checking every shape.
 
     values: {"weight": array, "bias": array} already in engine layout (OIHW or (out, in)).
-    Raises MinicnnError naming the layer, the parameter, the expected and the found shape.
+    Raises MinicnnError naming the layer, the parameter, the expected and the found shape, or
+    when a value is not floating point or not finite (NaN/Inf weights make every score NaN).
     """
     shapes = layer.param_shapes()
     if set(values) != set(shapes):
@@ -71,5 +72,8 @@ def assign(layer, values: dict, dtype=np.float32) -> None:
             )
         if not np.issubdtype(value.dtype, np.floating):
             raise MinicnnError(f"layer {layer.name!r}: {key} should be floating point, found {value.dtype}")
+        if not np.isfinite(value).all():
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            raise MinicnnError(f"layer {layer.name!r}: {key} holds {bad} NaN or infinite values")
     for key in shapes:
         setattr(layer, key, np.ascontiguousarray(values[key], dtype=dtype))

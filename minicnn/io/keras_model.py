@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from minicnn.errors import MinicnnError
 from minicnn.io.h5common import assign, attr_str
 from minicnn.io.keras_weights import legacy_root, legacy_weights, params_from_keras
@@ -273,9 +271,7 @@ def read_keras_model(f):
             continue
         if layer.name not in weights:
             raise MinicnnError(f"weights of layer {layer.name!r} are missing from model_weights")
-        arrays = list(weights[layer.name])
-        if len(arrays) == 1:  # use_bias=False
-            arrays.append(np.zeros(arrays[0].shape[-1], np.float32))
+        arrays = list(weights[layer.name])  # [kernel] alone when use_bias=False
         assign(layer, params_from_keras(layer, arrays, flatten_hwc.get(layer.name)))
     net = Sequential(layers, meta=meta)
     if meta["architecture"] in ("vgg16", "vgg19"):

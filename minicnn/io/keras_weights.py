@@ -27,6 +27,7 @@ import re
 import numpy as np
 
 from minicnn.errors import MinicnnError
+from minicnn.io.h5check import read_array
 from minicnn.io.h5common import assign, attr_list, attr_str
 from minicnn.io.imagenet import class_names as imagenet_class_names
 
@@ -48,8 +49,13 @@ def detect_layout(f) -> str | None:
     if root is not None:
         version = attr_str(root, "keras_version") or attr_str(f, "keras_version") or ""
         return "keras3-legacy-weights" if version.startswith("3") else "keras2-weights"
+    import h5py
+
+    # only groups are asked for "vars": ``"vars" in dataset`` would iterate the dataset's rows
     layers = f.get("layers")
-    if layers is not None and hasattr(layers, "keys") and any("vars" in g for g in layers.values()):
+    if isinstance(layers, h5py.Group) and any(
+        isinstance(g, h5py.Group) and "vars" in g for g in layers.values()
+    ):
         return "keras3-weights"
     return None
 
@@ -75,8 +81,11 @@ def _split_nested(group_name: str, names: list[str], arrays: list) -> list[tuple
     return list(out.items())
 
 
-def legacy_weights(root, nested=()) -> list[tuple[str, list[np.ndarray]]]:
+def legacy_weights(root, nested=()) -> list[tuple[str, list]]:
     """[(layer name, [kernel, bias, ...])] for every layer with weights, in ``layer_names`` order.
+
+    The weights are h5py Datasets, not yet read: ``params_from_keras`` reads each one only after
+    checking its declared shape against the layer it is assigned to (minicnn.io.h5check).
 
     root: a group with ``layer_names`` (Keras 2 or Keras 3 legacy layout). Arrays come in the
     order of each layer's ``weight_names`` attribute. nested: names of groups that hold a whole
@@ -85,17 +94,19 @@ def legacy_weights(root, nested=()) -> list[tuple[str, list[np.ndarray]]]:
     out = []
     for name in attr_list(root, "layer_names"):
         group = root.get(name)
-        if group is None:
+        if group is None or not hasattr(group, "keys"):
             raise MinicnnError(f"layer {name!r} is listed in layer_names but has no group")
         names = attr_list(group, "weight_names")
         if names is None:
-            arrays = [d[()] for d in _datasets(group)]
+            arrays = _datasets(group)
             arrays.sort(key=lambda a: -a.ndim)  # kernel before bias
         else:
             missing = [n for n in names if n not in group]
             if missing:
                 raise MinicnnError(f"layer {name!r}: weight {missing[0]!r} is missing")
-            arrays = [group[n][()] for n in names]
+            arrays = [group[n] for n in names]
+            if not all(hasattr(a, "ndim") for a in arrays):
+                raise MinicnnError(f"layer {name!r}: a weight name points to a group, not a dataset")
             if name in nested:
                 out += _split_nested(name, names, arrays)
                 continue
@@ -110,8 +121,10 @@ def _suffix_key(name: str):
     return m.group(1), int(m.group(2) or 0)
 
 
-def keras3_weights(f) -> list[tuple[str, list[np.ndarray]]]:
+def keras3_weights(f) -> list[tuple[str, list]]:
     """[(layer name, [vars/0, vars/1, ...])] of a Keras 3 ``.weights.h5`` file, layers with vars.
+
+    The vars are h5py Datasets, not yet read (see ``legacy_weights``).
 
     Layers are ordered convolutions first, then dense layers (the only order a VGG has), each by
     the numeric suffix of its group name; the reported name is the ``vars`` group's ``name``
@@ -119,10 +132,14 @@ def keras3_weights(f) -> list[tuple[str, list[np.ndarray]]]:
     """
     layers = []
     for key, group in f["layers"].items():
-        vars_ = group.get("vars")
-        if vars_ is None or len(vars_) == 0:
+        vars_ = group.get("vars") if hasattr(group, "keys") else None
+        if vars_ is None or not hasattr(vars_, "keys") or len(vars_) == 0:
             continue
-        arrays = [vars_[k][()] for k in sorted(vars_, key=int)]
+        if not all(k.isdigit() for k in vars_):
+            raise MinicnnError(f"layer {key!r}: vars should be numbered 0, 1, ..., found {sorted(vars_)[:4]}")
+        arrays = [vars_[k] for k in sorted(vars_, key=int)]
+        if not all(hasattr(a, "ndim") for a in arrays):
+            raise MinicnnError(f"layer {key!r}: expected datasets in vars")
         name = attr_str(vars_, "name") or key
         layers.append((-arrays[0].ndim, _suffix_key(key), name, arrays))
     layers.sort(key=lambda t: t[:2])
@@ -172,12 +189,39 @@ def dense_kernel(kernel: np.ndarray, hwc=None) -> np.ndarray:
     return transpose2d(kernel)
 
 
+def keras_shapes(layer) -> tuple[tuple, tuple]:
+    """(kernel, bias) shapes that Keras stores for ``layer``: conv (kh, kw, in, out), dense (in, out)."""
+    shapes = layer.param_shapes()
+    w = tuple(shapes["weight"])
+    kernel = (w[2], w[3], w[1], w[0]) if layer.is_convolution else (w[1], w[0])
+    return kernel, tuple(shapes["bias"])
+
+
 def params_from_keras(layer, arrays, hwc=None, source: str = "") -> dict:
-    """Engine parameters for ``layer`` (Conv2D or Dense) from Keras arrays [kernel, bias]."""
+    """Engine parameters for ``layer`` (Conv2D or Dense) from Keras weights [kernel, bias].
+
+    arrays: h5py Datasets (or arrays); each is read only after its declared shape and dtype match
+    what ``layer`` needs (minicnn.io.h5check.read_array). A missing bias (``[kernel]``, Keras
+    ``use_bias=False``) is zeros.
+    """
     where = f"layer {layer.name!r}" + (f" (file layer {source!r})" if source != layer.name else "")
-    if len(arrays) != 2:
+    if len(arrays) not in (1, 2):
         raise MinicnnError(f"{where}: expected 2 weights (kernel, bias), found {len(arrays)}")
-    kernel, bias = arrays
+    kernel_shape, bias_shape = keras_shapes(layer)
+    found = tuple(arrays[0].shape)
+    if found != kernel_shape:
+        # said in the engine's layout (as every other shape message), before anything is read
+        engine = layer.param_shapes()["weight"]
+        if len(found) == 4 and layer.is_convolution:
+            found = (found[3], found[2], found[0], found[1])
+        elif len(found) == 2 and not layer.is_convolution:
+            found = (found[1], found[0])
+        raise MinicnnError(f"{where}: weight should have shape {tuple(engine)}, found {found}")
+    kernel = read_array(arrays[0], kernel_shape, f"{where}: kernel")
+    if len(arrays) == 2:
+        bias = read_array(arrays[1], bias_shape, f"{where}: bias")
+    else:
+        bias = np.zeros(bias_shape, kernel.dtype)
     try:
         w = conv_kernel(kernel) if layer.is_convolution else dense_kernel(kernel, hwc)
     except MinicnnError as exc:

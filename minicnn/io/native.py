@@ -1,22 +1,40 @@
 """minicnn's own model file: one self-describing HDF5 file per network.
 
-Layout (format "minicnn", version 1)::
+Layout (format "minicnn", version 2)::
 
-    /                     attrs: format="minicnn", format_version=1, dtype="float32",
+    /                     attrs: format="minicnn", format_version=2, dtype="float32",
                                  layers=JSON [{"kind", "name", "config"}, ...] in order,
-                                 meta=JSON (input_shape, class_names, preprocess, provenance, ...)
+                                 meta=JSON (input_shape, class_names, preprocess, provenance, ...),
+                                 arrays=JSON {"params/<layer>/<key>": {"shape", "dtype", "sha256"}},
+                                 header_sha256=SHA-256 of the five attributes above
     /params/<layer name>/weight   conv (O, C, kh, kw) or dense (out, in), engine layout
     /params/<layer name>/bias     (O,) or (out,)
 
 The architecture is stored as each layer's ``kind`` and ``config()``, so reading rebuilds it as
 ``LAYER_KINDS[kind](**config, name=name)``; parameters are stored in their own dtype, so a save and
-load round trip is exact, bit for bit. Saving writes a temporary file beside the target and renames
-it (minicnn.io.atomic), so an interrupted save never leaves a broken file at the target path.
+load round trip is exact, bit for bit.
+
+Corruption is detected, never loaded: every array carries the SHA-256 of its bytes (FIPS 180-4) in
+the ``arrays`` attribute, which the header checksum covers together with the architecture and the
+metadata; each chunk also carries HDF5's Fletcher-32 checksum, so libhdf5 itself refuses a damaged
+chunk. Attributes are fixed-length byte strings in the object header (no global heap, the structure
+whose corruption made libhdf5 loop or crash in version 1 files) and the file uses the latest HDF5
+file-format version. Version 1 files (no checksums, variable-length strings) still load, with a
+``UncheckedFileWarning``.
+
+Saving builds the whole file in memory and writes its bytes through a temporary file beside the
+target that is renamed at the end (minicnn.io.atomic): libhdf5 never writes to the disk, so a full
+disk is one OSError from ``write`` (reported as one line) and an interrupted save never leaves a
+broken file at the target path.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +42,18 @@ import numpy as np
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.io.atomic import atomic_path
+from minicnn.io.h5check import check_declared
 from minicnn.io.h5common import assign, attr_str
 
 FORMAT = "minicnn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+# the attributes the header checksum covers, in this order
+HEADER_ATTRS = ("format", "format_version", "dtype", "layers", "meta", "arrays")
+
+
+class UncheckedFileWarning(UserWarning):
+    """A minicnn file written before checksums existed (version 1): it loads, unverified."""
 
 
 def _json_default(value):
@@ -41,15 +67,65 @@ def _json_default(value):
     raise TypeError(f"net.meta value of type {type(value).__name__} cannot be saved")
 
 
+def array_sha256(a: np.ndarray) -> str:
+    """SHA-256 (hex) of an array's bytes in C order, little-endian: the same on every machine."""
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(a.astype(a.dtype.newbyteorder("<"), copy=False).data).hexdigest()
+
+
+def header_sha256(values: dict) -> str:
+    """SHA-256 (hex) over the header attributes (HEADER_ATTRS, as strings, one per line)."""
+    text = "\n".join(f"{key}={values[key]}" for key in HEADER_ATTRS)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _fixed(text: str) -> np.bytes_:
+    """A fixed-length byte-string attribute value (stored in the object header, not the heap)."""
+    return np.bytes_(text.encode("utf-8"))
+
+
+def to_bytes(net) -> bytes:
+    """The whole minicnn file for ``net`` as bytes (built in memory by libhdf5)."""
+    import h5py
+
+    layers = json.dumps([{"kind": la.kind, "name": la.name, "config": la.config()} for la in net.layers])
+    try:
+        meta = json.dumps(net.meta, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise MinicnnError(f"cannot save net.meta as JSON: {exc}") from None
+    params = [(f"params/{layer.name}/{key}", to_numpy(value)) for layer, key, value in net.parameters()]
+    arrays = {
+        name: {"shape": list(a.shape), "dtype": a.dtype.str, "sha256": array_sha256(a)} for name, a in params
+    }
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "dtype": str(net.dtype),
+        "layers": layers,
+        "meta": meta,
+        "arrays": json.dumps(arrays),
+    }
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", libver="latest") as f:
+        for key, value in header.items():
+            if key == "format_version":
+                f.attrs[key] = np.int64(FORMAT_VERSION)
+            else:
+                f.attrs[key] = _fixed(value)
+        f.attrs["header_sha256"] = _fixed(header_sha256(header))
+        for name, a in params:
+            f.create_dataset(name, data=a, fletcher32=True)
+    return buffer.getvalue()
+
+
 def save(net, path) -> Path:
     """Write ``net`` (a Sequential) to ``path`` in minicnn's HDF5 format, atomically.
 
     Everything needed to use the network is stored: the layers (kind, hyper-parameters, name), the
-    parameters in the network's dtype (float32 by default) and ``net.meta`` as JSON. Parameters on
-    the GPU are copied to the host. Returns the path written.
+    parameters in the network's dtype (float32 by default) with a SHA-256 each, and ``net.meta``
+    as JSON. Parameters on the GPU are copied to the host. Returns the path written; a full disk
+    or an unwritable folder is one MinicnnError and leaves no file behind.
     """
-    import h5py
-
     from minicnn.network import Sequential
 
     if not isinstance(net, Sequential):
@@ -57,36 +133,86 @@ def save(net, path) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise MinicnnError(f"cannot save to {path}: folder {path.parent} does not exist")
-    layers = [{"kind": la.kind, "name": la.name, "config": la.config()} for la in net.layers]
+    data = to_bytes(net)
     try:
-        meta = json.dumps(net.meta, default=_json_default)
-    except (TypeError, ValueError) as exc:
-        raise MinicnnError(f"cannot save net.meta as JSON: {exc}") from None
-    with atomic_path(path, suffix=".tmp") as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["dtype"] = str(net.dtype)
-            f.attrs["layers"] = json.dumps(layers)
-            f.attrs["meta"] = meta
-            params = f.create_group("params")
-            for layer, key, value in net.parameters():
-                params.create_dataset(f"{layer.name}/{key}", data=to_numpy(value))
+        with atomic_path(path, suffix=".tmp") as tmp:
+            fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise MinicnnError(f"cannot save to {path}: {exc.strerror or exc}") from None
     return path
+
+
+def _verify_header(f) -> dict:
+    """The ``arrays`` manifest of a version 2 file after checking the header checksum."""
+    values = {key: attr_str(f, key) for key in HEADER_ATTRS}
+    missing = [key for key, value in values.items() if value is None]
+    if missing or attr_str(f, "header_sha256") is None:
+        raise MinicnnError(f"damaged header: attribute {(missing or ['header_sha256'])[0]!r} is missing")
+    if header_sha256(values) != attr_str(f, "header_sha256"):
+        raise MinicnnError("damaged header: its SHA-256 does not match (the file is corrupt)")
+    try:
+        arrays = json.loads(values["arrays"])
+    except json.JSONDecodeError as exc:
+        raise MinicnnError(f"damaged 'arrays' attribute ({exc})") from None
+    if not isinstance(arrays, dict):
+        raise MinicnnError("damaged 'arrays' attribute (expected a JSON object)")
+    return arrays
+
+
+def _read_params(f, layer, dtype, manifest: dict | None) -> dict:
+    """{"weight": array, "bias": array} of ``layer``, each checked before and after reading."""
+    group = f.get(f"params/{layer.name}")
+    if group is None or not hasattr(group, "keys"):
+        raise MinicnnError(f"layer {layer.name!r}: parameters missing (expected params/{layer.name})")
+    shapes = layer.param_shapes()
+    if set(group) != set(shapes):
+        raise MinicnnError(
+            f"layer {layer.name!r}: expected parameters {sorted(shapes)}, found {sorted(group)}"
+        )
+    values = {}
+    for key, shape in shapes.items():
+        name, what = f"params/{layer.name}/{key}", f"layer {layer.name!r}: {key}"
+        ds = group.get(key)
+        if ds is None:
+            raise MinicnnError(f"{what} is missing (expected {name})")
+        check_declared(ds, shape, what)
+        if manifest is not None:
+            entry = manifest.get(name)
+            if not isinstance(entry, dict) or entry.get("dtype") != ds.dtype.str:
+                raise MinicnnError(f"{what}: not in the file's checksum list with dtype {ds.dtype.str}")
+        values[key] = ds[()]
+        if manifest is not None and array_sha256(values[key]) != manifest[name].get("sha256"):
+            raise MinicnnError(f"{what}: SHA-256 mismatch, the stored weights are corrupt")
+    return values
 
 
 def read_native(f):
     """Rebuild the Sequential stored in the open h5py File ``f`` (see the module docstring).
 
-    Raises MinicnnError (without the file name; the caller adds it) on a newer format version,
-    an unknown layer kind, a bad configuration, or a missing or misshapen parameter.
+    Raises MinicnnError (without the file name; the caller adds it) on an unknown format version,
+    a checksum mismatch, an unknown layer kind, a bad configuration, or a missing or misshapen
+    parameter. A version 1 file (no checksums) loads with an UncheckedFileWarning.
     """
     from minicnn.layers import LAYER_KINDS
     from minicnn.network import Sequential
 
-    version = int(f.attrs.get("format_version", -1))
-    if version != FORMAT_VERSION:
-        raise MinicnnError(f"minicnn format version {version} is not supported (expected {FORMAT_VERSION})")
+    version = f.attrs.get("format_version", -1)
+    if not isinstance(version, (int, np.integer)) or int(version) not in READABLE_VERSIONS:
+        raise MinicnnError(f"minicnn format version {version} is not supported (expected 1 or 2)")
+    if version == 1:
+        warnings.warn(
+            "minicnn format 1 file: it carries no checksums, so corruption cannot be detected "
+            "(re-save it with mc.save to add them)",
+            UncheckedFileWarning,
+            stacklevel=2,
+        )
     try:
         specs = json.loads(attr_str(f, "layers", "null"))
         meta = json.loads(attr_str(f, "meta", "{}"))
@@ -94,22 +220,32 @@ def read_native(f):
         raise MinicnnError(f"damaged 'layers' or 'meta' attribute ({exc})") from None
     if not isinstance(specs, list) or not specs:
         raise MinicnnError("expected a non-empty 'layers' list in the file attributes")
-    dtype = np.dtype(attr_str(f, "dtype", "float32"))
+    if not isinstance(meta, dict):
+        raise MinicnnError("expected a JSON object in the 'meta' attribute")
+    dtype_name = attr_str(f, "dtype", "float32")
+    if dtype_name not in ("float32", "float64"):
+        raise MinicnnError(f"network dtype {dtype_name!r} is not supported (expected float32 or float64)")
+    dtype = np.dtype(dtype_name)
     layers = []
     for spec in specs:
+        if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
+            raise MinicnnError("expected each entry of 'layers' to be {kind, name, config}")
         kind, name = spec.get("kind"), spec.get("name")
-        if kind not in LAYER_KINDS:
+        if kind not in LAYER_KINDS or not isinstance(name, str):
             raise MinicnnError(
                 f"layer {name!r}: unknown kind {kind!r} (expected one of {', '.join(LAYER_KINDS)})"
             )
         try:
             layer = LAYER_KINDS[kind](**spec.get("config", {}), name=name)
-        except TypeError as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise MinicnnError(f"layer {name!r} ({kind}): bad configuration ({exc})") from None
-        if layer.has_params:
-            group = f.get(f"params/{name}")
-            if group is None:
-                raise MinicnnError(f"layer {name!r}: parameters missing (expected params/{name})")
-            assign(layer, {key: group[key][()] for key in group}, dtype=dtype)
         layers.append(layer)
+    # the header is verified once the architecture parsed (so that a hand-edited file names its
+    # first wrong layer) and before a single weight byte is read
+    manifest = _verify_header(f) if version == 2 else None
+    for layer in layers:
+        if layer.has_params:
+            assign(layer, _read_params(f, layer, dtype, manifest), dtype=dtype)
+    if manifest is not None and len(manifest) != sum(len(la.param_shapes()) for la in layers):
+        raise MinicnnError("the checksum list does not match the layers (the file is corrupt)")
     return Sequential(layers, meta=meta, dtype=dtype)

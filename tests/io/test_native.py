@@ -43,7 +43,8 @@ def test_round_trip_float64(tmp_path):
 def test_file_describes_itself(tmp_path):
     mc.save(small_net(), tmp_path / "m.h5")
     with h5py.File(tmp_path / "m.h5") as f:
-        assert f.attrs["format"] == "minicnn" and f.attrs["format_version"] == 1
+        # format 2 (#16): fixed-length byte-string attributes, so h5py returns bytes
+        assert f.attrs["format"] == b"minicnn" and f.attrs["format_version"] == 2
         layers = json.loads(f.attrs["layers"])
         assert layers[3] == {
             "kind": "Conv2D",
