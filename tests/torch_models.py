@@ -143,7 +143,13 @@ def save(model, path, fmt: str):
 
 
 def save_onnx(model, path, size: int):
+    import warnings
+
     torch = _torch()
     x = torch.zeros(1, 3, size, size)
-    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["input"], output_names=["scores"])
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (x,), str(path), dynamo=False, input_names=["input"], output_names=["scores"]
+        )
     return path

@@ -72,7 +72,12 @@ def read_safetensors(path):
     Returns a float32 Sequential with meta preprocess "torch" and, for 1000 classes, the ImageNet
     class names. MinicnnError on a damaged file or a non-VGG state dict.
     """
-    from safetensors import safe_open
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise MinicnnError(
+            "reading safetensors files needs the safetensors package: pip install safetensors"
+        ) from None
 
     from minicnn.io.torchvision import _check_vgg, build_vgg
 
