@@ -10,6 +10,9 @@ Formats, detected from the file's contents (never from its name):
     "keras3-legacy-weights"  the legacy ``.h5`` layout Keras 3 writes with ``save_weights``
     "keras3-weights"      Keras 3 ``.weights.h5`` files (``layers/<name>/vars/<i>``)
 
+and, before the HDF5 path, other frameworks' files (minicnn.io.foreign: "torch-zip",
+"torch-legacy", "safetensors", "onnx").
+
 Every problem (missing file, not HDF5, truncated, unknown layout, shape mismatch, missing layer)
 becomes one MinicnnError that starts with the file name; nothing half-built is ever returned.
 """
@@ -87,6 +90,22 @@ def _read(f, fmt: str):
     return read_keras_weights(f, fmt)
 
 
+def _load_foreign(path: Path):
+    """(net, format) for a PyTorch, safetensors or ONNX file (minicnn.io.foreign, detected from the
+    first bytes), None for anything else (the HDF5 path below). Errors start with the file name."""
+    from minicnn.io import foreign
+
+    fmt = foreign.detect(path)
+    if fmt is None:
+        return None
+    try:
+        return foreign.read(path, fmt), fmt
+    except MinicnnError as exc:
+        raise MinicnnError(f"{path}: {str(exc).splitlines()[0]}") from None
+    except (OSError, EOFError, MemoryError) as exc:
+        raise MinicnnError(f"{path}: cannot read the file ({type(exc).__name__}: {exc})") from None
+
+
 def _first_line(exc: BaseException) -> str:
     """``Type: first line of the message`` (h5py's messages can span lines)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
@@ -137,5 +156,8 @@ def load(path, with_format: bool = False, guard: bool = False):
         from minicnn.io.guard import check_in_child
 
         check_in_child(path)
+    foreign = _load_foreign(path)
+    if foreign is not None:
+        return foreign if with_format else foreign[0]
     net, fmt = _load_h5(path)
     return (net, fmt) if with_format else net
