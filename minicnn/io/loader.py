@@ -152,12 +152,14 @@ def load(path, with_format: bool = False, guard: bool = False):
     A minicnn file of format version 1 loads with a ``minicnn.io.native.UncheckedFileWarning``.
     """
     path = Path(path)
+    # PyTorch, safetensors and ONNX files never reach libhdf5, so the guard (an HDF5 check) is not
+    # for them; their readers are pure Python, Rust (safetensors) or protobuf.
+    foreign = _load_foreign(path)
+    if foreign is not None:
+        return foreign if with_format else foreign[0]
     if guard:
         from minicnn.io.guard import check_in_child
 
         check_in_child(path)
-    foreign = _load_foreign(path)
-    if foreign is not None:
-        return foreign if with_format else foreign[0]
     net, fmt = _load_h5(path)
     return (net, fmt) if with_format else net
