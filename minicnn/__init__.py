@@ -59,6 +59,8 @@ _API = {
     "invert": "minicnn.tools.invert",
     "topk": "minicnn.tools.topk",
     "localize": "minicnn.tools.localize",
+    # the independent DeconvNet and the sanity checks of saliency methods (issue 14)
+    "deconvnet": "minicnn.tools.deconvnet",
 }
 
 __all__ = sorted(_API) + ["__version__"]

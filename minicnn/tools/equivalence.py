@@ -6,10 +6,14 @@ convolution with the transposed filters, and unpooling through the switches is t
 pooling. At a ReLU the DeconvNet rectifies the backward signal itself, R_n = R_(n+1) [R_(n+1) > 0],
 while the gradient masks it by the forward input, dX_n = dX_(n+1) [X_n > 0].
 
-``equivalence`` measures this on a real network and input: it runs the DeconvNet pass from the
-one-hot class score and, at every layer, also applies the gradient rule to the same incoming signal
-(each layer's ``backward`` with the cache of the same forward), then reports how far the two results
-are apart. It also compares the three whole-network signals (gradient, DeconvNet, guided).
+``equivalence`` measures this on a real network and input with two separate implementations: the
+DeconvNet built as Zeiler & Fergus draw it (tools/deconvnet.py: unpooling at the switches,
+rectification, a forward convolution with the flipped filters, W^T R) runs down from the one-hot
+class score, and at every layer the gradient rule (the layer's own ``backward``, mode "gradient",
+with the cache of the same forward pass: col2im or the Winograd transposed kernel, the max-pool
+kernel's scatter) is applied to the same incoming DeconvNet signal. So a conv, pool or dense row
+is a real measurement: break either code and its rows show it (tests/tools/test_equivalence.py).
+It also compares the three whole-network signals (gradient, DeconvNet, guided).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 
 from minicnn.backend import get_xp, to_numpy
 from minicnn.layers.relu import MODES
-from minicnn.tools.targets import as_batch, one_hot, resolve_targets
+from minicnn.tools.deconvnet import reverse_layer
+from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
 # kind -> (forward pass, DeconvNet rule, gradient rule), after Simonyan et al. 2013, sec. 4;
 # X: forward input, R: DeconvNet signal, dX: gradient; K^T: the transposed (flipped) filters
@@ -38,7 +43,8 @@ RULES = {
 
 @dataclass
 class LayerRow:
-    """One layer's comparison: the two rules applied to the same incoming DeconvNet signal.
+    """One layer's comparison: the DeconvNet's reverse stage (tools/deconvnet.py) and the gradient
+    rule (the layer's backward) applied to the same incoming DeconvNet signal.
 
     rel_diff: max |gradient - deconvnet| / max(|gradient|, |deconvnet|) (0 if both are 0).
     frac_differ: fraction of entries whose difference exceeds ``tol`` times that scale.
@@ -122,7 +128,7 @@ def compare(a, b, tol: float):
     return float(diff.max()) / scale, float((diff > tol * scale).mean())
 
 
-def equivalence(net, x, target="predicted", tol: float = 1e-6) -> EquivalenceResult:
+def equivalence(net, x, target="predicted", tol: float = 1e-6, record=None) -> EquivalenceResult:
     """Measure, for every layer of ``net``, the DeconvNet rule against the gradient rule.
 
     Args:
@@ -130,27 +136,28 @@ def equivalence(net, x, target="predicted", tol: float = 1e-6) -> EquivalenceRes
         target: class index, list of N indices, or "predicted": the DeconvNet pass starts from the
             one-hot target score (the class-specific reconstruction of Simonyan et al. sec. 4).
         tol: entries count as differing when |gradient - deconvnet| > tol * the layer's scale.
+        record: the PassRecord of a full forward pass over x already run by the caller (reused).
 
     Returns:
         an EquivalenceResult (rows from the output layer down to the first layer). Conv, max-pool,
-        dense and reshape rows are 0 (the rules are the same operation); ReLU rows are not.
+        dense and reshape rows measure two codes for one operation (float rounding apart: ~1e-16
+        in float64, ~1e-7 in float32); ReLU rows differ by what the paper says.
     """
     x = as_batch(net, x)
-    rec = net.run(x)
+    rec = forward_record(net, x, record)
     scores = rec.output()
     targets = resolve_targets(target, scores)
     dy = one_hot(targets, scores)
     rows = []
     signal = dy
     for layer in reversed(net.layers):
-        cache = rec.cache(layer.name)
-        dec, _ = layer.backward(signal, cache, mode="deconvnet")
-        grad, _ = layer.backward(signal, cache, mode="gradient")
+        dec = reverse_layer(layer, signal, rec)  # Zeiler & Fergus's reverse stage
+        grad, _ = layer.backward(signal, rec.cache(layer.name), mode="gradient")
         rel, frac = compare(grad, dec, tol)
         fwd, rule_dec, rule_grad = RULES.get(layer.kind, (layer.kind.lower(), "backward", "backward"))
         rows.append(LayerRow(layer.name, layer.kind, fwd, rule_dec, rule_grad, rel, frac))
         signal = dec  # continue along the real DeconvNet pass
-    signals = {mode: rec.backward(dy, mode=mode) for mode in MODES}
+    signals = {mode: rec.backward(dy, mode=mode) for mode in MODES}  # the engine's three rules
     pairs = []
     for a, b in (("gradient", "deconvnet"), ("gradient", "guided"), ("deconvnet", "guided")):
         rel, frac = compare(signals[a], signals[b], tol)

@@ -6,6 +6,7 @@ from support import assert_close, oracle
 from torch_mirror import to_torch
 
 import minicnn as mc
+from minicnn.errors import MinicnnError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks")
 SAME_KINDS = ("Conv2D", "MaxPool2D", "Dense", "Flatten", "Dropout", "GlobalAvgPool2D")
@@ -117,3 +118,126 @@ def test_vgg16(vgg16, vgg_image):
 
 def test_shipped_digit_model(digit_net, make_digit_images):
     check_against_torch(digit_net, make_digit_images(digit_net), [0, 1, 2, 3])
+
+
+# -- the table is a measurement: two codes per row, and a break in either shows ------------------
+
+LINEAR_KINDS = ("Conv2D", "MaxPool2D", "Dense", "Flatten", "GlobalAvgPool2D", "Dropout")
+
+
+def random_geometry_net(seed):
+    """A float64 net with a random stride, padding and (possibly overlapping) pool, then dense."""
+    rng = np.random.default_rng(seed)
+    k, s = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+    p, pk = int(rng.integers(0, k + 2)), int(rng.integers(2, 4))
+    ps = int(rng.integers(1, pk + 2))
+    body = [
+        mc.Conv2D(3, 6, k, stride=s, padding=p), mc.ReLU(), mc.MaxPool2D(pk, ps),
+        mc.Conv2D(6, 5, 3, padding=int(rng.integers(0, 3))), mc.ReLU(), mc.Flatten(),
+    ]  # fmt: skip
+    size = int(rng.integers(18, 26))
+    features = int(np.prod(mc.Sequential(body).shapes((3, size, size))[-1]))
+    head = [
+        mc.Dense(features, 8, name="fc"),
+        mc.ReLU(name="fc_relu"),
+        mc.Dropout(0.5),
+        mc.Dense(8, 4, name="out"),
+    ]
+    layers = [*body, *head]
+    return mc.Sequential(layers, seed=seed, dtype=np.float64), size, (k, s, p, pk, ps)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_geometries_float64(seed):
+    net, size, geometry = random_geometry_net(seed)
+    x = np.random.default_rng(seed).standard_normal((2, 3, size, size))
+    res = mc.equivalence(net, x, [1, 3])
+    for r in res.rows:
+        if r.kind in LINEAR_KINDS:
+            assert r.rel_diff < 1e-10, (geometry, r)
+        else:
+            assert r.kind == "ReLU"
+
+
+def vgg_style_64():
+    """VGG16's 13 convolutions and 5 pools at 64x64, with a small dense head, in float64."""
+    convs = mc.vgg16(seed=0, include_top=False, input_size=64).layers
+    head = [mc.Flatten(), mc.Dense(512 * 2 * 2, 32, name="fc"), mc.ReLU(name="fc_relu"), mc.Dense(32, 10)]
+    return mc.Sequential([*convs, *head], seed=0).astype(np.float64)
+
+
+def test_vgg_style_64_float64():
+    net = vgg_style_64()
+    x = np.random.default_rng(3).standard_normal((2, 3, 64, 64)) * 50
+    res = mc.equivalence(net, x, [3, 7])
+    kinds = {r.kind for r in res.rows}
+    assert {"Conv2D", "MaxPool2D", "Dense", "ReLU", "Flatten"} <= kinds
+    for r in res.rows:
+        if r.kind == "ReLU":
+            assert r.rel_diff > 1e-3, r
+        else:
+            assert r.rel_diff < 1e-10, r
+
+
+def test_vgg16_224_float64_per_layer():
+    """VGG16's convolutional stack at 224x224 in float64 (the dense top is checked in float32 by
+    test_vgg16 and in float64 above): every conv and pool stage against the gradient rule. ~30 s."""
+    from minicnn.tools.deconvnet import reverse_layer
+
+    net = mc.vgg16(seed=0, include_top=False).astype(np.float64)
+    rec = net.run(np.random.default_rng(3).standard_normal((1, 3, 224, 224)) * 50)
+    signal = np.random.default_rng(0).standard_normal(rec.output().shape)
+    checked = 0
+    for layer in reversed(net.layers):
+        dec = reverse_layer(layer, signal, rec)
+        if not layer.is_rectifier:
+            grad, _ = layer.backward(signal, rec.cache(layer.name), mode="gradient")
+            assert_close(dec, grad, rtol=1e-10, what=layer.name)
+            checked += 1
+        signal = dec
+    assert checked == 13 + 5
+
+
+@pytest.mark.parametrize(
+    "cls,kinds",
+    [(mc.Conv2D, {"Conv2D"}), (mc.MaxPool2D, {"MaxPool2D"}), (mc.Dense, {"Dense"})],
+)
+def test_a_broken_backward_shows_in_its_rows(monkeypatch, make_small_vgg, cls, kinds):
+    """Multiply one layer type's gradient dx by 3: exactly that type's rows show the break."""
+    net = make_small_vgg(seed=4).astype(np.float64)
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16))
+    before = {r.name: r.rel_diff for r in mc.equivalence(net, x, [0, 2]).rows}
+    original = cls.backward
+
+    def broken(self, dy, cache, mode="gradient", need_params=False):
+        dx, grads = original(self, dy, cache, mode=mode, need_params=need_params)
+        return dx * 3, grads
+
+    monkeypatch.setattr(cls, "backward", broken)
+    res = mc.equivalence(net, x, [0, 2])
+    for r in res.rows:
+        if r.kind in kinds:
+            assert before[r.name] < 1e-10 and abs(r.rel_diff - 2 / 3) < 1e-9, r  # |3g - g| / |3g|
+            assert r.frac_differ > 0.2, r  # max-pool: only the switches (1 in 4) are non-zero
+        else:
+            assert r.rel_diff == pytest.approx(before[r.name], abs=1e-12), r
+
+
+def test_a_broken_backward_shows_on_the_shipped_model(monkeypatch, digit_net, make_digit_images):
+    x = make_digit_images(digit_net)
+    original = mc.Conv2D.backward
+    monkeypatch.setattr(
+        mc.Conv2D, "backward", lambda self, dy, cache, **kw: (3 * original(self, dy, cache, **kw)[0], None)
+    )
+    for r in mc.equivalence(digit_net, x, [0, 1, 2, 3]).rows:
+        if r.kind == "Conv2D":
+            assert r.rel_diff > 0.6, r
+
+
+def test_record_is_reused(small_net, small_images):
+    rec = small_net.run(small_images)
+    a = mc.equivalence(small_net, small_images, [2, 0, 1], record=rec)
+    b = mc.equivalence(small_net, small_images, [2, 0, 1])
+    assert [r.rel_diff for r in a.rows] == [r.rel_diff for r in b.rows]
+    with pytest.raises(MinicnnError, match="record"):
+        mc.equivalence(small_net, small_images.copy(), [2, 0, 1], record=rec)
