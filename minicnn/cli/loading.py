@@ -1,26 +1,66 @@
-"""Loading a model file for a command and moving it to --device, with one-line errors."""
+"""Loading a model file for a command and moving it to --device, with one-line errors.
+
+A model file named on the command line is untrusted: a damaged HDF5 file can make libhdf5 loop
+forever or crash the interpreter before any Python check runs. So every file that is not one of the
+shipped models is first read in a short-lived child process with a time limit
+(minicnn.io.guard.check_in_child): a hang or a crash becomes one error line within seconds. The
+shipped models are recognised by their SHA-256 (``SHIPPED_SHA256``), not by their path, so a
+damaged or replaced file in weights/ is guarded like any other; hashing the 0.9 MB file costs about
+a millisecond where the child costs a Python start-up (about 0.3 s). A file whose bytes changed
+after a retrain is simply guarded until the digest here is updated (tests/io/test_fuzz.py checks
+that the digests match the shipped files).
+"""
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
 
 from minicnn.errors import MinicnnError
 
+# SHA-256 of the shipped models (weights/mnist_vgg.h5, weights/mnist_gap.h5, format 2)
+SHIPPED_SHA256 = {
+    884548: "4bf9b4dee9d337db33660034ba88b2e9d8421d6e5c8fda7d45742ec7c3f66df7",
+    208921: "b7926d7012b3196782758bc7c3d695dfa6a6ec762109bfebdc17426ec3e7e26e",
+}
+
+
+def is_shipped(path: Path) -> bool:
+    """True when the file's bytes are those of a shipped model (size first, then SHA-256)."""
+    from minicnn.io.guard import file_sha256
+
+    digest = SHIPPED_SHA256.get(path.stat().st_size)
+    return digest is not None and file_sha256(path) == digest
+
 
 def load_network(path, device: str = "cpu"):
     """Load a model file with ``mc.load`` and move it to ``device``; any failure becomes one
-    MinicnnError naming the file (or the device)."""
+    MinicnnError naming the file (or the device). A file that is not a shipped model is
+    validated in a child process first (see the module docstring); a note (one line on stderr)
+    says when a minicnn file carries no checksums."""
     import minicnn as mc
+    from minicnn.io.guard import check_in_child
+    from minicnn.io.native import UncheckedFileWarning
 
     path = Path(path)
     if not path.is_file():
         raise MinicnnError(f"weights file {path} not found (expected a .h5 model file)")
     try:
-        net = mc.load(path)
+        if not is_shipped(path):
+            check_in_child(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UncheckedFileWarning)
+            net = mc.load(path)
     except MinicnnError:
         raise
     except Exception as exc:  # h5py/numpy errors from a broken file: never a traceback
         raise MinicnnError(f"{path}: could not load the model ({first_line(exc)})") from None
+    for w in caught:
+        if issubclass(w.category, UncheckedFileWarning):
+            print(f"note: {path}: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return move_network(net, device)
 
 

@@ -25,8 +25,10 @@ from pathlib import Path
 
 from minicnn.errors import MinicnnError
 
-# seconds: parsing a damaged header takes milliseconds; reading 1 GB of weights about a second
-DEFAULT_TIMEOUT = 10.0
+# seconds: parsing a damaged header takes milliseconds; the child's start-up about 0.3 s (several
+# on a loaded machine); reading weights is allowed a further second per 100 MB (slow disks)
+DEFAULT_TIMEOUT = 5.0
+SECONDS_PER_BYTE = 1 / 100e6
 _CHILD = (
     "import sys; sys.path.insert(0, sys.argv[1]); from minicnn.io.guard import _child_main; "
     "_child_main(sys.argv[2])"
@@ -94,16 +96,18 @@ def _signal_name(number: int) -> str:
 
 def check_in_child(path, timeout: float | None = None) -> None:
     """Validate ``path`` in a child process (``validate_file``); MinicnnError if it fails, crashes
-    or takes longer than ``timeout`` seconds (default $MINICNN_GUARD_TIMEOUT or DEFAULT_TIMEOUT)."""
+    or takes longer than ``timeout`` seconds (default: $MINICNN_GUARD_TIMEOUT or DEFAULT_TIMEOUT,
+    plus SECONDS_PER_BYTE per byte of the file)."""
     path = Path(path)
     if timeout is None:
-        timeout = float(os.environ.get("MINICNN_GUARD_TIMEOUT", DEFAULT_TIMEOUT))
+        base = float(os.environ.get("MINICNN_GUARD_TIMEOUT", DEFAULT_TIMEOUT))
+        timeout = base + path.stat().st_size * SECONDS_PER_BYTE
     command = [sys.executable, "-c", _CHILD, _PACKAGE_ROOT, os.fsencode(path)]
     try:
         done = subprocess.run(command, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise MinicnnError(
-            f"{path}: reading the file did not finish within {timeout:g} s (a corrupt HDF5 file can make "
+            f"{path}: reading the file did not finish within {timeout:.1f} s (a corrupt HDF5 file can make "
             "libhdf5 loop forever); refused"
         ) from None
     if done.returncode == 0:
