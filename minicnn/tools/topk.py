@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -154,6 +155,7 @@ def topk(
     batch_size: int = 32,
     channels=None,
     input_shape=None,
+    progress: bool = True,
 ) -> TopK:
     """The k strongest activations of each feature map of ``layer`` over a dataset, projected back.
 
@@ -167,6 +169,7 @@ def topk(
             backward rule, "deconvnet" (default), "guided" or "gradient".
         batch_size: images per forward pass, in the scan and in the projections.
         channels: the feature maps to keep (default all).
+        progress: a tqdm bar of the images scanned, on stderr.
 
     Returns a TopK (see its docstring): values and the dataset index of each image, the unit's
     position, its receptive-field box, the image patch and the projection cropped to that box.
@@ -183,34 +186,78 @@ def topk(
         raise MinicnnError(f"channels must be a list of channel indices, got {channels!r}")
     if ((chans < 0) | (chans >= out_shape[0])).any():
         raise MinicnnError(f"channel out of range: layer {layer!r} has {out_shape[0]} channels")
-    xp = net.xp
-    m = len(chans)
-    values = np.full((m, k), -np.inf)
-    index = np.full((m, k), -1, dtype=np.int64)
-    flatpos = np.zeros((m, k), dtype=np.int64)
-    bar = tqdm(total=data.length, desc=f"top-{k} {layer}", delay=1.0, leave=False)
+    bar = tqdm(total=data.length, desc=f"top-{k} {layer}", unit="img", leave=False, disable=not progress)
+    best = empty_partial(len(chans), k)
     for idx, batch in data.batches(batch_size):
-        a = net.run(xp.asarray(batch, dtype=net.dtype), stop=layer).output()
-        best, arg = _per_image_max(a[:, chans])
-        # merge: current top-k first, then this batch; a stable sort keeps earlier images on ties
-        v = np.concatenate([values, best.T], axis=1)
-        i = np.concatenate([index, np.broadcast_to(idx, (m, len(idx)))], axis=1)
-        p = np.concatenate([flatpos, arg.T], axis=1)
-        order = np.argsort(-v, axis=1, kind="stable")[:, :k]
-        values, index, flatpos = (np.take_along_axis(t, order, axis=1) for t in (v, i, p))
+        best = merge_partials(best, scan_batch(net, batch, idx, layer, chans, k), k)
         bar.update(len(batch))
     bar.close()
-    if (index < 0).all():
+    if (best.index < 0).all():
         raise MinicnnError("no readable image in the dataset")
-    spatial = len(out_shape) == 3
-    position = (
-        np.stack(np.unravel_index(flatpos, out_shape[1:]), axis=-1)
-        if spatial
-        else np.zeros((m, k, 2), dtype=np.int64)
+    return finish(net, data.shape, layer, chans, best, mode, batch_size, data.take, data.files)
+
+
+class Partial(NamedTuple):
+    """The running top-k of M feature maps over part of a dataset (what one shard of a job returns).
+
+    values (M, k) float64, strongest first (-inf in an empty slot); index (M, k) int64, the image's
+    position in the dataset (-1 in an empty slot); flatpos (M, k) int64, the flat (row-major)
+    position of the strongest unit in the map.
+    """
+
+    values: np.ndarray
+    index: np.ndarray
+    flatpos: np.ndarray
+
+
+def empty_partial(m: int, k: int) -> Partial:
+    """The top-k of no image: every slot empty (the identity of merge_partials)."""
+    return Partial(np.full((m, k), -np.inf), np.full((m, k), -1, np.int64), np.zeros((m, k), np.int64))
+
+
+def merge_partials(a: Partial, b: Partial, k: int) -> Partial:
+    """The top-k of the union of two partial results, per feature map.
+
+    Order: larger value first, ties broken by the smaller image index, empty slots last. This is a
+    total order on (value, image), so the merge is associative and commutative: merging shards in
+    any grouping and order (any number of workers, any finishing order, a retried shard) gives the
+    same arrays bit for bit. An image index must not appear in both (shards are disjoint).
+    """
+    v = np.concatenate([a.values, b.values], axis=1)
+    i = np.concatenate([a.index, b.index], axis=1)
+    p = np.concatenate([a.flatpos, b.flatpos], axis=1)
+    tie = np.where(i < 0, np.iinfo(np.int64).max, i)  # empty slots after every image
+    order = np.lexsort((tie, -v), axis=1)[:, :k]
+    return Partial(*(np.take_along_axis(t, order, axis=1) for t in (v, i, p)))
+
+
+def scan_batch(net, batch, indices, layer: str, chans, k: int) -> Partial:
+    """The top-k of one batch (B, C, H, W) of images whose dataset positions are ``indices`` (B,):
+    one forward pass to ``layer``, the maximum over positions of each kept map in each image."""
+    a = net.run(net.xp.asarray(batch, dtype=net.dtype), stop=layer).output()
+    best, arg = _per_image_max(a[:, chans])
+    m, n = len(chans), len(indices)
+    part = Partial(
+        best.T, np.broadcast_to(np.asarray(indices, np.int64), (m, n)).copy(), arg.T.astype(np.int64)
     )
-    boxes = _boxes(net, layer, data.shape, position)
-    patches, projections = _project(net, data, layer, chans, index, position, boxes, mode, batch_size)
-    return TopK(chans, values, index, position.astype(np.int64), boxes, patches, projections, data.files)
+    return merge_partials(empty_partial(m, k), part, k)
+
+
+def unit_positions(out_shape, flatpos) -> np.ndarray:
+    """(M, k, 2) int64 (y, x) of flat positions (M, k) in a map of ``out_shape`` (C, h, w);
+    zeros for a vector layer (C,)."""
+    if len(out_shape) == 3:
+        return np.stack(np.unravel_index(flatpos, out_shape[1:]), axis=-1).astype(np.int64)
+    return np.zeros((*flatpos.shape, 2), dtype=np.int64)
+
+
+def finish(net, shape, layer, chans, best: Partial, mode, batch_size, take, files=None) -> TopK:
+    """Positions, boxes, patches and projections of a merged top-k; ``take(indices)`` -> images."""
+    out_shape = tuple(net.shapes(shape)[net.index(layer)])
+    position = unit_positions(out_shape, best.flatpos)
+    boxes = _boxes(net, layer, shape, position)
+    patches, projections = _project(net, take, layer, chans, best.index, position, boxes, mode, batch_size)
+    return TopK(chans, best.values, best.index, position, boxes, patches, projections, files)
 
 
 def _boxes(net, layer, shape, position):
@@ -237,26 +284,36 @@ def crop_boxes(images, boxes):
     return out
 
 
-def _project(net, data, layer, chans, index, position, boxes, mode, batch_size):
-    """Patches and cropped projections (M, k, C, R_h, R_w) for every filled slot."""
-    xp = net.xp
+def _project(net, take, layer, chans, index, position, boxes, mode, batch_size):
+    """Patches and cropped projections (M, k, C, R_h, R_w) for every filled slot, in batches of
+    slots; ``take(indices)`` -> the images (B, C, H, W) at those dataset positions."""
     m, k = index.shape
     rows = np.argwhere(index >= 0)  # (slots, 2): (channel row, rank)
-    c, rh, rw = data.shape[0], int(boxes[0, 0, 3] - boxes[0, 0, 1]), int(boxes[0, 0, 2] - boxes[0, 0, 0])
-    patches = np.zeros((m, k, c, rh, rw), dtype=net.dtype)
-    projections = np.zeros_like(patches)
+    patches = projections = None
     for s in range(0, len(rows), batch_size):
-        part = rows[s : s + batch_size]
-        r, q = part[:, 0], part[:, 1]
-        imgs = data.take(index[r, q])
-        rec = net.run(xp.asarray(imgs, dtype=net.dtype), stop=layer)
-        a = rec.output()
-        dy = xp.zeros_like(a)
-        sel = (xp.arange(len(part)), xp.asarray(chans[r]))
-        if a.ndim == 4:
-            sel += (xp.asarray(position[r, q, 0]), xp.asarray(position[r, q, 1]))
-        dy[sel] = a[sel]  # the single strongest activation of the map, the rest of the layer zero
-        proj = to_numpy(rec.backward(dy, mode=mode))
-        patches[r, q] = crop_boxes(imgs, boxes[r, q])
-        projections[r, q] = crop_boxes(proj, boxes[r, q])
+        r, q = rows[s : s + batch_size, 0], rows[s : s + batch_size, 1]
+        pa, pr = project_slots(net, take(index[r, q]), layer, chans[r], position[r, q], boxes[r, q], mode)
+        if patches is None:
+            patches = np.zeros((m, k, *pa.shape[1:]), dtype=pa.dtype)
+            projections = np.zeros_like(patches)
+        patches[r, q], projections[r, q] = pa, pr
     return patches, projections
+
+
+def project_slots(net, images, layer, channels, position, boxes, mode):
+    """Project S single units back to pixels and crop them and their images to the units' boxes.
+
+    images (S, C, H, W) on the host, channels (S,), position (S, 2) (y, x), boxes (S, 4) with
+    equal sizes. Returns (patches, projections), each (S, C, R_h, R_w) of net.dtype.
+    """
+    xp = net.xp
+    rec = net.run(xp.asarray(images, dtype=net.dtype), stop=layer)
+    a = rec.output()
+    dy = xp.zeros_like(a)
+    sel = (xp.arange(len(images)), xp.asarray(np.asarray(channels)))
+    if a.ndim == 4:
+        sel += (xp.asarray(position[:, 0]), xp.asarray(position[:, 1]))
+    dy[sel] = a[sel]  # the single strongest activation of the map, the rest of the layer zero
+    proj = to_numpy(rec.backward(dy, mode=mode))
+    images = np.asarray(images, dtype=net.dtype)
+    return crop_boxes(images, boxes), crop_boxes(proj, boxes)

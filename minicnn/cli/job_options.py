@@ -1,0 +1,60 @@
+"""The options of the dataset-wide commands (``minicnn/jobs``): who runs the shards, how big they
+are, where their files go, resuming, and what to do with unreadable images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minicnn.errors import MinicnnError
+
+
+def add_job_options(parser, shard_size: int = 256) -> None:
+    """--jobs, --scheduler, --threads, --shard-size, --batch-size, --work, --resume, --skip-bad."""
+    group = parser.add_argument_group("dataset jobs (run on one core, local processes or a Dask cluster)")
+    group.add_argument(
+        "--jobs", type=int, default=1, metavar="N",
+        help="local worker processes (default 1: this process)",
+    )  # fmt: skip
+    group.add_argument(
+        "--scheduler", default=None, metavar="tcp://HOST:PORT",
+        help='run the shards on an existing Dask cluster (pip install "minicnn[dask]"); workers read the '
+        "images and the model file from the same paths, so they must all see them",
+    )  # fmt: skip
+    group.add_argument(
+        "--threads", type=int, default=1, metavar="T",
+        help="BLAS/Numba threads per local worker process with --jobs (default 1)",
+    )  # fmt: skip
+    group.add_argument(
+        "--shard-size", type=int, default=shard_size, metavar="N",
+        help=f"images per shard: one task, one file of results (default {shard_size})",
+    )  # fmt: skip
+    group.add_argument(
+        "--batch-size", type=int, default=32, metavar="B", help="images per forward pass (default 32)"
+    )
+    group.add_argument(
+        "--work", type=Path, default=None, metavar="DIR",
+        help="folder of the shard files (default: OUT/shards/<job>)",
+    )  # fmt: skip
+    group.add_argument(
+        "--resume", action="store_true",
+        help="reuse the shard files of an earlier run made by the same model, settings and images",
+    )  # fmt: skip
+    group.add_argument(
+        "--skip-bad", action="store_true",
+        help="leave unreadable images out (each is reported); without it they end the run with an error",
+    )  # fmt: skip
+
+
+def runner_of(args):
+    """The jobs.runners.Runner the options ask for (checked: one line for a bad value)."""
+    from minicnn.jobs.runners import Runner
+
+    for name in ("jobs", "threads", "shard_size", "batch_size"):
+        if getattr(args, name) < 1:
+            raise MinicnnError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return Runner(
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        progress=not getattr(args, "no_progress", False),
+    )

@@ -1,0 +1,197 @@
+"""A dataset as the workers see it: a short description (where the images are, their stable ids,
+how to turn them into network input), never the pixels, so that it is cheap to send to a worker.
+
+Two kinds: a folder of image files (recursive, sorted by relative path; the id of an image is its
+path relative to the folder, in POSIX form, so ids are stable across machines and runs), and an
+.npz holding one array of images (ids ``images[0]``, ``images[1]``, ...). Workers read the images
+themselves, from a path they all see (a shared filesystem on a cluster). An image that cannot be read
+is reported by index and reason, never raised: one bad file must not stop a long run halfway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+NPZ_KEYS = ("images", "x")  # the array an .npz dataset holds, the first one present
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The description of a dataset.
+
+    kind: "folder" or "npz"; path: absolute path of the folder or the .npz file; ids: one stable id
+    per image (relative path, or ``key[i]``); shape: (C, H, W) network input; preprocess: the
+    network's convention (``io.preprocess``), applied to pixel images; dtype: the network's dtype
+    name; key: the array's name in an .npz; positions: the dataset positions of ``ids`` when this is
+    a subset sent to a worker (None: ids are positions 0, 1, ...).
+    """
+
+    kind: str
+    path: str
+    ids: tuple
+    shape: tuple
+    preprocess: str
+    dtype: str
+    key: str | None = None
+    positions: tuple | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, indices) -> Dataset:
+        """The same dataset restricted to positions ``indices`` (what one task needs: a task
+        carries the ids of its own images, not the 50,000 of the whole dataset)."""
+        indices = tuple(int(i) for i in indices)
+        return replace(self, ids=tuple(self.id_of(i) for i in indices), positions=indices)
+
+    def id_of(self, index: int) -> str:
+        """The id of the image at dataset position ``index``."""
+        if self.positions is None:
+            return self.ids[index]
+        return self.ids[self.positions.index(index)]
+
+    def fingerprint(self, start: int = 0, stop: int | None = None) -> str:
+        """sha256 of the ids in [start, stop) and of how they are read: a shard's result is valid
+        for exactly these images, at this shape and preprocessing."""
+        h = hashlib.sha256(repr((self.kind, self.shape, self.preprocess, self.dtype, self.key)).encode())
+        for name in self.ids[start:stop]:
+            h.update(name.encode() + b"\0")
+        return h.hexdigest()
+
+    def read(self, indices):
+        """Images at ``indices`` -> (ok (B,) int64, images (B, C, H, W) of self.dtype, bad), where
+        ``bad`` lists (index, reason) for each image that could not be read (left out of ok)."""
+        indices = [int(i) for i in indices]
+        if self.kind == "npz":
+            return self._read_npz(indices)
+        root = Path(self.path)
+        if not root.is_dir():  # on a worker: the folder is not mounted where the client saw it
+            raise MinicnnError(
+                f"dataset folder {root} cannot be read here (workers read images from a path they all see)"
+            )
+        ok, images, bad = [], [], []
+        for i in indices:
+            try:
+                images.append(self._load_file(root / self.id_of(i)))
+                ok.append(i)
+            except Exception as exc:  # one bad file is reported, never the end of the run
+                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                bad.append((i, text))
+        stacked = np.stack(images) if images else np.zeros((0, *self.shape), dtype=self.dtype)
+        return np.asarray(ok, dtype=np.int64), stacked, bad
+
+    def _load_file(self, path):
+        from minicnn.io.images import load_image
+        from minicnn.io.preprocess import preprocess
+
+        c, h, w = self.shape
+        img = load_image(path, size=(h, w), mode="L" if c == 1 else "RGB")
+        return preprocess(img, self.preprocess, dtype=np.dtype(self.dtype))[0]
+
+    def _read_npz(self, indices):
+        array = _npz_array(self.path, self.key)
+        return np.asarray(indices, dtype=np.int64), as_network_input(array[indices], self), []
+
+
+_NPZ_CACHE: dict = {}
+
+
+def _npz_array(path: str, key: str):
+    """The image array of an .npz, read once per process (a worker keeps it for its next shard)."""
+    if (path, key) not in _NPZ_CACHE:
+        if not Path(path).is_file():
+            raise MinicnnError(
+                f"dataset file {path} cannot be read here (workers read it from a path they all see)"
+            )
+        _NPZ_CACHE.clear()  # one dataset at a time: memory stays one array
+        with np.load(path) as data:
+            _NPZ_CACHE[(path, key)] = np.asarray(data[key])
+    return _NPZ_CACHE[(path, key)]
+
+
+def as_network_input(images, dataset: Dataset):
+    """An .npz's images -> (B, C, H, W) network input. uint8 arrays are pixels, (B, H, W) or
+    (B, H, W, C), preprocessed with the network's convention as image files would be; float arrays
+    are taken as network input already, (B, C, H, W)."""
+    from minicnn.io.preprocess import preprocess
+
+    if images.dtype == np.uint8:
+        pixels = images[..., None] if images.ndim == 3 else images
+        return preprocess(pixels, dataset.preprocess, dtype=np.dtype(dataset.dtype))
+    return np.ascontiguousarray(images, dtype=dataset.dtype)
+
+
+def open_dataset(path, shape, preprocess: str, dtype="float32", count: int | None = None) -> Dataset:
+    """Describe the dataset at ``path``: a folder of images (recursive) or an .npz.
+
+    shape: (C, H, W) the network's input; preprocess: its convention; count: keep the first
+    ``count`` images only. One-line MinicnnError for a missing path, an empty folder, an .npz
+    without images or images of the wrong shape.
+    """
+    path = Path(path).absolute()
+    if len(tuple(shape or ())) != 3:
+        raise MinicnnError("a dataset needs the network's input shape (C, H, W) (meta['input_shape'])")
+    shape = tuple(int(v) for v in shape)
+    if path.is_dir():
+        ids = tuple(
+            sorted(
+                p.relative_to(path).as_posix()
+                for p in path.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        )
+        if not ids:
+            raise MinicnnError(
+                f"folder {path} has no images (expected files ending in {', '.join(IMAGE_SUFFIXES)})"
+            )
+        kind, key = "folder", None
+    elif path.is_file() and path.suffix.lower() == ".npz":
+        try:
+            with np.load(path) as data:
+                key = next((k for k in NPZ_KEYS if k in data.files), None)
+                if key is None:
+                    raise MinicnnError(f"{path}: expected an array named {' or '.join(NPZ_KEYS)}")
+                n, item = _npz_shape(data, key)
+        except MinicnnError:
+            raise
+        except Exception as exc:
+            raise MinicnnError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+        _check_item(path, item, shape)
+        ids = tuple(f"{key}[{i}]" for i in range(n))
+        kind = "npz"
+        if not ids:
+            raise MinicnnError(f"{path}: the dataset is empty")
+    elif not path.exists():
+        raise MinicnnError(f"dataset {path} not found (expected a folder of images or an .npz)")
+    else:
+        raise MinicnnError(f"dataset {path}: expected a folder of images or an .npz file")
+    if count is not None:
+        ids = ids[:count]
+    return Dataset(kind, str(path), ids, shape, preprocess or "none", np.dtype(dtype).name, key)
+
+
+def _npz_shape(data, key):
+    """(N, (dtype, item shape)) of an .npz member (np.load reads the member once, here)."""
+    array = data[key]
+    return len(array), (array.dtype, array.shape[1:])
+
+
+def _check_item(path, item, shape):
+    dtype, rest = item
+    c, h, w = shape
+    if dtype == np.uint8:
+        ok = rest in ((h, w), (h, w, c)) if c == 1 else rest == (h, w, c)
+        want = f"uint8 pixels (N, {h}, {w}{', ' + str(c) if c != 1 else ''})"
+    else:
+        ok, want = rest == (c, h, w), f"float network input (N, {c}, {h}, {w})"
+    if not ok:
+        raise MinicnnError(f"{path}: images of shape {rest} ({dtype}); the network expects {want}")

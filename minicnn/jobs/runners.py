@@ -1,0 +1,174 @@
+"""Who runs the shards: this process (default), local worker processes (``--jobs N``) or an existing
+Dask cluster (``--scheduler tcp://HOST:PORT``). Every runner runs the same function on the same
+tasks and hands each result to the client as it finishes; the job merges them with an associative,
+commutative merge, so the runner changes how fast, never what.
+
+Failures: a task whose worker dies is run again (local processes: the pool is restarted for the
+unfinished tasks; Dask: the scheduler moves it to another worker, and ``retries`` re-runs a task
+that raised); a MinicnnError raised by a task (an unreadable dataset path, a different model file)
+ends the run with its one line. Progress is one tqdm bar of shards on the client (stderr).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minicnn.errors import MinicnnError
+
+# Called as hook(done) on the client after each finished task (done: tasks finished so far). Tests
+# use them to interrupt a run halfway or to kill a worker while others are running.
+HOOKS: list = []
+
+
+@dataclass(frozen=True)
+class Runner:
+    """jobs: local worker processes (1: in this process); scheduler: a Dask scheduler address
+    (overrides jobs); threads: BLAS/Numba threads per local worker; retries: re-runs of a failed
+    task; timeout: seconds to wait for the scheduler; progress: the tqdm bar."""
+
+    jobs: int = 1
+    scheduler: str | None = None
+    threads: int = 1
+    retries: int = 2
+    timeout: float = 5.0
+    progress: bool = True
+
+    def describe(self) -> str:
+        if self.scheduler:
+            return f"Dask cluster at {self.scheduler}"
+        if self.jobs > 1:
+            return f"{self.jobs} local worker processes, {self.threads} thread(s) each"
+        return "in this process"
+
+
+class Session:
+    """A runner's workers, kept for every phase of a job (a process pool or a Dask client is
+    started once): ``with Session(runner) as session: session.run(fn, tasks, on_result)``."""
+
+    def __init__(self, runner: Runner):
+        if isinstance(runner.jobs, bool) or not isinstance(runner.jobs, int) or runner.jobs < 1:
+            raise MinicnnError(f"--jobs must be a positive integer, got {runner.jobs!r}")
+        if runner.threads < 1:
+            raise MinicnnError(f"--threads must be a positive integer, got {runner.threads!r}")
+        self.runner, self.pool, self.client = runner, None, None
+
+    def __enter__(self):
+        if self.runner.scheduler:
+            self.client = _connect(self.runner)
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.client is not None:
+            self.client.close()
+
+    def run(self, fn, tasks: list, on_result, desc: str = "shards", done: int = 0) -> None:
+        """Run ``fn(task)`` for every task and call ``on_result(task, result)`` on the client as
+        each finishes (in any order). ``done``: tasks finished before (resumed), for the bar."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=done + len(tasks), initial=done, desc=desc, unit="shard", disable=not self.runner.progress
+        )
+        count = [done]
+
+        def finished(task, result):
+            on_result(task, result)
+            bar.update(1)
+            count[0] += 1
+            for hook in HOOKS:
+                hook(count[0])
+
+        try:
+            if not tasks:
+                return
+            if self.client is not None:
+                self._dask(fn, tasks, finished)
+            elif self.runner.jobs > 1:
+                self._processes(fn, tasks, finished)
+            else:
+                for task in tasks:
+                    finished(task, fn(task))
+        finally:
+            bar.close()
+
+    def _new_pool(self):
+        """A spawn-context process pool (no fork of a process that holds BLAS/Numba threads)."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from minicnn.jobs.threads import limit_threads, thread_environment
+
+        with thread_environment(self.runner.threads):
+            return ProcessPoolExecutor(
+                max_workers=self.runner.jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=limit_threads,
+                initargs=(self.runner.threads,),
+            )
+
+    def _processes(self, fn, tasks, finished) -> None:
+        """Local processes; a pool broken by a dead worker is replaced and only the unfinished
+        tasks are submitted again."""
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        pending = list(range(len(tasks)))
+        for attempt in range(self.runner.retries + 1):
+            if self.pool is None:
+                self.pool = self._new_pool()
+            futures = {}
+            try:
+                # spawned workers inherit the thread variables while the pool starts them
+                from minicnn.jobs.threads import thread_environment
+
+                with thread_environment(self.runner.threads):
+                    futures = {self.pool.submit(fn, tasks[i]): i for i in pending}
+                for future in as_completed(futures):
+                    i = futures[future]
+                    finished(tasks[i], future.result())
+                    pending.remove(i)
+                return
+            except BrokenProcessPool:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = None
+                if attempt == self.runner.retries:
+                    raise MinicnnError(
+                        f"a worker process died {attempt + 1} times; {len(pending)} shard(s) not done "
+                        "(finished shards are kept: run again with --resume)"
+                    ) from None
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _dask(self, fn, tasks, finished) -> None:
+        """Submit every task to the cluster and gather them as they finish; ``retries`` re-runs a
+        task that raised, and the scheduler moves the tasks of a worker that died to another."""
+        from distributed import as_completed
+
+        futures = {}
+        try:
+            for i, task in enumerate(tasks):
+                futures[self.client.submit(fn, task, retries=self.runner.retries, pure=False)] = i
+            for future in as_completed(list(futures)):
+                finished(tasks[futures[future]], future.result())
+        finally:
+            self.client.cancel(list(futures))
+
+
+def _connect(runner: Runner):
+    """A Dask client of the scheduler at runner.scheduler, or one line within runner.timeout."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise MinicnnError('--scheduler needs Dask distributed: pip install "minicnn[dask]"') from None
+    try:
+        return Client(runner.scheduler, timeout=runner.timeout, set_as_default=False)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MinicnnError(
+            f"cannot reach the Dask scheduler at {runner.scheduler} within {runner.timeout:g} s "
+            f"({reason[:120]})"
+        ) from None

@@ -1,0 +1,94 @@
+"""Fixed shards of image indices, and the one file each shard's result is written to.
+
+A shard is a range [start, stop) of dataset positions; the plan depends only on the dataset's
+length and the shard size, never on the number of workers, so every runner computes the same
+shards and a re-run finds the same files. A shard's file is an .npz written under a temporary name
+and renamed (``io.atomic``): it either holds a whole result or does not exist. Beside the arrays it
+holds its provenance (the model file's hash, the job's settings, the shard's range and the
+fingerprint of its images, the code version); ``--resume`` reuses a file only when all of it
+matches the run asking, so a changed model, layer, k or dataset is recomputed, never mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Images [start, stop) of a dataset, or items [start, stop) of another list of work."""
+
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.start:09d}-{self.stop:09d}"
+
+
+def plan(n: int, size: int) -> list[Shard]:
+    """Cut n items into consecutive shards of ``size`` (the last may be shorter)."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise MinicnnError(f"shard size must be a positive integer, got {size!r}")
+    return [Shard(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def file_hash(path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (memory stays flat for a 500 MB model)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def code_version() -> str:
+    """minicnn's version and a hash of the sources that compute shard results (tools/ and jobs/):
+    a result computed by other code is not reused."""
+    from minicnn import __version__
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for folder in ("tools", "jobs", "layers", "kernels"):
+        for src in sorted((root / folder).glob("*.py")):
+            h.update(src.name.encode() + src.read_bytes())
+    return f"{__version__}+{h.hexdigest()[:16]}"
+
+
+def shard_path(folder, phase: str, shard: Shard) -> Path:
+    return Path(folder) / f"{phase}-{shard.name}.npz"
+
+
+def save_shard(path, arrays: dict, provenance: dict) -> Path:
+    """Write one shard's arrays and provenance atomically as ``path`` (.npz)."""
+    from minicnn.io.atomic import atomic_path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    payload["provenance"] = np.asarray(json.dumps(provenance, sort_keys=True))
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **payload)
+    return path
+
+
+def load_shard(path, provenance: dict) -> dict | None:
+    """The arrays of a finished shard whose provenance equals ``provenance``; None when the file is
+    missing, unreadable or was made by something else (it is then recomputed)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            if json.loads(str(data["provenance"])) != json.loads(json.dumps(provenance, sort_keys=True)):
+                return None
+            return {k: data[k] for k in data.files if k != "provenance"}
+    except Exception:  # a damaged file is work not done, not an error
+        return None
