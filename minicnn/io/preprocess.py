@@ -23,6 +23,8 @@ from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 
 CONVENTIONS = ("caffe", "torch", "unit", "none")
+RGB_ONLY = ("caffe", "torch")  # conventions defined for 3-channel RGB images only
+BGR_ORDER = ("caffe",)  # conventions whose network input has the channels in BGR order
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN = (0.485, 0.456, 0.406)
@@ -36,7 +38,7 @@ def _check_convention(convention: str) -> str:
 
 
 def _check_channels(channels: int, convention: str) -> None:
-    if convention in ("caffe", "torch") and channels != 3:
+    if convention in RGB_ONLY and channels != 3:
         raise MinicnnError(f"{convention!r} preprocessing expects 3 channels (RGB), got {channels}")
     if channels not in (1, 3):
         raise MinicnnError(f"expected 1 (grayscale) or 3 (RGB) channels, got {channels}")

@@ -70,9 +70,9 @@ def fill_values(net, x, fill) -> np.ndarray:
         return to_numpy(x.mean(axis=(2, 3))).astype(np.float64)
     if fill == "grey":
         convention = net.meta.get("preprocess")
-        if convention in ("caffe", "torch", "unit", "none"):
-            from minicnn.io.preprocess import preprocess
+        from minicnn.io.preprocess import CONVENTIONS, preprocess
 
+        if convention in CONVENTIONS:
             pixel = np.full((1, 1, c), GREY_PIXEL)
             return np.tile(preprocess(pixel, convention, dtype=np.float64)[0, :, 0, 0], (n, 1))
         xh = to_numpy(x)
@@ -144,7 +144,7 @@ def occlusion(
     p = len(positions)
     score, prob, top_prob = (np.empty((n, p)) for _ in range(3))
     top_class = np.empty((n, p), dtype=np.int64)
-    with tqdm(total=n * p, desc="occlusion", unit="img", disable=not progress) as bar:
+    with tqdm(total=n * p, desc="occlusion", unit="position", disable=not progress) as bar:
         for i in range(n):
             clean = clean_outputs(net, x[i]) if incremental else None
             for start in range(0, p, batch_size):
