@@ -26,14 +26,14 @@ NPZ_KEYS = ("images", "x")  # the array an .npz dataset holds, the first one pre
 class Dataset:
     """The description of a dataset.
 
-    kind: "folder" or "npz"; path: absolute path of the folder or the .npz file; ids: one stable id
+    source: "folder" or "npz"; path: absolute path of the folder or the .npz file; ids: one stable id
     per image (relative path, or ``key[i]``); shape: (C, H, W) network input; preprocess: the
     network's convention (``io.preprocess``), applied to pixel images; dtype: the network's dtype
     name; key: the array's name in an .npz; positions: the dataset positions of ``ids`` when this is
     a subset sent to a worker (None: ids are positions 0, 1, ...).
     """
 
-    kind: str
+    source: str
     path: str
     ids: tuple
     shape: tuple
@@ -60,7 +60,7 @@ class Dataset:
     def fingerprint(self, start: int = 0, stop: int | None = None) -> str:
         """sha256 of the ids in [start, stop) and of how they are read: a shard's result is valid
         for exactly these images, at this shape and preprocessing."""
-        h = hashlib.sha256(repr((self.kind, self.shape, self.preprocess, self.dtype, self.key)).encode())
+        h = hashlib.sha256(repr((self.source, self.shape, self.preprocess, self.dtype, self.key)).encode())
         for name in self.ids[start:stop]:
             h.update(name.encode() + b"\0")
         return h.hexdigest()
@@ -69,7 +69,7 @@ class Dataset:
         """Images at ``indices`` -> (ok (B,) int64, images (B, C, H, W) of self.dtype, bad), where
         ``bad`` lists (index, reason) for each image that could not be read (left out of ok)."""
         indices = [int(i) for i in indices]
-        if self.kind == "npz":
+        if self.source == "npz":
             return self._read_npz(indices)
         root = Path(self.path)
         if not root.is_dir():  # on a worker: the folder is not mounted where the client saw it
@@ -153,7 +153,7 @@ def open_dataset(path, shape, preprocess: str, dtype="float32", count: int | Non
             raise MinicnnError(
                 f"folder {path} has no images (expected files ending in {', '.join(IMAGE_SUFFIXES)})"
             )
-        kind, key = "folder", None
+        source, key = "folder", None
     elif path.is_file() and path.suffix.lower() == ".npz":
         try:
             with np.load(path) as data:
@@ -167,7 +167,7 @@ def open_dataset(path, shape, preprocess: str, dtype="float32", count: int | Non
             raise MinicnnError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
         _check_item(path, item, shape)
         ids = tuple(f"{key}[{i}]" for i in range(n))
-        kind = "npz"
+        source = "npz"
         if not ids:
             raise MinicnnError(f"{path}: the dataset is empty")
     elif not path.exists():
@@ -176,7 +176,7 @@ def open_dataset(path, shape, preprocess: str, dtype="float32", count: int | Non
         raise MinicnnError(f"dataset {path}: expected a folder of images or an .npz file")
     if count is not None:
         ids = ids[:count]
-    return Dataset(kind, str(path), ids, shape, preprocess or "none", np.dtype(dtype).name, key)
+    return Dataset(source, str(path), ids, shape, preprocess or "none", np.dtype(dtype).name, key)
 
 
 def _npz_shape(data, key):
