@@ -42,9 +42,9 @@ def _meta_lines(meta: dict) -> list[str]:
 
 def run(args) -> Report:
     from minicnn.errors import MinicnnError
-    from minicnn.io.loader import load
+    from minicnn.cli.loading import load_model_file
 
-    net, fmt = load(args.file, with_format=True)
+    net, fmt = load_model_file(args.file, with_format=True)
     shape = net.input_shape
     if args.input_size is not None:
         if args.input_size < 1:

@@ -34,24 +34,21 @@ def is_shipped(path: Path) -> bool:
     return digest is not None and file_sha256(path) == digest
 
 
-def load_network(path, device: str = "cpu"):
-    """Load a model file with ``mc.load`` and move it to ``device``; any failure becomes one
-    MinicnnError naming the file (or the device). A file that is not a shipped model is
-    validated in a child process first (see the module docstring); a note (one line on stderr)
-    says when a minicnn file carries no checksums."""
+def load_model_file(path, with_format: bool = False):
+    """``mc.load(path, with_format)`` for the command line: a file that is not a shipped model is
+    validated in a child process first (see the module docstring), and a note (one line on stderr)
+    says when a minicnn file carries no checksums. Any failure is one MinicnnError naming the file."""
     import minicnn as mc
     from minicnn.io.guard import check_in_child
     from minicnn.io.native import UncheckedFileWarning
 
     path = Path(path)
-    if not path.is_file():
-        raise MinicnnError(f"weights file {path} not found (expected a .h5 model file)")
     try:
-        if not is_shipped(path):
+        if path.is_file() and not is_shipped(path):  # else mc.load says what the path is
             check_in_child(path)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UncheckedFileWarning)
-            net = mc.load(path)
+            loaded = mc.load(path, with_format=with_format)
     except MinicnnError:
         raise
     except Exception as exc:  # h5py/numpy errors from a broken file: never a traceback
@@ -61,7 +58,16 @@ def load_network(path, device: str = "cpu"):
             print(f"note: {path}: {w.message}", file=sys.stderr)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return move_network(net, device)
+    return loaded
+
+
+def load_network(path, device: str = "cpu"):
+    """Load a model file with ``load_model_file`` and move it to ``device``; any failure becomes
+    one MinicnnError naming the file (or the device)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MinicnnError(f"weights file {path} not found (expected a .h5 model file)")
+    return move_network(load_model_file(path), device)
 
 
 def move_network(net, device: str):
