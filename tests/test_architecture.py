@@ -59,37 +59,33 @@ def test_no_module_imports_upward():
     assert not upward, upward
 
 
-def test_device_branches_only_in_kernels_and_backend():
-    pattern = re.compile(r"xp is np|is np\)|is not np")
-    found = [
-        f"{p.relative_to(PACKAGE)}:{i}"
+def lines_matching(pattern: str, skip=lambda path: False) -> list[str]:
+    """'file:line: text' for every source line that matches ``pattern``, outside the skipped files."""
+    regex = re.compile(pattern)
+    return [
+        f"{p.relative_to(PACKAGE)}:{i}: {line.strip()}"
         for p in sources()
-        if p.parts[-2] != "kernels" and p.name != "backend.py"
+        if not skip(p)
         for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-        if pattern.search(line)
+        if regex.search(line)
     ]
+
+
+def test_device_branches_only_in_kernels_and_backend():
+    found = lines_matching(
+        r"xp is np|is np\)|is not np", skip=lambda p: p.parts[-2] == "kernels" or p.name == "backend.py"
+    )
     assert not found, found
 
 
 def test_no_layer_kind_switch_outside_layers():
-    pattern = re.compile(r"\.kind ==|\.kind in\b|\.kind not in|kind == \"")
-    found = [
-        f"{p.relative_to(PACKAGE)}:{i}: {line.strip()}"
-        for p in sources()
-        if p.parts[-2] != "layers"
-        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-        if pattern.search(line)
-    ]
+    found = lines_matching(
+        r"\.kind ==|\.kind in\b|\.kind not in|kind == \"", skip=lambda p: p.parts[-2] == "layers"
+    )
     assert not found, found
 
 
 def test_the_output_size_formula_is_written_once():
     # (size [+ 2 * padding] - kernel) // stride + 1, in any spelling of the names
-    pattern = re.compile(r"\((\w+)\s*(\+\s*2\s*\*\s*\w+\s*)?-\s*k\w*\)\s*//\s*(self\.)?stride\s*\+\s*1")
-    found = [
-        f"{p.relative_to(PACKAGE)}:{i}"
-        for p in sources()
-        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-        if pattern.search(line)
-    ]
+    found = lines_matching(r"\((\w+)\s*(\+\s*2\s*\*\s*\w+\s*)?-\s*k\w*\)\s*//\s*(self\.)?stride\s*\+\s*1")
     assert [f.split(":")[0] for f in found] == ["geometry.py"], found
