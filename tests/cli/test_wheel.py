@@ -1,0 +1,109 @@
+"""A normal install works anywhere (issue 17): build the wheel, install it into a fresh virtual
+environment and run ``minicnn demo`` and one tool from an empty folder, with no source tree on the
+path. The shipped models and samples must come with the package (pyproject.toml maps the top-level
+weights/ folder to the package data ``minicnn.weights``).
+
+Offline: the wheel is built with the installed setuptools (--no-build-isolation) and the venv sees
+the system's numpy, numba, ... (--system-site-packages), so nothing is downloaded. About 15 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import tomllib
+from cli_helpers import REPO
+
+
+def run(cmd, cwd, timeout=300) -> subprocess.CompletedProcess:
+    # no PYTHONPATH: the installed package alone must do; no progress bars in the logs
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MINICNN_WEIGHTS")}
+    env["TQDM_DISABLE"] = "1"
+    proc = subprocess.run(
+        list(map(str, cmd)), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, (
+        f"{cmd}: exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """(python of a fresh venv holding only the built wheel of minicnn, an empty folder)."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"  # a copy, so the build leaves nothing in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("minicnn", "weights"):
+        shutil.copytree(REPO / name, source / name, ignore=ignore)
+    dist = root / "dist"
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, source],
+        root,
+    )
+    (wheel,) = dist.glob("minicnn-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        packed = set(z.namelist())
+    venv = root / "venv"
+    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], root)
+    python = venv / "bin" / "python"
+    run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", "-q", wheel],
+        root,
+    )
+    empty = root / "empty"
+    empty.mkdir()
+    return python, empty, (source, packed)
+
+
+def test_the_wheel_holds_every_package_and_the_shipped_files(installed):
+    *_, (source, packed) = installed  # the copy that was built: the checkout may change meanwhile
+    on_disk = {
+        p.relative_to(source).as_posix()
+        for p in (source / "minicnn").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert on_disk <= packed, f"left out of the wheel: {sorted(on_disk - packed)}"
+    shipped = {p.relative_to(source).as_posix() for p in (source / "weights").rglob("*") if p.is_file()}
+    # README's gallery pictures are not package data; every model, sample and photo is
+    shipped = {"minicnn/" + s for s in shipped if not s.startswith("weights/gallery/")}
+    assert shipped <= packed, f"left out of the wheel: {sorted(shipped - packed)}"
+
+
+def test_the_installed_package_finds_the_shipped_files(installed):
+    python, empty, _ = installed
+    where = run(
+        [python, "-c", "import minicnn, minicnn.paths as p; print(minicnn.__file__); print(p.WEIGHTS_DIR)"],
+        empty,
+    )
+    package, weights = (Path(line) for line in where.stdout.split())
+    venv = python.parent.parent
+    assert venv in package.parents, f"imported {package}, not the installed wheel"
+    assert weights == package.parent / "weights"
+    names = sorted(p.name for p in weights.iterdir())
+    assert {"mnist_vgg.h5", "mnist_gap.h5", "mnist_heldout.npz", "clutter.npz", "photos"} <= set(names)
+    assert len(list((weights / "photos").glob("*.jpg"))) == 4
+
+
+def test_demo_and_a_tool_run_from_an_empty_folder(installed):
+    python, empty, _ = installed
+    minicnn = python.parent / "minicnn"  # the console script of the wheel
+    version = run([minicnn, "--version"], empty).stdout.strip()
+    assert version == f"minicnn {tomllib.loads((REPO / 'pyproject.toml').read_text())['project']['version']}"
+    demo = run([minicnn, "demo"], empty)
+    index = empty / "minicnn-out" / "demo" / "index.html"
+    assert "failed" not in demo.stdout and f"open {index.resolve()}" in demo.stdout and index.is_file()
+    tool = run([python, "-m", "minicnn", "saliency", "--json", "--save-arrays", "--out", "sal"], empty)
+    summary = json.loads(tool.stdout)
+    assert summary["model"].endswith("mnist_vgg.h5") and len(summary["files"]) == 8
+    assert all(Path(f).is_file() and Path(f).parent == empty / "sal" for f in summary["files"])
