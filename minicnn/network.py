@@ -23,6 +23,7 @@ from minicnn.errors import MinicnnError
 from minicnn.layers.base import Layer
 from minicnn.layers.relu import check_mode
 from minicnn.record import PassRecord
+from minicnn.seeding import make_rng
 
 
 class Sequential:
@@ -53,7 +54,7 @@ class Sequential:
             raise MinicnnError(f"layer names must be unique; repeated: {', '.join(duplicates)}")
         self._index = {name: i for i, name in enumerate(names)}
         self.meta = dict(meta or {})
-        rng = np.random.default_rng(seed)
+        rng = make_rng(seed)
         for layer in self.layers:
             if layer.has_params and layer.weight is None:
                 layer.init_params(rng, dtype)

@@ -2,10 +2,16 @@
 
 The usual evaluation crop of the VGG paper (Simonyan & Zisserman 2014, sec. 3.2, a single central
 crop) is: resize so that the shorter side is ``size``, then take the central size x size square.
+
+An image file is untrusted input: its header is read first and an image of more than
+``MAX_PIXELS`` pixels is refused before its data is decoded (a 100 KB PNG can declare
+100000 x 100000 pixels, 30 GB once decoded); Pillow's own decompression-bomb check becomes the same
+one-line error, and a float image holding NaN or infinite values is refused instead of classified.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +19,9 @@ import numpy as np
 from minicnn.errors import MinicnnError
 
 _MODES = ("RGB", "L")
+# 2**27 = 134 million pixels (11585 x 11585): above any camera's output, and 0.4 GB as RGB uint8;
+# Pillow's own limit (Image.MAX_IMAGE_PIXELS, 89 million by default) also applies when it is lower
+MAX_PIXELS = 2**27
 
 
 def _to_8bit(img):
@@ -23,6 +32,8 @@ def _to_8bit(img):
     whose values fit in 0..255 are kept as they are; float images in 0..1 are scaled by 255.
     """
     a = np.asarray(img, dtype=np.float64)
+    if not np.isfinite(a).all():
+        raise MinicnnError("the image holds NaN or infinite values (a float image)")
     if img.mode.startswith("I;16") or (img.mode == "I" and a.max(initial=0) > 255):
         a = a * (255.0 / 65535.0)
     elif img.mode == "F" and a.max(initial=0) <= 1.0:
@@ -55,6 +66,13 @@ def _resize_crop(img, size):
     return img.crop((left, top, left + tw, top + th))
 
 
+def _check_pixels(size, path) -> None:
+    """MinicnnError when an image header declares more than MAX_PIXELS pixels (nothing decoded yet)."""
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise MinicnnError(f"{path}: image too large ({w} x {h} pixels; at most {MAX_PIXELS} are read)")
+
+
 def load_image(path, size=None, mode: str = "RGB") -> np.ndarray:
     """Read the image file at ``path`` -> (H, W, 3) uint8 RGB, or (H, W, 1) uint8 for mode "L".
 
@@ -76,13 +94,26 @@ def load_image(path, size=None, mode: str = "RGB") -> np.ndarray:
     if not path.is_file():
         raise MinicnnError(f"{path}: no such image file")
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        with warnings.catch_warnings():
+            # Pillow warns between MAX_IMAGE_PIXELS and twice that, and raises above
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                _check_pixels(img.size, path)
+                img.load()
+                img = ImageOps.exif_transpose(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise MinicnnError(
+            f"{path}: image too large (over Pillow's {Image.MAX_IMAGE_PIXELS}-pixel limit)"
+        ) from None
+    except MinicnnError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError, EOFError) as exc:
         raise MinicnnError(f"{path}: not a readable image file ({type(exc).__name__})") from None
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
-        img = _to_8bit(img)
+        try:
+            img = _to_8bit(img)
+        except MinicnnError as exc:
+            raise MinicnnError(f"{path}: {exc}") from None
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     if has_alpha:
         img = _flatten_alpha(img)

@@ -18,6 +18,7 @@ from tqdm.auto import trange
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.io.preprocess import CONVENTIONS, deprocess, preprocess
+from minicnn.seeding import make_rng
 from minicnn.tools.regularizers import split_regularizers
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "normalized")
@@ -169,7 +170,7 @@ def run_ascent(
     steps, lr = check_schedule(steps, lr)
     penalties, modifiers = split_regularizers(regularizers)
     ref = reference_image(net, x0.shape[1:]) if ref is None else ref
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     sign = 1.0 if maximize else -1.0
     x = x0.astype(net.dtype, copy=True)
     opt = _Optimizer(optimizer, lr, x)

@@ -24,6 +24,7 @@ import numpy as np
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.io.preprocess import CONVENTIONS
+from minicnn.seeding import make_rng
 from minicnn.tools.ascent import AscentResult, reference_image, run_ascent
 from minicnn.tools.penalties import AlphaNorm, TotalVariation
 from minicnn.tools.regularizers import check_regularizers
@@ -95,7 +96,7 @@ def invert(
         return to_numpy(loss), record.backward(2 * diff * inv_norm, mode="gradient", start=layer)
 
     ref = reference_image(net, x.shape[1:])
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     noise = rng.standard_normal(x.shape).astype(net.dtype) * net.dtype.type(scale / 10)
     regs = (
         AlphaNorm(alpha_weight, alpha=alpha, scale=scale),

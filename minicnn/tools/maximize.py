@@ -13,6 +13,7 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
+from minicnn.seeding import make_rng
 from minicnn.tools.ascent import AscentResult, input_shape_of, reference_image, run_ascent
 from minicnn.tools.penalties import L2Penalty
 from minicnn.tools.regularizers import check_regularizers
@@ -121,7 +122,7 @@ def maximize(
     units = parse_units(unit, out_shape, layer)
     xp = net.xp
     ref = reference_image(net, shape)
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     n = len(units) * starts
     x0 = xp.asarray(rng.random((n, *shape), dtype=np.float64).astype(net.dtype))
     dy = units_objective_signal(xp, units, out_shape, starts, reduce, net.dtype)

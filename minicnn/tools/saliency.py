@@ -14,6 +14,7 @@ import numpy as np
 
 from minicnn.backend import get_xp, on_device_of
 from minicnn.errors import MinicnnError
+from minicnn.seeding import make_rng
 from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
 
@@ -32,7 +33,7 @@ def smoothgrad_noise(x, samples: int, noise: float, seed: int):
     """
     flat = x.reshape(len(x), -1)
     sigma = noise * (flat.max(axis=1) - flat.min(axis=1))
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     for _ in range(samples):
         eps = on_device_of(rng.standard_normal(x.shape, dtype=np.float32), x)
         yield (eps * sigma[:, None, None, None]).astype(x.dtype)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.errors import MinicnnError
+from minicnn.seeding import make_rng
 
 DIGIT = 28
 
@@ -74,7 +75,7 @@ def make_clutter(
         raise MinicnnError(f"expected at least 2 digits and one label each, got {len(labels)}")
     if size < DIGIT + 8:
         raise MinicnnError(f"canvas size must be at least {DIGIT + 8}, got {size}")
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     index = rng.choice(len(digits), size=n, replace=len(digits) < n)
     images = np.zeros((n, size, size), np.uint8)
     boxes = np.zeros((n, 4), np.int32)

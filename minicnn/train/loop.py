@@ -13,6 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minicnn.errors import MinicnnError
+from minicnn.seeding import make_rng
 from minicnn.train.augment import background_noise, random_shift
 from minicnn.train.losses import cross_entropy
 from minicnn.train.optim import SGD, cosine_lr
@@ -69,7 +70,7 @@ def train(net, x, labels, config: TrainConfig, heldout=None, progress: bool = Tr
             f"expected x (N, C, H, W) with N >= batch size {config.batch_size} and N labels, "
             f"got {x.shape} and {labels.shape}"
         )
-    rng = np.random.default_rng(config.seed)
+    rng = make_rng(config.seed)
     sgd = SGD(net, config.momentum, config.weight_decay, config.train_biases)
     per_epoch = len(x) // config.batch_size  # drop the ragged last batch: every step sees a full batch
     total = per_epoch * config.epochs
