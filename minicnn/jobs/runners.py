@@ -152,7 +152,7 @@ class Session:
         try:
             for i, task in enumerate(tasks):
                 futures[self.client.submit(fn, task, retries=self.runner.retries, pure=False)] = i
-            for future in as_completed(list(futures)):
+            for future in as_completed(list(futures), loop=self.client.loop):
                 finished(tasks[futures[future]], future.result())
         finally:
             self.client.cancel(list(futures))
