@@ -26,14 +26,16 @@ def num_classes(net) -> int:
 
 
 def parse_target(net, text) -> int | str:
-    """'predicted', an index or a class name -> 'predicted' or a class index (validated).
+    """'predicted', 'label', an index or a class name -> 'predicted', 'label' or a class index.
 
-    The result is what ``minicnn.tools.targets.resolve_targets`` takes."""
+    'predicted' is what ``minicnn.tools.targets.resolve_targets`` takes; 'label' (the true class of
+    each shipped sample) is resolved by ``context.prepare``. A name that names several classes
+    (ImageNet has two "crane"s, 134 and 517) is refused with every candidate and its index."""
     names = class_names(net)
     k = num_classes(net)
     text = str(text).strip()
-    if text.lower() == "predicted":
-        return "predicted"
+    if text.lower() in ("predicted", "label"):
+        return text.lower()
     if text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < k:
@@ -42,13 +44,47 @@ def parse_target(net, text) -> int | str:
     key = text.lower().replace("_", " ")
     matches = [i for i, n in enumerate(names) if n.lower().replace("_", " ") == key]
     if not matches:  # ImageNet names are lists like "tabby, tabby cat": match any alternative
-        matches = [i for i, n in enumerate(names) if key in (p.strip().lower() for p in n.split(","))]
+        matches = [
+            i
+            for i, n in enumerate(names)
+            if key in (p.strip().lower().replace("_", " ") for p in n.split(","))
+        ]
+    if len(matches) > 1:
+        listed = "; ".join(f"{i} ({names[i]})" for i in matches)
+        raise MinicnnError(
+            f"target {text!r} is ambiguous: it names {len(matches)} classes, {listed}; pass the index"
+        )
     if not matches:
         shown = ", ".join(names[:20]) + (f", ... ({len(names)} classes)" if len(names) > 20 else "")
         raise MinicnnError(
-            f"unknown target {text!r}: expected 'predicted', an index 0..{k - 1} or a class name ({shown})"
+            f"unknown target {text!r}: expected 'predicted', 'label', an index 0..{k - 1} "
+            f"or a class name ({shown})"
         )
     return matches[0]
+
+
+def target_entries(net, image_names, targets) -> list[dict]:
+    """One {"image", "index", "name"} per image: what each image's maps were made for."""
+    names = class_names(net)
+    return [
+        {"image": str(image), "index": int(t), "name": names[int(t)] if int(t) < len(names) else str(int(t))}
+        for image, t in zip(image_names, targets, strict=True)
+    ]
+
+
+def target_lines(entries, how: str) -> list[str]:
+    """The printed account of the targets: 'target 281 (tabby, tabby cat)' when every image has
+    the same, else one line per image (at most TOP5_SHOWN), saying how they were chosen."""
+    if not entries:
+        return []
+    if len({e["index"] for e in entries}) == 1:
+        e = entries[0]
+        return [f"  target ({how}): class {e['index']} ({e['name']})"]
+    lines = [f"  targets ({how}):"]
+    lines += [f"    {e['image']}: class {e['index']} ({e['name']})" for e in entries[:TOP5_SHOWN]]
+    if len(entries) > TOP5_SHOWN:
+        lines.append(f"    ... and {len(entries) - TOP5_SHOWN} more images")
+    return lines
 
 
 def top5_lines(net, scores, names) -> list[str]:

@@ -1,4 +1,5 @@
-"""``minicnn bench``: median time of a forward pass and of a saliency map (forward + backward)."""
+"""``minicnn bench``: min, median and max time of a forward pass and of a saliency map (forward +
+backward)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from minicnn.cli.loading import load_network, move_network
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
 
-HELP = "benchmark: median times of forward and saliency (forward + backward) on this machine"
+HELP = "benchmark: min / median / max times of forward and saliency (forward + backward) on this machine"
 EPILOG = """\
 Times the engine on the chosen network with random inputs of its input size, after one warm-up
-call (Numba compilation, GPU start-up), and prints the medians. --weights also accepts vgg16 or
+call (Numba compilation, GPU start-up), and prints the min, median and max of the timed repeats (the
+spread says how far one median can be trusted on a busy machine). --weights also accepts vgg16 or
 vgg19: a randomly initialised ImageNet VGG (Simonyan & Zisserman 2014) at --size. The full
-benchmarks against PyTorch are the scripts in benchmarks/ (a source checkout): --list names them,
---script NAME runs one with its default settings.
+benchmarks against PyTorch are the scripts in benchmarks/ of a source checkout (they need the
+test dependencies and are not installed with the package): --list names them, --script NAME runs
+one with its default settings.
 
 examples:
   minicnn bench                                   # shipped digit model, batch 64
@@ -46,8 +49,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--script", metavar="NAME", help="run benchmarks/NAME.py instead")
 
 
-def median_time(fn, repeats: int, sync) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls, after one warm-up call."""
+def time_calls(fn, repeats: int, sync) -> list[float]:
+    """Sorted wall times in seconds of ``repeats`` calls of ``fn()``, after one warm-up call."""
     fn()
     sync()
     times = []
@@ -56,8 +59,14 @@ def median_time(fn, repeats: int, sync) -> float:
         fn()
         sync()
         times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2]
+    return sorted(times)
+
+
+def spread(times: list[float]) -> tuple[float, float, float]:
+    """(min, median, max) of sorted times; the median of an even count is the mean of the middle two."""
+    n = len(times)
+    median = times[n // 2] if n % 2 else (times[n // 2 - 1] + times[n // 2]) / 2
+    return times[0], median, times[-1]
 
 
 def run(args) -> Report:
@@ -68,7 +77,12 @@ def run(args) -> Report:
     report = Report("bench")
     scripts = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "harness")
     if args.list:
-        print("\n".join(scripts) if scripts else f"no benchmark scripts in {BENCHMARKS}")
+        print(
+            "\n".join(scripts)
+            if scripts
+            else f"no benchmark scripts in {BENCHMARKS}: they live in benchmarks/ of a source checkout "
+            "(git clone the repository); an installed package has none"
+        )
         report.tables["scripts"] = [{"name": s} for s in scripts]
         return report
     if args.script is not None:
@@ -93,12 +107,21 @@ def run(args) -> Report:
     def sync():
         synchronize(net.xp)
 
-    fwd = median_time(lambda: net.forward(x), args.repeats, sync)
-    sal = median_time(lambda: mc.saliency(net, x, "predicted"), args.repeats, sync)
     name = args.weights if args.weights in ("vgg16", "vgg19") else Path(args.weights).name
+    report.model = str(args.weights)
+    report.settings.update(batch=args.batch, repeats=args.repeats, shape=list(shape), device=net.device)
     report.say(f"minicnn bench: {name} on {net.device}, batch {args.batch} x {shape}, {net.dtype}")
-    report.say(f"  forward   median {fwd * 1e3:9.1f} ms  ({args.batch / fwd:8.1f} images/s)")
-    report.say(f"  saliency  median {sal * 1e3:9.1f} ms  ({args.batch / sal:8.1f} images/s)")
-    report.numbers["forward seconds"] = fwd
-    report.numbers["saliency seconds"] = sal
+    report.say(f"  {args.repeats} timed repeats after one warm-up call; ms per batch (min / median / max)")
+    for label, fn in (
+        ("forward", lambda: net.forward(x)),
+        ("saliency", lambda: mc.saliency(net, x, "predicted")),
+    ):
+        low, mid, high = spread(time_calls(fn, args.repeats, sync))
+        report.say(
+            f"  {label:<9} {low * 1e3:9.1f} / {mid * 1e3:9.1f} / {high * 1e3:9.1f} ms"
+            f"  ({args.batch / mid:8.1f} images/s at the median)"
+        )
+        report.numbers.update(
+            {f"{label} seconds": mid, f"{label} seconds min": low, f"{label} seconds max": high}
+        )
     return report

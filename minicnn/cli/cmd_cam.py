@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from minicnn.cli.context import prepare
 from minicnn.cli.options import add_common
 from minicnn.cli.report import Report
@@ -38,13 +40,55 @@ def run(args) -> Report:
     maps = {}
     try:
         maps["CAM"] = to_numpy(mc.cam(net, ctx.inputs.x, ctx.targets, record=ctx.record))
+        ctx.report.methods.append("CAM (Zhou et al. 2016)")
     except MinicnnError as exc:  # not a GAP network: Grad-CAM only
         ctx.report.say(f"  no CAM: {str(exc).split(';')[0]}; Grad-CAM only")
     maps["Grad-CAM"] = to_numpy(mc.grad_cam(net, ctx.inputs.x, ctx.targets, layer, record=ctx.record))
+    ctx.report.methods.append(f"Grad-CAM at {layer} (Selvaraju et al. 2017)")
+    ctx.report.settings["layer"] = layer
     ctx.report.say(f"  {' and '.join(maps)}; Grad-CAM at layer {layer}")
-    for i, name in enumerate(ctx.inputs.names):
-        picture = figures.map_figure(ctx.inputs.display[i], {k: v[i] for k, v in maps.items()}, ctx.label(i))
-        ctx.out.png(f"{name}_cam.png", picture)
-        for key, values in maps.items():
-            ctx.out.npy(f"{name}_{key.lower().replace('-', '')}.npy", values[i])
+    same = "CAM" in maps and coincide(
+        mc.cam(net, ctx.inputs.x, ctx.targets, upsample=False, record=ctx.record),
+        mc.grad_cam(net, ctx.inputs.x, ctx.targets, layer, upsample=False, record=ctx.record),
+    )
+    if same:
+        ctx.report.say(f"  {COINCIDE}")
+    ctx.report.numbers["CAM equals Grad-CAM"] = float(same) if "CAM" in maps else float("nan")
+    model = Path(args.weights).name
+    for i in range(len(ctx.inputs.names)):
+        title = f"{' and '.join(maps)} of {ctx.label(i)}, {model}, feature maps of {layer}"
+        if same:
+            title += f". {COINCIDE}"
+        picture = figures.map_figure(ctx.inputs.display[i], {k: v[i] for k, v in maps.items()}, title)
+        stem = ctx.stem(i, "cam")
+        ctx.out.png(f"{stem}.png", picture, title)
+        arrays = {key.lower().replace("-", ""): values[i] for key, values in maps.items()}
+        ctx.out.arrays(f"{stem}.npz", arrays, ctx.meta(i, " and ".join(maps), layer=layer))
     return ctx.report
+
+
+COINCIDE = (
+    "CAM and Grad-CAM coincide: with global average pooling and one dense layer, Grad-CAM's weights "
+    "are the class's dense weights / (h*w), so Grad-CAM = max(CAM, 0) / (h*w) (Selvaraju et al. "
+    "2017, sec. 3.1); only CAM's negative part differs"
+)
+
+
+def coincide(cam, grad_cam) -> bool:
+    """Whether Grad-CAM is CAM's positive part up to a positive scale, per image, at the feature
+    maps' own resolution (N, h, w) (upsampling and the ReLU do not commute, so the full-size maps
+    differ slightly at the edges of the positive region). Each map is divided by its maximum and
+    compared to float32 precision."""
+    import numpy as np
+
+    from minicnn.backend import to_numpy
+
+    def unit(m):
+        m = to_numpy(m).astype(np.float64).reshape(len(m), -1)
+        top = np.abs(m).max(axis=1, keepdims=True)
+        return m / np.where(top > 0, top, 1.0)
+
+    cam, grad_cam = to_numpy(cam), to_numpy(grad_cam)
+    return cam.shape == grad_cam.shape and bool(
+        np.allclose(unit(np.maximum(cam, 0)), unit(grad_cam), atol=1e-4)
+    )

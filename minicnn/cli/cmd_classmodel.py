@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 from minicnn.cli.classes import class_names, parse_target
 from minicnn.cli.inputs import shipped_samples
 from minicnn.cli.loading import load_network
@@ -12,10 +15,13 @@ from minicnn.errors import MinicnnError
 
 HELP = "class models: the image that maximises a class score (Simonyan et al. 2013, sec. 2)"
 EPILOG = """\
-Gradient ascent from the zero (mean) image on S_c(I) - lambda ||I||^2, the unnormalised score
-(Simonyan, Vedaldi & Zisserman 2013, sec. 2, fig. 1), one image per class in one batch, drawn as a
-labelled grid. --regularize adds the image priors of Yosinski et al. (2015): jitter, L2 decay,
-Gaussian blur every 4 steps and pixel clipping.
+Gradient ascent on S_c(I) - lambda ||I - start||^2, the unnormalised score (Simonyan, Vedaldi &
+Zisserman 2013, sec. 2, fig. 1), one image per class in one batch, drawn as a labelled grid. The
+paper starts from the zero image of a mean-subtracted network, i.e. the mean training image; the
+shipped digit models store theirs (the mean held-out digit, meta["mean_image"]) and start there by
+default. --start zero starts from the zero input instead (black for a [0, 1] digit model, which is
+dead there: the image does not move). --regularize adds the image priors of Yosinski et al.
+(2015): jitter, L2 decay, Gaussian blur every 4 steps and pixel clipping.
 
 examples:
   minicnn classmodel                          # every class of the shipped digit model
@@ -36,8 +42,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--regularize", action="store_true", help="add Yosinski et al. (2015) image priors")
     parser.add_argument(
         "--start", choices=("auto", "zero"), default="auto",
-        help="start image: auto (default: the mean shipped digit for the digit models) or zero "
-        "(black for digit models, the mean image for caffe-preprocessed ones)",
+        help="start image: auto (default: the model file's meta['mean_image'] when it has one, as the "
+        "shipped models do; else the mean shipped digit for a 28x28 one-channel model) or zero (the "
+        "zero input: black for [0, 1] digit models, the mean image for caffe-preprocessed ones)",
     )  # fmt: skip
 
 
@@ -86,23 +93,67 @@ def run(args) -> Report:
         if target == "predicted":
             raise MinicnnError("--target: expected 'all', a class index or a class name")
         classes = [target]
-    report.say(f"minicnn classmodel: {args.weights.name}, classes {classes}, {args.steps} steps")
-    result = mc.class_model(
-        net, classes, steps=args.steps, lr=args.lr, l2=args.l2,
-        regularizers=regularizers(net, args.regularize), seed=args.seed,
-        mean_image=mean_image(net, args.start),
-    )  # fmt: skip
+    report.model = str(args.weights)
+    start = start_text(net, args.start)
+    report.say(f"minicnn classmodel: {args.weights.name}, classes {classes}, {args.steps} steps from {start}")
+    report.methods.append("class model by gradient ascent (Simonyan et al. 2013)")
+    if args.regularize:
+        report.methods.append("image priors: jitter, L2 decay, blur, clipping (Yosinski et al. 2015)")
+    report.settings.update(steps=args.steps, lr=args.lr, l2=args.l2, start=start, regularize=args.regularize)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = mc.class_model(
+            net, classes, steps=args.steps, lr=args.lr, l2=args.l2,
+            regularizers=regularizers(net, args.regularize), seed=args.seed,
+            mean_image=mean_image(net, args.start), progress=not getattr(args, "no_progress", False),
+        )  # fmt: skip
+    for w in caught:  # the API's advice names its argument; here the option is what the user can change
+        if "zero gradient" in str(w.message):
+            print(
+                f"warning: the class scores have zero gradient at {start} (every ReLU off): the images "
+                "do not move; start from a mean image: --start auto (the default) uses the model file's "
+                "meta['mean_image'] or, for a 28x28 digit model, the mean shipped digit",
+                file=sys.stderr,
+            )
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     from minicnn.backend import to_numpy
     from minicnn.render import figures
 
     scores = to_numpy(net.forward(result.image))
     top = scores.argmax(axis=1)
     labels = [f"{names[c]} (top-1: {names[t]})" for c, t in zip(classes, top, strict=True)]
+    report.targets = [{"image": f"class model {c}", "index": int(c), "name": names[c]} for c in classes]
     for c, h, t in zip(classes, result.history, top, strict=True):
-        report.say(f"  class {names[c]}: objective {h[0]:.3g} -> {h[-1]:.3g}, recognised as {names[t]}")
+        report.say(
+            f"  class {c} ({names[c]}): objective {h[0]:.3g} -> {h[-1]:.3g}, recognised as {t} ({names[t]})"
+        )
         report.numbers[f"class {names[c]} objective"] = float(h[-1])
+        report.numbers[f"class {names[c]} recognised as"] = int(t)
     ncols = min(len(classes), 5)
-    suffix = "_regularized" if args.regularize else ""
-    out.png(f"classmodels{suffix}.png", figures.tile_grid(result.display, labels, ncols=ncols))
-    out.npy(f"classmodels{suffix}.npy", result.image)
+    which = "all" if str(args.target).lower() == "all" else f"class{classes[0]}"
+    stem = f"classmodels_{which}" + ("_regularized" if args.regularize else "")
+    title = (
+        f"class models of {args.weights.name}: ascent on S_c - {args.l2:g} ||I - start||^2, {args.steps} "
+        f"steps of {args.lr:g} from {start}"
+        + (" with Yosinski et al. priors" if args.regularize else "")
+        + "; label: class (class the model assigns)"
+    )
+    out.png(f"{stem}.png", figures.tile_grid(result.display, labels, ncols=ncols, title=title), title)
+    meta = {"model": str(args.weights), "method": "class model", "classes": [int(c) for c in classes],
+            "class_names": [names[c] for c in classes], "start": start, "steps": args.steps, "lr": args.lr,
+            "l2": args.l2, "regularize": bool(args.regularize)}  # fmt: skip
+    out.arrays(f"{stem}.npz", {"image": result.image, "history": result.history, "recognised_as": top}, meta)
     return report
+
+
+def start_text(net, choice: str) -> str:
+    """Where the ascent starts, in words (for the printed line, the figure and the JSON)."""
+    if choice == "zero":
+        mean_subtracted = net.meta.get("preprocess") in ("caffe", "torch")
+        return "the zero input (the mean image)" if mean_subtracted else "the zero input (black)"
+    if net.meta.get("mean_image") is not None:
+        return "the model's mean image (meta['mean_image'])"
+    if mean_image(net, choice) is not None:
+        return "the mean shipped held-out digit"
+    return "the zero input (no mean image stored)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from minicnn.cli.context import prepare
 from minicnn.cli.inputs import display_signal
 from minicnn.cli.options import add_common
@@ -61,11 +63,13 @@ def run(args) -> Report:
         ctx.report.numbers[f"{p.a} vs {p.b} max rel diff"] = float(p.rel_diff)
     ctx.out.text("equivalence.txt", ctx.report.tables["equivalence"])
     ctx.out.text("equivalence.csv", csv_text(result))
-    for i, name in enumerate(ctx.inputs.names):
+    ctx.report.methods.append("DeconvNet vs gradient, layer by layer (Simonyan et al. 2013, sec. 4)")
+    for i in range(len(ctx.inputs.names)):
         panels = {m: display_signal(ctx.net, s[i]) for m, s in result.signals.items()}
-        ctx.out.png(
-            f"{name}_modes.png", figures.reconstruction_figure(ctx.inputs.display[i], panels, ctx.label(i))
+        title = f"{ctx.label(i)}: the class score sent back to pixels by each rule, {Path(args.weights).name}"
+        stem = ctx.stem(i, "modes")
+        ctx.out.png(f"{stem}.png", figures.reconstruction_figure(ctx.inputs.display[i], panels, title), title)
+        ctx.out.arrays(
+            f"{stem}.npz", {m: s[i] for m, s in result.signals.items()}, ctx.meta(i, "equivalence")
         )
-        for mode, signal in result.signals.items():
-            ctx.out.npy(f"{name}_{mode}.npy", signal[i])
     return ctx.report

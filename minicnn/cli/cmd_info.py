@@ -51,7 +51,7 @@ def run(args) -> Report:
             raise MinicnnError(f"--input-size must be a positive int, got {args.input_size}")
         channels = shape[0] if shape else net.layers[0].config().get("in_channels", 3)
         shape = (channels, args.input_size, args.input_size)
-    report = Report("info")
+    report = Report("info", model=str(args.file))
     report.say(f"file     {args.file}")
     report.say(f"format   {fmt}")
     report.say(f"input    {shape if shape else 'unknown'} (C, H, W)")

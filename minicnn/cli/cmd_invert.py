@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from minicnn.cli.context import prepare
 from minicnn.cli.layer_choice import check_layer, feature_layer
 from minicnn.cli.options import add_common
@@ -48,7 +50,10 @@ def run(args) -> Report:
     tiles, labels = [], []
     results = {}
     for layer in layers:
-        results[layer] = mc.invert(net, ctx.inputs.x, layer, steps=args.steps, lr=args.lr, seed=args.seed)
+        results[layer] = mc.invert(
+            net, ctx.inputs.x, layer, steps=args.steps, lr=args.lr, seed=args.seed,
+            progress=not getattr(args, "no_progress", False),
+        )  # fmt: skip
         errors = results[layer].info["final_error"]
         ctx.report.say(f"  {layer}: relative feature error {', '.join(f'{e:.3f}' for e in errors)}")
         for name, e in zip(ctx.inputs.names, errors, strict=True):
@@ -60,7 +65,17 @@ def run(args) -> Report:
             tiles.append(results[layer].display[i])
             labels.append(f"{layer} ({results[layer].info['final_error'][i]:.2f})")
     ncols = len(layers) + 1
-    ctx.out.png("inversions.png", figures.tile_grid(tiles, labels, ncols=ncols))
-    for layer in layers:
-        ctx.out.npy(f"inversion_{layer}.npy", to_numpy(results[layer].image))
+    ctx.report.methods.append("feature inversion (Mahendran & Vedaldi 2015)")
+    ctx.report.settings.update(layers=layers, steps=args.steps, lr=args.lr)
+    title = (
+        f"inversions in {Path(args.weights).name}: images rebuilt from each layer's representation of "
+        f"the input ({args.steps} Adam steps); label: layer (relative feature error)"
+    )
+    ctx.out.png("inversions.png", figures.tile_grid(tiles, labels, ncols=ncols, title=title), title)
+    for i, name in enumerate(ctx.inputs.names):
+        arrays = {layer: to_numpy(results[layer].image[i]) for layer in layers}
+        errors = {layer: float(results[layer].info["final_error"][i]) for layer in layers}
+        ctx.out.arrays(
+            f"{name}_invert.npz", arrays, {**ctx.meta(i, "invert", steps=args.steps), "errors": errors}
+        )
     return ctx.report

@@ -54,7 +54,13 @@ def run(args) -> Report:
     report.say(
         f"minicnn maximize: {args.weights.name}, layer {layer} {shape}, units {units}, {args.steps} steps"
     )
-    result = mc.maximize(net, layer, units, starts=args.starts, steps=args.steps, lr=args.lr, seed=args.seed)
+    report.model = str(args.weights)
+    report.methods.append("activation maximisation (Erhan et al. 2009)")
+    report.settings.update(layer=layer, units=[str(u) for u in units], steps=args.steps, lr=args.lr)
+    result = mc.maximize(
+        net, layer, units, starts=args.starts, steps=args.steps, lr=args.lr, seed=args.seed,
+        progress=not getattr(args, "no_progress", False),
+    )  # fmt: skip
     activation = to_numpy(result.info["activation"])
     labels = []
     for row, unit in enumerate(result.info["unit"]):
@@ -63,6 +69,13 @@ def run(args) -> Report:
         report.say(f"  unit {text}: activation {activation[row]:.4g}")
         report.numbers[f"unit {text} activation"] = float(activation[row])
     ncols = min(len(labels), 8)
-    out.png(f"{layer}_maximized.png", figures.tile_grid(result.display, labels, ncols=ncols))
-    out.npy(f"{layer}_maximized.npy", result.image)
+    title = (
+        f"activation maximisation in {args.weights.name}, layer {layer}: inputs of fixed norm that excite "
+        f"each unit most ({args.steps} steps from random starts); label: unit: activation reached"
+    )
+    stem = f"{layer}_maximized"
+    out.png(f"{stem}.png", figures.tile_grid(result.display, labels, ncols=ncols, title=title), title)
+    meta = {"model": str(args.weights), "method": "maximize", "layer": layer, "units": labels,
+            "steps": args.steps, "lr": args.lr, "starts": args.starts}  # fmt: skip
+    out.arrays(f"{stem}.npz", {"image": result.image, "activation": activation}, meta)
     return report

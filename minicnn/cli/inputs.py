@@ -50,6 +50,22 @@ def image_files(path: Path) -> list[Path]:
     return [path]
 
 
+def output_names(files) -> dict:
+    """file -> the name its outputs carry: the stem, or stem_ext when two files share a stem
+    (cat.jpg and cat.png -> cat_jpg, cat_png), so that no output of one overwrites the other's."""
+    from collections import Counter
+
+    from minicnn.cli.output import safe_name
+
+    stems = Counter(safe_name(f.stem) for f in files)
+    return {
+        f: safe_name(f.stem)
+        if stems[safe_name(f.stem)] == 1
+        else safe_name(f"{f.stem}_{f.suffix.lstrip('.')}")
+        for f in files
+    }
+
+
 def shipped_samples(count: int = DEFAULT_SAMPLES, one_per_class: bool = True):
     """(images (n, 28, 28, 1) uint8, labels (n,), names) from the shipped held-out digits: the
     first of each class (0, 1, 2, ...) or, with ``one_per_class=False``, the first ``count``."""
@@ -109,11 +125,12 @@ def load_inputs(
             )
     else:
         files = image_files(args.image)
+        unique = output_names(files)
         loaded, names = [], []
         for f in files:
             try:
                 loaded.append(mc.load_image(f, size=size, mode="L" if channels == 1 else "RGB"))
-                names.append(f.stem)
+                names.append(unique[f])
             except MinicnnError as exc:
                 if len(files) == 1:
                     raise

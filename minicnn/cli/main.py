@@ -6,18 +6,21 @@ report.py; ``minicnn demo`` calls the same ``run`` functions and builds its page
 Modules import their heavy dependencies inside ``run`` so that ``minicnn --help`` is instant.
 
 Errors a user can cause (MinicnnError, a missing file, an unwritable folder) are printed as one line
-on stderr, with exit code 2 and no traceback.
+on stderr, with exit code 2 and no traceback. Every command also takes --json (the Report as JSON
+on stdout) and --no-progress; ``minicnn --version`` and ``python -m minicnn`` work as expected.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import json
 import sys
 
 COMMANDS = (
     "demo", "saliency", "reconstruct", "equivalence", "occlusion", "cam", "classmodel",
-    "maximize", "invert", "topk", "localize", "info", "train", "bench",
+    "maximize", "invert", "topk", "localize", "info", "train", "bench", "verify", "evaluate",
 )  # fmt: skip
 
 
@@ -30,6 +33,29 @@ quick start:
 """
 
 
+def version() -> str:
+    """The installed distribution's version (what pip reports), else the package's own."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("minicnn")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from minicnn import __version__
+
+        return __version__
+
+
+def add_output_modes(parser) -> None:
+    """--json and --no-progress: every command has them (added here, once)."""
+    parser.add_argument(
+        "--json", action="store_true",
+        help="print a machine-readable summary (model, inputs, targets, methods, files, numbers) on "
+        "stdout; the usual lines go to stderr",
+    )  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (on stderr)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minicnn",
@@ -37,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"minicnn {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"minicnn.cli.cmd_{name}")
@@ -48,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)
+        add_output_modes(p)
         p.set_defaults(run=module.run)
     return parser
 
@@ -57,7 +85,13 @@ def main(argv=None) -> int:
     from minicnn.errors import MinicnnError
 
     try:
-        return args.run(args).exit_code
+        if not args.json:
+            return args.run(args).exit_code
+        # stdout carries the JSON alone: everything the command prints goes to stderr meanwhile
+        with contextlib.redirect_stdout(sys.stderr):
+            report = args.run(args)
+        print(json.dumps(report.summary(), indent=2, allow_nan=False))
+        return report.exit_code
     except (MinicnnError, OSError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"minicnn {args.command}: error: {text}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """The options the subcommands share (--weights, --image, --target, --layer, --device, --out, --seed,
---save-arrays) and the parsing of --unit. Values are checked later, against the loaded network."""
+--overwrite, --save-arrays) and the parsing of --unit. Values are checked later, against the loaded
+network. --json and --no-progress are added to every command by minicnn.cli.main."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def add_common(
     if target:
         parser.add_argument(
             "--target", default="predicted", metavar="CLASS",
-            help="class index, class name, or 'predicted' (default)",
+            help="class index, class name, 'predicted' (default) or 'label' (the true class of the "
+            "shipped samples); the index used is printed",
         )  # fmt: skip
     if layer is not None:
         parser.add_argument(
@@ -43,7 +45,10 @@ def add_common(
             help="layer name, see 'minicnn info'" + (f" (default: {layer})" if layer else ""),
         )  # fmt: skip
     add_run_options(parser, "<command>")
-    parser.add_argument("--save-arrays", action="store_true", help="also write the raw arrays as .npy")
+    parser.add_argument(
+        "--save-arrays", action="store_true",
+        help="also write one .npz per image: the arrays and their metadata (model, target, method)",
+    )  # fmt: skip
 
 
 def add_run_options(parser, command: str) -> None:
@@ -54,6 +59,10 @@ def add_run_options(parser, command: str) -> None:
         help=f"output folder (default: ./minicnn-out/{command})",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace files of an earlier run (default: a taken name gets a counter, name-2.png)",
+    )  # fmt: skip
 
 
 def parse_unit(text):

@@ -1,14 +1,25 @@
-"""The output folder of a command: checked before any work, created on the first write, and every
-file written recorded in the command's Report."""
+"""The output folder of a command: checked before any work, created on the first write, every file
+written recorded in the command's Report, and no file silently overwritten.
+
+Names are made to be distinct (the image's stem, plus its extension when two inputs share a stem,
+plus the tool and the target class); a name that is taken all the same (by an earlier run in the
+same folder, or by an earlier file of this run) gets a counter, ``name-2.png``, unless --overwrite.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
+
+
+def safe_name(text: str) -> str:
+    """A file-name fragment: letters, digits, '.', '-' and '_' kept, every other run -> '-'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
 
 
 @dataclass
@@ -16,28 +27,40 @@ class Output:
     """Writes a command's files into ``folder`` and records them in ``report``.
 
     The folder is created on the first write, so a command that fails before writing leaves
-    nothing behind. ``.npy`` files are written only with --save-arrays.
+    nothing behind. ``.npz`` files are written only with --save-arrays. ``overwrite``: replace files
+    of an earlier run (default: give the new file a numbered name and say so).
     """
 
     folder: Path
     report: Report
     save_arrays: bool = False
+    overwrite: bool = False
+    _taken: set = field(default_factory=set)
 
     def _path(self, name: str) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        return self.folder / name
-
-    def _wrote(self, path: Path) -> Path:
-        self.report.paths.append(path)
-        print(f"  wrote {path}")
+        path = self.folder / name
+        # a name used earlier in this run is never reused; one from an earlier run only with --overwrite
+        n = 1
+        while path in self._taken or (path.exists() and not self.overwrite):
+            n += 1
+            path = self.folder / f"{Path(name).stem}-{n}{Path(name).suffix}"
+        self._taken.add(path)
         return path
 
-    def png(self, name: str, image) -> Path:
-        """Write an (H, W, 3) picture; it is one of the report's figures, captioned by its stem."""
+    def _wrote(self, path: Path, wanted: str) -> Path:
+        self.report.paths.append(path)
+        note = f" ({wanted} exists; --overwrite replaces it)" if path.name != wanted else ""
+        print(f"  wrote {path}{note}")
+        return path
+
+    def png(self, name: str, image, caption: str | None = None) -> Path:
+        """Write an (H, W, 3) picture; it is one of the report's figures, under ``caption``
+        (default: the file's stem)."""
         from minicnn.render.save import save_png
 
-        path = self._wrote(save_png(image, self._path(name)))
-        self.report.figures[path.stem] = path
+        path = self._wrote(save_png(image, self._path(name)), name)
+        self.report.figures[caption or path.stem] = path
         return path
 
     def text(self, name: str, text: str) -> Path:
@@ -46,16 +69,18 @@ class Output:
         path = self._path(name)
         with atomic_path(path) as tmp:
             tmp.write_text(text, encoding="utf-8")
-        return self._wrote(path)
+        return self._wrote(path, name)
 
-    def npy(self, name: str, array) -> Path | None:
-        """Write ``array`` (any device) only with --save-arrays."""
+    def arrays(self, name: str, arrays: dict, meta: dict) -> Path | None:
+        """With --save-arrays: write ``arrays`` (name -> array, any device) and ``meta`` (model,
+        image, target, method, settings) as one ``name`` .npz (see render.save.save_npz)."""
         if not self.save_arrays:
             return None
         from minicnn.backend import to_numpy
-        from minicnn.render.save import save_npy
+        from minicnn.render.save import save_npz
 
-        return self._wrote(save_npy(to_numpy(array), self._path(name)))
+        host = {k: to_numpy(v) for k, v in arrays.items()}
+        return self._wrote(save_npz(self._path(name), host, meta), name)
 
 
 def open_output(args, command: str) -> Output:
@@ -71,4 +96,9 @@ def open_output(args, command: str) -> Output:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise MinicnnError(f"--out {folder} cannot be written (expected a writable folder)")
-    return Output(folder, Report(command), save_arrays=getattr(args, "save_arrays", False))
+    return Output(
+        folder,
+        Report(command),
+        save_arrays=getattr(args, "save_arrays", False),
+        overwrite=getattr(args, "overwrite", False),
+    )

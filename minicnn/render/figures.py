@@ -2,6 +2,9 @@
 
 Each takes the display image (H, W, 3) uint8 and the tool's arrays, upscales tiny inputs with
 nearest neighbour (28x28 digits would be invisible otherwise); returns one (H, W, 3) uint8 picture.
+Every heat map carries a colour bar with its range and unit, every map of categories a legend, and
+``title`` (written above the figure, wrapped to its width) should name the model, the layer or unit,
+the target and the method, so that a figure read alone still says what it shows.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import numpy as np
 
 from minicnn.render.boxes import BLUE, GREEN, draw_boxes
 from minicnn.render.colors import class_colors, diverging, heatmap
-from minicnn.render.grid import grid, hstack
+from minicnn.render.grid import _text_size, grid, hstack, label_above
 from minicnn.render.images import contrast_normalize, resize_map, to_rgb, upscale
+from minicnn.render.keys import with_colorbar, with_legend
 from minicnn.render.overlay import overlay
 
 MIN_SIZE = 224  # tiny images are upscaled by an integer factor to about this size
@@ -25,64 +29,102 @@ def _big(image, factor: int) -> np.ndarray:
     return upscale(to_rgb(image), factor)
 
 
-def saliency_figure(image, saliency, title: str = "") -> np.ndarray:
-    """Input | saliency heat map | overlay (Simonyan et al. 2013, sec. 3, fig. 2).
+def titled(picture, title: str, size: int = 12) -> np.ndarray:
+    """``picture`` with ``title`` above it, wrapped at spaces to the picture's width."""
+    if not title:
+        return picture
+    width = picture.shape[1] - 8
+    lines, line = [], ""
+    for word in title.split(" "):
+        trial = f"{line} {word}".strip()
+        if line and _text_size(trial, size)[0] > width:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    lines.append(line)
+    for text in reversed(lines):
+        picture = label_above(picture, text, size)
+    return picture
+
+
+def _heat(values, f: int, unit: str, cmap: str = "inferno", lo=None, hi=None) -> np.ndarray:
+    """A heat map panel, upscaled by f, with its colour bar (the map's range, or lo..hi) and unit."""
+    v = np.asarray(values, dtype=np.float64)
+    lo = float(v.min()) if lo is None else lo
+    hi = float(v.max()) if hi is None else hi
+    return with_colorbar(upscale(heatmap(v, cmap, lo=lo, hi=hi), f), lo, hi, cmap, unit)
+
+
+def saliency_figure(image, saliency, title: str = "", unit: str = "max_c |dS/dI|") -> np.ndarray:
+    """Input | saliency heat map with its colour bar | overlay (Simonyan et al. 2013, sec. 3, fig. 2).
 
     image: (H, W, 3) uint8; saliency: (H, W) float, e.g. max over channels of |dS_c/dI|.
     """
     f = _factor(image.shape)
     sal = np.asarray(saliency, dtype=np.float64)
-    panels = [_big(image, f), upscale(heatmap(sal), f), upscale(overlay(image, sal), f)]
-    return hstack(panels, [title or "input", "saliency |dS/dI|", "overlay"])
+    panels = [_big(image, f), _heat(sal, f, unit), upscale(overlay(image, sal), f)]
+    return titled(hstack(panels, ["input", "saliency", "overlay (top 1% brightest)"]), title)
 
 
-def map_figure(image, maps: dict, title: str = "") -> np.ndarray:
-    """Input, then for each coarse map (upsampled bilinearly) its heat map and overlay.
+def map_figure(image, maps: dict, title: str = "", unit: str = "a.u.") -> np.ndarray:
+    """Input, then for each coarse map (upsampled bilinearly) its heat map with a colour bar and
+    its overlay.
 
     maps: label -> (h, w) float map, e.g. {"CAM": ..., "Grad-CAM": ...} (Zhou et al. 2016, fig. 1;
     Selvaraju et al. 2017, fig. 1).
     """
     f = _factor(image.shape)
-    panels, labels = [_big(image, f)], [title or "input"]
+    panels, labels = [_big(image, f)], ["input"]
     for label, values in maps.items():
         v = resize_map(values, image.shape[:2])
-        panels += [upscale(heatmap(v), f), upscale(overlay(image, v), f)]
+        panels += [_heat(v, f, f"{label} ({unit})"), upscale(overlay(image, v), f)]
         labels += [label, f"{label} overlay"]
-    return hstack(panels, labels)
+    return titled(hstack(panels, labels), title)
 
 
 def reconstruction_figure(image, signals: dict, title: str = "") -> np.ndarray:
-    """Input beside the reconstructions of each mode, zero-centred and contrast-normalised.
+    """Input beside the reconstructions of each mode, zero-centred and contrast-normalised
+    (mid-grey = 0, brighter / darker = positive / negative signal).
 
     signals: mode name -> (C, H, W) image-space signal, channels in RGB order (Zeiler & Fergus 2013,
     fig. 2; Springenberg et al. 2015, fig. 1).
     """
     f = _factor(image.shape)
     panels = [_big(image, f)] + [_big(contrast_normalize(s), f) for s in signals.values()]
-    return hstack(panels, [title or "input", *signals])
+    picture = hstack(panels, ["input", *(f"{m} (grey = 0)" for m in signals)])
+    return titled(picture, title)
 
 
-def occlusion_figure(image, prob_map, class_map, class_names, target_name: str, attribution=None):
-    """Input | probability of the target class per occluder position | most probable class
-    | (optionally) the pixel attribution, mean score drop over the windows covering each pixel.
+def occlusion_figure(
+    image, prob_map, class_map, class_names, target_name: str, attribution=None, title: str = ""
+) -> np.ndarray:
+    """Input | probability of the target class per occluder position (bar 0..1) | most probable
+    class (legend) | (optionally) the pixel attribution, mean score drop over the windows covering
+    each pixel (diverging bar: red, hiding the pixel lowers the score).
 
     prob_map: (H, W) in [0, 1]; class_map: (H, W) int class indices: the occluder-grid values
     spread to pixels by ``positions_to_pixels`` (Zeiler & Fergus 2013, fig. 7 (b) and (e));
-    attribution: (H, W), signed, drawn with a diverging map (red: hiding the pixel lowers the score).
+    attribution: (H, W), signed.
     """
     f = _factor(image.shape)
-    prob = upscale(heatmap(prob_map, "inferno", lo=0.0, hi=1.0), f)
+    prob = _heat(prob_map, f, f"p({target_name})", lo=0.0, hi=1.0)
     classes = np.asarray(class_map, dtype=np.intp)
     colors = class_colors(max(len(class_names), int(classes.max()) + 1))
-    class_rgb = upscale(colors[classes], f)
     present = [int(c) for c in np.unique(classes)]
-    legend = ", ".join(f"{class_names[c]}" for c in present[:6])
+    legend = [(colors[c], f"{c}: {class_names[c].split(',')[0]}") for c in present[:12]]
+    if len(present) > 12:
+        legend.append((np.full(3, 255, np.uint8), f"... {len(present) - 12} more"))
+    class_rgb = with_legend(upscale(colors[classes], f), legend)
     panels = [_big(image, f), prob, class_rgb]
-    labels = ["input", f"p({target_name}) per position", f"top class: {legend}"]
+    labels = ["input", f"p({target_name}) when hidden here", "top class when hidden here"]
     if attribution is not None:
-        panels.append(upscale(diverging(attribution), f))
+        a = np.asarray(attribution, dtype=np.float64)
+        limit = float(np.abs(a).max()) or 1.0
+        drop = upscale(diverging(a, limit=limit), f)
+        panels.append(with_colorbar(drop, -limit, limit, "colorbrewer:RdBu_r", "score drop"))
         labels.append("score drop per pixel")
-    return hstack(panels, labels)
+    return titled(hstack(panels, labels), title)
 
 
 def positions_to_pixels(values, ys, xs, size: int, shape) -> np.ndarray:
@@ -96,7 +138,7 @@ def positions_to_pixels(values, ys, xs, size: int, shape) -> np.ndarray:
     return values[rows][:, cols]
 
 
-def tile_grid(images, labels=None, ncols=None) -> np.ndarray:
+def tile_grid(images, labels=None, ncols=None, title: str = "") -> np.ndarray:
     """A labelled grid of (C, H, W) or (H, W, 3) images in [0, 1] or uint8, upscaled if tiny.
 
     Class models (Simonyan et al. 2013, fig. 1) and maximised units (Erhan et al. 2009, fig. 3).
@@ -104,7 +146,7 @@ def tile_grid(images, labels=None, ncols=None) -> np.ndarray:
     tiles = [to_rgb(im) for im in images]
     f = _factor(tiles[0].shape) if max(tiles[0].shape[:2]) < 112 else 1
     f = max(1, f // 2)  # grids hold many tiles: half the single-image size is enough
-    return grid([upscale(t, f) for t in tiles], labels, ncols=ncols)
+    return titled(grid([upscale(t, f) for t in tiles], labels, ncols=ncols), title)
 
 
 def topk_figure(projections, patches, title: str = "") -> np.ndarray:
@@ -120,11 +162,12 @@ def topk_figure(projections, patches, title: str = "") -> np.ndarray:
     ncols = int(np.ceil(np.sqrt(len(proj))))
     left = grid([upscale(p, f) for p in proj], ncols=ncols, pad=2)
     right = grid([upscale(p, f) for p in patch], ncols=ncols, pad=2)
-    return hstack([left, right], [f"{title} projections".strip(), "input patches"])
+    return titled(hstack([left, right], ["projections (grey = 0)", "input patches"]), title)
 
 
-def localization_figure(image, saliency, mask, box, true_box=None) -> np.ndarray:
-    """Input with the box found (green; ground truth blue) | saliency | segmentation mask.
+def localization_figure(image, saliency, mask, box, true_box=None, title: str = "") -> np.ndarray:
+    """Input with the box found (green; ground truth blue) | saliency with its colour bar |
+    segmentation mask (white = object).
 
     Simonyan et al. (2013, sec. 3.1, fig. 3). box, true_box: (x0, y0, x1, y1), exclusive ends.
     """
@@ -134,5 +177,7 @@ def localization_figure(image, saliency, mask, box, true_box=None) -> np.ndarray
         boxes, colors = [true_box, box], [BLUE, GREEN]
     boxed = draw_boxes(_big(image, f), boxes, colors, scale=f)
     seg = to_rgb(np.asarray(mask, dtype=np.float64))
-    labels = ["box (blue: true)" if true_box is not None else "box", "saliency", "graph-cut mask"]
-    return hstack([boxed, upscale(heatmap(saliency), f), upscale(seg, f)], labels)
+    labels = ["box found (green), true (blue)" if true_box is not None else "box found", "saliency",
+              "graph-cut mask (white = object)"]  # fmt: skip
+    panels = [boxed, _heat(saliency, f, "max_c |dS/dI|"), upscale(seg, f)]
+    return titled(hstack(panels, labels), title)

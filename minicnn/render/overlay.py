@@ -13,13 +13,15 @@ from minicnn.render.colors import heatmap
 from minicnn.render.images import resize_map, to_rgb
 
 
-def overlay(image, values, alpha: float = 0.6, cmap: str = "inferno") -> np.ndarray:
+def overlay(image, values, alpha: float = 0.6, cmap: str = "inferno", percentile: float = 99.0) -> np.ndarray:
     """Blend a coloured heat map over a grey version of ``image``.
 
     image: anything ``to_rgb`` accepts (H, W) / (C, H, W) / (H, W, 3); values: (h, w) float map,
     resized bilinearly to the image when its size differs (CAM maps are coarse). Each pixel's blend
-    weight is ``alpha`` times the normalised map value, so cold regions keep the image visible.
-    Returns (H, W, 3) uint8.
+    weight is ``alpha`` times the map value scaled so that its ``percentile`` (and above) is 1, so
+    cold regions keep the image visible. NOTE: scaling by the maximum (percentile 100) hides a
+    saliency map of a photograph, where a few pixels are far above the rest; the top 1% saturate
+    instead. Returns (H, W, 3) uint8.
     """
     if not 0.0 <= alpha <= 1.0:
         raise MinicnnError(f"alpha must lie in [0, 1], got {alpha}")
@@ -28,9 +30,13 @@ def overlay(image, values, alpha: float = 0.6, cmap: str = "inferno") -> np.ndar
     if values.ndim != 2:
         raise MinicnnError(f"expected a 2-D map (H, W), got shape {values.shape}")
     values = resize_map(values, rgb.shape[:2])
-    lo, hi = float(values.min()), float(values.max())
-    weight = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    if not 0.0 < percentile <= 100.0:
+        raise MinicnnError(f"percentile must lie in (0, 100], got {percentile}")
+    lo, hi = float(values.min()), float(np.percentile(values, percentile))
+    if hi <= lo:  # a map flat below its percentile (one hot pixel): scale by the maximum instead
+        hi = float(values.max())
+    weight = np.clip((values - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(values)
     grey = rgb.mean(axis=2, keepdims=True)  # colour of the map must not mix with the image's
-    colour = heatmap(values, cmap).astype(np.float64)
+    colour = heatmap(values, cmap, lo=lo, hi=hi).astype(np.float64)  # the same scale as the weight
     w = alpha * weight[:, :, None]
     return np.round((1.0 - w) * grey + w * colour).clip(0, 255).astype(np.uint8)

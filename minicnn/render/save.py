@@ -1,4 +1,4 @@
-"""Write pictures (PNG) and raw arrays (.npy) atomically: a temporary name, then a rename.
+"""Write pictures (PNG) and raw arrays (.npy, .npz with metadata) atomically: a temporary name, then a rename.
 
 An interrupted run never leaves a half-written file where the user expects a finished one
 (minicnn.io.atomic.atomic_path).
@@ -32,4 +32,23 @@ def save_npy(array, path) -> Path:
     path = Path(path)
     with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
         np.save(f, np.asarray(array))
+    return path
+
+
+def save_npz(path, arrays: dict, meta: dict) -> Path:
+    """Save named NumPy arrays and their metadata as one compressed .npz at ``path``.
+
+    arrays: name -> array (any shape and dtype); meta: JSON-serialisable dict (model, image, target
+    index and name, method, layer, settings), stored as the 0-d string array ``"meta"`` so that
+    ``json.loads(str(np.load(path)["meta"]))`` reads it back without pickle.
+    """
+    import json
+
+    if "meta" in arrays:
+        raise MinicnnError("'meta' is reserved for the metadata of an .npz file")
+    path = Path(path)
+    payload = {k: np.asarray(v) for k, v in arrays.items()}
+    payload["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **payload)
     return path

@@ -155,6 +155,7 @@ def run_ascent(
     project=None,
     ref=None,
     desc: str = "ascent",
+    progress: bool = True,
 ) -> AscentResult:
     """Optimise the batch x0 (N, C, H, W) for ``steps`` steps and return an AscentResult.
 
@@ -165,7 +166,8 @@ def run_ascent(
     ``after`` hooks act after each update. ``project`` (x -> x) runs after each update, before the
     ``after`` hooks (e.g. the norm constraint of activation maximisation). ``ref`` (C, H, W) is the
     image that counts as zero (default: reference_image). Records in ``info``: "objective" (the
-    network term alone, (N, steps)) and "start" (x0).
+    network term alone, (N, steps)) and "start" (x0). ``progress``: a tqdm bar of the steps on
+    stderr, shown from the start (the first step can be the slowest: Numba compiles there).
     """
     steps, lr = check_schedule(steps, lr)
     penalties, modifiers = split_regularizers(regularizers)
@@ -177,7 +179,7 @@ def run_ascent(
     n = len(x)
     history = np.empty((n, steps), dtype=np.float64)
     raw = np.empty((n, steps), dtype=np.float64)
-    for step in trange(steps, desc=desc, delay=1.0, leave=False):
+    for step in trange(steps, desc=desc, unit="step", leave=False, disable=not progress):
         seen, undo = x, []
         for m in modifiers:
             seen, back = m.transform(seen, rng)

@@ -55,6 +55,7 @@ def class_model(
     input_shape=None,
     optimizer: str = "sgd",
     mean_image=None,
+    progress: bool = True,
 ) -> AscentResult:
     """Class model images for the class(es) ``target`` (Simonyan et al. 2013, sec. 2, eq. 1).
 
@@ -131,6 +132,7 @@ def class_model(
         optimizer=optimizer,
         ref=ref,
         desc="class model",
+        progress=progress,
     )
     result.info["target"] = classes
     return result

@@ -52,6 +52,7 @@ def invert(
     seed=None,
     optimizer: str = "adam",
     record=None,
+    progress: bool = True,
 ) -> AscentResult:
     """Images whose representation at ``layer`` matches that of x (Mahendran & Vedaldi 2015).
 
@@ -114,6 +115,7 @@ def invert(
         maximize=False,
         ref=ref,
         desc=f"invert {layer}",
+        progress=progress,
     )
     result.info["error"] = np.sqrt(np.maximum(result.info["objective"], 0))
     diff = net.run(result.image, stop=layer).output() - phi0

@@ -180,6 +180,7 @@ def localize(
     bins: int = 4,
     smoothness: float = 0.1,
     saliency_map=None,
+    progress: bool = True,
 ) -> Localization:
     """Boxes and segmentation masks of the target class's object in each image.
 
@@ -194,6 +195,7 @@ def localize(
             the faint clutter out of the digit's colour model, and a strong pairwise term bridges
             the dark gaps between the digit and nearby clutter (the box then grows too big).
         saliency_map: (N, H, W) to use instead of mc.saliency(net, x, target) (e.g. SmoothGrad).
+        progress: a tqdm bar of the images on stderr.
 
     Returns Localization(boxes (N, 4) int64 (x0, y0, x1, y1) exclusive ends, masks (N, H, W) bool).
     """
@@ -216,7 +218,7 @@ def localize(
     boxes = np.zeros((len(x), 4), dtype=np.int64)
     masks = np.zeros(sal.shape, dtype=bool)
     # one graph cut per image (PyMaxflow solves one graph at a time)
-    for i in trange(len(x), desc="localize", delay=1.0, leave=False):
+    for i in trange(len(x), desc="localize", unit="img", leave=False, disable=not progress):
         fg, bg = seeds(sal[i], fg_quantile, bg_quantile)
         masks[i] = graph_cut(images[i], fg, bg, bins, smoothness)
         boxes[i] = largest_component_box(masks[i])

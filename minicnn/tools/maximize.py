@@ -82,6 +82,7 @@ def maximize(
     seed=None,
     input_shape=None,
     optimizer: str = "normalized",
+    progress: bool = True,
 ) -> AscentResult:
     """Inputs that maximally activate ``unit`` of ``layer`` (Erhan et al. 2009, sec. 3.1).
 
@@ -165,6 +166,7 @@ def maximize(
         project=project,
         ref=ref,
         desc=f"maximize {layer}",
+        progress=progress,
     )
     final = to_numpy(activation(net.run(result.image, stop=layer).output())).astype(np.float64)
     per_unit = final.reshape(len(units), starts)

@@ -40,18 +40,19 @@ def test_saliency(shipped, tmp_path):
     r = ok("saliency", "--out", tmp_path, "--save-arrays")
     names = sample_names()
     assert r.stdout.count("top-5") == N
-    for name in names:
-        h, w = png_size(tmp_path / f"{name}_saliency.png")
+    stems = [f"{name}_saliency_class{c}" for c, name in enumerate(names)]  # digit c is predicted as c
+    for stem in stems:
+        h, w = png_size(tmp_path / f"{stem}.png")
         assert w == panels_width(3, DIGIT) and h > DIGIT
-        sal = np.load(tmp_path / f"{name}_saliency.npy")
+        sal = np.load(tmp_path / f"{stem}.npz")["saliency"]
         assert sal.shape == (28, 28) and sal.min() >= 0 and sal.max() > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [f"{n}_saliency.png" for n in names] + [f"{n}_saliency.npy" for n in names]
+        [f"{s}.png" for s in stems] + [f"{s}.npz" for s in stems]
     )
 
 
 def test_saliency_arrays_equal_the_tool(shipped, tmp_path):
-    """The .npy the CLI writes is the tool's output for the predicted class (no silent change)."""
+    """The .npz the CLI writes holds the tool's output for the target class (no silent change)."""
     import minicnn as mc
 
     ok("saliency", "--out", tmp_path, "--save-arrays", "--target", "3")
@@ -62,7 +63,8 @@ def test_saliency_arrays_equal_the_tool(shipped, tmp_path):
     x = mc.preprocess(images[first][:, :, None], net.meta["preprocess"])
     expected = mc.saliency(net, x, 3)[0]
     # the CLI ran a batch of four, this a batch of one: equal up to float32 summation order
-    assert_close(np.load(tmp_path / f"heldout{first}_label0_saliency.npy"), expected, what="saliency")
+    saved = np.load(tmp_path / f"heldout{first}_label0_saliency_class3.npz")["saliency"]
+    assert_close(saved, expected, what="saliency")
 
 
 def test_reconstruct(shipped, tmp_path):
@@ -72,7 +74,8 @@ def test_reconstruct(shipped, tmp_path):
     for p in pngs:
         h, w = png_size(p)
         assert w == panels_width(4, DIGIT) and h > DIGIT  # input + three modes
-    assert len(list(tmp_path.glob("*_deconvnet.npy"))) == N
+    arrays = sorted(tmp_path.glob("*.npz"))
+    assert len(arrays) == N and all({"deconvnet", "gradient", "guided"} <= set(np.load(a)) for a in arrays)
 
 
 def test_classmodel(shipped, tmp_path):
@@ -82,7 +85,7 @@ def test_classmodel(shipped, tmp_path):
     assert "recognised as" in r.stdout
     first, last = map(float, re.search(r"objective (\S+) -> (\S+),", r.stdout).groups())
     assert last > first, "the ascent did not move (a dead start image?)"
-    h, w = png_size(tmp_path / "classmodels.png")
+    h, w = png_size(tmp_path / "classmodels_class7.png")
     assert h > 112 and w >= 112
 
 
@@ -98,10 +101,10 @@ def test_bench(shipped):
 def test_cam_on_the_gap_model(shipped, tmp_path):
     r = ok("cam", "--out", tmp_path, "--save-arrays")
     assert "CAM and Grad-CAM" in r.stdout
-    for name in sample_names():
-        h, w = png_size(tmp_path / f"{name}_cam.png")
+    for c, name in enumerate(sample_names()):
+        h, w = png_size(tmp_path / f"{name}_cam_class{c}.png")
         assert w == panels_width(5, DIGIT) and h > DIGIT  # input, CAM x2, Grad-CAM x2
-        assert np.load(tmp_path / f"{name}_cam.npy").shape == (28, 28)
+        assert np.load(tmp_path / f"{name}_cam_class{c}.npz")["cam"].shape == (28, 28)
 
 
 def test_gradcam_on_the_vgg_model_with_a_folder_of_pngs(shipped, tmp_path):
@@ -116,17 +119,18 @@ def test_gradcam_on_the_vgg_model_with_a_folder_of_pngs(shipped, tmp_path):
     out = tmp_path / "out"
     r = ok("cam", "--weights", shipped.DEFAULT_MODEL, "--image", folder, "--out", out)
     assert "Grad-CAM only" in r.stdout and r.stdout.count("top-5") == 2
-    assert sorted(p.name for p in out.iterdir()) == ["digit0_cam.png", "digit1_cam.png"]
-    assert png_size(out / "digit0_cam.png")[1] == panels_width(3, DIGIT)
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 2 and [n.split("_cam_class")[0] for n in written] == ["digit0", "digit1"]
+    assert png_size(out / written[0])[1] == panels_width(3, DIGIT)
 
 
 def test_occlusion(shipped, tmp_path):
     r = ok("occlusion", "--out", tmp_path, "--save-arrays", "--size", "10", "--stride", "6")
     assert "4x4 positions" in r.stdout  # (28 - 10) / 6 + 1 = 4 per axis
-    for name in sample_names():
-        h, w = png_size(tmp_path / f"{name}_occlusion.png")
+    for c, name in enumerate(sample_names()):
+        h, w = png_size(tmp_path / f"{name}_occlusion_class{c}.png")
         assert w == panels_width(4, DIGIT) and h > DIGIT
-        prob = np.load(tmp_path / f"{name}_occlusion_prob.npy")
+        prob = np.load(tmp_path / f"{name}_occlusion_class{c}.npz")["prob"]
         assert prob.shape == (4, 4) and 0 <= prob.min() <= prob.max() <= 1
 
 
@@ -150,7 +154,8 @@ def test_invert(shipped, tmp_path):
     assert r.stdout.count("relative feature error") == 2
     h, w = png_size(tmp_path / "inversions.png")
     assert w == panels_width(3, 112) and h > 2 * 112  # two digits x (input + two layers)
-    assert np.load(tmp_path / f"inversion_{pools[0]}.npy").shape == (2, 1, 28, 28)
+    arrays = sorted(tmp_path.glob("*_invert.npz"))
+    assert len(arrays) == 2 and all(np.load(a)[pools[0]].shape == (1, 28, 28) for a in arrays)
 
 
 def test_equivalence(shipped, tmp_path):
@@ -168,8 +173,8 @@ def test_equivalence(shipped, tmp_path):
         if row["kind"] in ("Conv2D", "MaxPool2D", "Dense"):
             assert float(row["max_rel_diff"]) < 1e-5, row
     assert any(float(row["max_rel_diff"]) > 0 for row in rows if row["kind"] == "ReLU")
-    for name in sample_names():
-        h, w = png_size(tmp_path / f"{name}_modes.png")
+    for c, name in enumerate(sample_names()):
+        h, w = png_size(tmp_path / f"{name}_modes_class{c}.png")
         assert w == panels_width(4, DIGIT) and h > DIGIT
 
 
@@ -185,7 +190,7 @@ def test_topk(shipped, tmp_path):
         f"{layer}_ch0_top4.png",
         f"{layer}_ch2_top4.png",
     ]
-    index = np.load(tmp_path / f"{layer}_top4_index.npy")
+    index = np.load(tmp_path / f"{layer}_top4.npz")["index"]
     assert index.shape == (2, 4) and index.min() >= 0 and index.max() < 30
     h, w = png_size(tmp_path / f"{layer}_ch0_top4.png")
     assert h > 0 and w > 0
@@ -194,10 +199,10 @@ def test_topk(shipped, tmp_path):
 def test_localize_on_the_shipped_canvases(shipped, tmp_path):
     r = ok("localize", "--count", "2", "--out", tmp_path)
     assert r.stdout.count("IoU with the true box") == 2 and "of 2 canvases" in r.stdout
-    for name in sorted(tmp_path.glob("*_localization.png")):
+    for name in sorted(tmp_path.glob("*_localization_class*.png")):
         h, w = png_size(name)
         assert w == panels_width(3, 168) and h > 168  # 84x84 canvases shown at 2x
-    assert len(list(tmp_path.glob("*_localization.png"))) == 2
+    assert len(list(tmp_path.glob("*_localization_class*.png"))) == 2
 
 
 def test_localize_keeps_the_size_of_a_users_canvas(shipped, tmp_path):
@@ -208,5 +213,6 @@ def test_localize_keeps_the_size_of_a_users_canvas(shipped, tmp_path):
     out = tmp_path / "out"
     r = ok("localize", "--image", tmp_path / "canvas.png", "--out", out, "--save-arrays")
     assert "canvas: box (x0, y0, x1, y1)" in r.stdout
-    assert np.load(out / "canvas_mask.npy").shape == (84, 84)  # not resized to the 28x28 digits
-    assert png_size(out / "canvas_localization.png")[1] == panels_width(3, 168)
+    (saved,) = out.glob("canvas_localization_class*.npz")
+    assert np.load(saved)["mask"].shape == (84, 84)  # not resized to the 28x28 digits
+    assert png_size(saved.with_suffix(".png"))[1] == panels_width(3, 168)

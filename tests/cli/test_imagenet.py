@@ -7,6 +7,8 @@ mc.vgg16(seed=0) holding the same weights in memory."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from cli_helpers import ok, panels_width, png_size
@@ -84,9 +86,11 @@ def test_saliency_on_a_keras_vgg16_file(vgg16_file, tmp_path):
     top5 = np.argsort(-probs)[:5]
     expected = ", ".join(f"{names[i]} {probs[i]:.3f}" for i in top5)
     assert f"cat: top-5 {expected}" in r.stdout
-    h, w = png_size(tmp_path / "cat_saliency.png")
+    (picture,) = tmp_path.glob("cat_saliency_class*.png")  # the predicted class is in the name
+    assert picture.stem == f"cat_saliency_class{top5[0]}"
+    h, w = png_size(picture)
     assert w == panels_width(3, 224) and h > 224
-    sal = np.load(tmp_path / "cat_saliency.npy")
+    sal = np.load(picture.with_suffix(".npz"))["saliency"]
     assert sal.shape == (224, 224) and sal.max() > 0
 
 
@@ -111,4 +115,6 @@ def test_target_by_imagenet_class_name(vgg16_file, tmp_path):
         "--save-arrays",
     )
     expected = mc.saliency(net, caffe_input(PHOTO), 281)[0]
-    assert_close(np.load(tmp_path / "cat_saliency.npy"), expected, what="saliency of 'tabby'")
+    saved = np.load(tmp_path / "cat_saliency_class281.npz")
+    assert_close(saved["saliency"], expected, what="saliency of 'tabby'")
+    assert json.loads(str(saved["meta"]))["target_name"] == "tabby"  # the shipped ImageNet list
