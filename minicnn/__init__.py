@@ -61,6 +61,11 @@ _API = {
     "localize": "minicnn.tools.localize",
     # the independent DeconvNet and the sanity checks of saliency methods (issue 14)
     "deconvnet": "minicnn.tools.deconvnet",
+    "randomization_test": "minicnn.tools.sanity",
+    "data_randomization_test": "minicnn.tools.sanity_data",
+    "class_sensitivity": "minicnn.tools.sanity_checks",
+    "image_recovery": "minicnn.tools.sanity_checks",
+    "pointing_game": "minicnn.tools.sanity_pointing",
 }
 
 __all__ = sorted(_API) + ["__version__"]

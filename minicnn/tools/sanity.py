@@ -1,0 +1,179 @@
+"""The model parameter randomisation test (Adebayo et al. 2018, "Sanity Checks for Saliency Maps",
+sec. 3).
+
+If a saliency map explains what the network learned, destroying what it learned must change the
+map. The test re-initialises the learned layers from the top (the class layer) down and compares
+each method's maps on the randomised network with its maps on the trained one:
+
+    cascading    step k: the top k layers re-initialised, cumulatively (the paper's fig. 2)
+    independent  step k: only the k-th layer from the top re-initialised, the others trained
+
+    res = randomization_test(net, x, "predicted", methods=["gradient", "guided"], cascade=True)
+    res.layers                          # names re-initialised, in order (top first)
+    res.maps["guided"]                  # (steps + 1, N, H, W); step 0 = the trained network
+    res.similarity["guided"]["ssim"]    # (steps + 1,), mean over images; step 0 = 1
+
+The paper's finding: gradient and its variants change as layers are randomised; guided
+backpropagation (and, Nie et al. 2018 add, the DeconvNet) barely do: they recover the image
+rather than explain the network. The explained class is the trained network's (fixed over steps).
+
+Re-initialisation uses each layer's own initialiser (He normal weights, zero bias) with a generator
+seeded by (seed, the layer's position), so a layer gets the same random weights in both tests and
+every run; the network passed in is never modified (the steps run on a copy).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from minicnn.backend import on_device_of
+from minicnn.errors import MinicnnError
+from minicnn.tools.sanity_methods import METHODS, all_maps, check_methods
+from minicnn.tools.sanity_similarity import METRIC_TITLES, METRICS, similarities
+from minicnn.tools.targets import as_batch, forward_record, resolve_targets
+
+
+@dataclass
+class RandomizationResult:
+    """layers: names re-initialised, top first (step k re-initialised layers[k - 1], and in the
+    cascade all layers above it); maps[method]: (steps + 1, N, H, W) float64 signed maps;
+    similarity[method][metric]: (steps + 1,) mean over images of the similarity with step 0;
+    per_image[method][metric]: (steps + 1, N); targets: (N,) classes explained at every step."""
+
+    layers: list
+    methods: list
+    cascade: bool
+    seed: int
+    targets: np.ndarray
+    maps: dict = field(repr=False)
+    similarity: dict = field(default_factory=dict)
+    per_image: dict = field(default_factory=dict, repr=False)
+
+    def table(self, metric: str = "spearman_abs") -> str:
+        """The similarity with the trained network's maps, one row per method, one column per step."""
+        kind = "cascading" if self.cascade else "independent"
+        width = max(12, *(len(s) + 2 for s in self.layers))
+        head = f"{'method':<18}" + "".join(f"{s:>{width}}" for s in ["trained", *self.layers])
+        lines = [
+            f"{kind} randomisation (Adebayo et al. 2018): {METRIC_TITLES[metric]} with the trained maps",
+            head,
+            "-" * len(head),
+        ]
+        for m in self.methods:
+            lines.append(
+                f"{METHODS[m][0]:<18}" + "".join(f"{v:>{width}.3f}" for v in self.similarity[m][metric])
+            )
+        return "\n".join(lines)
+
+
+def learned_layers(net) -> list[str]:
+    """Names of the layers with parameters, top (output side) first: the randomisation order."""
+    return [layer.name for layer in reversed(net.layers) if layer.has_params]
+
+
+def check_layers(net, layers) -> list[str]:
+    """``layers`` (None: every learned layer) checked against the network, kept in top-first order."""
+    valid = learned_layers(net)
+    if layers is None:
+        return valid
+    if isinstance(layers, str):
+        layers = [s.strip() for s in layers.split(",") if s.strip()]
+    for name in layers:
+        if name not in valid:
+            raise MinicnnError(
+                f"unknown or parameter-free layer {name!r}; expected one of: {', '.join(valid)}"
+            )
+    if not layers:
+        raise MinicnnError(f"expected at least one layer; choose from: {', '.join(valid)}")
+    return [name for name in valid if name in set(layers)]
+
+
+def reinitialize(net, name: str, seed: int) -> None:
+    """Re-initialise layer ``name`` of ``net`` in place with its own initialiser, on the network's
+    device, from numpy.random.default_rng([seed, position of the layer])."""
+    layer = net[name]
+    old = dict(layer.params)
+    layer.init_params(np.random.default_rng([seed, net.index(name)]), net.dtype)
+    for key, value in layer.params.items():
+        setattr(layer, key, on_device_of(value, old[key]))
+
+
+def _restore(net, trained, name: str) -> None:
+    """Put the trained parameters of layer ``name`` back (the independent test's previous step)."""
+    for key, value in trained[name].params.items():
+        setattr(net[name], key, value.copy())
+
+
+def working_copy(net):
+    """A copy of ``net`` whose layers can be changed freely (the last forward record is not copied)."""
+    return copy.deepcopy(net, memo={id(net.last): None})
+
+
+def randomized_networks(net, layers, cascade: bool = True, seed: int = 0):
+    """Yield (name, network) for each step: the network with ``name`` re-initialised (and, when
+    cascading, every layer before it in ``layers``). One working copy is changed step by step, so
+    use each network before asking for the next."""
+    work = working_copy(net)
+    previous = None
+    for name in layers:
+        if not cascade and previous is not None:
+            _restore(work, net, previous)
+        reinitialize(work, name, seed)
+        previous = name
+        yield name, work
+
+
+def randomization_test(
+    net,
+    x,
+    target="predicted",
+    methods=("gradient", "guided"),
+    cascade: bool = True,
+    seed: int = 0,
+    layers=None,
+    record=None,
+    progress: bool = False,
+) -> RandomizationResult:
+    """Run the cascading (``cascade=True``) or independent model parameter randomisation test.
+
+    Args:
+        net: a Sequential ending in class scores. x: (N, C, H, W) or (C, H, W) in network-input space.
+        target: class index, list of N indices or "predicted" (resolved on the trained network).
+        methods: names from METHODS (``sanity_methods.available_methods(net)`` lists this
+            network's), or one comma-separated string.
+        seed: seeds the re-initialisation and SmoothGrad's noise.
+        layers: the learned layers to re-initialise (default: all, top first).
+        record: a PassRecord of the trained network's forward pass over x (reused).
+        progress: a tqdm bar over the steps.
+
+    Returns:
+        a RandomizationResult; steps = len(res.layers).
+    """
+    from tqdm.auto import tqdm
+
+    methods = check_methods(net, methods)
+    names = check_layers(net, layers)
+    x = as_batch(net, x)
+    rec = forward_record(net, x, record)
+    targets = resolve_targets(target, rec.output())
+    steps = [all_maps(net, x, targets, methods, seed, rec)]
+    bar = tqdm(
+        randomized_networks(net, names, cascade, seed),
+        total=len(names),
+        desc="randomisation " + ("cascade" if cascade else "independent"),
+        unit="layer",
+        disable=not progress,
+        leave=False,
+    )
+    for _name, randomized in bar:
+        steps.append(all_maps(randomized, x, targets, methods, seed))
+    maps = {m: np.stack([s[m] for s in steps]) for m in methods}
+    res = RandomizationResult(names, methods, cascade, seed, targets, maps)
+    for m in methods:
+        per = [similarities(maps[m][0], maps[m][k]) for k in range(len(steps))]
+        res.per_image[m] = {metric: np.stack([p[metric] for p in per]) for metric in METRICS}
+        res.similarity[m] = {metric: v.mean(axis=1) for metric, v in res.per_image[m].items()}
+    return res

@@ -1,0 +1,109 @@
+"""The saliency methods the sanity checks compare, each as one (N, H, W) map per image.
+
+Adebayo et al. (2018, sec. 2) test the gradient (Simonyan et al. 2013), gradient x input
+(Shrikumar et al. 2016), SmoothGrad (Smilkov et al. 2017), guided backpropagation (Springenberg et
+al. 2015) and Grad-CAM (Selvaraju et al. 2017); we add the DeconvNet (Zeiler & Fergus 2013, the
+independent reverse network of tools/deconvnet.py) and CAM (Zhou et al. 2016) where the network
+ends in global average pooling and one dense layer.
+
+Every method returns a signed map: the attribution summed over colour channels (for Grad-CAM and
+CAM, the class map upsampled to the input). The similarity measures take |map| where the paper
+does (sanity_similarity.py); the pointing game reads the peak of |map| for the backpropagation
+methods and of the map itself for the class activation maps (their positive evidence).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.backend import to_numpy
+from minicnn.errors import MinicnnError
+from minicnn.tools.cam import _cam_head, cam, grad_cam
+from minicnn.tools.deconvnet import deconvnet_backward
+from minicnn.tools.saliency import saliency
+from minicnn.tools.targets import forward_record, one_hot
+
+# name -> (title, paper); the order in which tables and figures list them
+METHODS = {
+    "gradient": ("Gradient", "Simonyan et al. 2013"),
+    "gradient_x_input": ("Gradient x input", "Shrikumar et al. 2016"),
+    "smoothgrad": ("SmoothGrad", "Smilkov et al. 2017"),
+    "guided": ("Guided backprop", "Springenberg et al. 2015"),
+    "deconvnet": ("DeconvNet", "Zeiler & Fergus 2013"),
+    "grad_cam": ("Grad-CAM", "Selvaraju et al. 2017"),
+    "cam": ("CAM", "Zhou et al. 2016"),
+}
+CLASS_MAPS = ("grad_cam", "cam")  # their peak is the most positive value, not the largest |value|
+SMOOTHGRAD_SAMPLES = 16  # fewer than Smilkov et al.'s 50: the checks run every method many times
+SMOOTHGRAD_NOISE = 0.15
+
+
+def has_cam(net) -> bool:
+    """Whether the network ends in global average pooling and one dense layer (CAM's condition)."""
+    try:
+        _cam_head(net)
+    except MinicnnError:
+        return False
+    return True
+
+
+def available_methods(net) -> list[str]:
+    """Every method this network allows, in METHODS order (CAM only with a GAP head)."""
+    return [m for m in METHODS if m != "cam" or has_cam(net)]
+
+
+def check_methods(net, methods) -> list[str]:
+    """The list of method names, checked: unknown names and CAM on a network without a GAP head
+    raise one MinicnnError that lists the valid choices."""
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    methods = list(methods)
+    if not methods:
+        raise MinicnnError(f"expected at least one method; choose from: {', '.join(METHODS)}")
+    for m in methods:
+        if m not in METHODS:
+            raise MinicnnError(f"unknown method {m!r}; expected one of: {', '.join(METHODS)}")
+    if "cam" in methods:
+        _cam_head(net)  # its error says what CAM needs and suggests grad_cam
+    return methods
+
+
+def method_maps(net, x, targets, method: str, seed: int = 0, record=None) -> np.ndarray:
+    """One method's maps: x (N, C, H, W) batch of net.dtype, targets (N,) ints -> (N, H, W) float64
+    on the host, signed (see the module docstring). seed: SmoothGrad's noise."""
+    return all_maps(net, x, targets, [method], seed, record)[method]
+
+
+def all_maps(net, x, targets, methods, seed: int = 0, record=None) -> dict:
+    """Several methods on one forward pass: {method: (N, H, W) float64}. record: a PassRecord of a
+    full forward pass over x (reused)."""
+    rec = forward_record(net, x, record)
+    dy = one_hot(targets, rec.output())
+    out = {}
+    for m in methods:
+        if m == "gradient":
+            a = rec.backward(dy, mode="gradient")
+        elif m == "gradient_x_input":
+            a = rec.backward(dy, mode="gradient") * x
+        elif m == "guided":
+            a = rec.backward(dy, mode="guided")
+        elif m == "deconvnet":
+            a = deconvnet_backward(net, rec, dy)
+        elif m == "smoothgrad":
+            a = saliency(
+                net, x, targets, signed=True, samples=SMOOTHGRAD_SAMPLES, noise=SMOOTHGRAD_NOISE, seed=seed
+            )
+        elif m == "grad_cam":
+            a = grad_cam(net, x, targets, record=rec)[:, None]
+        elif m == "cam":
+            a = cam(net, x, targets, record=rec)[:, None]
+        else:
+            raise MinicnnError(f"unknown method {m!r}; expected one of: {', '.join(METHODS)}")
+        out[m] = to_numpy(a).astype(np.float64).sum(axis=1)
+    return out
+
+
+def peak_map(method: str, maps) -> np.ndarray:
+    """The map whose maximum a method points at: |maps| for backpropagation methods, the map
+    itself for Grad-CAM and CAM. maps: (N, H, W) -> same shape."""
+    return np.asarray(maps) if method in CLASS_MAPS else np.abs(maps)
