@@ -21,6 +21,7 @@ import sys
 COMMANDS = (
     "demo", "saliency", "reconstruct", "equivalence", "occlusion", "cam", "classmodel",
     "maximize", "invert", "topk", "localize", "info", "train", "bench", "verify", "evaluate",
+    "attribute",
 )  # fmt: skip
 
 

@@ -51,6 +51,11 @@ class Dataset:
         indices = tuple(int(i) for i in indices)
         return replace(self, ids=tuple(self.id_of(i) for i in indices), positions=indices)
 
+    def select(self, indices) -> Dataset:
+        """A new dataset of the images at ``indices``, numbered 0, 1, ... in that order (the
+        images an evaluation file names)."""
+        return replace(self, ids=tuple(self.id_of(int(i)) for i in indices), positions=None)
+
     def id_of(self, index: int) -> str:
         """The id of the image at dataset position ``index``."""
         if self.positions is None:
@@ -97,7 +102,8 @@ class Dataset:
 
     def _read_npz(self, indices):
         array = _npz_array(self.path, self.key)
-        return np.asarray(indices, dtype=np.int64), as_network_input(array[indices], self), []
+        rows = [int(self.id_of(i)[len(self.key) + 1 : -1]) for i in indices]  # the id is key[row]
+        return np.asarray(indices, dtype=np.int64), as_network_input(array[rows], self), []
 
 
 _NPZ_CACHE: dict = {}
