@@ -18,8 +18,8 @@ backpropagation (and, Nie et al. 2018 add, the DeconvNet) barely do: they recove
 rather than explain the network. The explained class is the trained network's (fixed over steps).
 
 Re-initialisation uses each layer's own initialiser (He normal weights, zero bias) with a generator
-seeded by (seed, the layer's position), so a layer gets the same random weights in both tests and
-every run; the network passed in is never modified (the steps run on a copy).
+seeded by (seed, the layer's position) (``layer_rng``), so a layer gets the same random weights in
+both tests and every run; the network passed in is never modified (the steps run on a copy).
 """
 
 from __future__ import annotations
@@ -91,12 +91,20 @@ def check_layers(net, layers) -> list[str]:
     return [name for name in valid if name in set(layers)]
 
 
+def layer_rng(seed: int, position: int) -> np.random.Generator:
+    """The generator of the layer at ``position`` for ``seed`` (any int, negative ones included):
+    PCG64 from SeedSequence(|seed|, spawn_key=(position, seed < 0)), one stream per layer and seed."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise MinicnnError(f"seed must be an integer, got {seed!r}")
+    return np.random.default_rng(np.random.SeedSequence(abs(int(seed)), spawn_key=(position, int(seed < 0))))
+
+
 def reinitialize(net, name: str, seed: int) -> None:
     """Re-initialise layer ``name`` of ``net`` in place with its own initialiser, on the network's
-    device, from numpy.random.default_rng([seed, position of the layer])."""
+    device, from ``layer_rng(seed, position of the layer)``."""
     layer = net[name]
     old = dict(layer.params)
-    layer.init_params(np.random.default_rng([seed, net.index(name)]), net.dtype)
+    layer.init_params(layer_rng(seed, net.index(name)), net.dtype)
     for key, value in layer.params.items():
         setattr(layer, key, on_device_of(value, old[key]))
 
