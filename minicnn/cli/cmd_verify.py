@@ -1,0 +1,146 @@
+"""``minicnn verify``: compare an attribution map made by another framework with minicnn's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.cli.options import add_common
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
+
+HELP = "check another framework's attribution map (Captum, tf-keras-vis, ...) against minicnn's"
+EPILOG = """\
+The map file is .npy or .npz (one array, or name it with --key) in any of the layouts NCHW
+(PyTorch), NHWC (Keras/TensorFlow) or NHW, or the same without N for one image; --layout decides
+when the shape alone does not. Reported: max |minicnn - map| / max |map|, the fraction of entries
+beyond --tol, Spearman's rank correlation, and a picture of where the largest differences are.
+Exit code 0 when the max relative difference is <= --tol, 1 when it is not, 2 on bad input.
+
+methods and the Captum call that makes the same map:
+  saliency          Saliency(model).attribute(x, target=t)            (|grad|; max over C is taken)
+  gradient          Saliency(model).attribute(x, target=t, abs=False)
+  gradient_x_input  InputXGradient(model).attribute(x, target=t)
+  deconvnet         Deconvolution(model).attribute(x, target=t)
+  guided            GuidedBackprop(model).attribute(x, target=t)
+  grad_cam          LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=True)
+  occlusion         Occlusion(model).attribute(x, sliding_window_shapes=(C, s, s),
+                                               strides=(1, st, st), baselines=0, target=t)
+
+examples:
+  minicnn verify --weights vgg16-397923af.pth --image cat.jpg --method guided --map captum_guided.npy
+  minicnn verify --weights vgg16-397923af.pth --image cat.jpg --method deconvnet --against captum
+  minicnn verify --weights model.onnx --input x.npy --method gradient --map grads.npz --key grad
+"""
+
+METHOD_CHOICES = ("saliency", "gradient", "gradient_x_input", "deconvnet", "guided", "grad_cam", "occlusion")
+
+
+def add_arguments(parser) -> None:
+    add_common(parser, layer="")
+    parser.add_argument("--method", choices=METHOD_CHOICES, default="saliency", help="default: saliency")
+    parser.add_argument(
+        "--map", type=Path, default=None, metavar="FILE",
+        help="the map computed elsewhere (.npy or .npz), for the same model file and images",
+    )  # fmt: skip
+    parser.add_argument(
+        "--against", choices=("captum", "keras"), default=None,
+        help="compute the reference map now with Captum (torch) or Keras, from the same weights",
+    )  # fmt: skip
+    parser.add_argument("--key", default=None, help="the array's name inside a .npz map file")
+    parser.add_argument("--layout", default="auto", help="NCHW, NHWC, NHW, CHW, HWC, HW (default: auto)")
+    parser.add_argument(
+        "--input", type=Path, default=None, metavar="FILE",
+        help="network input (N, C, H, W) or (C, H, W) as .npy, already preprocessed (instead of --image)",
+    )  # fmt: skip
+    parser.add_argument("--tol", type=float, default=1e-3, help="relative tolerance (default: 1e-3)")
+    parser.add_argument("--float64", action="store_true", help="run minicnn (and --against) in float64")
+    parser.add_argument("--size", type=int, default=8, help="occluder size in pixels (default: 8)")
+    parser.add_argument("--stride", type=int, default=4, help="occluder stride (default: 4)")
+    parser.add_argument("--fill", default="zero", help="occluder value: zero, grey, mean or a number")
+
+
+def _inputs(args, net):
+    """(x (N, C, H, W) of the network's dtype, names, display images or None)."""
+    from minicnn.cli.inputs import load_inputs
+
+    if args.input is None:
+        inputs = load_inputs(args, net, count=1)
+        return inputs.x, inputs.names, inputs.display
+    if args.image is not None:
+        raise MinicnnError("give --image or --input, not both")
+    if not args.input.is_file():
+        raise MinicnnError(f"--input {args.input} not found (expected a .npy file)")
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise MinicnnError(f"--input {args.input}: not a readable .npy file ({exc})") from None
+    if not isinstance(x, np.ndarray) or x.ndim not in (3, 4) or not np.issubdtype(x.dtype, np.floating):
+        raise MinicnnError(f"--input {args.input}: expected a float (N, C, H, W) or (C, H, W) array")
+    x = np.ascontiguousarray(x if x.ndim == 4 else x[None], dtype=net.dtype)
+    return x, [f"{args.input.stem}_{i}" for i in range(len(x))] if len(x) > 1 else [args.input.stem], None
+
+
+def _fill(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def run(args) -> Report:
+    from minicnn.cli.classes import parse_target
+    from minicnn.cli.loading import load_network
+    from minicnn.cli.output import open_output
+    from minicnn.render.difference import difference_figure
+    from minicnn.tools.targets import resolve_targets
+    from minicnn.tools.verify import read_map, verify
+
+    if (args.map is None) == (args.against is None):
+        raise MinicnnError("give the reference as --map FILE or compute it with --against captum|keras")
+    if args.tol <= 0:
+        raise MinicnnError(f"--tol must be positive, got {args.tol}")
+    out = open_output(args, "verify")
+    if args.map is not None:
+        reference = read_map(args.map, args.key)  # a bad map file fails before the model is read
+    net = load_network(args.weights, "cpu")
+    if args.float64:
+        net.astype(np.float64)
+    x, names, _ = _inputs(args, net)
+    scores = net.run(x).output()
+    targets = resolve_targets(parse_target(net, args.target), scores)
+    fill = _fill(args.fill)
+    if args.against == "captum":
+        from minicnn.tools.captum_reference import captum_map
+
+        reference = captum_map(net, x, args.method, targets, args.layer, args.size, args.stride, fill)
+    elif args.against == "keras":
+        from minicnn.tools.keras_reference import keras_map
+
+        reference = keras_map(net, x, args.method, targets, args.layer)
+    result = verify(
+        net, x, reference, args.method, [int(t) for t in targets], args.tol, args.layout,
+        layer=args.layer, size=args.size, stride=args.stride, fill=fill,
+    )  # fmt: skip
+    report = out.report
+    source = f"--against {args.against}" if args.against else str(args.map)
+    report.say(f"minicnn verify: {Path(args.weights).name}, {len(x)} image(s), {args.method} vs {source}")
+    for line in result.lines():
+        report.say(line)
+    report.numbers.update(
+        {
+            "max relative difference": result.max_rel_diff,
+            "fraction beyond tolerance": result.fraction_beyond,
+            "rank correlation": result.rank_correlation,
+            "tolerance": result.tol,
+        }
+    )
+    n = result.worst[0]
+    out.png(
+        f"{names[n]}_{args.method}_difference.png",
+        difference_figure(result.ours[n], result.reference[n], result.diff[n], result.worst[1:],
+                          f"{names[n]}: {args.method}, max rel. diff {result.max_rel_diff:.3g}"),
+    )  # fmt: skip
+    report.exit_code = 0 if result.agree else 1
+    return report

@@ -1,0 +1,247 @@
+"""Checking another framework's attribution map against minicnn's on the same model and input.
+
+``verify(net, x, reference, method)`` computes minicnn's map for ``method`` and compares it with
+``reference`` (an array, or a .npy / .npz file). What each method's map is (N images, C channels,
+input H x W; Grad-CAM at the layer's h x w):
+
+    method            minicnn computes                                reference (Captum name)
+    gradient          dS_t/dx, (N, C, H, W)                           Saliency(abs=False)
+    saliency          max_c |dS_t/dx| (N, H, W) (Simonyan et al.      Saliency (abs=True): a (N, C, H, W)
+                      2013, sec. 3.1)                                 reference is reduced by max over C
+    gradient_x_input  x * dS_t/dx (N, C, H, W) (Shrikumar et al. 2016) InputXGradient
+    deconvnet         the DeconvNet signal (Zeiler & Fergus 2013)      Deconvolution
+    guided            guided backpropagation (Springenberg et al. 2015) GuidedBackprop
+    grad_cam          ReLU(sum_k alpha_k A_k) at the layer (N, h, w)  LayerGradCam(relu_attributions=True)
+                      (Selvaraju et al. 2017, eq. 1-2)                 (N, 1, h, w)
+    occlusion         mean drop of S_t over the windows covering      Occlusion: a (N, C, H, W) reference
+                      each pixel (N, H, W) (Zeiler & Fergus 2013)      must be equal over C; channel 0 is used
+
+Layouts of the reference (``layout="auto"`` tells them apart by the shapes; pass one to decide):
+"NCHW" (PyTorch), "NHWC" (Keras, TensorFlow), "NHW" (one map per image), and the same without the
+batch axis for one image ("CHW", "HWC", "HW"). A .npz file must hold one array, or name it (``key``).
+
+The comparison (scale = max |reference|, over the whole batch):
+    max_rel_diff        max |ours - reference| / scale
+    fraction_beyond     fraction of entries with |ours - reference| > tol * scale
+    rank_correlation    Spearman's rho of the two maps (ties get their average rank)
+    worst               (n, y, x) of the largest difference; ``diff`` holds |ours - reference| per
+                        pixel (max over channels), (N, H, W), for the picture
+They agree when max_rel_diff <= tol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.backend import to_numpy
+from minicnn.errors import MinicnnError
+
+METHODS = ("saliency", "gradient", "gradient_x_input", "deconvnet", "guided", "grad_cam", "occlusion")
+LAYOUTS = ("auto", "NCHW", "NHWC", "NHW", "CHW", "HWC", "HW")
+
+
+@dataclass
+class VerifyResult:
+    """The comparison of minicnn's map with a reference (see the module docstring).
+
+    ours, reference: the two maps in minicnn's layout (float64). diff: (N, H, W) |ours - reference|,
+    max over channels. worst: (n, y, x). layout: the reference's layout as read.
+    """
+
+    method: str
+    max_rel_diff: float
+    fraction_beyond: float
+    rank_correlation: float
+    worst: tuple
+    tol: float
+    scale: float
+    layout: str
+    ours: np.ndarray
+    reference: np.ndarray
+    diff: np.ndarray
+
+    @property
+    def agree(self) -> bool:
+        return bool(self.max_rel_diff <= self.tol)
+
+    def lines(self) -> list[str]:
+        verdict = "AGREE" if self.agree else "DISAGREE"
+        return [
+            f"{self.method}: max relative difference {self.max_rel_diff:.3g} (tolerance {self.tol:g}), "
+            f"{100 * self.fraction_beyond:.3g}% of entries beyond it, rank correlation "
+            f"{self.rank_correlation:.6f}",
+            f"largest difference at image {self.worst[0]}, row {self.worst[1]}, column {self.worst[2]} "
+            f"(reference layout {self.layout}, scale {self.scale:.4g}): {verdict}",
+        ]
+
+
+def read_map(path, key: str | None = None) -> np.ndarray:
+    """The array in a .npy or .npz file (for .npz: the only array, or ``key``), never pickles."""
+    path = Path(path)
+    if not path.is_file():
+        raise MinicnnError(f"map file {path} not found (expected a .npy or .npz file)")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise MinicnnError(f"{path}: not a readable .npy/.npz file ({str(exc).splitlines()[0]})") from None
+    if isinstance(data, np.ndarray):
+        return data
+    with data:
+        names = list(data.keys())
+        if key is None and len(names) != 1:
+            raise MinicnnError(f"{path}: holds arrays {names}; name one with --key")
+        name = key if key is not None else names[0]
+        if name not in names:
+            raise MinicnnError(f"{path}: no array {name!r} (found {', '.join(names)})")
+        return data[name]
+
+
+def _layout_axes(layout: str):
+    """(has batch axis, channel axis position or None) of a layout name."""
+    batch = layout.startswith("N")
+    body = layout[1:] if batch else layout
+    return batch, (body.index("C") if "C" in body else None)
+
+
+def to_layout(reference, n: int, channels: int | None, hw: tuple, layout: str = "auto"):
+    """``reference`` as (N, C, H, W) float64 and the layout it was read as.
+
+    n, hw: minicnn's batch size and map size; channels: the channel count it must have, or None
+    (any: the caller reduces them). ``layout="auto"`` takes the first layout of LAYOUTS with the
+    reference's rank whose axes fit. MinicnnError when none fits.
+    """
+    ref = np.asarray(reference)
+    if ref.dtype == object or not np.issubdtype(ref.dtype, np.number):
+        raise MinicnnError(f"the map must be numeric, got dtype {ref.dtype}")
+    if layout not in LAYOUTS:
+        raise MinicnnError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    candidates = [s for s in LAYOUTS[1:] if len(s) == ref.ndim] if layout == "auto" else [layout]
+    for name in candidates:
+        if len(name) != ref.ndim:
+            continue
+        batch, c_axis = _layout_axes(name)
+        a = ref if batch else ref[None]
+        a = np.moveaxis(a, 1 + c_axis, 1) if c_axis is not None else a[:, None]
+        if a.shape[0] == n and a.shape[2:] == tuple(hw) and channels in (None, a.shape[1]):
+            return a.astype(np.float64), name
+    want = f"({n}, {'C' if channels is None else channels}, {hw[0]}, {hw[1]})"
+    raise MinicnnError(
+        f"the map has shape {ref.shape}, which fits none of the layouts {', '.join(candidates)} "
+        f"for minicnn's map {want} (N, C, H, W)"
+    )
+
+
+def rank_correlation(a, b) -> float:
+    """Spearman's rho of two arrays of the same size: the Pearson correlation of their ranks, ties
+    given the average of the ranks they span (Spearman 1904). NaN when either is constant."""
+    ra, rb = _ranks(np.ravel(a)), _ranks(np.ravel(b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
+
+
+def _ranks(v) -> np.ndarray:
+    _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)  # rank (1-based) of the last member of each group of equal values
+    return (ends - (counts - 1) / 2.0)[inverse]
+
+
+def compare(ours, reference, tol: float, method: str = "", layout: str = "") -> VerifyResult:
+    """Compare two maps of the same shape (N, [C,] H, W); see the module docstring."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+    if ours.shape != ref.shape:
+        raise MinicnnError(f"maps differ in shape: {ours.shape} and {ref.shape}")
+    if not np.isfinite(ref).all():
+        raise MinicnnError("the reference map contains NaN or Inf")
+    scale = float(np.abs(ref).max())
+    if scale == 0:
+        raise MinicnnError("the reference map is all zeros: nothing to compare against")
+    err = np.abs(ours - ref)
+    diff = err.max(axis=1) if err.ndim == 4 else err
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    return VerifyResult(
+        method=method,
+        max_rel_diff=float(err.max() / scale),
+        fraction_beyond=float((err > tol * scale).mean()),
+        rank_correlation=rank_correlation(ours, ref),
+        worst=worst,
+        tol=float(tol),
+        scale=scale,
+        layout=layout,
+        ours=ours,
+        reference=ref,
+        diff=diff,
+    )
+
+
+def minicnn_map(net, x, method: str, target="predicted", layer=None, size=8, stride=4, fill="zero"):
+    """minicnn's map of ``method`` for images x (N, C, H, W): a host float64 array (see the table)."""
+    import minicnn as mc
+    from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
+
+    if method not in METHODS:
+        raise MinicnnError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    x = as_batch(net, x)
+    if method in ("gradient", "gradient_x_input", "deconvnet", "guided"):
+        rec = forward_record(net, x)
+        scores = rec.output()
+        mode = method if method in ("deconvnet", "guided") else "gradient"
+        g = rec.backward(one_hot(resolve_targets(target, scores), scores), mode=mode)
+        out = g * x if method == "gradient_x_input" else g
+    elif method == "saliency":
+        out = mc.saliency(net, x, target)
+    elif method == "grad_cam":
+        out = mc.grad_cam(net, x, target, layer=layer, upsample=False)
+    else:
+        out = mc.occlusion(net, x, target, size=size, stride=stride, fill=fill, progress=False).attribution
+    return np.asarray(to_numpy(out), dtype=np.float64)
+
+
+def reduce_channels(ref, method: str) -> np.ndarray:
+    """A (N, C, H, W) reference -> (N, H, W) for the methods whose minicnn map has no channels."""
+    if method == "saliency":
+        return np.abs(ref).max(axis=1)  # Captum's Saliency gives |g| per channel
+    if method == "occlusion":
+        if ref.shape[1] > 1 and not np.allclose(ref, ref[:, :1], rtol=1e-6, atol=0):
+            raise MinicnnError("an occlusion map with channels must be the same in every channel")
+        return ref[:, 0]
+    if ref.shape[1] != 1:
+        raise MinicnnError(f"a {method} map has one channel, the reference has {ref.shape[1]}")
+    return ref[:, 0]
+
+
+def verify(
+    net,
+    x,
+    reference,
+    method: str = "saliency",
+    target="predicted",
+    tol: float = 1e-3,
+    layout: str = "auto",
+    key: str | None = None,
+    layer: str | None = None,
+    size: int = 8,
+    stride: int = 4,
+    fill="zero",
+) -> VerifyResult:
+    """Compare minicnn's ``method`` map of images x (N, C, H, W) with ``reference``.
+
+    reference: an array or a .npy / .npz path, in any layout of the module docstring. target:
+    class index, list, or "predicted". layer: Grad-CAM's layer (default: the last conv's ReLU).
+    size, stride, fill: the occluder (as in mc.occlusion; Captum's Occlusion with
+    sliding_window_shapes (C, size, size), strides (1, stride, stride) and baselines = fill).
+    Returns a VerifyResult; ``result.agree`` is max_rel_diff <= tol.
+    """
+    if tol <= 0:
+        raise MinicnnError(f"tolerance must be positive, got {tol}")
+    ref = read_map(reference, key) if isinstance(reference, (str, Path)) else np.asarray(reference)
+    ours = minicnn_map(net, x, method, target, layer, size, stride, fill)
+    if ours.ndim == 4:
+        arranged, name = to_layout(ref, ours.shape[0], ours.shape[1], ours.shape[2:], layout)
+    else:  # minicnn's map has no channels; a reference with channels is reduced as Captum's are
+        arranged, name = to_layout(ref, ours.shape[0], None, ours.shape[1:], layout)
+        arranged = reduce_channels(arranged, method)
+    return compare(ours, arranged, tol, method, name)
