@@ -59,6 +59,8 @@ _API = {
     "invert": "minicnn.tools.invert",
     "topk": "minicnn.tools.topk",
     "localize": "minicnn.tools.localize",
+    # other frameworks' maps checked against minicnn's (issue 15)
+    "verify": "minicnn.tools.verify",
     # the independent DeconvNet and the sanity checks of saliency methods (issue 14)
     "deconvnet": "minicnn.tools.deconvnet",
     "randomization_test": "minicnn.tools.sanity",
