@@ -39,13 +39,15 @@ def load_model_file(path, with_format: bool = False):
     validated in a child process first (see the module docstring), and a note (one line on stderr)
     says when a minicnn file carries no checksums. Any failure is one MinicnnError naming the file."""
     import minicnn as mc
+    from minicnn.io import foreign
     from minicnn.io.guard import check_in_child
     from minicnn.io.native import UncheckedFileWarning
 
     path = Path(path)
     try:
-        if path.is_file() and not is_shipped(path):  # else mc.load says what the path is
-            check_in_child(path)
+        # PyTorch, safetensors and ONNX files never reach libhdf5 (minicnn.io.foreign): no child
+        if path.is_file() and not is_shipped(path) and foreign.detect(path) is None:
+            check_in_child(path)  # else mc.load says what the path is
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UncheckedFileWarning)
             loaded = mc.load(path, with_format=with_format)
