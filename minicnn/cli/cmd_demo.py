@@ -77,6 +77,16 @@ STEPS = (
      "Digits in clutter: saliency of the GAP model, foreground and background seeds from its "
      "quantiles, a graph cut, and the box of the largest component (green; truth in blue).",
      "Simonyan et al. 2013, sec. 3.1, fig. 3; graph cut by PyMaxflow (Boykov & Kolmogorov 2004)."),
+    ("sanity", {"count": 2, "pointing_count": 20}, "Sanity checks: what each saliency map shows",
+     "Each method x each test, measured on the shipped models: the similarity of a method's maps "
+     "before and after re-initialising the learned layers from the top down (cascade) or one at a "
+     "time (independent), with a network trained on permuted labels (data), between the maps of an "
+     "image's top classes (class), with the image itself on the trained / a random network "
+     "(recovery), and the pointing game on the digits in clutter (GAP model). Low similarity in the "
+     "randomisation columns means the map depends on what the network learned. The papers' claims "
+     "are printed under the table; the figures show both tests, one row per method, one column per step.",
+     "Adebayo et al. 2018, Sanity Checks for Saliency Maps, figs. 2, 4, 5; Nie, Zhang & Patel 2018; "
+     "Mahendran & Vedaldi 2016; Zhang et al. 2016 (pointing game, scored as TorchRay)."),
 )  # fmt: skip
 
 

@@ -21,7 +21,7 @@ import sys
 COMMANDS = (
     "demo", "saliency", "reconstruct", "equivalence", "occlusion", "cam", "classmodel",
     "maximize", "invert", "topk", "localize", "info", "train", "bench", "verify", "evaluate",
-    "attribute",
+    "attribute", "sanity",
 )  # fmt: skip
 
 

@@ -1,0 +1,197 @@
+"""Every sanity check on one network, summarised as a method x test table beside the papers' claims.
+
+    findings = run_checks(net, x, targets, methods, tests=TESTS, pointing=..., permuted=...)
+    print(findings.table())
+
+Each column is one number per method (the similarity measure named in its header, mean over images):
+
+    cascade      Spearman rank correlation (abs) of the maps before and after re-initialising every
+                 learned layer from the top down (Adebayo et al. 2018, sec. 3); low = the map
+                 depends on the learned weights
+    cascade-ssim the same with SSIM
+    independent  the same correlation, each layer alone re-initialised, averaged over the layers
+    data         the correlation with the map of the same architecture trained on permuted labels
+                 (Adebayo et al. 2018, sec. 4)
+    class        the correlation between the maps of the image's top classes (Nie et al. 2018);
+                 high = the map ignores the class
+    recovery     SSIM of the map with the input image, trained network / random network (Mahendran
+                 & Vedaldi 2016; Nie et al. 2018); as high on the random one = it shows the image
+    pointing     pointing-game accuracy (Zhang et al. 2016, scored as TorchRay)
+
+A method "changes" in a randomisation column when its correlation falls below CHANGED (our
+threshold, not the paper's: the paper judges by eye and by these curves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+from minicnn.tools.sanity import randomization_test
+from minicnn.tools.sanity_checks import class_sensitivity, image_recovery
+from minicnn.tools.sanity_data import data_randomization_test
+from minicnn.tools.sanity_methods import METHODS, has_cam
+from minicnn.tools.sanity_pointing import TORCHRAY_VGG16_VOC07, pointing_game
+
+TESTS = ("cascade", "independent", "data", "class", "recovery", "pointing")
+CHANGED = 0.5
+
+# the papers' qualitative findings, per test
+CLAIMS = {
+    "cascade": "Adebayo et al. 2018, fig. 2: gradient, SmoothGrad and Grad-CAM change as layers are "
+    "randomised; guided backprop (and guided Grad-CAM) barely change; gradient x input stays close to "
+    "the input",
+    "independent": "Adebayo et al. 2018, fig. 4: the same, one layer at a time",
+    "data": "Adebayo et al. 2018, fig. 5: maps of a network trained on permuted labels differ from the "
+    "trained one's for gradient and Grad-CAM; guided backprop's stay alike",
+    "class": "Nie et al. 2018, sec. 5: guided backprop and the DeconvNet are class-insensitive (same "
+    "map whatever the class); the gradient is not",
+    "recovery": "Mahendran & Vedaldi 2016; Nie et al. 2018, sec. 4: DeconvNet and guided backprop "
+    "reconstruct the image, even on a random network",
+    "pointing": "TorchRay VGG16 on VOC07: Grad-CAM 86.6% > gradient 76.3% ~ guided 75.9% > centre "
+    "69.6% > DeconvNet 67.5%",
+}
+
+
+@dataclass
+class Findings:
+    """results: test -> the tool's result object; rows: method -> {column: value}; notes: tests
+    skipped and why."""
+
+    methods: list
+    results: dict = field(default_factory=dict)
+    rows: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def columns(self) -> list[str]:
+        seen = []
+        for row in self.rows.values():
+            seen += [c for c in row if c not in seen]
+        return seen
+
+    def table(self) -> str:
+        """Method x test, one number per cell ('-' where the test did not run for the method)."""
+        cols = self.columns()
+        head = f"{'method':<18}" + "".join(f"{c:>15}" for c in cols)
+        lines = [head, "-" * len(head)]
+        for m, row in self.rows.items():
+            cells = "".join(f"{_cell(row.get(c)):>15}" for c in cols)
+            lines.append(f"{(METHODS[m][0] if m in METHODS else m):<18}{cells}")
+        return "\n".join(lines)
+
+    def verdicts(self) -> list[str]:
+        """One sentence per randomisation column: which methods change (below CHANGED), which do not."""
+        out = []
+        for col in ("cascade", "independent", "data"):
+            values = {m: r[col] for m, r in self.rows.items() if col in r}
+            if not values:
+                continue
+            changed = [METHODS[m][0] for m, v in values.items() if v < CHANGED]
+            kept = [METHODS[m][0] for m, v in values.items() if v >= CHANGED]
+            out.append(
+                f"{col}: changed (rank corr. < {CHANGED}): {', '.join(changed) or 'none'}; "
+                f"stayed alike: {', '.join(kept) or 'none'}"
+            )
+        if "pointing" in self.results:
+            res = self.results["pointing"]
+            order = " > ".join(
+                f"{METHODS[m][0] if m in METHODS else m} {res.accuracy[m]:.0%}" for m in res.ranking()
+            )
+            out.append(f"pointing game ranking here: {order}")
+            a = res.accuracy
+            if set(TORCHRAY_VGG16_VOC07) <= set(a):
+                # TorchRay: Grad-CAM > gradient ~ guided > centre > DeconvNet (gradient, guided unordered)
+                holds = (
+                    a["grad_cam"] > max(a["gradient"], a["guided"])
+                    and min(a["gradient"], a["guided"]) > a["centre"] > a["deconvnet"]
+                )
+                out.append(
+                    "TorchRay's ranking (Grad-CAM > gradient ~ guided > centre > DeconvNet) "
+                    + ("holds here" if holds else "does not hold here")
+                )
+        return out
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return f"{v:.3f}"
+
+
+def run_checks(
+    net,
+    x,
+    targets,
+    methods,
+    tests=TESTS,
+    seed: int = 0,
+    pointing=None,
+    permuted=None,
+    progress: bool = False,
+    class_top: int = 3,
+) -> Findings:
+    """Run the chosen tests and fill the method x test table.
+
+    net, x (N, C, H, W), targets (N,): the network, images and explained classes.
+    pointing: None (skip) or (network, canvases (M, C, H, W), boxes (M, 4), labels (M,)).
+    permuted: None (skip the data test) or the same architecture trained on permuted labels.
+    progress: tqdm bars over the tests and the randomisation steps.
+    """
+    from tqdm.auto import tqdm
+
+    unknown = [t for t in tests if t not in TESTS]
+    if unknown:
+        raise MinicnnError(f"unknown test {unknown[0]!r}; expected one of: {', '.join(TESTS)}")
+    f = Findings(list(methods), rows={m: {} for m in methods})
+    for test in tqdm(list(tests), desc="sanity checks", unit="test", disable=not progress, leave=False):
+        if test in ("cascade", "independent"):
+            res = randomization_test(
+                net, x, targets, methods, cascade=test == "cascade", seed=seed, progress=progress
+            )
+            f.results[test] = res
+            for m in methods:
+                rank = res.similarity[m]["spearman_abs"]
+                if test == "cascade":
+                    f.rows[m]["cascade"] = float(rank[-1])
+                    f.rows[m]["cascade-ssim"] = float(res.similarity[m]["ssim"][-1])
+                else:
+                    f.rows[m]["independent"] = float(np.mean(rank[1:]))
+        elif test == "data":
+            if permuted is None:
+                f.notes.append("data: skipped (no network trained on permuted labels for this model)")
+                continue
+            res = data_randomization_test(net, permuted, x, targets, methods, seed=seed)
+            f.results[test] = res
+            for m in methods:
+                f.rows[m]["data"] = res.similarity[m]["spearman_abs"]
+        elif test == "class":
+            res = class_sensitivity(net, x, methods, top=min(class_top, _classes(net, x)), seed=seed)
+            f.results[test] = res
+            for m in methods:
+                f.rows[m]["class"] = res.similarity[m]["spearman_abs"]
+        elif test == "recovery":
+            res = image_recovery(net, x, targets, methods, seed=seed)
+            f.results[test] = res
+            for m in methods:
+                trained, random = (res.similarity[k][m]["ssim"] for k in ("trained", "random"))
+                f.rows[m]["recovery"] = f"{trained:.2f} / {random:.2f}"
+        elif test == "pointing":
+            if pointing is None:
+                f.notes.append("pointing: skipped (no canvases with boxes for this model)")
+                continue
+            pnet, canvases, boxes, labels = pointing
+            pmethods = [m for m in methods if m != "cam"] + (["cam"] if has_cam(pnet) else [])
+            res = pointing_game(pnet, canvases, boxes, labels, pmethods, seed=seed)
+            f.results[test] = res
+            for m in pmethods:
+                f.rows.setdefault(m, {})["pointing"] = f"{res.accuracy[m]:.0%}"
+            f.rows["centre"] = {"pointing": f"{res.accuracy['centre']:.0%}"}
+    return f
+
+
+def _classes(net, x) -> int:
+    return int(net.shapes(tuple(x.shape[1:]))[-1][0])

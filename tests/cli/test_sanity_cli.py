@@ -1,0 +1,56 @@
+"""``minicnn sanity``: the JSON numbers are the API's, the figures are written, bad input is one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from cli_helpers import minicnn, ok
+
+
+def test_json_numbers_are_the_api_results(shipped, tmp_path):
+    import minicnn as mc
+    from minicnn.cli.inputs import shipped_samples
+
+    out = tmp_path / "out"
+    r = ok("sanity", "--count", "2", "--methods", "gradient,guided", "--tests", "cascade,pointing",
+           "--pointing-count", "4", "--out", out, "--json", "--no-progress")  # fmt: skip
+    summary = json.loads(r.stdout)
+    net = mc.load(shipped.DEFAULT_MODEL)
+    images, _, _ = shipped_samples(2)
+    x = mc.preprocess(images, "unit").astype(np.float32)
+    res = mc.randomization_test(net, x, "predicted", methods=["gradient", "guided"], cascade=True)
+    for m in ("gradient", "guided"):
+        assert summary["numbers"][f"{m} cascade"] == pytest.approx(
+            res.similarity[m]["spearman_abs"][-1], abs=1e-9
+        )
+    with np.load(shipped.WEIGHTS_DIR / "clutter.npz") as f:
+        canvases = (f["images"][:4, None] / 255.0).astype(np.float32)
+        boxes, labels = f["boxes"][:4], f["labels"][:4]
+    gap = mc.load(shipped.GAP_MODEL)
+    point = mc.pointing_game(gap, canvases, boxes, labels, ["gradient", "guided", "cam"])
+    for m in ("gradient", "guided", "cam", "centre"):
+        assert summary["numbers"][f"{m} pointing"] == pytest.approx(point.accuracy[m])
+    assert len([f for f in summary["figures"] if "cascade" in f["caption"]]) == 2
+    assert (out / "sanity.txt").is_file()
+    assert "Adebayo et al. 2018" in summary["tables"]["sanity"]
+
+
+def fails(*args, match: str):
+    r = minicnn(*args)
+    assert r.code == 2, f"exit {r.code}\n{r.stdout}\n{r.stderr}"
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+def test_bad_input(shipped, tmp_path):
+    out = tmp_path / "out"
+    line = fails("sanity", "--methods", "gradient,lrp", "--out", out, match="unknown method 'lrp'")
+    assert "gradient_x_input" in line and "grad_cam" in line
+    fails("sanity", "--methods", "cam", "--out", out, match="CAM needs a network ending in GlobalAvgPool2D")
+    fails("sanity", "--tests", "cascade,nope", "--out", out, match="unknown test 'nope'")
+    fails("sanity", "--target", "12", "--out", out, match="out of range")
+    assert not out.exists()
