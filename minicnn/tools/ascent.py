@@ -70,8 +70,9 @@ def reference_image(net, shape):
     training mean, and penalise the distance to it. For inputs whose convention subtracts the mean
     (MEAN_SUBTRACTED: "caffe", "torch") this is zeros. For the other conventions ("unit", "none":
     pixels / 255 or raw) it is ``meta["mean_image"]`` when the file stores the mean training image,
-    and zeros (black) otherwise; the shipped digit models store none, so for them it is black, the
-    digits' background. Without ``meta["preprocess"]`` it is zeros.
+    and zeros (black) otherwise; the shipped digit models store the mean of the 500 held-out digits
+    (they are dead at the black image: every first-layer ReLU off). Without ``meta["preprocess"]``
+    it is zeros.
     """
     xp = net.xp
     mean = net.meta.get("mean_image")

@@ -75,8 +75,8 @@ def class_model(
             point the L2 penalty pulls towards. Default: reference_image (zeros for mean-subtracted
             inputs, see ascent.MEAN_SUBTRACTED; ``meta["mean_image"]``, else black, for "unit"
             inputs). NOTE: a digit model whose first biases are <= 0 is dead at the black image
-            (every ReLU off, zero gradient): pass the mean digit, e.g. the mean of
-            weights/mnist_heldout.npz / 255.
+            (every ReLU off, zero gradient); the shipped models therefore store the mean held-out
+            digit as ``meta["mean_image"]``, so the default starts there.
 
     Returns an AscentResult: image (M, C, H, W), display (M, H, W, C) in [0, 1], history (M, steps)
     (score minus penalties at each step), info["objective"] (the raw score S_c per step) and
