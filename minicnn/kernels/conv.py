@@ -2,7 +2,7 @@
 
     y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x[n, c, i*s - p + u, j*s - p + v]
 
-Two lowerings compute it, chosen here and nowhere else (``choose_lowering``):
+Three lowerings compute it, chosen here and nowhere else (``choose_lowering``):
 
 - im2col (both devices): the (C*kh*kw, pixels) column matrix of input patches, one GEMM with
   w.reshape(O, C*kh*kw), and col2im for the transposed convolution:
@@ -11,12 +11,16 @@ Two lowerings compute it, chosen here and nowhere else (``choose_lowering``):
 
   It runs image by image in tiles of whole output rows, so each GEMM reads and writes NCHW memory
   directly (no transposes) and the column tile is still in cache when the GEMM reads it.
-- Winograd F(2x2, 3x3) (CPU, minicnn/kernels/winograd.py) for 3x3 stride-1 convolutions with at
-  least WINOGRAD_MIN_CHANNELS channels in and out: the same result to float rounding with 2.25x fewer
-  multiply-adds. Backward applies it to dy with the transposed kernel, which is what the transposed
-  convolution is: dx = conv(dy, w rotated 180 degrees with channels swapped, padding 2 - p).
+- Winograd F(2x2, 3x3) (CPU, minicnn/kernels/winograd.py, "winograd") and F(4x4, 3x3)
+  (minicnn/kernels/winograd_f4.py, "winograd4") for 3x3 stride-1 convolutions with at least
+  WINOGRAD_MIN_CHANNELS channels in and out: 2.25x and 4x fewer multiply-adds; F(4x4, 3x3) carries
+  ~5x F(2x2)'s float32 rounding (still within 1e-5 of the largest output on every VGG16 layer).
+  Backward applies it to dy with the transposed kernel, which is what the transposed convolution
+  is: dx = conv(dy, w rotated 180 degrees with channels swapped, padding 2 - p).
 
-The weight gradient always uses im2col.
+The weight gradient always uses im2col. A caller that convolves with the same weights many times (a
+Conv2D layer) passes a KernelTransforms (minicnn/kernels/kernel_cache.py) to keep Winograd's
+transformed kernels between calls.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import numpy as np
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError
 from minicnn.geometry import output_size
-from minicnn.kernels import winograd
+from minicnn.kernels import winograd, winograd_f4
 from minicnn.kernels.im2col import col2im, im2col
 
-ALGORITHMS = ("auto", "im2col", "winograd")
+ALGORITHMS = ("auto", "im2col", "winograd", "winograd4")
+_WINOGRAD = {"winograd": winograd, "winograd4": winograd_f4}  # lowering -> module with the kernels
 
 # Columns are built in tiles of at most this many elements (16 MB in float32 on the CPU) so that
 # memory stays bounded on large inputs and each tile is still in cache when the GEMM reads it. The GPU
@@ -50,24 +55,46 @@ class ConvCache(NamedTuple):
     wo: int
 
 
-def choose_lowering(x, w, stride: int, padding: int, algorithm: str) -> str:
-    """ "winograd" or "im2col" for input x and kernel w (O, C, kh, kw) under ``algorithm``.
+def choose_lowering(x, w, stride: int, padding: int, algorithm: str, cached: bool = False) -> str:
+    """ "winograd4", "winograd" or "im2col" for input x and kernel w (O, C, kh, kw) under ``algorithm``.
 
     "auto" takes Winograd on the CPU for 3x3 stride-1 kernels with padding <= 2 and at least
-    WINOGRAD_MIN_CHANNELS channels on both sides; "winograd" insists (a clear error where it cannot).
+    WINOGRAD_MIN_CHANNELS channels on both sides: F(4x4, 3x3) where ``_f4_pays``, else F(2x2, 3x3).
+    ``cached``: the caller keeps the transformed kernels between calls (a KernelTransforms).
+    "winograd" and "winograd4" insist (a clear error where they cannot apply).
     """
     if algorithm not in ALGORITHMS:
         raise MinicnnError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     o, c, kh, kw = w.shape
     fits = get_xp(x) is np and (kh, kw) == (3, 3) and stride == 1 and 0 <= padding <= 2
-    if algorithm == "winograd" and not fits:
+    if algorithm in _WINOGRAD and not fits:
         raise MinicnnError(
             f"Winograd needs a 3x3 kernel, stride 1, padding <= 2 and a CPU array; got {kh}x{kw}, "
             f"stride {stride}, padding {padding}"
         )
-    if algorithm == "auto":
-        return "winograd" if fits and min(o, c) >= WINOGRAD_MIN_CHANNELS else "im2col"
-    return algorithm
+    if algorithm != "auto":
+        return algorithm
+    if not fits or min(o, c) < WINOGRAD_MIN_CHANNELS:
+        return "im2col"
+    n, _, h, wd = x.shape
+    tiles = n * winograd_f4.tile_count(h + 2 * padding - 2, wd + 2 * padding - 2)
+    return "winograd4" if _f4_pays(tiles, c, o, cached) else "winograd"
+
+
+# F(4x4, 3x3) against F(2x2, 3x3), measured layer by layer (benchmarks/winograd_tiles_cpu.py; the
+# figures are in benchmarks/RESULTS.md, "Batch 1"). F(4x4)'s 36 GEMMs do 1.8x less work than F(2x2)'s
+# 16, but each reads a 36 x O x C transformed kernel for only ``tiles`` columns, and building that
+# kernel costs ~3.5x F(2x2)'s. So F(4x4) pays where there are many tiles: with at least
+# F4_MIN_TILES (VGG16 at batch 1: every layer but the 14x14 ones, whose 16 tiles make GEMMs too narrow
+# for BLAS), and, unless the layer keeps its transformed kernel between calls, at least as many
+# tiles as channels (else rebuilding the kernel costs more than F(4x4) saves).
+F4_MIN_TILES = 32
+
+
+def _f4_pays(tiles: int, c: int, o: int, cached: bool) -> bool:
+    """Whether F(4x4, 3x3) beats F(2x2, 3x3) on a layer with ``tiles`` 4x4 output tiles (over the batch),
+    c input and o output channels; ``cached``: its transformed kernel is kept between calls."""
+    return tiles >= F4_MIN_TILES and (cached or tiles >= max(c, o))
 
 
 def _matmul_into(a, b, out):
@@ -96,18 +123,29 @@ def _row_tiles(n: int, p: int, tile: int):
             yield image, q0, min(q0 + tile, p)
 
 
-def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto"):
+def _transformed(w, lowering: str, transposed: bool, transforms):
+    """Winograd's U for kernel w: the kept one from ``transforms`` (a KernelTransforms) if given and
+    current, else built now."""
+    module = _WINOGRAD[lowering]
+    if transforms is None:
+        return module.transform_kernel(w, transposed=transposed)
+    return transforms.get(w, lowering, transposed, module.transform_kernel)
+
+
+def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto", transforms=None):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) -> (y (N, O, Ho, Wo), ConvCache).
 
     Ho = output_size(H, kh, stride, padding), likewise Wo. algorithm: one of ALGORITHMS.
+    transforms: a KernelTransforms that keeps Winograd's transformed kernel between calls, or None.
     """
     xp = get_xp(x)
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     ho, wo = output_size(h, kh, stride, padding), output_size(wd, kw, stride, padding)
-    if choose_lowering(x, w, stride, padding, algorithm) == "winograd":
-        u = winograd.transform_kernel(w)
-        return winograd.winograd_conv(x, u, b, padding), ConvCache(x, ho, wo)
+    lowering = choose_lowering(x, w, stride, padding, algorithm, cached=transforms is not None)
+    if lowering in _WINOGRAD:
+        u = _transformed(w, lowering, False, transforms)
+        return _WINOGRAD[lowering].winograd_conv(x, u, b, padding), ConvCache(x, ho, wo)
     p, ckk = ho * wo, c * kh * kw
     w2, bias = w.reshape(o, ckk), b[:, None]
     y = xp.empty((n, o, p), dtype=x.dtype)
@@ -122,16 +160,28 @@ def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto"):
 
 
 def conv2d_backward(
-    dy, cache: ConvCache, w, stride: int, padding: int, need_params: bool = False, algorithm: str = "auto"
+    dy,
+    cache: ConvCache,
+    w,
+    stride: int,
+    padding: int,
+    need_params: bool = False,
+    algorithm: str = "auto",
+    transforms=None,
 ):
-    """dy (N, O, Ho, Wo) -> (dx (N, C, H, W), dw (O, C, kh, kw) or None, db (O,) or None)."""
+    """dy (N, O, Ho, Wo) -> (dx (N, C, H, W), dw (O, C, kh, kw) or None, db (O,) or None).
+
+    transforms: as in conv2d_forward (it keeps the transposed convolution's kernel separately).
+    """
     xp = get_xp(dy)
     x = cache.x
-    # The same choice as forward (made with the layer's own padding p): 0 <= p <= 2 exactly when
-    # 0 <= 2 - p <= 2, and min(O, C) is symmetric, so a layer takes one lowering both ways.
-    if not need_params and choose_lowering(dy, w, stride, padding, algorithm) == "winograd":
-        u = winograd.transform_kernel(w, transposed=True)
-        return winograd.winograd_conv(dy, u, None, 2 - padding), None, None
+    # The same choice as forward (made with the layer's own padding p and the input's size): the
+    # transposed convolution maps dy (Ho x Wo) back to x (H x W) with padding 2 - p, and
+    # 0 <= p <= 2 exactly when 0 <= 2 - p <= 2; min(O, C) and max(O, C) are symmetric.
+    lowering = choose_lowering(x, w, stride, padding, algorithm, cached=transforms is not None)
+    if not need_params and lowering in _WINOGRAD:
+        u = _transformed(w, lowering, True, transforms)
+        return _WINOGRAD[lowering].winograd_conv(dy, u, None, 2 - padding), None, None
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     p, ckk = cache.ho * cache.wo, c * kh * kw

@@ -163,7 +163,7 @@ def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
 # small enough that V is still in the shared cache when the GEMM reads it, large enough that each
 # of the 16 GEMMs has a few hundred columns.
 WINOGRAD_TILE_ELEMENTS = 1 << 21
-_GAP = 16  # elements left between the 16 matrices of V and of M: one cache line in float32
+_GAP = 16  # elements left between the matrices of V and of M: one cache line in float32
 
 
 def winograd_conv(x, u, bias, pad: int):
@@ -172,26 +172,37 @@ def winograd_conv(x, u, bias, pad: int):
 
     bias (O,), or None for none.
     """
+    return run_tiles(x, u, bias, pad, 2, tile_counts, input_tiles, output_tiles)
+
+
+def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
+    """The driver shared by F(2x2, 3x3) and F(4x4, 3x3) (minicnn/kernels/winograd_f4.py): for each step
+    of tile rows, V = to_tiles(x), M[xi] = U[xi] @ V[xi] (one batched GEMM), y = from_tiles(M).
+
+    x (N, C, H, W); u (a, O, C) with a = (tile + 2)^2 transformed positions; tile: output pixels per
+    tile side; counts(ho, wo) -> (tiles_h, tiles_w); to_tiles / from_tiles: the Numba transforms with the
+    signatures of ``input_tiles`` / ``output_tiles`` above. Returns y (N, O, Ho, Wo) in x's dtype.
+    """
     n, c, h, w = x.shape
-    o = u.shape[1]
+    a, o = u.shape[0], u.shape[1]
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
-    tiles_h, tiles_w = tile_counts(ho, wo)
-    rows = max(1, WINOGRAD_TILE_ELEMENTS // (16 * max(c, o) * tiles_w))  # tile rows per step
+    tiles_h, tiles_w = counts(ho, wo)
+    rows = max(1, WINOGRAD_TILE_ELEMENTS // (a * max(c, o) * tiles_w))  # tile rows per step
     rows = max(1, min(rows, n * tiles_h))  # (an empty batch makes no steps)
-    # The 16 matrices of V and M are read and written side by side, 16 streams at once. Packed
+    # The a matrices of V and M are read and written side by side, a streams at once. Packed
     # back to back they often start a multiple of 4 KiB apart and compete for the same cache sets;
     # a 64-byte gap between them keeps them apart.
-    v_buffer = np.empty((16, c * rows * tiles_w + _GAP), dtype=x.dtype)
-    m_buffer = np.empty((16, o * rows * tiles_w + _GAP), dtype=x.dtype)
+    v_buffer = np.empty((a, c * rows * tiles_w + _GAP), dtype=x.dtype)
+    m_buffer = np.empty((a, o * rows * tiles_w + _GAP), dtype=x.dtype)
     bias = np.empty(0, dtype=x.dtype) if bias is None else bias
     y = np.empty((n, o, ho, wo), dtype=x.dtype)
     x = np.ascontiguousarray(x)
     for r0 in range(0, n * tiles_h, rows):
         r1 = min(r0 + rows, n * tiles_h)
         k = (r1 - r0) * tiles_w
-        v = v_buffer[:, : c * k].reshape(16, c, k)
-        m = m_buffer[:, : o * k].reshape(16, o, k)
-        input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v)
+        v = v_buffer[:, : c * k].reshape(a, c, k)
+        m = m_buffer[:, : o * k].reshape(a, o, k)
+        to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v)
         np.matmul(u, v, out=m)
-        output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y)
+        from_tiles(m, bias, tiles_h, tiles_w, r0, r1, y)
     return y

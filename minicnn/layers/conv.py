@@ -8,8 +8,10 @@ Backward is the transposed convolution, the same in all three visualisation mode
     dx = conv^T(dy, w)     dw[o, c, u, v] = sum_{n, i, j} dy[n, o, i, j] x[n, c, i*s - p + u, j*s - p + v]
     db[o] = sum_{n, i, j} dy[n, o, i, j]
 
-How the sums are lowered to matrix products (im2col, or Winograd F(2x2, 3x3) for 3x3 stride-1
-layers on the CPU) is chosen in minicnn/kernels/conv.py; ``algorithm`` lets a layer insist on one.
+How the sums are lowered to matrix products (im2col, or Winograd F(4x4, 3x3) / F(2x2, 3x3) for 3x3
+stride-1 layers on the CPU) is chosen in minicnn/kernels/conv.py; ``algorithm`` lets a layer insist on
+one. The layer keeps Winograd's transformed kernels between calls (``transforms``, rebuilt whenever the
+weights' content changes, however it was changed: minicnn/kernels/kernel_cache.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from minicnn.kernels.conv import (  # noqa: F401 (conv2d_* re-exported: the laye
     conv2d_backward,
     conv2d_forward,
 )
+from minicnn.kernels.kernel_cache import KernelTransforms
 from minicnn.layers.base import Layer
 
 
@@ -51,6 +54,8 @@ class Conv2D(Layer):
             raise self.error("padding must be >= 0")
         self.weight = None  # (O, C, kh, kw), set by init_params or a loader
         self.bias = None  # (O,)
+        # Winograd's transformed kernels, kept between calls and checked against the weights' content
+        self.transforms = KernelTransforms()
 
     def config(self):
         return {
@@ -98,14 +103,16 @@ class Conv2D(Layer):
 
     def forward(self, x, train=False, rng=None):
         self.output_shape(x.shape[1:])
-        return conv2d_forward(x, self.weight, self.bias, self.stride, self.padding, self.algorithm)
+        return conv2d_forward(
+            x, self.weight, self.bias, self.stride, self.padding, self.algorithm, self.transforms
+        )
 
     def forward_padded(self, x):
         # The region already holds the zero padding: convolve with padding 0, same lowering rule.
-        return conv2d_forward(x, self.weight, self.bias, self.stride, 0, self.algorithm)[0]
+        return conv2d_forward(x, self.weight, self.bias, self.stride, 0, self.algorithm, self.transforms)[0]
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
         dx, dw, db = conv2d_backward(
-            dy, cache, self.weight, self.stride, self.padding, need_params, self.algorithm
+            dy, cache, self.weight, self.stride, self.padding, need_params, self.algorithm, self.transforms
         )
         return dx, ({"weight": dw, "bias": db} if need_params else None)

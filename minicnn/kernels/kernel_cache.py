@@ -1,0 +1,78 @@
+"""The transformed kernels a convolution layer keeps between calls, and how it knows they are current.
+
+Winograd convolution (minicnn/kernels/winograd.py, winograd_f4.py) multiplies by U = G w G^T, not by
+w: 16 or 36 values per 3x3 kernel, for the convolution and again for its transpose (backward). Built
+on every call, U cost 1-3 ms per 512 x 512 layer with F(2x2, 3x3) and 4x that with F(4x4, 3x3): a
+tenth of a VGG16 saliency pass at batch 1. The weights rarely change between calls (a saliency map,
+a reconstruction, a class-model loop: thousands of passes with the same weights), so a layer keeps
+its last U for each (lowering, direction).
+
+When is a kept U still right? A version counter bumped by every writer would be free to check, but
+it trusts every writer: the optimiser, loaders, and any caller who perturbs a weight in place (as a
+finite-difference check does, ``w[i] += eps``). One forgotten bump and the engine silently computes
+with old weights. So the key is the weights' content: a 64-bit fingerprint of their bytes,
+
+    h(w) = sum_i word_i * m_i   (mod 2^64),   m_i = (2i + 1) * 0x9E3779B97F4A7C15 (odd),
+
+words being the raw float bits. Changing any one weight changes h for certain (d * m_i = 0 mod 2^64
+with m_i odd needs d = 0 mod 2^64); several changes cancel only if they happen to sum to 0 mod
+2^64, a 2^-64 chance for changes that are not built to do it. Reading the weights once costs ~1/10
+of building U with F(4x4, 3x3) (benchmarks/RESULTS.md, "Batch 1"), and no writer needs to cooperate.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: odd, and its multiples spread bits
+
+
+@numba.njit(parallel=True, cache=True)
+def _fingerprint(words):
+    """sum_i words[i] * (2i + 1) * _GOLDEN mod 2^64; words: 1-D uint32 or uint64 (the raw float bits)."""
+    total = np.uint64(0)
+    for i in numba.prange(words.size):
+        total += np.uint64(words[i]) * (np.uint64(2 * i + 1) * _GOLDEN)
+    return total
+
+
+def fingerprint(w) -> tuple:
+    """A key for the content of w (any shape, float32 or float64): (shape, dtype, 64-bit hash of bytes)."""
+    w = np.ascontiguousarray(w)
+    words = w.reshape(-1).view(np.uint32 if w.dtype.itemsize == 4 else np.uint64)
+    return w.shape, w.dtype.str, int(_fingerprint(words))
+
+
+class KernelTransforms:
+    """A layer's transformed kernels, one per (lowering, transposed), each with the fingerprint of the
+    weights it was built from. ``get`` rebuilds on any change to the weights' content.
+
+    Memory: one U per direction, (tile + 2)^2 / 9 times the weight's size (16/9 for F(2x2, 3x3), 4 for
+    F(4x4, 3x3)); for VGG16's convolutions with F(4x4, 3x3) both ways, ~470 MB. Call ``clear`` to free.
+    """
+
+    def __init__(self):
+        self._kept: dict[tuple[str, bool], tuple[tuple, object]] = {}
+
+    def get(self, w, lowering: str, transposed: bool, transform):
+        """U for kernel w (O, C, 3, 3): the kept one if w's content is unchanged since it was built,
+        else transform(w, transposed=transposed), kept for next time (read-only: callers share it)."""
+        key = fingerprint(w)
+        kept = self._kept.get((lowering, transposed))
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        u = transform(w, transposed=transposed)
+        u.flags.writeable = False
+        self._kept[(lowering, transposed)] = (key, u)
+        return u
+
+    def __deepcopy__(self, memo):
+        return KernelTransforms()  # a copied layer rebuilds its own (its weights may be changed next)
+
+    def clear(self) -> None:
+        """Forget every kept U (frees its memory; the next call rebuilds)."""
+        self._kept.clear()
+
+    def __len__(self) -> int:
+        return len(self._kept)

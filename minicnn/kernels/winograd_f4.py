@@ -1,0 +1,236 @@
+"""Winograd F(4x4, 3x3) convolution (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
+Networks", arXiv:1509.09308, section 4.2): a 3x3 stride-1 convolution with 4x fewer multiplications
+than direct convolution (F(2x2, 3x3), minicnn/kernels/winograd.py, saves 2.25x).
+
+Cut the output into 4x4 tiles. Each tile depends on a 6x6 tile d of the (padded) input, and
+
+    y_tile = A^T [ (G g G^T) * (B^T d B) ] A          (* is the elementwise product)
+
+with g the 3x3 kernel and the Toom-Cook matrices for the interpolation points 0, 1, -1, 1/2, -2, inf
+(A^T's columns are the powers of each point; G's rows the kernel polynomial's values divided by
+prod_l (a_k - a_l); B^T makes the bilinear form exact; B^T is scaled by 2 and G by 1/2 so that B^T
+has integer entries):
+
+    B^T = [[2, -3, -4,  3, 2, 0],    G = [[  1/2,     0,     0],    A^T = [[1, 1,  1,   1,  1, 0],
+           [0, -2,  1,  5, 2, 0],         [  1/6,   1/6,   1/6],           [0, 1, -1, 1/2, -2, 0],
+           [0,  2, -5,  1, 2, 0],         [ -1/6,   1/6,  -1/6],           [0, 1,  1, 1/4,  4, 0],
+           [0, -4, -2,  4, 2, 0],         [-8/15, -4/15, -2/15],           [0, 1, -1, 1/8, -8, 1]]
+           [0,  1, -2, -1, 2, 0],         [ 1/30, -1/15,  2/15],
+           [0,  2, -3, -4, 3, 2]]         [    0,     0,   1/2]]
+
+Why these points and not Lavin & Gray's 0, 1, -1, 2, -2: in float32 the products U[xi] @ V[xi] round
+in proportion to the size of the transformed values, and the choice of points sets that size
+(Barabasz, Anderson, Soodhalter & Gregg 2020, "Error analysis and improving the accuracy of Winograd
+convolution for deep neural networks", ACM TOMS 46(4), who propose 1/2 and -2 among the best for six
+points). Measured here on VGG16 layer shapes: max error 2-5e-6 of the largest output, against 5-12e-6
+with 2 and -2 (F(2x2, 3x3): 3-7e-7).
+
+Summed over input channels this is 36 independent matrix products, one per position xi of the 6x6
+transformed tile,
+
+    M[xi] (O, P) = U[xi] (O, C) @ V[xi] (C, P)       U = G g G^T per (o, c),  V = B^T d B per (c, tile)
+
+so BLAS does 36 * O * C * P multiply-adds for 16 * P output pixels: 2.25 per pixel and channel pair,
+against F(2x2, 3x3)'s 4 and direct convolution's 9. The transformed data is smaller too (36 values per
+16 outputs instead of 16 per 4), which is what pays on the wide layers with few channels.
+
+The price is rounding: the transforms multiply by up to 8 and divide by 24, so float32 results carry a
+few times the rounding error of F(2x2, 3x3). tests/engine/test_winograd_f4.py measures it on every
+VGG16 layer shape against float64 (the target: within 1e-5 of the largest output, relative). To keep
+the transforms themselves from adding to it, they are computed in float64 and rounded once, on store.
+
+Tiles are numbered p = (n * tiles_h + ty) * tiles_w + tx over the whole batch, and worked on a range
+[r0, r1) of tile rows at a time, exactly as in F(2x2, 3x3) (whose driver, ``winograd.run_tiles``, runs
+both). CPU only (Numba).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from minicnn.kernels import winograd
+
+TILE = 4  # output pixels per tile side
+ALPHA = 6  # input pixels per tile side: TILE + 3 - 1
+
+
+@numba.njit(cache=True, inline="always")
+def _g(g0, g1, g2):
+    """G @ (g0, g1, g2) in float64 (U is rounded once, when it is stored). Multiplications by the
+    reciprocals (rounded in float64, far below float32's rounding) instead of divisions, which do not
+    vectorise and made the transform 10x slower."""
+    g0, g1, g2 = np.float64(g0), np.float64(g1), np.float64(g2)
+    sixth, fifteenth = 1.0 / 6.0, 1.0 / 15.0
+    return (
+        0.5 * g0,
+        (g0 + g1 + g2) * sixth,
+        (g1 - g0 - g2) * sixth,
+        -(8.0 * g0 + 4.0 * g1 + 2.0 * g2) * fifteenth,
+        (0.5 * g0 - g1 + 2.0 * g2) * fifteenth,
+        0.5 * g2,
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _b(d0, d1, d2, d3, d4, d5):
+    """B^T @ (d0, ..., d5): the input transform along one axis (float64 in, float64 out)."""
+    return (
+        2.0 * (d0 + d4) - 3.0 * d1 - 4.0 * d2 + 3.0 * d3,
+        d2 + 5.0 * d3 + 2.0 * (d4 - d1),
+        d3 - 5.0 * d2 + 2.0 * (d1 + d4),
+        2.0 * (d4 - d2) + 4.0 * (d3 - d1),
+        d1 - d3 + 2.0 * (d4 - d2),
+        2.0 * (d1 + d5) - 3.0 * d2 - 4.0 * d3 + 3.0 * d4,
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _a(m0, m1, m2, m3, m4, m5):
+    """A^T @ (m0, ..., m5): the output transform along one axis, in float64."""
+    m0, m1, m2 = np.float64(m0), np.float64(m1), np.float64(m2)
+    m3, m4, m5 = np.float64(m3), np.float64(m4), np.float64(m5)
+    p1, n1 = m1 + m2, m1 - m2
+    return (
+        m0 + p1 + m3 + m4,
+        n1 + 0.5 * m3 - 2.0 * m4,
+        p1 + 0.25 * m3 + 4.0 * m4,
+        n1 + 0.125 * m3 - 8.0 * m4 + m5,
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _kernel_tile(w, o, c, flip, out):
+    """out[:] = (G g G^T).ravel() (36 values) for g = w[o, c], rotated by 180 degrees if flip."""
+    k0, k1, k2 = (2, 1, 0) if flip else (0, 1, 2)  # g[i, j] = w[o, c, k_i, k_j]
+    t0 = _g(w[o, c, k0, k0], w[o, c, k1, k0], w[o, c, k2, k0])  # t = G g, column by column
+    t1 = _g(w[o, c, k0, k1], w[o, c, k1, k1], w[o, c, k2, k1])
+    t2 = _g(w[o, c, k0, k2], w[o, c, k1, k2], w[o, c, k2, k2])
+    for i in range(6):  # u = t G^T: row i of u is G @ (row i of t)
+        row = _g(t0[i], t1[i], t2[i])
+        for j in range(6):
+            out[6 * i + j] = row[j]
+
+
+@numba.njit(parallel=True, cache=True)
+def _kernel_tiles(w, transposed, u):
+    """u[:, o, c] = G w[o, c] G^T for w (O, C, 3, 3); or, if ``transposed``, u[:, c, o] = G rot180(w[o, c])
+    G^T, the transposed convolution's kernel. Each thread owns u[:, a, :]."""
+    for a in numba.prange(u.shape[1]):
+        # The 36 matrices of u lie O*C*4 bytes apart, often a multiple of 4 KiB: writing one (a, b)
+        # at a time would touch 36 lines of the same cache set (10x slower at 512 x 512). Build the
+        # row u[:, a, :] in a small buffer, one tile after another, then store it matrix by matrix.
+        row = np.empty((u.shape[2], 36), dtype=u.dtype)
+        for b in range(u.shape[2]):
+            if transposed:
+                _kernel_tile(w, b, a, True, row[b])
+            else:
+                _kernel_tile(w, a, b, False, row[b])
+        for xi in range(36):
+            u[xi, a, :] = row[:, xi]
+
+
+def transform_kernel(w, transposed: bool = False):
+    """w (O, C, 3, 3) -> U (36, O, C) with U[6*i + j, o, c] = (G w[o, c] G^T)[i, j], in w's dtype.
+
+    transposed=True: U (36, C, O) of the transposed convolution (what backward applies to dy):
+    channels swapped and each 3x3 kernel rotated by 180 degrees before the transform.
+    """
+    n_out, n_in = w.shape[:2]
+    u = np.empty((36, n_in, n_out) if transposed else (36, n_out, n_in), dtype=w.dtype)
+    _kernel_tiles(np.ascontiguousarray(w), transposed, u)
+    return u
+
+
+def tile_counts(ho: int, wo: int) -> tuple[int, int]:
+    """Number of 4x4 output tiles down and across (the last ones may hang over the edge)."""
+    return (ho + TILE - 1) // TILE, (wo + TILE - 1) // TILE
+
+
+def tile_count(ho: int, wo: int) -> int:
+    """Number of 4x4 output tiles of one Ho x Wo image."""
+    tiles_h, tiles_w = tile_counts(ho, wo)
+    return tiles_h * tiles_w
+
+
+@numba.njit(parallel=True, cache=True)
+def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
+    """V = B^T d B for every input channel and every tile in tile rows [r0, r1).
+
+    x (N, C, H, W); tile (n, ty, tx) reads x[n, :, 4ty - pad : 4ty - pad + 6, 4tx - pad : ...]
+    (zero outside the image); v (36, C, (r1 - r0) * tiles_w), v[6*i + j, c, p].
+    """
+    c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
+    width = 4 * tiles_w + 2  # input columns under one row of tiles
+    x0, x1 = pad, min(width, w + pad)  # the part of it inside the image
+    # As in F(2x2, 3x3): parallel over channels (each thread writes only v[:, c, :]); a whole row of
+    # tiles is transformed first down (t = B^T d: six input rows into six rows of t), then across.
+    for c in numba.prange(c_in):
+        d = np.zeros((6, width), dtype=np.float64)  # the 6 input rows, zero-padded
+        t = np.empty((6, width), dtype=np.float64)
+        for r in range(r0, r1):
+            n, ty = r // tiles_h, r % tiles_h
+            for i in range(6):
+                iy = 4 * ty - pad + i
+                if 0 <= iy < h:
+                    d[i, x0:x1] = x[n, c, iy, : x1 - x0]
+                else:
+                    d[i, x0:x1] = 0.0
+            for k in range(width):
+                b = _b(d[0, k], d[1, k], d[2, k], d[3, k], d[4, k], d[5, k])
+                for i in range(6):
+                    t[i, k] = b[i]
+            p = (r - r0) * tiles_w
+            for i in range(6):
+                for tx in range(tiles_w):
+                    k = 4 * tx
+                    b = _b(t[i, k], t[i, k + 1], t[i, k + 2], t[i, k + 3], t[i, k + 4], t[i, k + 5])
+                    for j in range(6):
+                        v[6 * i + j, c, p + tx] = b[j]
+
+
+@numba.njit(parallel=True, cache=True)
+def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
+    """y_tile = A^T m A (+ bias) for tile rows [r0, r1), cropped at the image's edge.
+
+    m (36, O, (r1 - r0) * tiles_w); bias (O,) or empty for none; y (N, O, Ho, Wo), written in place.
+    """
+    c_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
+    has_bias = bias.size > 0
+    full = wo // 4  # tiles that lie wholly inside the image across
+    # Parallel over output channels. Like the input transform, a whole row of tiles at a time: first
+    # down (s = A^T m, 6 matrices read as 6 streams along the row), then across, so that the inner
+    # loops run along tx and vectorise; tile by tile (36 values gathered per tile) was 2x slower.
+    for o in numba.prange(c_out):
+        b = bias[o] if has_bias else 0.0
+        s = np.empty((4, 6, tiles_w), dtype=np.float64)
+        for r in range(r0, r1):
+            n, ty = r // tiles_h, r % tiles_h
+            oy, q0 = 4 * ty, (r - r0) * tiles_w
+            for j in range(6):
+                for tx in range(tiles_w):
+                    q = q0 + tx
+                    a = _a(m[j, o, q], m[6 + j, o, q], m[12 + j, o, q], m[18 + j, o, q], m[24 + j, o, q],
+                           m[30 + j, o, q])  # fmt: skip
+                    s[0, j, tx], s[1, j, tx], s[2, j, tx], s[3, j, tx] = a
+            for i in range(min(4, ho - oy)):  # y = s A, cropped where the tile hangs over the edge
+                row = y[n, o, oy + i]
+                for tx in range(full):
+                    e = _a(s[i, 0, tx], s[i, 1, tx], s[i, 2, tx], s[i, 3, tx], s[i, 4, tx], s[i, 5, tx])
+                    row[4 * tx] = e[0] + b
+                    row[4 * tx + 1] = e[1] + b
+                    row[4 * tx + 2] = e[2] + b
+                    row[4 * tx + 3] = e[3] + b
+                for tx in range(full, tiles_w):
+                    e = _a(s[i, 0, tx], s[i, 1, tx], s[i, 2, tx], s[i, 3, tx], s[i, 4, tx], s[i, 5, tx])
+                    for j in range(wo - 4 * tx):
+                        row[4 * tx + j] = e[j] + b
+
+
+def winograd_conv(x, u, bias, pad: int):
+    """3x3 stride-1 convolution of x (N, C, H, W) with transformed kernel u (36, O, C) (see
+    transform_kernel), zero padding ``pad`` -> y (N, O, H + 2*pad - 2, W + 2*pad - 2), x's dtype.
+
+    bias (O,), or None for none.
+    """
+    return winograd.run_tiles(x, u, bias, pad, TILE, tile_counts, input_tiles, output_tiles)
