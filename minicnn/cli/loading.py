@@ -21,8 +21,8 @@ from minicnn.errors import MinicnnError
 
 # SHA-256 of the shipped models (weights/mnist_vgg.h5, weights/mnist_gap.h5, format 2)
 SHIPPED_SHA256 = {
-    884548: "4bf9b4dee9d337db33660034ba88b2e9d8421d6e5c8fda7d45742ec7c3f66df7",
-    208921: "b7926d7012b3196782758bc7c3d695dfa6a6ec762109bfebdc17426ec3e7e26e",
+    882742: "aaa5e8b7a10f6e34e3b17f3be661fc6167c3c4f8cc6439f216ac673a58caf5e3",
+    150923: "87df7f143b95539a024d9085eb677cdd639f125fdf2dc402a4d8678fe954e613",
 }
 
 

@@ -58,10 +58,10 @@ def validate_file(path) -> None:
                 for key in obj.attrs:
                     obj.attrs[key]
                 if isinstance(obj, h5py.Dataset):
-                    nbytes = obj.size * obj.dtype.itemsize
+                    nbytes = int(obj.size) * obj.dtype.itemsize
                     if nbytes > MAX_ARRAY_BYTES:
                         raise MinicnnError(f"dataset {obj.name!r} declares {nbytes} bytes, over the limit")
-                    _storage_can_hold(obj, nbytes, f"dataset {obj.name!r}")
+                    _storage_can_hold(obj.id, nbytes, f"dataset {obj.name!r}")
                     obj[()]
         except MinicnnError as exc:
             raise MinicnnError(f"{path}: {exc}") from None

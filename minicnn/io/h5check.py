@@ -18,6 +18,8 @@ Messages carry no file name; ``minicnn.io.loader`` adds it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minicnn.errors import MinicnnError
@@ -35,11 +37,17 @@ MAX_COMPRESSION_RATIO = 1100
 _FLOAT_SIZES = (2, 4, 8)
 
 
-def _check_dataset(name: str, ds) -> None:
-    """Refuse a dataset whose bytes would come from elsewhere or through a plugin."""
+def _text(name) -> str:
+    """An HDF5 path (bytes from the low-level API) as text for messages."""
+    return name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else str(name)
+
+
+def _check_dataset(name: str, dsid) -> None:
+    """Refuse a dataset (a low-level DatasetID) whose bytes would come from elsewhere or through a
+    plugin."""
     import h5py
 
-    plist = ds.id.get_create_plist()
+    plist = dsid.get_create_plist()
     if plist.get_external_count() > 0:
         raise MinicnnError(f"dataset {name!r} is stored in another file (external storage is refused)")
     if plist.get_layout() == h5py.h5d.VIRTUAL:
@@ -53,82 +61,115 @@ def _check_dataset(name: str, ds) -> None:
             )
 
 
-def check_structure(f) -> None:
+def check_structure(f) -> dict:
     """Walk every link of the open h5py File ``f``; MinicnnError on anything a weights file never
     needs: external links, soft links, user-defined links, external storage, virtual datasets,
-    plugin filters, or more than MAX_LINKS links. Reads no dataset bytes; follows no link."""
-    import h5py
+    plugin filters, or more than MAX_LINKS links. Reads no dataset bytes; follows no link.
 
+    Returns {path: h5py.h5d.DatasetID} of every dataset (paths without the leading "/"), already
+    open, so that a reader need not look them up again. Two walks of the low-level API: H5Lvisit
+    with link info (the kind of every link, without opening anything), then H5Ovisit with object
+    info (which objects are datasets); the high-level API costs ten times more per link, which for
+    a small model file would be most of the time ``mc.load`` takes.
+    """
+    from h5py import h5d, h5l, h5o
+
+    fid = f.id
     count = 0
 
-    def visit(name, link):
+    def visit_link(name, info):
         # an exception raised inside the H5Lvisit callback comes out as a SystemError, so the
         # first problem is returned (a non-None value stops the walk) and raised afterwards
         nonlocal count
         count += 1
         if count > MAX_LINKS:
-            return f"more than {MAX_LINKS} objects (not a model file)"
-        if isinstance(link, h5py.ExternalLink):
-            return f"{name!r} is a link into file {link.filename!r} (external links are refused)"
-        if isinstance(link, h5py.SoftLink):
-            return f"{name!r} is a soft link to {link.path!r} (soft links are refused)"
-        if not isinstance(link, h5py.HardLink):
-            return f"{name!r} is a user-defined link (refused)"
-        # the object's class is known without opening it; only datasets need their plist
-        if f.get(name, getclass=True) is h5py.Dataset:
-            try:
-                _check_dataset(name, f[name])
-            except MinicnnError as exc:
-                return str(exc)
-        return None
+            return f"more than {MAX_LINKS} links (not a model file)"
+        if info.type == h5l.TYPE_HARD:
+            return None
+        if info.type == h5l.TYPE_EXTERNAL:
+            target = _text(fid.links.get_val(name)[0])
+            return f"{_text(name)!r} is a link into file {target!r} (external links are refused)"
+        if info.type == h5l.TYPE_SOFT:
+            target = _text(fid.links.get_val(name))
+            return f"{_text(name)!r} is a soft link to {target!r} (soft links are refused)"
+        return f"{_text(name)!r} is a user-defined link (refused)"
 
-    problem = f.visititems_links(visit)
+    problem = fid.links.visit(visit_link, info=True)
     if problem is not None:
         raise MinicnnError(problem)
+    names = []
+    h5o.visit(
+        fid, lambda name, info: names.append(name) if info.type == h5o.TYPE_DATASET else None, info=True
+    )
+    datasets = {}
+    for name in names:
+        dsid = h5d.open(fid, name)
+        text = _text(name)
+        _check_dataset(text, dsid)
+        datasets[text] = dsid
+    return datasets
 
 
-def _storage_can_hold(ds, nbytes: int, what: str) -> None:
+# filters that change the number of stored bytes (shuffle and Fletcher-32 do not)
+_SIZE_CHANGING = {1, 4, 5, 6}
+
+
+def _storage_can_hold(dsid, nbytes: int, what: str, plist=None) -> None:
     """MinicnnError when compressed chunks would inflate beyond what real data compresses to.
 
-    zlib cannot compress by more than MAX_COMPRESSION_RATIO, so a filtered dataset declaring more
-    than that many times its stored bytes is a decompression bomb, or has lost chunks. Unfiltered
-    data is read as stored: its declared size is bounded by the caller, and parts the file never
-    wrote read as HDF5's fill value, as in any HDF5 reader.
+    zlib cannot compress by more than MAX_COMPRESSION_RATIO, so a compressed dataset declaring more
+    than that many times its stored bytes is a decompression bomb, or has lost chunks. Data stored
+    uncompressed is read as stored: its declared size is bounded by the caller, and parts the file
+    never wrote read as HDF5's fill value, as in any HDF5 reader.
     """
-    import h5py
-
-    plist = ds.id.get_create_plist()
-    if plist.get_layout() == h5py.h5d.CHUNKED and plist.get_nfilters() > 0:
-        stored = ds.id.get_storage_size()
+    plist = plist or dsid.get_create_plist()
+    if any(plist.get_filter(i)[0] in _SIZE_CHANGING for i in range(plist.get_nfilters())):
+        stored = dsid.get_storage_size()
         if nbytes > stored * MAX_COMPRESSION_RATIO:
             raise MinicnnError(
                 f"{what}: {nbytes} bytes declared but only {stored} stored (missing chunks or a bomb)"
             )
 
 
-def check_declared(ds, shape, what: str) -> None:
-    """Check a dataset's kind, dtype, shape and size without reading it (see ``read_array``)."""
+def _dataset_id(ds, what: str):
+    """The low-level DatasetID of a Dataset (or the DatasetID itself); MinicnnError otherwise."""
     import h5py
 
-    if not isinstance(ds, h5py.Dataset):
-        raise MinicnnError(f"{what}: expected a dataset, found a {type(ds).__name__}")
-    dtype = ds.dtype
+    if isinstance(ds, h5py.Dataset):
+        return ds.id
+    if isinstance(ds, h5py.h5d.DatasetID):
+        return ds
+    raise MinicnnError(f"{what}: expected a dataset, found a {type(ds).__name__}")
+
+
+def check_declared(ds, shape, what: str) -> None:
+    """Check a dataset's kind, dtype, shape and size without reading it (see ``read_array``)."""
+    dsid = _dataset_id(ds, what)
+    dtype, found = dsid.dtype, dsid.shape
     if dtype.kind != "f" or dtype.itemsize not in _FLOAT_SIZES or dtype.fields or dtype.subdtype:
         raise MinicnnError(f"{what}: expected floating-point weights, the file declares dtype {dtype}")
-    if shape is not None and tuple(ds.shape) != tuple(shape):
-        raise MinicnnError(f"{what} should have shape {tuple(shape)}, found {tuple(ds.shape)}")
-    nbytes = int(np.prod(ds.shape, dtype=object)) * dtype.itemsize
+    if shape is not None and found != tuple(shape):
+        raise MinicnnError(f"{what} should have shape {tuple(shape)}, found {found}")
+    nbytes = math.prod(found) * dtype.itemsize
     if nbytes > MAX_ARRAY_BYTES:
         raise MinicnnError(f"{what}: declares {nbytes} bytes, over the {MAX_ARRAY_BYTES}-byte limit")
-    _storage_can_hold(ds, nbytes, what)
+    _storage_can_hold(dsid, nbytes, what)
 
 
 def read_array(ds, shape, what: str) -> np.ndarray:
-    """The array stored in h5py Dataset ``ds``, read only after ``check_declared``.
+    """The array stored in dataset ``ds`` (an h5py Dataset or DatasetID), read only after
+    ``check_declared``.
 
     shape: the shape the architecture needs (None: any, for the Keras layouts whose architecture
     is inferred from the shapes; the size bound still applies). what: names the array in errors.
-    Returns a floating ndarray of that shape; MinicnnError (one line) otherwise.
+    Returns a floating ndarray of that shape, in the file's dtype; MinicnnError (one line)
+    otherwise. libhdf5 errors (a failed Fletcher-32 check, missing bytes) propagate as OSError.
     """
+    import h5py
+
     check_declared(ds, shape, what)
-    return ds[()]
+    dsid = _dataset_id(ds, what)
+    out = np.empty(dsid.shape, dtype=dsid.dtype)
+    if out.size:
+        dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+    return out

@@ -28,6 +28,31 @@ def attr_str(obj, key: str, default=None) -> str | None:
     return decode(value)
 
 
+def read_attrs(obj, limit: int) -> dict:
+    """All attributes of an h5py object, by the low-level API (H5Aread), as {name: value}.
+
+    Scalars come back as Python values (byte strings, fixed or variable length, decoded as UTF-8),
+    arrays as arrays. limit: the most bytes one attribute may declare (the file's size: an
+    attribute's value is stored whole in the file). About half the time of reading them through
+    ``obj.attrs``, which matters for small files.
+    """
+    import h5py
+
+    out = {}
+    for i in range(h5py.h5a.get_num_attrs(obj.id)):
+        aid = h5py.h5a.open(obj.id, index=i)
+        name = decode(aid.name)
+        if int(np.prod(aid.shape, dtype=object)) * aid.dtype.itemsize > limit:
+            raise MinicnnError(f"attribute {name!r} declares more bytes than the file holds")
+        value = np.empty(aid.shape, dtype=aid.dtype)
+        aid.read(value)
+        if value.ndim == 0:
+            value = value[()]
+            value = decode(value) if isinstance(value, (bytes, np.bytes_)) else value
+        out[name] = value
+    return out
+
+
 def attr_list(obj, key: str) -> list[str] | None:
     """A list-of-strings attribute, decoded; also reads one split into ``key0``, ``key1``, ...
 

@@ -76,11 +76,11 @@ def detect(f) -> str:
     )
 
 
-def _read(f, fmt: str):
+def _read(f, fmt: str, datasets: dict | None = None):
     if fmt == "minicnn":
         from minicnn.io.native import read_native
 
-        return read_native(f)
+        return read_native(f, datasets)
     if fmt == "keras-model":
         from minicnn.io.keras_model import read_keras_model
 
@@ -121,9 +121,9 @@ def _load_h5(path: Path):
 
     with open_h5(path) as f:
         try:
-            check_structure(f)
+            datasets = check_structure(f)
             fmt = detect(f)
-            net = _read(f, fmt)
+            net = _read(f, fmt, datasets)
             check_meta(net)
         except MinicnnError as exc:
             raise MinicnnError(f"{path}: {str(exc).splitlines()[0]}") from None
