@@ -24,7 +24,8 @@ HOOKS: list = []
 class Runner:
     """jobs: local worker processes (1: in this process); scheduler: a Dask scheduler address
     (overrides jobs); threads: BLAS/Numba threads per local worker; retries: re-runs of a failed
-    task; timeout: seconds to wait for the scheduler; progress: the tqdm bar."""
+    task; timeout: seconds to wait for the scheduler; progress: the tqdm bar; processes: use worker
+    processes even for jobs=1 (to measure what one worker process costs)."""
 
     jobs: int = 1
     scheduler: str | None = None
@@ -32,11 +33,12 @@ class Runner:
     retries: int = 2
     timeout: float = 5.0
     progress: bool = True
+    processes: bool = False
 
     def describe(self) -> str:
         if self.scheduler:
             return f"Dask cluster at {self.scheduler}"
-        if self.jobs > 1:
+        if self.jobs > 1 or self.processes:
             return f"{self.jobs} local worker processes, {self.threads} thread(s) each"
         return "in this process"
 
@@ -85,7 +87,7 @@ class Session:
                 return
             if self.client is not None:
                 self._dask(fn, tasks, finished)
-            elif self.runner.jobs > 1:
+            elif self.runner.jobs > 1 or self.runner.processes:
                 self._processes(fn, tasks, finished)
             else:
                 for task in tasks:
