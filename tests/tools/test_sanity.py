@@ -231,3 +231,23 @@ def test_data_randomization_compares_two_networks(gap_small, make_small_vgg, ima
         assert all(res.similarity[m][k] == pytest.approx(expected[k].mean(), abs=1e-12) for k in sim.METRICS)
     with pytest.raises(MinicnnError, match="same layers"):
         mc.data_randomization_test(gap_small, make_small_vgg(seed=1, size=12, classes=3), images12, 0)
+
+
+def test_shipped_permuted_label_model(digit_net, make_digit_images):
+    """weights/mnist_vgg_permuted.h5: mnist-vgg's layers, its recipe in the metadata, and at chance
+    on the true labels of the held-out digits (it memorised permuted labels, learned no digits)."""
+    from minicnn.paths import WEIGHTS_DIR
+    from minicnn.tools.sanity_data import PERMUTED_MODEL, PERMUTED_RECIPE
+
+    assert PERMUTED_MODEL.stat().st_size < 1 << 20
+    net = mc.load(PERMUTED_MODEL)
+    assert net.names == digit_net.names
+    prov = net.meta["provenance"]
+    assert prov["train_accuracy_permuted_labels"] >= 0.95 and prov["seed"] == 0
+    assert all(prov[k] == v for k, v in PERMUTED_RECIPE.items())
+    with np.load(WEIGHTS_DIR / "mnist_heldout.npz") as f:
+        x, y = (f["images"][:, None] / 255.0).astype(np.float32), f["labels"]
+    accuracy = float((net.forward(x).argmax(axis=1) == y).mean())
+    assert accuracy < 0.2 and accuracy == pytest.approx(prov["heldout_accuracy_true_labels"])
+    trained = float((digit_net.forward(x).argmax(axis=1) == y).mean())
+    assert trained > 0.9
