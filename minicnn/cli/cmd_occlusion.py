@@ -30,6 +30,12 @@ SIZE_FRACTION = 2 / 7  # 8 pixels on the 28x28 digits, 64 on 224x224
 STRIDE_FRACTION = 1 / 14  # 2 pixels on the digits, 16 on 224x224: 11x11 positions either way
 
 
+def default_occluder(height: int) -> tuple[int, int]:
+    """(size, stride) in pixels for an image ``height`` pixels high: fixed fractions of it, so that
+    a 224x224 photo gets the same 11x11 grid of positions as a 28x28 digit (not 3,025 positions)."""
+    return max(1, round(height * SIZE_FRACTION)), max(1, round(height * STRIDE_FRACTION))
+
+
 def add_arguments(parser) -> None:
     add_common(parser)
     parser.add_argument(
@@ -57,8 +63,9 @@ def run(args) -> Report:
             raise MinicnnError(f"--fill {fill!r}: expected grey, zero, mean or a number") from None
     ctx = prepare(args, "occlusion")
     height = int(ctx.inputs.x.shape[2])
-    size = args.size if args.size is not None else max(1, round(height * SIZE_FRACTION))
-    stride = args.stride if args.stride is not None else max(1, round(height * STRIDE_FRACTION))
+    default_size, default_stride = default_occluder(height)
+    size = args.size if args.size is not None else default_size
+    stride = args.stride if args.stride is not None else default_stride
     result = mc.occlusion(
         ctx.net, ctx.inputs.x, ctx.targets, size=size, stride=stride, fill=fill,
         progress=not getattr(args, "no_progress", False), record=ctx.record,
