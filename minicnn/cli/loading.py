@@ -21,8 +21,8 @@ from minicnn.errors import MinicnnError
 
 # SHA-256 of the shipped models (weights/mnist_vgg.h5, weights/mnist_gap.h5, format 2)
 SHIPPED_SHA256 = {
-    882742: "aaa5e8b7a10f6e34e3b17f3be661fc6167c3c4f8cc6439f216ac673a58caf5e3",
-    150923: "87df7f143b95539a024d9085eb677cdd639f125fdf2dc402a4d8678fe954e613",
+    896455: "24790569523785e1244e5217fd230ae9a87dd93f142fb564b166b4c2f74f4625",
+    164636: "2a0c7c7600ce925d1ec6960b25d436b998b1a546f0d3e21442781fba3b6b9153",
 }
 
 
