@@ -9,6 +9,8 @@ Needs torch and captum (``pip install torch captum``); imported only when asked 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from minicnn.backend import to_numpy
@@ -84,11 +86,18 @@ def captum_map(net, x, method: str, targets, layer=None, size: int = 8, stride: 
     torch = _torch()
     from captum import attr
 
+    with warnings.catch_warnings():  # "Setting backward hooks on ReLU activations", "did not require grad"
+        warnings.simplefilter("ignore", UserWarning)
+        return _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill)
+
+
+def _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill):
     from minicnn.tools.cam import gradcam_layer
     from minicnn.tools.occlusion import fill_values
 
     model = torch_mirror(net)
-    xt = torch.from_numpy(np.ascontiguousarray(to_numpy(x))).to(next(iter(model.parameters())).dtype)
+    dtype = torch.float64 if np.dtype(net.dtype) == np.float64 else torch.float32
+    xt = torch.from_numpy(np.ascontiguousarray(to_numpy(x))).to(dtype)
     target = [int(t) for t in targets]
     if method in ("saliency", "gradient"):
         out = attr.Saliency(model).attribute(xt, target=target, abs=method == "saliency")

@@ -173,7 +173,10 @@ def test_captum_deconvolution_through_two_relus_returns_the_guided_value():
 
 def relu_relu_net():
     """The reproducer as a minicnn network: input (1, 4, 1, 1), ReLU, ReLU, Flatten, Dense(DY)."""
-    net = mc.Sequential([mc.ReLU(), mc.ReLU(), mc.Flatten(), mc.Dense(4, 1)], meta={"preprocess": "none"})
+    net = mc.Sequential(
+        [mc.ReLU(), mc.ReLU(), mc.Flatten(), mc.Dense(4, 1)],
+        meta={"preprocess": "none", "input_shape": [4, 1, 1]},
+    )
     net.layers[-1].weight = DY[None].astype(np.float32)
     net.layers[-1].bias = np.zeros(1, np.float32)
     return net

@@ -1,0 +1,90 @@
+"""``minicnn verify`` end to end: a torch-written VGG file, maps made by Captum on the torch model
+itself, an image file and a preprocessed input; exit 0 when they agree, 1 on a map with one changed
+region, 2 on bad input; ``--against captum`` and the Captum Deconvolution finding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch_models as tm
+from cli_helpers import minicnn, ok
+from PIL import Image
+from support import oracle
+
+import minicnn as mc
+
+SIZE = 48
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The model file, an input .npy, and Captum's guided-backprop map of the torch model (NHWC .npz)."""
+    torch = oracle("torch")
+    attr = oracle("captum.attr")
+    folder = tmp_path_factory.mktemp("verify")
+    model = tm.torchvision_vgg(bn=True)
+    weights = tm.save(model, folder / "small.pth", "legacy")
+    x = mc.preprocess(tm.images(1, SIZE, seed=5), "torch")
+    np.save(folder / "x.npy", x)
+    guided = attr.GuidedBackprop(model).attribute(torch.from_numpy(x), target=2).detach().numpy()
+    np.savez(folder / "guided.npz", attributions=guided.transpose(0, 2, 3, 1))  # as a Keras user would
+    changed = guided.copy()
+    changed[0, :, 10:18, 20:28] *= 1.2
+    np.save(folder / "changed.npy", changed)
+    return folder, weights
+
+
+def test_agrees_with_captum_map(files):
+    folder, weights = files
+    r = ok("verify", "--weights", weights, "--input", folder / "x.npy", "--method", "guided", "--target", "2",
+           "--map", folder / "guided.npz", "--out", folder / "ok")  # fmt: skip
+    assert "AGREE" in r.stdout and "NHWC" in r.stdout
+    assert list((folder / "ok").glob("*_guided_difference.png"))
+
+
+def test_one_changed_region_exits_1(files):
+    folder, weights = files
+    r = minicnn("verify", "--weights", weights, "--input", folder / "x.npy", "--method", "guided",
+                "--target", "2", "--map", folder / "changed.npy", "--out", folder / "bad")  # fmt: skip
+    assert r.code == 1, r.stderr
+    assert "DISAGREE" in r.stdout
+    line = next(t for t in r.stdout.splitlines() if "largest difference" in t)
+    row, col = int(line.split("row ")[1].split(",")[0]), int(line.split("column ")[1].split()[0])
+    assert 10 <= row < 18 and 20 <= col < 28
+
+
+def test_against_captum_with_an_image(files):
+    folder, weights = files
+    Image.fromarray(tm.images(1, 64, seed=6)[0].astype(np.uint8)).save(folder / "photo.png")
+    r = ok("verify", "--weights", weights, "--image", folder / "photo.png", "--method", "grad_cam",
+           "--against", "captum", "--out", folder / "cap")  # fmt: skip
+    assert "AGREE" in r.stdout
+
+
+def test_captum_finding_through_the_cli(tmp_path):
+    """The issue's reproducer as a minicnn file: --against captum disagrees on DeconvNet (exit 1).
+    minicnn's relu(relu(dy)) = [1, 1, 2, 0], Captum's [0, 1, 0, 0]: max |difference| 2, scale 1."""
+    oracle("captum")
+    net = mc.Sequential(
+        [mc.ReLU(), mc.ReLU(), mc.Flatten(), mc.Dense(4, 1)],
+        meta={"preprocess": "none", "input_shape": [4, 1, 1]},
+    )
+    net.layers[-1].weight = np.array([[1.0, 1.0, 2.0, -2.0]], np.float32)
+    net.layers[-1].bias = np.zeros(1, np.float32)
+    mc.save(net, tmp_path / "relu_relu.h5")
+    np.save(tmp_path / "x.npy", np.array([-1.0, 2.0, -3.0, 4.0], np.float32).reshape(4, 1, 1))
+    args = ("verify", "--weights", tmp_path / "relu_relu.h5", "--input", tmp_path / "x.npy", "--target", "0",
+            "--against", "captum", "--out", tmp_path / "o")  # fmt: skip
+    r = minicnn(*args, "--method", "deconvnet")
+    assert r.code == 1 and "max relative difference 2 " in r.stdout, r.stdout + r.stderr
+    ok(*args, "--method", "guided", "--overwrite")
+
+
+def test_bad_map_is_one_line_exit_2(files):
+    folder, weights = files
+    np.save(folder / "wrong.npy", np.zeros((1, 3, 5, 5)))
+    r = minicnn("verify", "--weights", weights, "--input", folder / "x.npy", "--map", folder / "wrong.npy",
+                "--method", "gradient", "--out", folder / "w")  # fmt: skip
+    assert r.code == 2 and len(r.stderr.strip().splitlines()) == 1 and "fits none of the layouts" in r.stderr
+    r = minicnn("verify", "--weights", weights, "--input", folder / "x.npy", "--out", folder / "w")
+    assert r.code == 2 and "--map FILE" in r.stderr
