@@ -110,16 +110,51 @@ _NPZ_CACHE: dict = {}
 
 
 def _npz_array(path: str, key: str):
-    """The image array of an .npz, read once per process (a worker keeps it for its next shard)."""
+    """The image array of an .npz, opened once per process (a worker keeps it for its next shard).
+
+    An uncompressed member (np.savez) is memory-mapped, so a worker reads only the rows of its shard
+    and its memory does not grow with the dataset; a compressed one (np.savez_compressed) cannot
+    be, and is read whole (use a folder of images, or np.savez, for a dataset larger than memory).
+    """
     if (path, key) not in _NPZ_CACHE:
         if not Path(path).is_file():
             raise MinicnnError(
                 f"dataset file {path} cannot be read here (workers read it from a path they all see)"
             )
         _NPZ_CACHE.clear()  # one dataset at a time: memory stays one array
-        with np.load(path) as data:
-            _NPZ_CACHE[(path, key)] = np.asarray(data[key])
+        array = _mapped_member(path, key)
+        if array is None:
+            with np.load(path) as data:
+                array = np.asarray(data[key])
+        _NPZ_CACHE[(path, key)] = array
     return _NPZ_CACHE[(path, key)]
+
+
+def _mapped_member(path: str, key: str):
+    """A read-only np.memmap of the stored (uncompressed) member ``key`` of an .npz, else None.
+    An .npz is a zip of .npy files: a stored member's bytes sit in the file as they are, after its
+    zip local header (30 bytes, the name, the extra field) and its .npy header."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(f"{key}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(30)
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        f.seek(info.header_offset + 30 + name_length + extra_length)
+        version = np.lib.format.read_magic(f)
+        read_header = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(f)
+        offset = f.tell()
+    if dtype.hasobject:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
 
 
 def as_network_input(images, dataset: Dataset):
