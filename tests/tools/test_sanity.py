@@ -251,3 +251,21 @@ def test_shipped_permuted_label_model(digit_net, make_digit_images):
     assert accuracy < 0.2 and accuracy == pytest.approx(prov["heldout_accuracy_true_labels"])
     trained = float((digit_net.forward(x).argmax(axis=1) == y).mean())
     assert trained > 0.9
+
+
+def test_randomization_figure_layout():
+    """Adebayo et al.'s fig. 2: one row per method (after the input's row), one column per step."""
+    from minicnn.render.randomization import randomization_figure, unit_abs_rgb
+
+    maps = {
+        "gradient": np.random.default_rng(0).standard_normal((4, 12, 12)),
+        "guided": np.zeros((4, 12, 12)),
+    }
+    picture = randomization_figure(np.zeros((12, 12, 3), np.uint8), maps, ["trained", "a", "b", "c"])
+    assert picture.dtype == np.uint8 and picture.shape[2] == 3
+    assert picture.shape[1] == 4 * 84 + 5 * 4  # four 84-px columns (12 px x 7) and the padding
+    grey = unit_abs_rgb(maps["gradient"][1])
+    assert grey.max() == 255 and np.array_equal(grey[..., 0], grey[..., 2])
+    assert unit_abs_rgb(maps["guided"][0]).max() == 0  # an all-zero map is black, not an error
+    with pytest.raises(MinicnnError, match="expected 3 maps"):
+        randomization_figure(np.zeros((12, 12)), maps, ["trained", "a", "b"])
