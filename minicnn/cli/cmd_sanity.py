@@ -42,6 +42,11 @@ def add_arguments(parser) -> None:
         "--tests", default="all", metavar="LIST", help="comma-separated tests, or 'all' (default)"
     )
     parser.add_argument(
+        "--layers", default=None, metavar="LIST",
+        help="comma-separated learned layers the randomisation tests re-initialise (default: all, from "
+        "the top down)",
+    )  # fmt: skip
+    parser.add_argument(
         "--pointing-weights", type=Path, default=None, metavar="FILE",
         help="the network for the pointing game on the shipped 84x84 canvases (default: the shipped "
         "GAP model; it must accept 84x84 inputs)",
@@ -70,6 +75,7 @@ def choose(text: str, valid, what: str) -> list[str]:
 def run(args) -> Report:
     from minicnn import paths
     from minicnn.cli.loading import load_network
+    from minicnn.tools.sanity import check_layers
     from minicnn.tools.sanity_data import PERMUTED_MODEL
     from minicnn.tools.sanity_methods import METHODS, available_methods, check_methods
     from minicnn.tools.sanity_suite import CLAIMS, TESTS, run_checks
@@ -83,6 +89,7 @@ def run(args) -> Report:
         available_methods(net) if args.methods.strip() == "all" else choose(args.methods, METHODS, "method")
     )
     methods = check_methods(net, methods)  # CAM on a network without a GAP head: one line
+    layers = check_layers(net, args.layers)  # before any work: the error lists the valid names
     pointing = permuted = None
     if "pointing" in tests:
         pointing = _pointing_inputs(args, load_network(args.pointing_weights or paths.GAP_MODEL, args.device))
@@ -94,11 +101,11 @@ def run(args) -> Report:
             permuted = load_network(path, args.device)
     findings = run_checks(
         net, ctx.inputs.x, ctx.targets, methods, tests, seed=args.seed, pointing=pointing,
-        permuted=permuted, progress=not getattr(args, "no_progress", False),
+        permuted=permuted, progress=not getattr(args, "no_progress", False), layers=layers,
     )  # fmt: skip
     report = ctx.report
     report.methods += [f"{METHODS[m][0]} ({METHODS[m][1]})" for m in methods]
-    report.settings.update(tests=tests, seed=args.seed, pointing_count=args.pointing_count)
+    report.settings.update(tests=tests, seed=args.seed, pointing_count=args.pointing_count, layers=layers)
     text = ["method x test (see 'minicnn sanity --help' for each column's measure)", findings.table(), ""]
     text += (
         findings.verdicts() + findings.notes + ["", "the papers:"] + [f"  {t}: {CLAIMS[t]}" for t in tests]

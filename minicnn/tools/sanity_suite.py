@@ -133,6 +133,7 @@ def run_checks(
     permuted=None,
     progress: bool = False,
     class_top: int = 3,
+    layers=None,
 ) -> Findings:
     """Run the chosen tests and fill the method x test table.
 
@@ -140,6 +141,7 @@ def run_checks(
     pointing: None (skip) or (network, canvases (M, C, H, W), boxes (M, 4), labels (M,)).
     permuted: None (skip the data test) or the same architecture trained on permuted labels.
     progress: tqdm bars over the tests and the randomisation steps.
+    layers: the learned layers the randomisation tests re-initialise (default: all, top first).
     """
     from tqdm.auto import tqdm
 
@@ -150,7 +152,14 @@ def run_checks(
     for test in tqdm(list(tests), desc="sanity checks", unit="test", disable=not progress, leave=False):
         if test in ("cascade", "independent"):
             res = randomization_test(
-                net, x, targets, methods, cascade=test == "cascade", seed=seed, progress=progress
+                net,
+                x,
+                targets,
+                methods,
+                cascade=test == "cascade",
+                seed=seed,
+                layers=layers,
+                progress=progress,
             )
             f.results[test] = res
             for m in methods:
