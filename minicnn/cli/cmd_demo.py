@@ -1,4 +1,5 @@
-"""``minicnn demo``: every tool on the shipped models and samples, gathered in one index.html."""
+"""``minicnn demo``: every tool on the shipped models and samples (or on the user's model and
+images), gathered in one index.html."""
 
 from __future__ import annotations
 
@@ -18,13 +19,17 @@ from minicnn.errors import MinicnnError
 HELP = "run every tool on the shipped models and write an HTML report (the quick start)"
 EPILOG = """\
 Runs saliency, reconstructions, the equivalence table, occlusion, CAM, class models, activation
-maximisation, inversion, top-9 projections and localisation on the shipped digit models and sample
-inputs, with step counts chosen to finish in about a minute on two CPU cores, and writes
+maximisation, inversion, top-9 projections, localisation and the sanity checks on the shipped digit
+models and sample inputs, with step counts chosen to finish in seconds on two CPU cores, and writes
 <out>/index.html with every picture, the measured equivalence table and the papers behind them.
+--weights and --image build the same report for your own model and images (every tool then uses
+them; expect minutes for a VGG16 on a CPU, with progress bars). Files of an earlier demo in the same
+folder are replaced.
 
 examples:
   minicnn demo                       # -> minicnn-out/demo/index.html
   minicnn demo --out /tmp/report --device gpu
+  minicnn demo --weights vgg16_weights_tf_dim_ordering_tf_kernels.h5 --image photos/ --out vgg16-report
 """
 
 # (command, options changed from the command's defaults (dest -> value), title, what the pictures show,
@@ -56,9 +61,10 @@ STEPS = (
      "Zhou et al. 2016, Learning Deep Features for Discriminative Localization; "
      "Selvaraju et al. 2017, Grad-CAM."),
     ("classmodel", {"steps": 40}, "Class models",
-     "For each digit class, the image found by gradient ascent on the unnormalised class score "
-     "with an L2 penalty, starting from the zero image; the label gives the class the network "
-     "itself assigns to the image.",
+     "For each class, the image found by gradient ascent on the unnormalised class score with an "
+     "L2 penalty, starting from the model's mean image (meta['mean_image']: the mean held-out digit "
+     "for the shipped models; the paper's zero start is --start zero); the label gives the class "
+     "the network itself assigns to the image.",
      "Simonyan et al. 2013, sec. 2, fig. 1."),
     ("maximize", {"steps": 30}, "Activation maximisation",
      "Inputs of fixed norm that maximise single feature maps of a hidden layer, from random "
@@ -91,7 +97,21 @@ STEPS = (
 
 
 def add_arguments(parser) -> None:
+    from pathlib import Path
+
+    parser.add_argument(
+        "--weights", type=Path, default=None, metavar="FILE",
+        help="run every tool on this model file (default: the shipped digit models, VGG-style and GAP)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--image", type=Path, default=None, metavar="PATH",
+        help="an image file or a folder of images for every tool (default: the shipped samples)",
+    )  # fmt: skip
     add_run_options(parser, "demo")
+
+
+# options of the shipped-digit demo that would be wrong for another model: dropped with --weights
+DIGIT_ONLY = {"occlusion": ("size", "stride"), "topk": ("count",)}
 
 
 def natural(path) -> list:
@@ -137,15 +157,27 @@ def run(args) -> Report:
             cupy_module()
         except RuntimeError as exc:
             raise MinicnnError(f"--device gpu: {exc}") from None
+    weights, image = getattr(args, "weights", None), getattr(args, "image", None)
+    quiet = getattr(args, "no_progress", False)
+    for path, option in ((weights, "--weights"), (image, "--image")):
+        if path is not None and not path.exists():
+            raise MinicnnError(f"{option} {path} not found (expected a file or a folder)")
+    own = {k: v for k, v in (("weights", weights), ("image", image)) if v is not None}
     sections, failed, log = [], [], []
     start = time.perf_counter()
-    bar = tqdm(STEPS, desc="minicnn demo", unit="tool")
+    bar = tqdm(STEPS, desc="minicnn demo", unit="tool", disable=quiet)
     for command, options, title, text, paper in bar:
         bar.set_postfix_str(command)
-        section = Section(title, f"minicnn {command} {flags(options)}".strip(), text, paper)
+        if weights is not None:
+            options = {k: v for k, v in options.items() if k not in DIGIT_ONLY.get(command, ())}
+        tool, tool_args = command_args(command)
+        given = {k: v for k, v in {**own, **options}.items() if hasattr(tool_args, k)}
+        section = Section(title, f"minicnn {command} {flags(given)}".strip(), text, paper)
         sections.append(section)
-        shared = {"out": out.folder / command, "device": args.device, "seed": args.seed}
-        tool, tool_args = command_args(command, **options, **shared)
+        # the demo's folder is its own: a rerun replaces the files of the previous demo
+        shared = {"out": out.folder / command, "device": args.device, "seed": args.seed, "overwrite": True,
+                  "no_progress": quiet}  # fmt: skip
+        tool, tool_args = command_args(command, **given, **shared)
         buffer = io.StringIO()
         t0 = time.perf_counter()
         try:
@@ -155,15 +187,16 @@ def run(args) -> Report:
             detail = traceback.format_exc() if not isinstance(exc, MinicnnError) else ""
             made, buffer = None, io.StringIO(buffer.getvalue() + f"{detail}error: {exc}\n")
         seconds = time.perf_counter() - t0
-        log.append(
-            f"$ minicnn {command} {flags({**options, **shared})}\n{buffer.getvalue()}({seconds:.1f} s)\n"
-        )
+        typed = {k: v for k, v in shared.items() if k in ("out", "device", "seed")}
+        log.append(f"$ minicnn {command} {flags({**given, **typed})}\n{buffer.getvalue()}({seconds:.1f} s)\n")
         if made is None or made.exit_code != 0:
             failed.append(command)
             section.note = f"failed: {buffer.getvalue().strip().splitlines()[-1]}"
             continue
         report.paths += made.paths
-        section.images = sorted((p.relative_to(out.folder) for p in made.figures.values()), key=natural)
+        figures = sorted(((p.relative_to(out.folder), c) for c, p in made.figures.items()), key=natural)
+        section.images = [p for p, _ in figures]
+        section.captions = [c for _, c in figures]
         tables = [t for t in made.tables.values() if isinstance(t, str)]  # preformatted text
         if tables:
             section.table = "\n".join(tables)
@@ -172,10 +205,15 @@ def run(args) -> Report:
     log_path = out.folder / "log.txt"
     with atomic_path(log_path) as tmp:
         tmp.write_text("\n".join(log), encoding="utf-8")
+    on = "the shipped digit models and samples"
+    if own:
+        on = " and ".join(f"{k} {v}" for k, v in (("model", weights), ("images", image)) if v is not None)
+        on += " (the section texts describe the tools; they were written for the shipped digits)"
     intro = (
-        f"Every minicnn tool on the shipped digit models, made by 'minicnn demo' in {total:.0f} s "
-        f"on {args.device}. Each section names the command that reproduces it (see log.txt for "
-        "the printed output, including top-5 predictions)."
+        f"Every minicnn tool on {on}, made by 'minicnn demo' in {total:.0f} s on {args.device}. Each "
+        "section names the command that reproduces it (see log.txt for the printed output, including "
+        "the top-5 predictions and the class index each map was made for). Each picture says above it "
+        "what it shows: model, target class with its index, layer or unit, and method."
     )
     index = write_index(out.folder, "minicnn demo", intro, sections)
     report.paths += [log_path, index]

@@ -63,7 +63,7 @@ def saliency_figure(image, saliency, title: str = "", unit: str = "max_c |dS/dI|
     """
     f = _factor(image.shape)
     sal = np.asarray(saliency, dtype=np.float64)
-    panels = [_big(image, f), _heat(sal, f, unit), upscale(overlay(image, sal), f)]
+    panels = [_big(image, f), _heat(sal, f, unit, lo=0.0), upscale(overlay(image, sal), f)]
     return titled(hstack(panels, ["input", "saliency", "overlay (top 1% brightest)"]), title)
 
 
@@ -177,7 +177,7 @@ def localization_figure(image, saliency, mask, box, true_box=None, title: str = 
         boxes, colors = [true_box, box], [BLUE, GREEN]
     boxed = draw_boxes(_big(image, f), boxes, colors, scale=f)
     seg = to_rgb(np.asarray(mask, dtype=np.float64))
-    labels = ["box found (green), true (blue)" if true_box is not None else "box found", "saliency",
-              "graph-cut mask (white = object)"]  # fmt: skip
-    panels = [boxed, _heat(saliency, f, "max_c |dS/dI|"), upscale(seg, f)]
+    labels = ["found (green), true (blue)" if true_box is not None else "box found", "saliency",
+              "mask (white: object)"]  # fmt: skip
+    panels = [boxed, _heat(saliency, f, "|dS/dI|", lo=0.0), upscale(seg, f)]
     return titled(hstack(panels, labels), title)

@@ -33,6 +33,7 @@ class Section:
     text: str
     paper: str
     images: list = field(default_factory=list)
+    captions: list = field(default_factory=list)  # one per image (default: the file name)
     table: str | None = None  # preformatted text, e.g. the measured equivalence table
     note: str | None = None  # e.g. why the section is empty
 
@@ -60,11 +61,13 @@ def render_index(title: str, intro: str, sections) -> str:
             parts.append(f"<p><strong>{e(s.note)}</strong></p>")
         if s.table:
             parts.append(f"<pre>{e(s.table)}</pre>")
-        for image in s.images:
+        captions = list(s.captions) + [None] * (len(s.images) - len(s.captions))
+        for image, caption in zip(s.images, captions, strict=False):
             ref = Path(image).as_posix()
+            text = caption or Path(ref).stem  # the picture's own title says what it shows
             parts.append(
-                f'<figure><img src="{e(ref, quote=True)}" alt="{e(s.title)}: {e(Path(ref).stem)}">'
-                f"<figcaption>{e(Path(ref).name)}</figcaption></figure>"
+                f'<figure><img src="{e(ref, quote=True)}" alt="{e(text, quote=True)}">'
+                f"<figcaption><code>{e(Path(ref).name)}</code></figcaption></figure>"
             )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
