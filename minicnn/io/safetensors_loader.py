@@ -86,7 +86,7 @@ def read_safetensors(path):
     shapes = {name: tuple(spec["shape"]) for name, spec in header.items()}
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return build_vgg(shapes, lambda name: np.array(f.get_tensor(name)), "safetensors")
+            return build_vgg(shapes, f.get_tensor, "safetensors")  # a new writable array each
     except MinicnnError:
         raise
     except Exception as exc:  # the package's SafetensorError
