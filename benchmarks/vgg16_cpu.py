@@ -1,16 +1,28 @@
-"""VGG16 224x224 on the CPU, minicnn against PyTorch in the same run, alternating.
+"""VGG16 224x224 on the CPU, minicnn against PyTorch, timed two ways.
 
 Workloads: forward, and saliency (forward + input gradient of one class score, no weight gradients),
-at batch 1 and 8. Reports medians, the minicnn / PyTorch time ratio, and GFLOP/s beside the sgemm
-GFLOP/s measured in the same run. Both use every core (torch.set_num_threads(os.cpu_count())).
+at batch 1 and 8. Reports medians with their spread (min-max), the minicnn / PyTorch ratio of the
+medians, and GFLOP/s beside the sgemm GFLOP/s measured in the same run. Both use every core
+(torch.set_num_threads(os.cpu_count())).
 
-    python benchmarks/vgg16_cpu.py [--batches 1 8] [--repeats 7]
+Methods (--method):
+  alternate  both engines in one process, A, B, A, B, ... after a warm-up (what earlier tables used).
+             They share one allocator and one set of thread pools, and PyTorch's batch-8 times moved
+             50% between such runs.
+  separate   each engine in a process of its own (this script run again with --child ENGINE), the
+             two kinds of process alternating --rounds times; every process warms up, then times
+             each workload --repeats times. No state is shared between the engines.
+  both       alternate, then separate (default).
+
+    python benchmarks/vgg16_cpu.py [--batches 1 8] [--repeats 7] [--method both] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -55,34 +67,94 @@ def workloads(batch: int, net, model, torch):
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args(argv)
+def spread(times) -> str:
+    return f"{min(times) * 1e3:.0f}-{max(times) * 1e3:.0f}"
 
+
+def child(engine: str, batches, repeats: int) -> None:
+    """Time one engine's workloads in this process; print {workload: {batch: [seconds]}} as JSON."""
+    import torch
+    from torch_mirror import to_torch
+
+    torch.set_num_threads(os.cpu_count())
+    net = mc.vgg16(seed=0)
+    model = to_torch(net) if engine == "torch" else None  # minicnn's process never builds the mirror
+    out = {}
+    for batch in batches:
+        for name, (mine, theirs) in workloads(batch, net, model, torch).items():
+            fn = mine if engine == "minicnn" else theirs
+            out.setdefault(name, {})[str(batch)] = harness.alternate({engine: fn}, repeats=repeats)[engine]
+    print(json.dumps(out))
+
+
+def separate(batches, repeats: int, rounds: int) -> dict:
+    """{(workload, batch): {engine: [seconds]}} from ``rounds`` x 2 child processes, alternating."""
+    times = {}
+    for _ in range(rounds):
+        for engine in ("minicnn", "torch"):
+            command = [sys.executable, os.path.abspath(__file__), "--child", engine,
+                       "--repeats", str(repeats), "--batches", *map(str, batches)]  # fmt: skip
+            result = subprocess.run(command, check=True, capture_output=True, text=True)
+            for name, per_batch in json.loads(result.stdout.strip().splitlines()[-1]).items():
+                for batch, values in per_batch.items():
+                    times.setdefault((name, int(batch)), {}).setdefault(engine, []).extend(values)
+    return times
+
+
+def alternating(batches, repeats: int) -> dict:
+    """{(workload, batch): {engine: [seconds]}}, both engines in this process, alternating."""
     import torch
     from torch_mirror import to_torch
 
     torch.set_num_threads(os.cpu_count())
     net = mc.vgg16(seed=0)
     model = to_torch(net)
-    flops = harness.conv_flops(net, (3, 224, 224))
-    print(f"machine: {harness.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    rows = []
-    peak_before = harness.sgemm_gflops()
-    for batch in args.batches:
+    times = {}
+    for batch in batches:
         for name, (mine, theirs) in workloads(batch, net, model, torch).items():
-            times = harness.alternate({"minicnn": mine, "torch": theirs}, repeats=args.repeats)
-            a, b = harness.median(times["minicnn"]), harness.median(times["torch"])
-            work = flops * batch * (2 if name == "saliency" else 1)
-            rows.append([name, batch, f"{a * 1e3:.0f}", f"{b * 1e3:.0f}", f"{a / b:.2f}",
-                         f"{work / a / 1e9:.0f}", f"{work / b / 1e9:.0f}"])  # fmt: skip
-            print(rows[-1], flush=True)
-    peak = max(peak_before, harness.sgemm_gflops())
+            times[(name, batch)] = harness.alternate({"minicnn": mine, "torch": theirs}, repeats=repeats)
+            print(name, batch, {k: round(harness.median(v) * 1e3) for k, v in times[(name, batch)].items()},
+                  flush=True)  # fmt: skip
+    return times
+
+
+def report(times: dict, flops: float) -> str:
+    rows = []
+    for (name, batch), t in times.items():
+        a, b = harness.median(t["minicnn"]), harness.median(t["torch"])
+        work = flops * batch * (2 if name == "saliency" else 1)
+        rows.append([name, batch, f"{a * 1e3:.0f}", spread(t["minicnn"]), f"{b * 1e3:.0f}",
+                     spread(t["torch"]), f"{a / b:.2f}", f"{work / a / 1e9:.0f}",
+                     f"{work / b / 1e9:.0f}"])  # fmt: skip
+    return harness.table(rows, ["workload", "batch", "minicnn ms", "spread", "torch ms", "spread", "ratio",
+                                "minicnn GFLOP/s", "torch GFLOP/s"])  # fmt: skip
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--method", choices=["alternate", "separate", "both"], default="both")
+    parser.add_argument("--rounds", type=int, default=2, help="separate: processes per engine")
+    parser.add_argument("--child", choices=["minicnn", "torch"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child, args.batches, args.repeats)
+
+    import torch
+
+    flops = harness.conv_flops(mc.vgg16(seed=0), (3, 224, 224))
+    print(f"machine: {harness.machine()}, torch {torch.__version__}, {os.cpu_count()} threads")
+    peak = harness.sgemm_gflops()
+    if args.method in ("alternate", "both"):
+        print("\nboth engines in one process, alternating; medians and spread (min-max) in ms")
+        print(report(alternating(args.batches, args.repeats), flops), flush=True)
+    if args.method in ("separate", "both"):
+        print(f"\neach engine in its own process ({args.rounds} per engine, alternating); medians over "
+              f"{args.rounds} x {args.repeats} repeats and spread (min-max) in ms")  # fmt: skip
+        print(report(separate(args.batches, args.repeats, args.rounds), flops), flush=True)
+    peak = max(peak, harness.sgemm_gflops())
     print(f"\nsgemm (numpy, 2048^3): {peak:.0f} GFLOP/s; a saliency pass counts 2x the forward FLOPs")
-    print(harness.table(rows, ["workload", "batch", "minicnn ms", "torch ms", "ratio", "minicnn GFLOP/s",
-                               "torch GFLOP/s"]))  # fmt: skip
 
 
 if __name__ == "__main__":
