@@ -199,8 +199,12 @@ def _read_params(datasets: dict, layer, manifest: dict | None) -> dict:
         if manifest is not None and manifest.get(name, {}).get("dtype") != dsid.dtype.str:
             raise MinicnnError(f"{what}: not in the file's checksum list with dtype {dsid.dtype.str}")
         values[key] = np.empty(dsid.shape, dtype=dsid.dtype)
-        if values[key].size:
-            dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, values[key])
+        try:
+            if values[key].size:
+                dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, values[key])
+        except OSError as exc:  # libhdf5's Fletcher-32 check of a chunk, or bytes missing
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise MinicnnError(f"{what}: its bytes cannot be read, damaged or truncated ({reason})") from None
         if manifest is not None and array_sha256(values[key]) != manifest[name].get("sha256"):
             raise MinicnnError(f"{what}: SHA-256 mismatch, the stored weights are corrupt")
     return values
@@ -261,6 +265,9 @@ def read_native(f, datasets: dict | None = None):
     # the header is verified once the architecture parsed (so that a hand-edited file names its
     # first wrong layer) and before a single weight byte is read
     manifest = _verify_header(attrs) if version == 2 else None
+    extra = sorted(set(datasets) - set(manifest)) if manifest is not None else []
+    if extra:
+        raise MinicnnError(f"dataset {extra[0]!r} is not in the file's checksum list (the file was altered)")
     for layer in layers:
         if layer.has_params:
             assign(layer, _read_params(datasets, layer, manifest), dtype=dtype)
