@@ -4,6 +4,8 @@ right, and the Captum finding of issue 15 (Deconvolution through two consecutive
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch_models as tm
@@ -193,3 +195,20 @@ def test_verify_against_captum_finds_it():
     ref = captum_map(net, x, "deconvnet", [0])  # [0, 1, 0, 0] in a fresh process, see above
     result = verify(net, x, ref, "deconvnet", 0)
     assert not result.agree and result.max_rel_diff >= 0.5
+
+
+# -- --against keras -------------------------------------------------------------------------------
+def test_keras_reference_agrees(small):
+    """Keras (torch backend) rebuilt channels-last from the loaded network: its gradient and
+    Grad-CAM equal minicnn's (float32 in Keras, so 1e-4), and it refuses the rules it lacks."""
+    oracle("keras")
+    from minicnn.tools.keras_reference import keras_map
+
+    net, _, x, targets = small
+    x32 = x.astype(np.float32)
+    net32 = copy.deepcopy(net).astype(np.float32)  # the fixture stays float64
+    for method in ("gradient", "grad_cam"):
+        result = verify(net32, x32, keras_map(net32, x32, method, targets), method, targets, tol=1e-4)
+        assert result.agree, result.lines()
+    with pytest.raises(MinicnnError, match="Keras has no guided rule"):
+        keras_map(net32, x32, "guided", targets)

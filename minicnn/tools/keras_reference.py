@@ -1,0 +1,136 @@
+"""Keras as the reference for ``verify --against keras``: the same network rebuilt from Keras layers
+(channels-last, as Keras users and tf-keras-vis have it), the same weights, gradients from the
+backend's autograd.
+
+Keras 3 with the torch backend (``KERAS_BACKEND=torch``, set here when Keras is not loaded yet);
+the gradient family (gradient, saliency, gradient x input) and Grad-CAM, which tf-keras-vis computes
+the same way (``Saliency``, ``Gradcam``). Keras has no DeconvNet or guided-backpropagation rule
+(tf-keras-vis changes the model's activations for those), so those methods are refused here; use
+``--against captum`` or a map file.
+
+Layer by layer (minicnn NCHW -> Keras NHWC): convolution weights (O, C, kh, kw) -> (kh, kw, C, O)
+with explicit ZeroPadding2D; dense (out, in) -> (in, out); minicnn flattens (C, H, W), Keras
+(H, W, C), so a Permute((3, 1, 2)) goes before Keras's Flatten; average pools with padding count the
+padding (ZeroPadding2D then AveragePooling2D), as torch's default does.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from minicnn.backend import to_numpy
+from minicnn.errors import MinicnnError
+
+METHODS = ("gradient", "saliency", "gradient_x_input", "grad_cam")
+
+
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+        import torch
+    except ImportError:
+        raise MinicnnError("--against keras needs keras 3 and torch: pip install keras torch") from None
+    if keras.backend.backend() != "torch":
+        raise MinicnnError(
+            f"--against keras needs KERAS_BACKEND=torch (Keras runs on {keras.backend.backend()})"
+        )
+    return keras, torch
+
+
+def _layers(layer, shape_in, keras):
+    """Keras layers computing ``layer`` on channels-last input, and their weights to set."""
+    from minicnn import layers as L
+
+    K = keras.layers
+    if layer.is_convolution:
+        w = layer.window()
+        out_c = layer.param_shapes()["weight"][0]
+        pad = [K.ZeroPadding2D(w.padding)] if any(w.padding) else []
+        conv = K.Conv2D(out_c, w.kernel, strides=w.stride, padding="valid")
+        kernel = to_numpy(layer.weight).transpose(2, 3, 1, 0)
+        return pad + [conv], {conv: [kernel, to_numpy(layer.bias)]}
+    if layer.is_linear:
+        dense = K.Dense(layer.param_shapes()["weight"][0])
+        return [dense], {dense: [to_numpy(layer.weight).T, to_numpy(layer.bias)]}
+    if layer.is_rectifier:
+        return [K.ReLU()], {}
+    if isinstance(layer, L.MaxPool2D):
+        w = layer.window()
+        return [K.MaxPooling2D(w.kernel, strides=w.stride, padding="valid")], {}
+    if isinstance(layer, L.AvgPool2D):
+        if any(layer.padding) and not layer.count_include_pad:
+            raise MinicnnError(f"layer {layer.name!r}: Keras has no average pool that skips the padding")
+        pad = [K.ZeroPadding2D(layer.padding)] if any(layer.padding) else []
+        return pad + [K.AveragePooling2D(layer.kernel_size, strides=layer.stride, padding="valid")], {}
+    if isinstance(layer, L.AdaptiveAvgPool2D):
+        h, w = shape_in[1:]
+        oh, ow = layer.output_size
+        if h % oh or w % ow:
+            raise MinicnnError(f"layer {layer.name!r}: Keras has no adaptive pool for {h}x{w} -> {oh}x{ow}")
+        return [K.AveragePooling2D((h // oh, w // ow))], {}
+    if layer.is_global_pool:
+        return [K.GlobalAveragePooling2D()], {}
+    if layer.is_identity_at_inference:
+        return [], {}
+    if isinstance(layer, L.Flatten):
+        return ([K.Permute((3, 1, 2))] if len(shape_in) == 3 else []) + [K.Flatten()], {}
+    if isinstance(layer, L.Softmax):
+        return [K.Softmax()], {}
+    raise MinicnnError(f"no Keras layer for {layer.name!r} ({layer.kind})")
+
+
+def keras_mirror(net, input_shape, upto: str | None = None):
+    """(keras.Model with outputs [scores] or [scores, output of layer ``upto``]) equal to net, for
+    channels-last input of (C, H, W) = input_shape."""
+    keras, _ = _keras()
+    c, h, w = input_shape
+    inp = keras.Input((h, w, c))
+    y, tapped, weights = inp, None, {}
+    shape = tuple(input_shape)
+    for layer in net.layers:
+        made, params = _layers(layer, shape, keras)
+        for k in made:
+            y = k(y)
+        weights.update(params)
+        if layer.name == upto:
+            tapped = y
+        shape = layer.output_shape(shape)
+    for k, values in weights.items():
+        k.set_weights([np.asarray(v, dtype=np.float32) for v in values])
+    return keras.Model(inp, [y] if tapped is None else [y, tapped])
+
+
+def keras_map(net, x, method: str, targets, layer=None):
+    """The Keras map for ``method``, in minicnn's layout (N, C, H, W); Grad-CAM (N, h, w). float64.
+
+    x: (N, C, H, W) network input; targets: (N,) ints."""
+    if method not in METHODS:
+        raise MinicnnError(
+            f"--against keras computes {', '.join(METHODS)}; Keras has no {method} rule "
+            "(use --against captum)"
+        )
+    keras, torch = _keras()
+    from minicnn.tools.cam import gradcam_layer
+
+    x = np.asarray(to_numpy(x), dtype=np.float32)
+    name = gradcam_layer(net, layer, x.shape[1:]) if method == "grad_cam" else None
+    model = keras_mirror(net, x.shape[1:], upto=name)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).requires_grad_(True)
+    outs = model(xt)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]  # one output comes back bare
+    scores = outs[0]
+    picked = scores[torch.arange(len(x)), torch.as_tensor(np.asarray(targets, dtype=np.int64))].sum()
+    if method == "grad_cam":
+        feats = outs[1]
+        (g,) = torch.autograd.grad(picked, feats)
+        alpha = g.mean(dim=(1, 2))  # (N, K): the mean over positions of dS/dA (channels last)
+        cam = torch.relu(torch.einsum("nk,nhwk->nhw", alpha, feats))
+        return cam.detach().numpy().astype(np.float64)
+    (g,) = torch.autograd.grad(picked, xt)
+    g = g.detach().numpy().transpose(0, 3, 1, 2).astype(np.float64)
+    if method == "gradient_x_input":
+        g = g * x
+    return np.abs(g) if method == "saliency" else g
