@@ -156,4 +156,6 @@ def start_text(net, choice: str) -> str:
         return "the model's mean image (meta['mean_image'])"
     if mean_image(net, choice) is not None:
         return "the mean shipped held-out digit"
+    if net.meta.get("preprocess") in ("caffe", "torch"):
+        return "the zero input (the mean image of a mean-subtracted network)"
     return "the zero input (no mean image stored)"

@@ -36,8 +36,9 @@ examples:
 # paper)
 STEPS = (
     ("saliency", {}, "Saliency maps",
-     "For each held-out digit: the input, max over channels of |dS_c/dI| for the predicted class "
-     "(bright = pixels whose change moves the class score most), and the map laid over the digit.",
+     "For each input image (by default a held-out digit): the input, max over channels of |dS_c/dI| "
+     "for the predicted class (bright = pixels whose change moves the class score most), and the "
+     "map laid over the image.",
      "Simonyan, Vedaldi & Zisserman 2013, Deep Inside Convolutional Networks, sec. 3, fig. 2."),
     ("reconstruct", {}, "Reconstructions in three modes",
      "The strongest activation of the last convolutional block sent back to pixels by the "
@@ -45,19 +46,21 @@ STEPS = (
      "differ only at the ReLUs.",
      "Zeiler & Fergus 2013, sec. 2; Simonyan et al. 2013, sec. 4; Springenberg et al. 2015."),
     ("equivalence", {}, "The DeconvNet / gradient equivalence, measured",
-     "Per layer of the shipped network: the DeconvNet rule and the gradient rule applied to the "
+     "Per layer of the network: the DeconvNet rule and the gradient rule applied to the "
      "same incoming signal. Convolutions and max-pooling with switches agree to float precision; "
-     "ReLU layers differ, by the amounts measured here on real digits.",
+     "ReLU layers differ, by the amounts measured here on real inputs.",
      "Simonyan et al. 2013, sec. 4 (the table of forward pass, DeconvNet and gradient)."),
     ("occlusion", {"size": 12, "stride": 2}, "Occlusion sensitivity",
-     "A grey square slides over the digit; per position, the probability of the predicted class "
+     "A grey square slides over the image; per position, the probability of the predicted class "
      "and the most probable class, and per pixel the mean drop of the class score over the windows "
-     "covering it. The probability falls where the square hides the strokes that make the digit.",
+     "covering it. The probability falls where the square hides what makes the class.",
      "Zeiler & Fergus 2013, sec. 4.2, fig. 7."),
     ("cam", {}, "Class activation maps",
-     "The all-convolutional digit model with global average pooling: CAM (the dense weights of the "
-     "class applied to the last feature maps) and Grad-CAM (the maps weighted by the mean gradient "
-     "of the class score), upsampled and laid over the digit.",
+     "CAM, for a network that ends in global average pooling and one dense layer (by default the "
+     "shipped GAP digit model): the dense weights of the class applied to the last feature maps; "
+     "and Grad-CAM, for any network (the maps weighted by the mean gradient "
+     "of the class score), upsampled and laid over the image. On a GAP network Grad-CAM is CAM's "
+     "positive part up to scale; the figures say so where it holds.",
      "Zhou et al. 2016, Learning Deep Features for Discriminative Localization; "
      "Selvaraju et al. 2017, Grad-CAM."),
     ("classmodel", {"steps": 40}, "Class models",
@@ -71,16 +74,17 @@ STEPS = (
      "starts.",
      "Erhan, Bengio, Courville & Vincent 2009, Visualizing Higher-Layer Features, sec. 3."),
     ("invert", {"steps": 40}, "Feature inversion",
-     "Images reconstructed only from a layer's representation of a held-out digit, by minimising "
+     "Images reconstructed only from a layer's representation of an input image, by minimising "
      "the relative feature error with total-variation and alpha-norm priors.",
      "Mahendran & Vedaldi 2015, Understanding Deep Image Representations by Inverting Them."),
     ("topk", {"count": 100}, "Top-9 projections",
-     "For a few feature maps: the nine strongest activations over held-out digits, each projected "
+     "For a few feature maps: the nine strongest activations over the images (by default held-out "
+     "digits), each projected "
      "back to pixels by the DeconvNet (left) beside the input patch under its receptive field "
      "(right).",
      "Zeiler & Fergus 2013, sec. 2.1, fig. 2."),
     ("localize", {}, "Weakly supervised localisation",
-     "Digits in clutter: saliency of the GAP model, foreground and background seeds from its "
+     "By default digits in clutter and the GAP model: saliency, foreground and background seeds from its "
      "quantiles, a graph cut, and the box of the largest component (green; truth in blue).",
      "Simonyan et al. 2013, sec. 3.1, fig. 3; graph cut by PyMaxflow (Boykov & Kolmogorov 2004)."),
     ("sanity", {"count": 2, "pointing_count": 20}, "Sanity checks: what each saliency map shows",
