@@ -88,3 +88,25 @@ def test_bad_map_is_one_line_exit_2(files):
     assert r.code == 2 and len(r.stderr.strip().splitlines()) == 1 and "fits none of the layouts" in r.stderr
     r = minicnn("verify", "--weights", weights, "--input", folder / "x.npy", "--out", folder / "w")
     assert r.code == 2 and "--map FILE" in r.stderr
+
+
+def test_imagenet_path_with_a_torch_file(tmp_path):
+    """A torchvision-layout file (VGG16-BN's structure, 1000 classes) through ``minicnn saliency``:
+    torch preprocessing, ImageNet names in the top-5, --target by name; the top-1 the CLI prints is
+    torch's own on the same resized image preprocessed here (RGB, /255, mean/std written out)."""
+    model = tm.torchvision_vgg(tm.VGG16_NARROW, bn=True, hidden=64, classes=1000, side=7)
+    weights = tm.save(model, tmp_path / "vgg16_bn.pth", "zip")
+    photo = Image.fromarray(tm.images(1, 224, seed=8)[0].astype(np.uint8))
+    photo.save(tmp_path / "photo.png")
+    rgb = np.asarray(photo, dtype=np.float64) / 255.0
+    x = ((rgb - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).transpose(2, 0, 1)[None].astype(np.float32)
+    top1 = mc.load(weights).meta["class_names"][int(tm.scores(model, x).argmax())]
+    r = ok("saliency", "--weights", weights, "--image", tmp_path / "photo.png", "--target", "tench",
+           "--out", tmp_path / "o")  # fmt: skip
+    assert f"top-5 {top1} " in r.stdout and "class 0 (tench)" in r.stdout, r.stdout
+    truncated = tmp_path / "cut.pth"
+    truncated.write_bytes(weights.read_bytes()[:100_000])
+    bad = minicnn(
+        "saliency", "--weights", truncated, "--image", tmp_path / "photo.png", "--out", tmp_path / "b"
+    )
+    assert bad.code == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
