@@ -177,24 +177,27 @@ def guarded_outcome(path: Path, timeout: float = 5.0) -> tuple[str, str]:
     return "unclean", "passed the guard but crashed or hung when loaded"
 
 
-def flip_cases(src: bytes, count: int, seed: int) -> list[tuple[int, int]]:
-    """``count`` (offset, xor) pairs over the whole file, seeded; offsets distinct when possible."""
+def flip_cases(src: bytes, count: int, seed: int, limit: int | None = None) -> list[tuple[int, int]]:
+    """``count`` (offset, xor) pairs over the file (its first ``limit`` bytes when given), seeded;
+    offsets distinct when possible."""
     rng = np.random.default_rng(seed)
-    n = len(src)
+    n = len(src) if limit is None else min(limit, len(src))
     offsets = rng.choice(n, size=min(count, n), replace=False) if count <= n else rng.integers(0, n, count)
     return [(int(o), int(rng.integers(1, 256))) for o in offsets]
 
 
-def run_flips(src_path: Path, count: int, seed: int, workdir: Path, timeout: float = 10.0) -> dict:
-    """Flip ``count`` seeded bytes of ``src_path`` one at a time; {"tried", "clean", "exact",
-    "unclean": [(offset, xor, reason)], "crash_or_hang_guarded": [...]}."""
+def run_flips(
+    src_path: Path, count: int, seed: int, workdir: Path, timeout: float = 10.0, limit: int | None = None
+) -> dict:
+    """Flip ``count`` seeded bytes of ``src_path`` (of its first ``limit`` bytes) one at a time;
+    {"tried", "clean", "exact", "unclean": [(offset, xor, reason)], "crash_or_hang_guarded": [...]}."""
     src = src_path.read_bytes()
     reference = reference_of(src_path)
     runner = FlipRunner(reference, workdir, timeout=timeout)
     result = {"tried": 0, "clean": 0, "exact": 0, "unclean": [], "crash_or_hang_guarded": []}
     target = workdir / "flipped.h5"
     try:
-        for offset, xor in flip_cases(src, count, seed):
+        for offset, xor in flip_cases(src, count, seed, limit):
             target.write_bytes(flipped(src, offset, xor))
             status, reason = runner.run(target)
             result["tried"] += 1
