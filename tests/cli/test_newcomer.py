@@ -240,3 +240,43 @@ def test_version_everywhere():
         r.returncode == 0
         and r.stdout.strip() == f"minicnn {version('minicnn')}" == f"minicnn {mc.__version__}"
     )
+
+
+# -- the demo on the user's own model and images ------------------------------------------------------
+def test_demo_runs_every_tool_on_the_users_model_and_images(monkeypatch, tmp_path):
+    """--weights and --image reach every tool that has those options; the digit-only settings
+    (occluder size, dataset count) are dropped; the page names the model and the commands."""
+    import argparse
+    import importlib
+
+    from minicnn.cli import cmd_demo
+    from minicnn.cli.report import Report
+    from minicnn.render.save import save_png
+
+    calls = {}
+
+    def fake(command):
+        def run(args):
+            calls[command] = args
+            args.out.mkdir(parents=True)
+            path = save_png(np.zeros((8, 8, 3), np.uint8), args.out / "x.png")
+            return Report(command, paths=[path], figures={f"{command} title": path})
+
+        return run
+
+    for command, *_ in cmd_demo.STEPS:
+        monkeypatch.setattr(importlib.import_module(f"minicnn.cli.cmd_{command}"), "run", fake(command))
+    model, photos = tmp_path / "mine.h5", tmp_path / "photos"
+    model.write_bytes(b"not read by the fake tools")
+    photos.mkdir()
+    args = argparse.Namespace(out=tmp_path / "demo", device="cpu", seed=0, weights=model, image=photos)
+    assert cmd_demo.run(args).exit_code == 0
+    for command, args in calls.items():
+        assert args.weights == model, command
+        if hasattr(args, "image"):
+            assert args.image == photos, command
+    assert calls["occlusion"].size is None and calls["occlusion"].stride is None  # scaled to the photos
+    assert calls["topk"].count == 200  # the command's own default, not the demo's digit setting
+    page = (tmp_path / "demo" / "index.html").read_text(encoding="utf-8")
+    assert f"model {model}" in page and f"minicnn saliency --weights {model} --image {photos}" in page
+    assert 'alt="saliency title"' in page  # the figure's own caption
