@@ -1,17 +1,13 @@
 """Fixtures of the job tests: the 500 shipped held-out digits written out as PNG files (in one
-folder per class, so the dataset is read recursively), and one command line for all runners."""
+folder per class, so the dataset is read recursively), and the in-process top-9 every runner must equal."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from jobs_support import run_topk
 
 from minicnn.paths import HELDOUT
-
-# a layer after a pool (its receptive field crosses a stride), 4 maps, 10 shards of 50 images
-LAYER = "block2_conv1_relu"
-TOPK_ARGS = ["--layer", LAYER, "--channels", "0", "3", "7", "12", "--k", "9", "--shard-size", "50",
-             "--batch-size", "25", "--save-arrays", "--no-progress"]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -30,25 +26,6 @@ def digit_folder(tmp_path_factory):
         Image.fromarray(img).save(folder / name)
         ids.append(name)
     return folder, sorted(ids)
-
-
-def run_topk(folder, out, *extra):
-    """``minicnn topk`` in this process; returns (exit code, the --save-arrays .npz as a dict)."""
-    from minicnn.cli.main import main
-
-    code = main(["topk", "--image", str(folder), "--out", str(out), *TOPK_ARGS, *map(str, extra)])
-    path = out / f"{LAYER}_top9.npz"
-    if code != 0 or not path.is_file():
-        return code, None
-    with np.load(path) as data:
-        return code, {k: data[k] for k in data.files if k != "meta"}
-
-
-def assert_same(a: dict, b: dict):
-    assert sorted(a) == sorted(b)
-    for name in a:
-        assert a[name].shape == b[name].shape, name
-        assert np.array_equal(a[name], b[name]), f"{name} differs"
 
 
 @pytest.fixture(scope="session")

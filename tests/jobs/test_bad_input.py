@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import LAYER
+from jobs_support import LAYER
 
 from minicnn.cli.main import main
 from minicnn.errors import MinicnnError

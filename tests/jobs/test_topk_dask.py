@@ -8,7 +8,7 @@ import os
 import signal
 
 import pytest
-from conftest import assert_same, run_topk
+from jobs_support import assert_same, run_topk
 from support import oracle
 
 from minicnn.jobs import runners

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import LAYER, TOPK_ARGS, assert_same, run_topk
+from jobs_support import LAYER, TOPK_ARGS, assert_same, run_topk
 
 import minicnn as mc
 from minicnn.jobs import runners
