@@ -53,7 +53,13 @@ def run(args) -> Report:
     from minicnn.render import figures
 
     ctx = prepare(args, "equivalence")
-    result = mc.equivalence(ctx.net, ctx.inputs.x, ctx.targets)
+    result = mc.equivalence(
+        ctx.net,
+        ctx.inputs.x,
+        ctx.targets,
+        record=ctx.record,
+        progress=not getattr(args, "no_progress", False),
+    )
     table = result.table()
     ctx.report.say(table)
     ctx.report.tables["equivalence"] = table + "\n"  # as written to equivalence.txt
