@@ -102,8 +102,9 @@ def _load_foreign(path: Path):
         return foreign.read(path, fmt), fmt
     except MinicnnError as exc:
         raise MinicnnError(f"{path}: {str(exc).splitlines()[0]}") from None
-    except (OSError, EOFError, MemoryError) as exc:
-        raise MinicnnError(f"{path}: cannot read the file ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes a reader raise: one line
+        text = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise MinicnnError(f"{path}: cannot read the file, damaged ({type(exc).__name__}: {text})") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -138,7 +138,13 @@ def read_onnx(path):
                 f"{_where(node)}: the graph is not a chain (its input is not the previous output)"
             )
         name = node.name or f"{op.lower()}_{k}"
-        layer = _layer(g, node, op, attrs, name, shape, layers, params, nodes[k + 1 :], meta)
+        try:
+            layer = _layer(g, node, op, attrs, name, shape, layers, params, nodes[k + 1 :], meta)
+        except MinicnnError:
+            raise
+        except Exception as exc:  # a damaged node: missing attribute, wrong type, bad shapes
+            text = str(exc).splitlines()[0][:120] if str(exc) else ""
+            raise MinicnnError(f"{_where(node)}: malformed node ({type(exc).__name__}: {text})") from None
         if layer is not None:
             layers.append(layer)
             if layer.has_params or hasattr(layer, "output_shape"):
