@@ -146,7 +146,8 @@ def _pointing_inputs(args, pnet):
 
 
 def _figures(ctx, res, test: str) -> None:
-    """One figure per image: rows = methods, columns = steps (Adebayo et al. 2018, fig. 2)."""
+    """One figure per image: rows = methods, columns = steps (Adebayo et al. 2018, fig. 2); with
+    --save-arrays also the maps, one .npz per image."""
     from minicnn.render.randomization import randomization_figure
     from minicnn.tools.sanity_methods import METHODS
 
@@ -156,4 +157,7 @@ def _figures(ctx, res, test: str) -> None:
         maps = {m: res.maps[m][:, i] for m in res.methods}
         picture = randomization_figure(ctx.inputs.display[i], maps, steps, titles)
         caption = f"{test} randomisation, {ctx.label(i)}: |map| scaled to its maximum, trained then top-down"
-        ctx.out.png(f"{ctx.stem(i, 'sanity_' + test)}.png", picture, caption)
+        stem = ctx.stem(i, "sanity_" + test)
+        ctx.out.png(f"{stem}.png", picture, caption)
+        # with --save-arrays: each method's (steps + 1, H, W) maps, step 0 the trained network's
+        ctx.out.arrays(f"{stem}.npz", maps, ctx.meta(i, f"{test} randomisation", steps=",".join(steps)))
