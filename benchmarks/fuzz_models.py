@@ -40,6 +40,8 @@ def report(name: str, result: dict, seconds: float) -> int:
     if guarded:
         kinds = collections.Counter(status for _, _, status, _ in guarded)
         print(f"  in-process {dict(kinds)}; each made one line by the guard, e.g. {guarded[0][3][:100]}")
+    for kind, n in result.get("reasons", collections.Counter()).most_common(8):
+        print(f"  {n:6d}  {kind}")
     for case in unclean[:50]:
         print("  UNCLEAN", case)
     return len(unclean)

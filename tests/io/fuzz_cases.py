@@ -17,6 +17,7 @@ one error line.
 
 from __future__ import annotations
 
+import collections
 import gzip
 import json
 import os
@@ -195,8 +196,15 @@ def run_flips(
     reference = reference_of(src_path)
     runner = FlipRunner(reference, workdir, timeout=timeout)
     result = {"tried": 0, "clean": 0, "exact": 0, "unclean": [], "crash_or_hang_guarded": []}
+    result["reasons"] = collections.Counter()
     target = workdir / "flipped.h5"
     try:
+        # the control: the worker loads the undamaged file as the exact original, so that an error
+        # on every flip cannot come from a broken worker
+        target.write_bytes(src)
+        control = runner.run(target)
+        if control != ("clean", "exact"):
+            raise RuntimeError(f"the undamaged file does not load as the original in the worker: {control}")
         for offset, xor in flip_cases(src, count, seed, limit):
             target.write_bytes(flipped(src, offset, xor))
             status, reason = runner.run(target)
@@ -208,11 +216,20 @@ def run_flips(
             if status == "clean":
                 result["clean"] += 1
                 result["exact"] += reason == "exact"
+                result["reasons"][_kind(reason)] += 1
             else:
                 result["unclean"].append((offset, xor, reason))
     finally:
         runner.close()
     return result
+
+
+def _kind(reason: str) -> str:
+    """A short label for an outcome, for counting: "exact", or the error without names and numbers."""
+    import re
+
+    text = re.sub(r"'[^']*'|\([^)]*\)|\d+", "_", reason)
+    return text[:60]
 
 
 # -- crafted HDF5 files: one per class of the issue ---------------------------------------------------

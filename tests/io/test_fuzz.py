@@ -109,6 +109,28 @@ def test_a_flipped_weight_byte_is_caught_by_its_checksum(base, workdir):
     assert "layer 'conv_b': weight" in str(info.value)
 
 
+def test_sha256_catches_what_fletcher32_cannot(base, workdir):
+    """Weights rewritten through libhdf5 carry a valid Fletcher-32 for their new bytes; only the
+    SHA-256 in the header tells that they changed. A rewritten architecture fails the header's."""
+    import shutil
+
+    import h5py
+
+    edited = workdir / "rewritten-weight.h5"
+    shutil.copy(base, edited)
+    with h5py.File(edited, "a") as f:
+        f["params/conv_b/weight"][0, 0, 0, 0] += 1.0
+    with pytest.raises(MinicnnError, match=r"layer 'conv_b': weight: SHA-256 mismatch") as info:
+        mc.load(edited)
+    one_line_naming(info.value, edited)
+    relaid = workdir / "rewritten-layers.h5"
+    shutil.copy(base, relaid)
+    with h5py.File(relaid, "a") as f:
+        f.attrs["layers"] = np.bytes_(f.attrs["layers"].replace(b'"padding": 1', b'"padding": 2', 1))
+    with pytest.raises(MinicnnError, match="damaged header: its SHA-256 does not match"):
+        mc.load(relaid)
+
+
 @pytest.mark.parametrize("offset", fc.HANG_OFFSETS + fc.SEGFAULT_OFFSETS, ids=hex)
 def test_issue_reproducers_are_one_line_through_the_guard(offset, workdir, monkeypatch):
     """The flips of the issue that hang or segfault libhdf5 in the old shipped model: the command
