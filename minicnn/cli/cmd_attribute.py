@@ -1,4 +1,4 @@
-"""``minicnn attribute``: a saliency map for every image of a dataset, one file each (Simonyan 2013)."""
+"""``minicnn attribute``: an attribution map for every image of a dataset, one file per image."""
 
 from __future__ import annotations
 
@@ -9,22 +9,33 @@ from minicnn.cli.options import add_common
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
 
-HELP = "batch attribution: a saliency map for every image of a folder or .npz, one .npz per image"
+HELP = "batch attribution: saliency, CAM, Grad-CAM, occlusion or projection maps for a whole dataset"
 EPILOG = """\
-Computes the saliency map of each image's class (the predicted class, or --target CLASS) for a whole
-dataset and writes one .npz per image under OUT/saliency/ (the image's relative path with .npz; the
-map, the class, and the model and settings in 'meta'). The dataset is cut into shards that run in
-this process, in --jobs N processes or on a Dask cluster (--scheduler); --resume skips the shards
-whose maps are written (Simonyan, Vedaldi & Zisserman 2013, sec. 3.1; SmoothGrad: Smilkov et al. 2017).
+Computes one attribution map per image of a dataset (a folder, searched recursively, an .npz, or the
+shipped digits) and writes one .npz per image under OUT/<method>/ (the image's relative path with
+.npz; the map under the method's name, the class, and the model and settings in 'meta'):
+  saliency     max_c |dS/dI| (Simonyan et al. 2013); --smoothgrad N, --times-input
+  cam          class activation map of a GAP network (Zhou et al. 2016)
+  gradcam      Grad-CAM at --layer (Selvaraju et al. 2017)
+  occlusion    score drop under a grey square of --size, every --stride pixels (Zeiler & Fergus 2013)
+  reconstruct  projection of --layer's strongest unit to pixels, --mode deconvnet|guided|gradient
+The class is each image's predicted one, or --target CLASS. The dataset is cut into shards that run
+in this process, in --jobs N processes or on a Dask cluster (--scheduler); --resume skips the shards
+whose maps are written.
 
 examples:
   minicnn attribute --image photos/ --weights vgg16.h5 --jobs 2
-  minicnn attribute --image /shared/val --weights /shared/vgg16.h5 --smoothgrad 25 --scheduler tcp://10.0.0.1:8786
+  minicnn attribute --method occlusion --size 6 --stride 2 --count 500
+  minicnn attribute --image /shared/val --weights /shared/vgg16.h5 --method gradcam \\
+                    --layer block5_conv3 --scheduler tcp://10.0.0.1:8786
 """
+
+METHODS = ("saliency", "cam", "gradcam", "occlusion", "reconstruct")
 
 
 def add_arguments(parser) -> None:
-    add_common(parser, target=False)
+    add_common(parser, target=False, layer="")
+    parser.add_argument("--method", choices=METHODS, default="saliency", help="the map (default saliency)")
     parser.add_argument(
         "--target", default="predicted", metavar="CLASS",
         help="class index for every image, or 'predicted' (default: each image's predicted class)",
@@ -32,11 +43,53 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--smoothgrad", type=int, default=0, metavar="N", help="SmoothGrad samples (default 0)"
     )
-    parser.add_argument("--times-input", action="store_true", help="gradient x input")
+    parser.add_argument("--times-input", action="store_true", help="gradient x input (saliency)")
+    parser.add_argument("--size", type=int, default=8, help="occluder side in pixels (occlusion; default 8)")
+    parser.add_argument(
+        "--stride", type=int, default=4, help="occluder step in pixels (occlusion; default 4)"
+    )
+    parser.add_argument(
+        "--mode", choices=("deconvnet", "gradient", "guided"), default="deconvnet",
+        help="backward rule of reconstruct (default deconvnet)",
+    )  # fmt: skip
     parser.add_argument(
         "--count", type=int, default=200, help="shipped held-out digits without --image (default 200)"
     )
     add_job_options(parser, shard_size=64)
+
+
+def method_settings(args, net):
+    """(settings: the keyword arguments of the method's function in jobs/attribute.py, a description)."""
+    from minicnn.cli.layer_choice import check_layer, feature_layer
+
+    if args.method == "saliency":
+        if args.smoothgrad < 0:
+            raise MinicnnError(f"--smoothgrad must be >= 0, got {args.smoothgrad}")
+        settings = {
+            "times_input": bool(args.times_input),
+            "samples": int(args.smoothgrad),
+            "seed": int(args.seed),
+        }
+        extra = (" x input" if args.times_input else "") + (
+            f", SmoothGrad {args.smoothgrad}" if args.smoothgrad else ""
+        )
+        return settings, f"saliency{extra} (Simonyan et al. 2013)"
+    if args.method == "occlusion":
+        if args.size < 1 or args.stride < 1:
+            raise MinicnnError(f"--size and --stride must be >= 1, got {args.size}, {args.stride}")
+        return {"size": args.size, "stride": args.stride}, (
+            f"occlusion, {args.size} px square every {args.stride} px (Zeiler & Fergus 2013)"
+        )
+    if args.method == "cam":
+        if not any(layer.is_global_pool for layer in net.layers):
+            raise MinicnnError(
+                f"--method cam needs a network with global average pooling; {args.weights} has none"
+            )
+        return {}, "CAM (Zhou et al. 2016)"
+    layer = check_layer(net, args.layer or feature_layer(net))
+    if args.method == "gradcam":
+        return {"layer": layer}, f"Grad-CAM at {layer} (Selvaraju et al. 2017)"
+    return {"layer": layer, "mode": args.mode}, f"{args.mode} projection from {layer} (Zeiler & Fergus 2013)"
 
 
 def run(args) -> Report:
@@ -45,15 +98,13 @@ def run(args) -> Report:
     from minicnn import paths
     from minicnn.cli.loading import load_network
     from minicnn.cli.output import open_output
-    from minicnn.jobs.attribute import AttributeJob, saliency_shard, writer
+    from minicnn.jobs.attribute import AttributeJob, attribute_shard, writer
     from minicnn.jobs.dataset import open_dataset
     from minicnn.jobs.perimage import run_per_image
     from minicnn.jobs.runners import Session
     from minicnn.jobs.shards import file_hash
     from minicnn.jobs.worker import remember
 
-    if args.smoothgrad < 0:
-        raise MinicnnError(f"--smoothgrad must be >= 0, got {args.smoothgrad}")
     runner = runner_of(args)
     out = open_output(args, "attribute")
     net = load_network(args.weights, args.device)
@@ -70,31 +121,24 @@ def run(args) -> Report:
         if not 0 <= target < classes:
             raise MinicnnError(f"--target {target}: the network has {classes} classes (0..{classes - 1})")
         targets = np.full(len(data), target, dtype=np.int64)
-    settings = {
-        "times_input": bool(args.times_input),
-        "samples": int(args.smoothgrad),
-        "seed": int(args.seed),
-    }
+    settings, method = method_settings(args, net)
     weights = str(Path(args.weights).absolute())
-    job = AttributeJob(weights, file_hash(weights), args.device, data, tuple(sorted(settings.items())))
+    job = AttributeJob(
+        weights, file_hash(weights), args.device, data, tuple(sorted(settings.items())), args.method
+    )
     remember(net, weights, job.model_sha256, args.device)
     report = out.report
     report.model, report.inputs = str(args.weights), [data.path]
-    report.say(f"minicnn attribute: {Path(args.weights).name}, {len(data)} image(s) in {data.path}, "
-               f"shards of {args.shard_size}, run {runner.describe()}")  # fmt: skip
-    method = (
-        "saliency"
-        + (" x input" if args.times_input else "")
-        + (f", SmoothGrad {args.smoothgrad}" if args.smoothgrad else "")
-    )
-    report.methods.append(f"{method} (Simonyan et al. 2013)")
-    report.settings.update(settings, target=args.target)
-    folder = out.folder / "saliency"
+    report.say(f"minicnn attribute: {method}, {Path(args.weights).name}, {len(data)} image(s) in "
+               f"{data.path}, shards of {args.shard_size}, run {runner.describe()}")  # fmt: skip
+    report.methods.append(method)
+    report.settings.update(settings, method=args.method, target=args.target)
+    folder = out.folder / args.method
     meta = {"model": str(args.weights), "method": method, "preprocess": data.preprocess, **settings}
-    work = args.work if args.work is not None else out.folder / "shards" / "saliency"
+    work = args.work if args.work is not None else out.folder / "shards" / args.method
     with Session(runner) as session:
         result, bad = run_per_image(
-            saliency_shard, job, work, session, phase="saliency", keep=("target",), targets=targets,
+            attribute_shard, job, work, session, phase=args.method, keep=("target",), targets=targets,
             shard_size=args.shard_size, resume=args.resume, skip_bad=args.skip_bad,
             deliver=writer(job, folder, meta), say=report.say,
         )  # fmt: skip

@@ -1,6 +1,13 @@
-"""Attribution maps over a dataset, one result file per image: the saliency map of each image's
-target class (Simonyan et al. 2013, sec. 3.1: max over channels of |dS_c/dI|), optionally as
-SmoothGrad (Smilkov et al. 2017) or gradient x input (Shrikumar et al. 2016), from ``tools.saliency``.
+"""Attribution maps over a dataset, one result file per image, from the tools:
+
+- saliency: max over channels of |dS_c/dI| (Simonyan et al. 2013, sec. 3.1), optionally SmoothGrad
+  (Smilkov et al. 2017) or gradient x input (Shrikumar et al. 2016) (``tools.saliency``);
+- cam: class activation maps of a network with global average pooling (Zhou et al. 2016);
+- gradcam: Grad-CAM at a layer (Selvaraju et al. 2017) (both ``tools.cam``);
+- occlusion: the drop of the class score under a sliding grey square, per pixel (Zeiler & Fergus
+  2013, sec. 4.2) (``tools.occlusion``);
+- reconstruct: the DeconvNet / guided / gradient projection of a layer's strongest unit to pixels
+  (Zeiler & Fergus 2013, sec. 2.1) (``tools.reconstruct``).
 
 Workers compute a shard's maps and return them; the client writes each image's .npz (atomically)
 before it saves the shard's file, so a finished shard means all of its images' files exist, and
@@ -23,19 +30,21 @@ from minicnn.jobs.shards import Shard, code_version
 
 @dataclass(frozen=True)
 class AttributeJob:
-    """The model file (path, sha256), device and dataset; ``settings``: the keyword arguments of
-    ``tools.saliency.saliency`` as sorted (name, value) pairs (times_input, samples, noise, seed)."""
+    """The model file (path, sha256), device and dataset; ``method``: a key of METHODS; ``settings``:
+    the method's keyword arguments as sorted (name, value) pairs (see METHODS)."""
 
     weights: str
     model_sha256: str
     device: str
     dataset: Dataset
     settings: tuple = ()
+    method: str = "saliency"
 
     def provenance(self, phase: str, shard: Shard) -> dict:
         return {
             "job": phase,
             "model_sha256": self.model_sha256,
+            "method": self.method,
             "settings": dict(self.settings),
             "shard": [shard.start, shard.stop],
             "images": self.dataset.fingerprint(shard.start, shard.stop),
@@ -43,25 +52,63 @@ class AttributeJob:
         }
 
 
-def saliency_shard(task) -> dict:
-    """Worker: (job, shard, targets (n,) int64 or None for the predicted class) -> index (m,),
-    maps (m, H, W) float32, target (m,) int64 of the readable images."""
-    from minicnn.backend import to_numpy
+def _saliency(net, x, targets, rec, times_input=False, samples=0, seed=0):
     from minicnn.tools.saliency import saliency
+
+    record = rec if not samples else None  # SmoothGrad runs its own noisy passes
+    return saliency(net, x, targets, record=record, times_input=times_input, samples=samples, seed=seed)
+
+
+def _cam(net, x, targets, rec):
+    from minicnn.tools.cam import cam
+
+    return cam(net, x, targets, record=rec)
+
+
+def _gradcam(net, x, targets, rec, layer=None):
+    from minicnn.tools.cam import grad_cam
+
+    return grad_cam(net, x, targets, layer=layer, record=rec)
+
+
+def _occlusion(net, x, targets, rec, size=8, stride=4):
+    from minicnn.tools.occlusion import occlusion
+
+    return occlusion(net, x, targets, size=size, stride=stride, progress=False, record=rec).attribution
+
+
+def _reconstruct(net, x, targets, rec, layer=None, mode="deconvnet"):
+    from minicnn.tools.reconstruct import reconstruct
+
+    return reconstruct(net, x, layer, mode=mode, record=rec)
+
+
+# method -> fn(net, x (n, C, H, W), targets (list of n ints), record, **settings) -> (n, ...) maps
+METHODS = {
+    "saliency": _saliency,
+    "cam": _cam,
+    "gradcam": _gradcam,
+    "occlusion": _occlusion,
+    "reconstruct": _reconstruct,
+}
+
+
+def attribute_shard(task) -> dict:
+    """Worker: (job, shard, targets (n,) int64 or None for the predicted class) -> index (m,),
+    maps (m, ...) float32 (the method's map of each image), target (m,) int64, of the readable images."""
+    from minicnn.backend import to_numpy
 
     job, shard, targets = task
     net, ok, images, bad = read_shard_images(job, shard)
-    h, w = job.dataset.shape[1:]
-    maps, chosen = np.zeros((len(ok), h, w), dtype=np.float32), np.zeros(len(ok), dtype=np.int64)
+    maps, chosen = np.zeros((0,), dtype=np.float32), np.zeros(len(ok), dtype=np.int64)
     if len(ok):
         x = net.xp.asarray(images, dtype=net.dtype)
         rec = net.run(x)
         chosen = to_numpy(rec.output()).argmax(axis=1).astype(np.int64)
         if targets is not None:
             chosen = np.asarray(targets, dtype=np.int64)[ok - shard.start]
-        record = rec if not dict(job.settings).get("samples") else None
-        maps = to_numpy(saliency(net, x, [int(t) for t in chosen], record=record, **dict(job.settings)))
-        maps = maps.astype(np.float32)
+        fn = METHODS[job.method]
+        maps = to_numpy(fn(net, x, [int(t) for t in chosen], rec, **dict(job.settings))).astype(np.float32)
     return {"index": ok, "maps": maps, "target": chosen, **bad_arrays(bad)}
 
 
@@ -74,8 +121,8 @@ def result_path(folder, image_id: str) -> Path:
 
 
 def writer(job: AttributeJob, folder, meta: dict):
-    """The client's ``deliver``: write each image's map as its own .npz (map (H, W) float32,
-    target, and the metadata: image id, model, method, settings)."""
+    """The client's ``deliver``: write each image's map as its own .npz (the map under the method's
+    name, float32; target; and the metadata: image id, model, method, settings)."""
     from minicnn.io.atomic import atomic_path
 
     def deliver(arrays):
@@ -85,7 +132,7 @@ def writer(job: AttributeJob, folder, meta: dict):
             path.parent.mkdir(parents=True, exist_ok=True)
             info = {**meta, "image": image_id, "target_index": int(arrays["target"][j])}
             with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
-                np.savez_compressed(f, saliency=arrays["maps"][j], target=arrays["target"][j],
+                np.savez_compressed(f, **{job.method: arrays["maps"][j]}, target=arrays["target"][j],
                                     meta=np.asarray(json.dumps(info, sort_keys=True)))  # fmt: skip
 
     return deliver

@@ -102,3 +102,28 @@ def test_saliency_maps_one_file_per_image(tmp_path):
     assert main([*args, "--resume"]) == 0
     again = {f.name for f in files if f.stat().st_mtime_ns != stamps[f.name]}
     assert again == {f"images_{i}.npz" for i in range(5, 10)}
+
+
+@pytest.mark.parametrize(
+    "method, weights, options",
+    [("cam", GAP_MODEL, []), ("occlusion", DEFAULT_MODEL, ["--size", "6", "--stride", "3"]),
+     ("reconstruct", DEFAULT_MODEL, ["--layer", "block2_conv1_relu", "--mode", "guided"])],
+)  # fmt: skip
+def test_other_maps_equal_the_tools(method, weights, options, tmp_path):
+    """Shards of 3 images give each image the map the tool gives it in a batch of all 7."""
+    out = tmp_path / "o"
+    args = ["attribute", "--method", method, "--weights", weights, "--count", "7", "--shard-size", "3",
+            "--out", out, "--no-progress", *options]  # fmt: skip
+    assert main([str(a) for a in args]) == 0
+    net = mc.load(weights)
+    with np.load(HELDOUT) as data:
+        x = mc.preprocess(data["images"][:7, :, :, None], "unit")
+    if method == "cam":
+        expected = mc.cam(net, x)
+    elif method == "occlusion":
+        expected = mc.occlusion(net, x, size=6, stride=3, progress=False).attribution
+    else:
+        expected = mc.reconstruct(net, x, "block2_conv1_relu", mode="guided")
+    for i in range(7):
+        with np.load(out / method / f"images_{i}.npz") as data:
+            assert_close(data[method], expected[i], rtol=1e-4, what=f"{method} of image {i}")
