@@ -97,3 +97,23 @@ def test_resume_recomputes_shards_made_with_other_settings(reference, digit_fold
     code, arrays = run_topk(digit_folder[0], tmp_path, "--resume", "--overwrite")
     assert code == 0 and calls[0] == 1  # nothing reused: every shard ran again
     assert_same(arrays, reference)
+
+
+def test_a_local_worker_killed_during_the_run(reference, digit_folder, tmp_path, monkeypatch):
+    """A dead worker breaks the process pool; a new pool runs the unfinished shards."""
+    import multiprocessing
+    import os
+    import signal
+
+    killed = []
+
+    def kill_one(done):
+        if done == 2 and not killed:
+            victim = multiprocessing.active_children()[0]
+            os.kill(victim.pid, signal.SIGKILL)
+            killed.append(victim.pid)
+
+    monkeypatch.setattr(runners, "HOOKS", [kill_one])
+    code, arrays = run_topk(digit_folder[0], tmp_path, "--jobs", "2")
+    assert code == 0 and killed
+    assert_same(arrays, reference)
