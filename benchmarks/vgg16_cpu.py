@@ -15,6 +15,11 @@ Methods (--method):
   both       alternate, then separate (default).
 
     python benchmarks/vgg16_cpu.py [--batches 1 8] [--repeats 7] [--method both] [--rounds 2]
+
+To compare the work each engine does while other jobs share the machine, give both one thread and
+time CPU, not wall-clock: NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/vgg16_cpu.py
+--threads 1 --cpu-time (minicnn's threads are set by those variables before NumPy loads, PyTorch's by
+--threads).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -71,19 +77,25 @@ def spread(times) -> str:
     return f"{min(times) * 1e3:.0f}-{max(times) * 1e3:.0f}"
 
 
+THREADS = os.cpu_count()  # PyTorch's threads (--threads)
+CLOCK = time.perf_counter  # or time.process_time (--cpu-time)
+
+
 def child(engine: str, batches, repeats: int) -> None:
     """Time one engine's workloads in this process; print {workload: {batch: [seconds]}} as JSON."""
     import torch
     from torch_mirror import to_torch
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(THREADS)
     net = mc.vgg16(seed=0)
     model = to_torch(net) if engine == "torch" else None  # minicnn's process never builds the mirror
     out = {}
     for batch in batches:
         for name, (mine, theirs) in workloads(batch, net, model, torch).items():
             fn = mine if engine == "minicnn" else theirs
-            out.setdefault(name, {})[str(batch)] = harness.alternate({engine: fn}, repeats=repeats)[engine]
+            out.setdefault(name, {})[str(batch)] = harness.alternate({engine: fn}, repeats, clock=CLOCK)[
+                engine
+            ]
     print(json.dumps(out))
 
 
@@ -93,7 +105,9 @@ def separate(batches, repeats: int, rounds: int) -> dict:
     for _ in range(rounds):
         for engine in ("minicnn", "torch"):
             command = [sys.executable, os.path.abspath(__file__), "--child", engine,
-                       "--repeats", str(repeats), "--batches", *map(str, batches)]  # fmt: skip
+                       "--threads", str(THREADS), "--repeats", str(repeats),
+                       "--batches", *map(str, batches)]  # fmt: skip
+            command += ["--cpu-time"] if CLOCK is time.process_time else []
             result = subprocess.run(command, check=True, capture_output=True, text=True)
             for name, per_batch in json.loads(result.stdout.strip().splitlines()[-1]).items():
                 for batch, values in per_batch.items():
@@ -106,13 +120,13 @@ def alternating(batches, repeats: int) -> dict:
     import torch
     from torch_mirror import to_torch
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(THREADS)
     net = mc.vgg16(seed=0)
     model = to_torch(net)
     times = {}
     for batch in batches:
         for name, (mine, theirs) in workloads(batch, net, model, torch).items():
-            times[(name, batch)] = harness.alternate({"minicnn": mine, "torch": theirs}, repeats=repeats)
+            times[(name, batch)] = harness.alternate({"minicnn": mine, "torch": theirs}, repeats, clock=CLOCK)
             print(name, batch, {k: round(harness.median(v) * 1e3) for k, v in times[(name, batch)].items()},
                   flush=True)  # fmt: skip
     return times
@@ -136,15 +150,20 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--method", choices=["alternate", "separate", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=2, help="separate: processes per engine")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
+    parser.add_argument("--cpu-time", action="store_true", help="process CPU time, not wall-clock")
     parser.add_argument("--child", choices=["minicnn", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global THREADS, CLOCK
+    THREADS, CLOCK = args.threads, (time.process_time if args.cpu_time else time.perf_counter)
     if args.child:
         return child(args.child, args.batches, args.repeats)
 
     import torch
 
     flops = harness.conv_flops(mc.vgg16(seed=0), (3, 224, 224))
-    print(f"machine: {harness.machine()}, torch {torch.__version__}, {os.cpu_count()} threads")
+    what = "process CPU time" if args.cpu_time else "wall-clock"
+    print(f"machine: {harness.machine()}, torch {torch.__version__} with {THREADS} threads; {what}")
     peak = harness.sgemm_gflops()
     if args.method in ("alternate", "both"):
         print("\nboth engines in one process, alternating; medians and spread (min-max) in ms")
