@@ -28,33 +28,52 @@ def add_arguments(parser) -> None:
         "--smoothgrad", type=int, default=0, metavar="N",
         help="average over N noisy copies (SmoothGrad, Smilkov et al. 2017; default 0: off)",
     )  # fmt: skip
+    parser.add_argument(
+        "--times-input", action="store_true",
+        help="gradient x input: max over channels of |x dS/dI| (Shrikumar et al. 2016)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--signed", action="store_true",
+        help="keep the sign: per pixel the channel's gradient of largest magnitude, drawn red (raises "
+        "the score) / blue (lowers it)",
+    )  # fmt: skip
 
 
 def run(args) -> Report:
+    import numpy as np
+
     import minicnn as mc
     from minicnn.backend import to_numpy
     from minicnn.render import figures
 
     if args.smoothgrad < 0:
         raise MinicnnError(f"--smoothgrad must be >= 0, got {args.smoothgrad}")
+    signed, times_input = getattr(args, "signed", False), getattr(args, "times_input", False)
     ctx = prepare(args, "saliency")
-    method = "saliency |dS_c/dI| (Simonyan et al. 2013)" + (
+    term = "x dS/dI" if times_input else "dS/dI"
+    unit = f"{term}, signed" if signed else f"max_c |{term}|"
+    method = f"saliency {unit} (Simonyan et al. 2013)"
+    method += ", gradient x input (Shrikumar et al. 2016)" if times_input else ""
+    method += (
         f", SmoothGrad over {args.smoothgrad} noisy copies (Smilkov et al. 2017)" if args.smoothgrad else ""
     )
     ctx.report.methods.append(method)
-    ctx.report.settings["smoothgrad"] = args.smoothgrad
+    ctx.report.settings.update(smoothgrad=args.smoothgrad, signed=signed, times_input=times_input)
     sal = to_numpy(
         mc.saliency(
-            ctx.net, ctx.inputs.x, ctx.targets, samples=args.smoothgrad, seed=args.seed, record=ctx.record
+            ctx.net, ctx.inputs.x, ctx.targets, samples=args.smoothgrad, seed=args.seed, record=ctx.record,
+            signed=signed, times_input=times_input, progress=not getattr(args, "no_progress", False),
         )
-    )
+    )  # fmt: skip
+    if signed:  # (N, C, H, W) -> (N, H, W): per pixel the channel of largest magnitude, with its sign
+        pick = np.abs(sal).argmax(axis=1)[:, None]
+        sal = np.take_along_axis(sal, pick, axis=1)[:, 0]
     model = Path(args.weights).name
     for i, name in enumerate(ctx.inputs.names):
-        stem = ctx.stem(i, "saliency")
-        title = f"saliency of {ctx.label(i)}, {model}"
-        ctx.out.png(f"{stem}.png", figures.saliency_figure(ctx.inputs.display[i], sal[i], title), title)
-        ctx.out.arrays(
-            f"{stem}.npz", {"saliency": sal[i]}, ctx.meta(i, "saliency", smoothgrad=args.smoothgrad)
-        )
+        stem = ctx.stem(i, "saliency" + ("_signed" if signed else "") + ("_x_input" if times_input else ""))
+        title = f"saliency ({unit}) of {ctx.label(i)}, {model}"
+        ctx.out.png(f"{stem}.png", figures.saliency_figure(ctx.inputs.display[i], sal[i], title, unit), title)
+        meta = ctx.meta(i, "saliency", smoothgrad=args.smoothgrad, signed=signed, times_input=times_input)
+        ctx.out.arrays(f"{stem}.npz", {"saliency": sal[i]}, meta)
         ctx.report.numbers[f"{name} saliency max"] = float(sal[i].max())
     return ctx.report

@@ -59,11 +59,20 @@ def _heat(values, f: int, unit: str, cmap: str = "inferno", lo=None, hi=None) ->
 def saliency_figure(image, saliency, title: str = "", unit: str = "max_c |dS/dI|") -> np.ndarray:
     """Input | saliency heat map with its colour bar | overlay (Simonyan et al. 2013, sec. 3, fig. 2).
 
-    image: (H, W, 3) uint8; saliency: (H, W) float, e.g. max over channels of |dS_c/dI|.
+    image: (H, W, 3) uint8; saliency: (H, W) float, e.g. max over channels of |dS_c/dI|, drawn from
+    0; a map with negative values (a signed gradient) is drawn with a diverging map around 0 (red:
+    raising the pixel raises the score) and its magnitude is overlaid.
     """
     f = _factor(image.shape)
     sal = np.asarray(saliency, dtype=np.float64)
-    panels = [_big(image, f), _heat(sal, f, unit, lo=0.0), upscale(overlay(image, sal), f)]
+    if sal.min() < 0:
+        limit = float(np.abs(sal).max())
+        heat = with_colorbar(
+            upscale(diverging(sal, limit=limit), f), -limit, limit, "colorbrewer:RdBu_r", unit
+        )
+    else:
+        heat = _heat(sal, f, unit, lo=0.0)
+    panels = [_big(image, f), heat, upscale(overlay(image, np.abs(sal)), f)]
     return titled(hstack(panels, ["input", "saliency", "overlay (top 1% brightest)"]), title)
 
 

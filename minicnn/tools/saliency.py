@@ -11,6 +11,7 @@ fraction of the image's value range, which removes much of the visual noise of t
 from __future__ import annotations
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from minicnn.backend import get_xp, on_device_of
 from minicnn.errors import MinicnnError
@@ -51,6 +52,7 @@ def saliency(
     seed: int = 0,
     batch_size: int = 16,
     record=None,
+    progress: bool = True,
 ):
     """Saliency maps of the target class scores for a batch of images.
 
@@ -65,6 +67,7 @@ def saliency(
         noise: SmoothGrad noise level, a fraction of each image's value range (Smilkov et al. use
             0.1-0.2). seed: seeds the noise (see ``smoothgrad_noise``).
         record: the PassRecord of a forward pass over x already run by the caller (reused).
+        progress: with SmoothGrad, a tqdm bar of the noisy samples on stderr.
 
     Returns:
         (N, H, W) array of net.dtype: max over colour channels of |g| (Simonyan et al. 2013, sec.
@@ -85,7 +88,7 @@ def saliency(
             targets = resolve_targets(target, forward_record(net, x, record).output())
         else:
             targets = resolve_targets(target, np.zeros((len(x), net.shapes(x.shape[1:])[-1][0])))
-        grad = _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input)
+        grad = _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input, progress)
     if times_input and samples == 0:
         grad = grad * x
     if signed:
@@ -93,7 +96,7 @@ def saliency(
     return get_xp(grad).abs(grad).max(axis=1)
 
 
-def _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input=False):
+def _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input=False, progress=False):
     """Mean over ``samples`` noisy copies x' of dS/dI(x') (times x' if times_input): (N, C, H, W).
 
     The copies go through ``batch_size // N`` samples per forward/backward pass (at least one)."""
@@ -111,7 +114,10 @@ def _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input=F
         pending.clear()
         return grad.reshape(-1, *x.shape).sum(axis=0)
 
-    for eps in smoothgrad_noise(x, samples, noise, seed):
+    noisy = smoothgrad_noise(x, samples, noise, seed)
+    for eps in tqdm(
+        noisy, total=samples, desc="SmoothGrad", unit="sample", leave=False, disable=not progress
+    ):
         pending.append(eps)
         if len(pending) == per_pass:
             total += flush()

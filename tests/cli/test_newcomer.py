@@ -280,3 +280,21 @@ def test_demo_runs_every_tool_on_the_users_model_and_images(monkeypatch, tmp_pat
     page = (tmp_path / "demo" / "index.html").read_text(encoding="utf-8")
     assert f"model {model}" in page and f"minicnn saliency --weights {model} --image {photos}" in page
     assert 'alt="saliency title"' in page  # the figure's own caption
+
+
+def test_saliency_signed_times_input_is_the_gradient_times_the_image(shipped, digits, tmp_path):
+    """README's saliency options are real: --signed --times-input writes g * x for the one channel of
+    a digit, g = dS_c/dI from the pass record's backward (not from mc.saliency)."""
+    r = run_command("saliency", out=tmp_path, save_arrays=True, signed=True, times_input=True, target="7")
+    net = mc.load(shipped.DEFAULT_MODEL)
+    x = mc.preprocess(digits[0][:4, :, :, None], "unit").astype(np.float32)
+    rec = net.run(x)
+    dy = np.zeros((4, 10), np.float32)
+    dy[:, 7] = 1.0
+    expected = (rec.backward(dy) * x)[:, 0]
+    saved = sorted(p for p in r.paths if p.suffix == ".npz")
+    assert len(saved) == 4 and all("_saliency_signed_x_input_class7" in p.name for p in saved)
+    got = {p.name.split("_saliency")[0]: np.load(p)["saliency"] for p in saved}
+    for i, name in enumerate(r.inputs):
+        np.testing.assert_allclose(got[name], expected[i], rtol=1e-5, atol=1e-6 * np.abs(expected[i]).max())
+    assert (expected < 0).any() and (expected > 0).any()  # the sign is really kept
