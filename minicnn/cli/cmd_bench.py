@@ -49,16 +49,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("--script", metavar="NAME", help="run benchmarks/NAME.py instead")
 
 
-def time_calls(fn, repeats: int, sync) -> list[float]:
-    """Sorted wall times in seconds of ``repeats`` calls of ``fn()``, after one warm-up call."""
+def time_calls(fn, repeats: int, sync, desc: str = "bench", progress: bool = False) -> list[float]:
+    """Sorted wall times in seconds of ``repeats`` calls of ``fn()``, after one warm-up call (a
+    progress bar of the calls on stderr with ``progress``; it is drawn outside the timed region)."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=repeats + 1, desc=desc, unit="call", leave=False, disable=not progress)
     fn()
     sync()
+    bar.update()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         sync()
         times.append(time.perf_counter() - start)
+        bar.update()
+    bar.close()
     return sorted(times)
 
 
@@ -116,7 +123,9 @@ def run(args) -> Report:
         ("forward", lambda: net.forward(x)),
         ("saliency", lambda: mc.saliency(net, x, "predicted")),
     ):
-        low, mid, high = spread(time_calls(fn, args.repeats, sync))
+        low, mid, high = spread(
+            time_calls(fn, args.repeats, sync, label, not getattr(args, "no_progress", False))
+        )
         report.say(
             f"  {label:<9} {low * 1e3:9.1f} / {mid * 1e3:9.1f} / {high * 1e3:9.1f} ms"
             f"  ({args.batch / mid:8.1f} images/s at the median)"
