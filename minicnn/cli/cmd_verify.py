@@ -78,7 +78,7 @@ def _inputs(args, net):
         raise MinicnnError(f"--input {args.input}: not a readable .npy file ({exc})") from None
     if not isinstance(x, np.ndarray) or x.ndim not in (3, 4) or not np.issubdtype(x.dtype, np.floating):
         raise MinicnnError(f"--input {args.input}: expected a float (N, C, H, W) or (C, H, W) array")
-    x = np.ascontiguousarray(x if x.ndim == 4 else x[None], dtype=net.dtype)
+    x = net.xp.asarray(np.ascontiguousarray(x if x.ndim == 4 else x[None], dtype=net.dtype))
     return x, [f"{args.input.stem}_{i}" for i in range(len(x))] if len(x) > 1 else [args.input.stem], None
 
 
@@ -91,7 +91,7 @@ def _fill(text: str):
 
 def run(args) -> Report:
     from minicnn.cli.classes import parse_target
-    from minicnn.cli.loading import load_network
+    from minicnn.cli.loading import load_network, move_network
     from minicnn.cli.output import open_output
     from minicnn.render.difference import difference_figure
     from minicnn.tools.targets import resolve_targets
@@ -106,7 +106,8 @@ def run(args) -> Report:
         reference = read_map(args.map, args.key)  # a bad map file fails before the model is read
     net = load_network(args.weights, "cpu")
     if args.float64:
-        net.astype(np.float64)
+        net.astype(np.float64)  # on the host, before the move: astype keeps the device
+    net = move_network(net, args.device)
     x, names, _ = _inputs(args, net)
     scores = net.run(x).output()
     targets = resolve_targets(parse_target(net, args.target), scores)

@@ -225,7 +225,7 @@ def test_damaged_files_fail_with_one_line(models, tmp_path, fmt):
     path = tm.save_onnx(model, tmp_path / "m", size) if fmt == "onnx" else tm.save(model, tmp_path / "m", fmt)
     data = path.read_bytes()
     rng = np.random.default_rng(0)
-    for _ in range(40):
+    for _ in range(25):
         damaged = bytearray(data)
         for _ in range(int(rng.integers(1, 4))):
             pos = int(rng.integers(0, min(len(data), 3000) if rng.random() < 0.8 else len(data)))
