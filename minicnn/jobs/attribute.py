@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ class AttributeJob:
     dataset: Dataset
     settings: tuple = ()
     method: str = "saliency"
+    code: str = field(default_factory=code_version)  # the client's, checked by each worker
 
     def provenance(self, phase: str, shard: Shard) -> dict:
         return {

@@ -6,7 +6,7 @@ image and the fraction of images with IoU >= 0.5 (the ILSVRC localisation criter
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class LocalizeJob:
     device: str
     dataset: Dataset
     annotations_sha256: str
+    code: str = field(default_factory=code_version)  # the client's, checked by each worker
 
     def provenance(self, phase: str, shard: Shard) -> dict:
         return {

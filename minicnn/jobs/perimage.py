@@ -23,8 +23,10 @@ from minicnn.jobs.shards import load_shard, plan, save_shard, shard_path
 def read_shard_images(job, shard):
     """Worker helper: (network, ok (n,) int64, images (n, C, H, W), bad) of a whole shard at once
     (a per-image job's shards are small: ``--shard-size``)."""
+    from minicnn.jobs.shards import check_code
     from minicnn.jobs.worker import network
 
+    check_code(job.code)
     net = network(job.weights, job.model_sha256, job.device)
     ok, images, bad = job.dataset.read(range(shard.start, shard.stop))
     return net, ok, images, bad

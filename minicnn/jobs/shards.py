@@ -11,6 +11,7 @@ matches the run asking, so a changed model, layer, k or dataset is recomputed, n
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -49,9 +50,11 @@ def file_hash(path) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """minicnn's version and a hash of the sources that compute shard results (tools/ and jobs/):
-    a result computed by other code is not reused."""
+    """minicnn's version and a hash of the sources that compute shard results (tools/, jobs/,
+    layers/, kernels/): a result computed by other code is not reused, and a worker that runs other
+    code than the client refuses to work (``check_code``). Computed once per process."""
     from minicnn import __version__
 
     root = Path(__file__).resolve().parents[1]
@@ -60,6 +63,16 @@ def code_version() -> str:
         for src in sorted((root / folder).glob("*.py")):
             h.update(src.name.encode() + src.read_bytes())
     return f"{__version__}+{h.hexdigest()[:16]}"
+
+
+def check_code(client_code: str) -> None:
+    """Worker: refuse a task from a client whose minicnn code differs from this process's (on a
+    cluster, every host must run the same version, or the results would silently differ)."""
+    if client_code != code_version():
+        raise MinicnnError(
+            f"this worker runs minicnn {code_version()} but the client runs {client_code}: install the same "
+            "version on every host"
+        )
 
 
 def shard_path(folder, phase: str, shard: Shard) -> Path:

@@ -16,7 +16,7 @@ not grow with the dataset. Each shard's result is saved atomically with its prov
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 from minicnn.errors import MinicnnError
 from minicnn.jobs.dataset import Dataset
 from minicnn.jobs.runners import Session
-from minicnn.jobs.shards import Shard, code_version, load_shard, plan, save_shard, shard_path
+from minicnn.jobs.shards import Shard, check_code, code_version, load_shard, plan, save_shard, shard_path
 from minicnn.jobs.worker import network
 
 
@@ -42,6 +42,7 @@ class TopkJob:
     mode: str
     channels: tuple
     batch_size: int
+    code: str = field(default_factory=code_version)  # the client's, checked by each worker
 
     def provenance(self, phase: str, shard: Shard, **extra) -> dict:
         """What produced a shard's file: compared in full by --resume."""
@@ -66,6 +67,7 @@ def scan_shard(task) -> dict:
     from minicnn.tools.topk import empty_partial, merge_partials, scan_batch
 
     job, shard = task
+    check_code(job.code)
     net = network(job.weights, job.model_sha256, job.device)
     chans = np.asarray(job.channels, dtype=np.int64)
     best = empty_partial(len(chans), job.k)
@@ -90,6 +92,7 @@ def project_chunk(task) -> dict:
     from minicnn.tools.topk import project_slots
 
     job, _, (chans, index, position, boxes) = task
+    check_code(job.code)
     net = network(job.weights, job.model_sha256, job.device)
     ok, images, bad = job.dataset.read(index)
     if bad:

@@ -96,3 +96,27 @@ def test_an_unreadable_image_is_reported_then_skipped(capsys, small_folder, tmp_
     )
     with np.load(tmp_path / "p" / f"{LAYER}_top3.npz") as data:
         assert (data["ids"] == ids).all()
+
+
+def test_a_worker_running_other_code_refuses(small_folder, tmp_path):
+    """On a cluster every host must run the same minicnn: a task from a client whose code hash
+    differs is refused in one line (results would otherwise silently differ)."""
+    from dataclasses import replace
+
+    import minicnn as mc
+    from minicnn.jobs.dataset import open_dataset
+    from minicnn.jobs.runners import Runner, Session
+    from minicnn.jobs.shards import code_version, file_hash
+    from minicnn.jobs.topk import TopkJob, run_topk
+
+    data = open_dataset(small_folder, (1, 28, 28), "unit")
+    job = TopkJob(str(DEFAULT_MODEL), file_hash(DEFAULT_MODEL), "cpu", data, LAYER, 3, "deconvnet", (0,), 8)
+    assert job.code == code_version()
+    other = replace(job, code="0.0.1+0123456789abcdef")
+    with (
+        Session(Runner(progress=False)) as session,
+        pytest.raises(MinicnnError, match="same version on every host"),
+    ):
+        run_topk(
+            other, mc.load(DEFAULT_MODEL), tmp_path / "work", session, shard_size=10, say=lambda line: None
+        )
