@@ -26,15 +26,6 @@ examples:
                     --size 48 --stride 16
 """
 
-SIZE_FRACTION = 2 / 7  # 8 pixels on the 28x28 digits, 64 on 224x224
-STRIDE_FRACTION = 1 / 14  # 2 pixels on the digits, 16 on 224x224: 11x11 positions either way
-
-
-def default_occluder(height: int) -> tuple[int, int]:
-    """(size, stride) in pixels for an image ``height`` pixels high: fixed fractions of it, so that
-    a 224x224 photo gets the same 11x11 grid of positions as a 28x28 digit (not 3,025 positions)."""
-    return max(1, round(height * SIZE_FRACTION)), max(1, round(height * STRIDE_FRACTION))
-
 
 def add_arguments(parser) -> None:
     add_common(parser)
@@ -54,6 +45,7 @@ def add_arguments(parser) -> None:
 def run(args) -> Report:
     import minicnn as mc
     from minicnn.render import figures
+    from minicnn.tools.occlusion import default_occluder
 
     fill = args.fill
     if fill not in ("grey", "zero", "mean"):

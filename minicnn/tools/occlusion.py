@@ -24,6 +24,8 @@ from minicnn.tools.incremental import clean_outputs, incremental_scores
 from minicnn.tools.targets import as_batch, forward_record, resolve_targets
 
 FILLS = ("grey", "zero", "mean")
+SIZE_FRACTION = 2 / 7  # default occluder side: 8 pixels on the 28x28 digits, 64 on 224x224
+STRIDE_FRACTION = 1 / 14  # default step: 2 pixels on the digits, 16 on 224x224: 11x11 positions either way
 GREY_PIXEL = 127.5  # mid-grey on the 0..255 scale, before the network's preprocessing
 
 
@@ -99,8 +101,8 @@ def occlusion(
     net,
     x,
     target="predicted",
-    size: int = 8,
-    stride: int = 4,
+    size: int | None = None,
+    stride: int | None = None,
     fill="grey",
     batch_size: int = 64,
     progress: bool = True,
@@ -113,7 +115,8 @@ def occlusion(
         net: a Sequential ending in class scores. x: images (N, C, H, W) in network-input space,
             or one (C, H, W) image. target: class index, list of N indices, or "predicted".
         size: side of the square occluder in pixels; stride: step between positions (see the
-            module docstring for the grid, the same as Captum's ``Occlusion``).
+            module docstring for the grid, the same as Captum's ``Occlusion``). None: scaled to
+            the image by ``default_occluder`` (8 and 2 on 28x28 digits, 64 and 16 on 224x224).
         fill: "grey", "zero", "mean" or a number, in network-input space (see ``fill_values``).
         batch_size: occluded images per forward pass. progress: show a tqdm bar.
         incremental: recompute only the activations each occluder changes (Nakandala et al. 2019,
@@ -126,6 +129,9 @@ def occlusion(
     """
     x = as_batch(net, x)
     n, c, h, w = x.shape
+    scaled = default_occluder(h)
+    size = scaled[0] if size is None else size
+    stride = scaled[1] if stride is None else stride
     if not (isinstance(size, (int, np.integer)) and isinstance(stride, (int, np.integer))):
         raise MinicnnError(f"occluder size and stride must be integers, got {size!r} and {stride!r}")
     if size < 1 or stride < 1:
@@ -177,6 +183,15 @@ def occlusion(
         stride=int(stride),
         fill=fills,
     )
+
+
+def default_occluder(height: int) -> tuple[int, int]:
+    """(size, stride) in pixels for an image ``height`` pixels high: fixed fractions of it, so that
+    a 224x224 photo gets the same 11x11 grid of positions as a 28x28 digit (8x8 square, stride 4,
+    the digits' old default, meant 3,025 positions and minutes of silence on a 224x224 VGG16 input).
+    Zeiler & Fergus (2013, fig. 7) slide a grey square over the whole object on 224x224 images; the
+    fractions here are ours."""
+    return max(1, round(height * SIZE_FRACTION)), max(1, round(height * STRIDE_FRACTION))
 
 
 def grid_positions(length: int, size: int, stride: int) -> np.ndarray:

@@ -162,9 +162,15 @@ def test_bench_reports_min_median_max():
 
 # -- defaults scaled to the input, progress ---------------------------------------------------------
 def test_occluder_defaults_scale_with_the_image(shipped, tmp_path):
-    from minicnn.cli.cmd_occlusion import default_occluder
+    from minicnn.tools.occlusion import default_occluder
 
     assert default_occluder(28) == (8, 2) and default_occluder(224) == (64, 16)
+    x = np.zeros((1, 1, 28, 28), np.float32)
+    assert mc.occlusion(mc.load(shipped.DEFAULT_MODEL), x, 0, progress=False).prob.shape == (
+        1,
+        11,
+        11,
+    )  # API too
     report = run_command("occlusion", out=tmp_path)
     assert any("8x8 occluder, stride 2 (scaled to the image)" in m for m in report.messages)
     assert report.settings["positions"] == [11, 11]  # ceil((28 - 8) / 2) + 1 per axis, as on 224x224
