@@ -150,6 +150,13 @@ for relus, method in ((1, "Deconvolution"), (2, "Deconvolution"), (2, "GuidedBac
         m[-1].weight.copy_(torch.tensor([[1.0, 1.0, 2.0, -2.0]]))
     x = torch.tensor([[-1.0, 2.0, -3.0, 4.0]])
     print(getattr(A, method)(m).attribute(x, target=0).detach().numpy()[0].tolist())
+# the same input tensor x, first through Deconvolution, then GuidedBackprop (each on a new model)
+x = torch.tensor([[-1.0, 2.0, -3.0, 4.0]])
+for method in ("Deconvolution", "GuidedBackprop"):
+    m = nn.Sequential(nn.ReLU(), nn.Linear(4, 1, bias=False))
+    with torch.no_grad():
+        m[-1].weight.copy_(torch.tensor([[1.0, 1.0, 2.0, -2.0]]))
+    print(getattr(A, method)(m).attribute(x, target=0).detach().numpy()[0].tolist())
 """
 
 
@@ -158,19 +165,24 @@ def test_captum_deconvolution_through_two_relus_returns_the_guided_value():
     weights DY (so the upstream gradient at the second ReLU is DY), x = X. DeconvNet's rule at a
     ReLU is relu(dy) whatever the input (Zeiler & Fergus 2013, sec. 2.1), so two ReLUs give
     relu(relu(DY)) = [1, 1, 2, 0]; Captum 0.9 returns [0, 1, 0, 0], the guided value. With ONE
-    ReLU it is right. Run in a fresh interpreter, in this order: within one process Captum's answers
-    for this network were seen to depend on earlier calls. If this test fails, Captum changed:
-    update the README's note."""
+    ReLU it is right. Run in a fresh interpreter, in this order, because of the second finding at
+    the end: Captum's answer depends on what was done before with the same input tensor. If this
+    test fails, Captum changed: update the README's note."""
     import subprocess
     import sys
 
     oracle("captum")
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", REPRODUCER],
                          capture_output=True, text=True, check=True, timeout=300)  # fmt: skip
-    one, two, guided = ([float(v) for v in line.strip("[]").split(",")] for line in out.stdout.splitlines())
+    rows = [[float(v) for v in line.strip("[]").split(",")] for line in out.stdout.splitlines()]
+    one, two, guided, deconv_x, guided_same_x = rows
     assert one == [1, 1, 2, 0]  # relu(DY): right
     assert two == [0, 1, 0, 0]  # should be relu(relu(DY)) = [1, 1, 2, 0]
     assert guided == [0, 1, 0, 0]  # the guided value, right
+    # A second finding: after Deconvolution on an input tensor, GuidedBackprop on the SAME tensor
+    # (a new model, one ReLU) returns the DeconvNet value, not relu(DY) * (X > 0) = [0, 1, 0, 0].
+    assert deconv_x == [1, 1, 2, 0]
+    assert guided_same_x == [1, 1, 2, 0]
 
 
 def relu_relu_net():
