@@ -143,5 +143,10 @@ def run(args) -> Report:
         difference_figure(result.ours[n], result.reference[n], result.diff[n], result.worst[1:],
                           f"{names[n]}: {args.method}, max rel. diff {result.max_rel_diff:.3g}"),
     )  # fmt: skip
+    out.arrays(
+        f"{args.method}_verify.npz",
+        {"minicnn": result.ours, "reference": result.reference, "difference": result.diff},
+        {"model": str(args.weights), "method": args.method, "reference": source, "tol": args.tol},
+    )  # with --save-arrays: both maps in minicnn's layout, and |difference| per pixel
     report.exit_code = 0 if result.agree else 1
     return report
