@@ -7,6 +7,7 @@ import pytest
 from support import assert_close, oracle
 
 import minicnn as mc
+from minicnn.backend import gpu_available, to_device, to_numpy
 
 CASES = [  # kernel, stride, padding, count_include_pad, input (H, W)
     (2, 2, 0, True, (8, 8)),
@@ -64,3 +65,17 @@ def test_forward_padded_matches_forward_on_the_padded_input():
     layer = mc.AvgPool2D(3, 2, 1)
     padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     assert_close(layer.forward_padded(padded), layer.forward(x)[0], rtol=1e-12)
+
+
+@pytest.mark.skipif(not gpu_available(), reason="no CUDA device / CuPy here")
+@pytest.mark.parametrize("layer", [mc.AvgPool2D(3, 2, 1, count_include_pad=False), mc.AdaptiveAvgPool2D(4)])
+def test_gpu_equals_cpu(layer):
+    """The layers are written once against the array module: CuPy gives NumPy's numbers."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9, 11)).astype(np.float32)
+    y, cache = layer.forward(x)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    yg, cache_g = layer.forward(to_device(x, "gpu"))
+    assert_close(to_numpy(yg), y, rtol=1e-5)
+    dx_g = layer.backward(to_device(dy, "gpu"), cache_g)[0]
+    assert_close(to_numpy(dx_g), layer.backward(dy, cache)[0], rtol=1e-5)
