@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import sys
 
 COMMANDS = (
@@ -87,6 +88,10 @@ def main(argv=None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
+    if args.no_progress:
+        # every tqdm bar, also in code that takes no progress= argument; tqdm reads its TQDM_*
+        # defaults when first imported, which no command has done yet at this point
+        os.environ["TQDM_DISABLE"] = "1"
     from minicnn.errors import MinicnnError
 
     try:

@@ -57,7 +57,9 @@ def _saliency(net, x, targets, rec, times_input=False, samples=0, seed=0):
     from minicnn.tools.saliency import saliency
 
     record = rec if not samples else None  # SmoothGrad runs its own noisy passes
-    return saliency(net, x, targets, record=record, times_input=times_input, samples=samples, seed=seed)
+    return saliency(
+        net, x, targets, record=record, times_input=times_input, samples=samples, seed=seed, progress=False
+    )  # one shard of the job, whose runner shows the progress
 
 
 def _cam(net, x, targets, rec):

@@ -91,7 +91,14 @@ def all_maps(net, x, targets, methods, seed: int = 0, record=None) -> dict:
             a = deconvnet_backward(net, rec, dy)
         elif m == "smoothgrad":
             a = saliency(
-                net, x, targets, signed=True, samples=SMOOTHGRAD_SAMPLES, noise=SMOOTHGRAD_NOISE, seed=seed
+                net,
+                x,
+                targets,
+                signed=True,
+                samples=SMOOTHGRAD_SAMPLES,
+                noise=SMOOTHGRAD_NOISE,
+                seed=seed,
+                progress=False,  # one step of the sanity checks' own progress bar
             )
         elif m == "grad_cam":
             a = grad_cam(net, x, targets, record=rec)[:, None]
