@@ -41,8 +41,8 @@ def _meta_lines(meta: dict) -> list[str]:
 
 
 def run(args) -> Report:
-    from minicnn.errors import MinicnnError
     from minicnn.cli.loading import load_model_file
+    from minicnn.errors import MinicnnError
 
     net, fmt = load_model_file(args.file, with_format=True)
     shape = net.input_shape
