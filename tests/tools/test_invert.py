@@ -99,9 +99,13 @@ def test_error_falls_small_net(make_small_vgg):
 SHIPPED_THRESHOLDS = {"block1_conv2_relu": 0.03, "block1_pool": 0.2, "block2_pool": 0.6}
 
 
-def test_shipped_layers_invert_below_measured_thresholds(digit_net):
-    from minicnn.paths import WEIGHTS_DIR
+def test_shipped_layers_invert_below_measured_thresholds():
+    from minicnn.paths import DEFAULT_MODEL, WEIGHTS_DIR
 
+    # the thresholds were measured from the black start; since issue 17 the shipped file stores the
+    # mean digit (meta["mean_image"]), a start already nearer (error 0.84-0.95): keep the black one here
+    digit_net = mc.load(DEFAULT_MODEL)
+    digit_net.meta.pop("mean_image")
     held = np.load(WEIGHTS_DIR / "mnist_heldout.npz")
     x = (held["images"][:2, None] / 255.0).astype(np.float32)
     for layer, threshold in SHIPPED_THRESHOLDS.items():
