@@ -25,7 +25,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: odd, and its multiples spread bits
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_WORDS = {
+    2: np.uint16,
+    4: np.uint32,
+    8: np.uint64,
+}  # item size -> unsigned type of the same size  # 2^64 / golden ratio: odd, and its multiples spread bits
 
 
 @numba.njit(parallel=True, cache=True)
@@ -38,9 +43,9 @@ def _fingerprint(words):
 
 
 def fingerprint(w) -> tuple:
-    """A key for the content of w (any shape, float32 or float64): (shape, dtype, 64-bit hash of bytes)."""
+    """A key for the content of w (any shape and dtype): (shape, dtype, 64-bit hash of its bytes)."""
     w = np.ascontiguousarray(w)
-    words = w.reshape(-1).view(np.uint32 if w.dtype.itemsize == 4 else np.uint64)
+    words = w.reshape(-1).view(_WORDS.get(w.dtype.itemsize, np.uint8))
     return w.shape, w.dtype.str, int(_fingerprint(words))
 
 
