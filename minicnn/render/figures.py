@@ -73,7 +73,7 @@ def saliency_figure(image, saliency, title: str = "", unit: str = "max_c |dS/dI|
     else:
         heat = _heat(sal, f, unit, lo=0.0)
     panels = [_big(image, f), heat, upscale(overlay(image, np.abs(sal)), f)]
-    return titled(hstack(panels, ["input", "saliency", "overlay (top 1% brightest)"]), title)
+    return titled(hstack(panels, ["input", "saliency", "overlay (top 1% at full colour)"]), title)
 
 
 def map_figure(image, maps: dict, title: str = "", unit: str = "a.u.") -> np.ndarray:
