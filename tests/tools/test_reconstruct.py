@@ -80,10 +80,16 @@ def test_modes_differ(small_net, small_images):
     ("layer", "unit", "mode"),
     [("block4_conv3_relu", None, "deconvnet"), ("block3_pool", 5, "guided")],
 )
-def test_vgg16(vgg16, vgg_image, layer, unit, mode):
-    x = vgg_image[:1]
-    expected = captum_reconstruct(vgg16, x, layer, unit, mode)
-    assert_close(mc.reconstruct(vgg16, x, layer, unit, mode=mode), expected, what=layer)
+def test_vgg16(vgg_image, layer, unit, mode):
+    """NOTE: float64, as the other VGG16-scale comparisons with Captum (test_modes_against_captum):
+    this input has max-pool windows whose two largest values are closer than float32 rounding, and
+    since the F(4x4, 3x3) lowering (issue 19) the float32 pass flips one block1_pool and one
+    block3_pool switch against the float64 reference, which moves the projection over their
+    receptive fields. Captum's reference was float64 already; the tolerance tightens to 1e-10."""
+    net = mc.vgg16(seed=0).astype(np.float64)
+    x = vgg_image[:1].astype(np.float64)
+    expected = captum_reconstruct(net, x, layer, unit, mode)
+    assert_close(mc.reconstruct(net, x, layer, unit, mode=mode), expected, 1e-10, what=layer)
 
 
 def test_shipped_digit_model(digit_net, make_digit_images):
