@@ -149,13 +149,15 @@ def run(args) -> Report:
 
 def start_text(net, choice: str) -> str:
     """Where the ascent starts, in words (for the printed line, the figure and the JSON)."""
+    from minicnn.tools.ascent import MEAN_SUBTRACTED
+
+    mean_subtracted = net.meta.get("preprocess") in MEAN_SUBTRACTED
     if choice == "zero":
-        mean_subtracted = net.meta.get("preprocess") in ("caffe", "torch")
         return "the zero input (the mean image)" if mean_subtracted else "the zero input (black)"
     if net.meta.get("mean_image") is not None:
         return "the model's mean image (meta['mean_image'])"
     if mean_image(net, choice) is not None:
         return "the mean shipped held-out digit"
-    if net.meta.get("preprocess") in ("caffe", "torch"):
+    if mean_subtracted:
         return "the zero input (the mean image of a mean-subtracted network)"
     return "the zero input (no mean image stored)"

@@ -150,9 +150,10 @@ def load_inputs(
 def display_signal(net, signal) -> np.ndarray:
     """An image-space signal (C, H, W) in the network's channel order -> RGB order for display."""
     from minicnn.backend import to_numpy
+    from minicnn.io.preprocess import BGR_ORDER
 
     signal = to_numpy(signal)  # a GPU array is copied to the host for drawing
-    if net.meta.get("preprocess") == "caffe" and signal.shape[0] == 3:
+    if net.meta.get("preprocess") in BGR_ORDER and signal.shape[0] == 3:
         return signal[::-1]  # caffe input is BGR
     return signal
 
@@ -162,11 +163,12 @@ def display_images(net, x) -> np.ndarray:
     with the network's convention, clipped to the pixel range)."""
     import minicnn as mc
     from minicnn.backend import to_numpy
+    from minicnn.io.preprocess import RGB_ONLY
     from minicnn.render.images import to_rgb
 
     convention = net.meta.get("preprocess") or "none"
     x = to_numpy(x)
-    if convention in ("caffe", "torch") and x.shape[1] != 3:
+    if convention in RGB_ONLY and x.shape[1] != 3:
         convention = "none"
     pixels = mc.deprocess(x, convention, clip=True) / 255.0  # "none": taken as 0..255 pixels
     return np.stack([to_rgb(p) for p in pixels])

@@ -88,3 +88,16 @@ def test_tools_reuse_a_callers_record_and_refuse_a_foreign_one():
     assert np.array_equal(mc.saliency(net, x, 1, record=rec), mc.saliency(net, x, 1))
     with pytest.raises(MinicnnError, match="same x"):
         mc.saliency(net, x, 1, record=net.run(x.copy()))
+
+
+def test_get_xp_recognises_a_cupy_array_before_cupy_was_asked_for():
+    """Issue 13: get_xp used to report a CuPy array as NumPy until cupy_module() had run once. An
+    object whose type lives in a cupy module is now sent to CuPy (here: the one-line no-GPU error)."""
+    from minicnn import backend
+
+    fake = type("ndarray", (), {"__module__": "cupy._core.core"})()
+    if backend.gpu_available():
+        pytest.skip("a real GPU is here; the fake array would be handed to CuPy")
+    with pytest.raises(MinicnnError, match="needs CuPy and a CUDA device"):
+        backend.get_xp(fake)
+    assert backend.get_xp(np.zeros(2)) is np and backend.device_of(np.zeros(2)) == "cpu"
