@@ -22,7 +22,7 @@ import sys
 COMMANDS = (
     "demo", "saliency", "reconstruct", "equivalence", "occlusion", "cam", "classmodel",
     "maximize", "invert", "topk", "localize", "info", "train", "bench", "verify", "evaluate",
-    "attribute", "sanity",
+    "attribute", "sanity", "sanity-study",
 )  # fmt: skip
 
 
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"minicnn {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"minicnn.cli.cmd_{name}")
+        module = importlib.import_module(f"minicnn.cli.cmd_{name.replace('-', '_')}")
         p = sub.add_parser(
             name,
             help=module.HELP,

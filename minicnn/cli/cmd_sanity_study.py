@@ -1,0 +1,147 @@
+"""``minicnn sanity-study``: the parameter randomisation test over a dataset (Adebayo et al. 2018)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minicnn.cli.job_options import add_job_options, runner_of
+from minicnn.cli.options import add_common
+from minicnn.cli.report import Report
+from minicnn.errors import MinicnnError
+
+HELP = "the randomisation sanity check over a dataset: mean similarity per method, metric and step"
+EPILOG = """\
+Runs the cascading (and with --tests cascade,independent also the independent) model parameter
+randomisation test of Adebayo et al. 2018 ("Sanity Checks for Saliency Maps", sec. 3) on every image
+of a dataset (a folder, searched recursively, an .npz, or the shipped digits): each method's map on
+the trained network is compared with its map after the top k learned layers (cascading) or the k-th
+layer alone (independent) are re-initialised. Prints the mean over images of each similarity
+(Spearman with and without abs, SSIM, HOG correlation) per method and step, writes
+sanity_study.txt (the tables) and sanity_<test>.csv (one row per image, method and metric), and with
+--save-arrays sanity_<test>.npz (the per-image similarities). Each image gets what 'minicnn sanity'
+gives it alone with the same --seed, whatever the shard it falls in. The dataset is cut into shards
+that run in this process, in --jobs N processes or on a Dask cluster (--scheduler); --resume skips
+finished shards.
+
+examples:
+  minicnn sanity-study --count 100 --methods gradient,guided --jobs 2
+  minicnn sanity-study --image photos/ --weights vgg16.h5 --methods gradient,guided,grad_cam \\
+                       --tests cascade,independent --scheduler tcp://10.0.0.1:8786
+"""
+
+TESTS = ("cascade", "independent")
+
+
+def add_arguments(parser) -> None:
+    add_common(parser, target=False)
+    parser.add_argument(
+        "--target", default="predicted", metavar="CLASS",
+        help="class index for every image, or 'predicted' (default: each image's predicted class)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--methods", default="gradient,guided", metavar="LIST",
+        help="comma-separated methods of 'minicnn sanity', or 'all' (default gradient,guided)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tests", default="cascade", metavar="LIST",
+        help="cascade, independent or cascade,independent (default cascade)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--layers", default=None, metavar="LIST",
+        help="comma-separated learned layers to re-initialise (default: all, from the top down)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--count", type=int, default=100, help="shipped held-out digits without --image (default 100)"
+    )
+    add_job_options(parser, shard_size=16)
+
+
+def run(args) -> Report:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from minicnn import paths
+    from minicnn.cli.cmd_sanity import choose
+    from minicnn.cli.loading import load_network
+    from minicnn.cli.output import open_output
+    from minicnn.jobs.dataset import open_dataset
+    from minicnn.jobs.perimage import run_per_image
+    from minicnn.jobs.runners import Session
+    from minicnn.jobs.sanity import SanityJob, merge, sanity_shard
+    from minicnn.jobs.shards import file_hash
+    from minicnn.jobs.worker import remember
+    from minicnn.tools.sanity import check_layers
+    from minicnn.tools.sanity_methods import METHODS, available_methods, check_methods
+    from minicnn.tools.sanity_similarity import METRICS
+
+    tests = choose(args.tests, TESTS, "test")
+    runner = runner_of(args)
+    out = open_output(args, "sanity-study")
+    net = load_network(args.weights, args.device)
+    methods = (
+        available_methods(net) if args.methods.strip() == "all" else choose(args.methods, METHODS, "method")
+    )
+    methods = check_methods(net, methods)
+    layers = check_layers(net, args.layers)
+    source = args.image if args.image is not None else paths.HELDOUT
+    data = open_dataset(source, net.input_shape, net.meta.get("preprocess") or "none", net.dtype,
+                        count=None if args.image is not None else args.count)  # fmt: skip
+    classes = int(net.shapes(data.shape)[-1][0])
+    targets = None
+    if args.target != "predicted":
+        try:
+            target = int(args.target)
+        except ValueError:
+            raise MinicnnError(f"--target {args.target!r}: expected a class index or 'predicted'") from None
+        if not 0 <= target < classes:
+            raise MinicnnError(f"--target {target}: the network has {classes} classes (0..{classes - 1})")
+        targets = np.full(len(data), target, dtype=np.int64)
+    weights = str(Path(args.weights).absolute())
+    job = SanityJob(weights, file_hash(weights), args.device, data, tuple(methods), tuple(layers),
+                    seed=int(args.seed))  # fmt: skip
+    remember(net, weights, job.model_sha256, args.device)
+    report = out.report
+    report.model, report.inputs = str(args.weights), [data.path]
+    report.say(f"minicnn sanity-study: {', '.join(methods)}, {' and '.join(tests)} randomisation, "
+               f"{Path(args.weights).name}, {len(data)} image(s) in {data.path}, shards of "
+               f"{args.shard_size}, run {runner.describe()}")  # fmt: skip
+    report.methods += [f"{METHODS[m][0]} ({METHODS[m][1]})" for m in methods]
+    report.methods.append("model parameter randomisation test (Adebayo et al. 2018, sec. 3)")
+    report.settings.update(tests=tests, seed=args.seed, layers=layers, target=args.target)
+    tables = []
+    with Session(runner) as session:
+        for test in tests:
+            part = replace(job, cascade=test == "cascade")
+            work = args.work if args.work is not None else out.folder / "shards"
+            arrays, bad = run_per_image(
+                sanity_shard, part, work, session, phase=test, keep=("similarity", "target"),
+                targets=targets, shard_size=args.shard_size, resume=args.resume, skip_bad=args.skip_bad,
+                say=report.say,
+            )  # fmt: skip
+            res = merge(part, arrays)
+            ids = [data.ids[i] for i in arrays["index"]]
+            tables += [res.table(metric) + "\n" for metric in METRICS]
+            report.say(res.table("spearman_abs"))
+            steps = ["trained", *layers]
+            rows = ["image,target,method,metric," + ",".join(steps)]
+            for j, image in enumerate(ids):
+                for m in methods:
+                    for metric in METRICS:
+                        values = ",".join(f"{v:.6f}" for v in res.per_image[m][metric][:, j])
+                        rows.append(f"{image},{res.targets[j]},{m},{metric},{values}")
+            out.text(f"sanity_{test}.csv", "\n".join(rows) + "\n")
+            # (methods, metrics, steps + 1): the means printed and reported
+            mean = np.array([[res.similarity[m][metric] for metric in METRICS] for m in methods])
+            out.arrays(f"sanity_{test}.npz", {"similarity": arrays["similarity"], "mean": mean,
+                                              "target": res.targets},
+                       {"model": str(args.weights), "method": f"{test} randomisation", "images": ids,
+                        "methods": methods, "metrics": list(METRICS), "steps": steps, "seed": args.seed,
+                        "dataset": data.path})  # fmt: skip
+            for m in methods:
+                for metric in METRICS:
+                    for step, v in zip(steps, res.similarity[m][metric]):
+                        report.numbers[f"{test} {m} {metric} {step}"] = float(v)
+            report.numbers.update({"images": len(ids), "unreadable images": len(bad)})
+    out.text("sanity_study.txt", "\n".join(tables))
+    return report
