@@ -106,3 +106,16 @@ def test_resume_reuses_finished_shards(first, tmp_path, monkeypatch):
     again = study(copy, "--shard-size", 5, "--tests", "cascade,independent", "--resume")
     assert [(s.start, s.stop) for s in ran] == [(5, 10)]  # the lost shard alone, in the cascade
     assert_same(again, arrays)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [(["--methods", "gradient,nope"], "unknown method 'nope'"), (["--tests", "both"], "unknown test 'both'"),
+     (["--layers", "fc9"], "unknown or parameter-free layer 'fc9'"), (["--target", "10"], "10 classes")],
+)  # fmt: skip
+def test_bad_options_one_line_nothing_written(option, message, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["sanity-study", "--count", "2", "--out", str(out), *option]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
