@@ -6,5 +6,6 @@ local processes or a Dask cluster) hands to a worker, and its result is written 
 .npz with what produced it, so that ``--resume`` skips the shards already done. Results are merged
 by a deterministic, associative merge, so the answer does not depend on the number of workers, the
 order in which shards finish or a retry. The jobs: top-k projections (``topk.py``), attribution maps
-per image (``attribute.py``) and localisation evaluation against true boxes (``localize.py``).
+per image (``attribute.py``), localisation evaluation against true boxes (``localize.py``) and the
+randomisation sanity checks per image (``sanity.py``).
 """
