@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minicnn.cli.job_options import add_job_options, runner_of
+from minicnn.cli.job_options import add_job_options, dataset_and_targets, runner_of
 from minicnn.cli.options import add_common
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
@@ -93,13 +93,10 @@ def method_settings(args, net):
 
 
 def run(args) -> Report:
-    import numpy as np
 
-    from minicnn import paths
     from minicnn.cli.loading import load_network
     from minicnn.cli.output import open_output
     from minicnn.jobs.attribute import AttributeJob, attribute_shard, writer
-    from minicnn.jobs.dataset import open_dataset
     from minicnn.jobs.perimage import run_per_image
     from minicnn.jobs.runners import Session
     from minicnn.jobs.shards import file_hash
@@ -108,19 +105,7 @@ def run(args) -> Report:
     runner = runner_of(args)
     out = open_output(args, "attribute")
     net = load_network(args.weights, args.device)
-    source = args.image if args.image is not None else paths.HELDOUT
-    data = open_dataset(source, net.input_shape, net.meta.get("preprocess") or "none", net.dtype,
-                        count=None if args.image is not None else args.count)  # fmt: skip
-    classes = int(net.shapes(data.shape)[-1][0])
-    targets = None
-    if args.target != "predicted":
-        try:
-            target = int(args.target)
-        except ValueError:
-            raise MinicnnError(f"--target {args.target!r}: expected a class index or 'predicted'") from None
-        if not 0 <= target < classes:
-            raise MinicnnError(f"--target {target}: the network has {classes} classes (0..{classes - 1})")
-        targets = np.full(len(data), target, dtype=np.int64)
+    data, targets = dataset_and_targets(args, net)
     settings, method = method_settings(args, net)
     weights = str(Path(args.weights).absolute())
     job = AttributeJob(

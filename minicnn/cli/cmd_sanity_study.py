@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minicnn.cli.job_options import add_job_options, runner_of
+from minicnn.cli.job_options import add_job_options, dataset_and_targets, runner_of
 from minicnn.cli.options import add_common
 from minicnn.cli.report import Report
-from minicnn.errors import MinicnnError
 
 HELP = "the randomisation sanity check over a dataset: mean similarity per method, metric and step"
 EPILOG = """\
@@ -61,11 +60,9 @@ def run(args) -> Report:
 
     import numpy as np
 
-    from minicnn import paths
     from minicnn.cli.cmd_sanity import choose
     from minicnn.cli.loading import load_network
     from minicnn.cli.output import open_output
-    from minicnn.jobs.dataset import open_dataset
     from minicnn.jobs.perimage import run_per_image
     from minicnn.jobs.runners import Session
     from minicnn.jobs.sanity import SanityJob, merge, sanity_shard
@@ -84,19 +81,7 @@ def run(args) -> Report:
     )
     methods = check_methods(net, methods)
     layers = check_layers(net, args.layers)
-    source = args.image if args.image is not None else paths.HELDOUT
-    data = open_dataset(source, net.input_shape, net.meta.get("preprocess") or "none", net.dtype,
-                        count=None if args.image is not None else args.count)  # fmt: skip
-    classes = int(net.shapes(data.shape)[-1][0])
-    targets = None
-    if args.target != "predicted":
-        try:
-            target = int(args.target)
-        except ValueError:
-            raise MinicnnError(f"--target {args.target!r}: expected a class index or 'predicted'") from None
-        if not 0 <= target < classes:
-            raise MinicnnError(f"--target {target}: the network has {classes} classes (0..{classes - 1})")
-        targets = np.full(len(data), target, dtype=np.int64)
+    data, targets = dataset_and_targets(args, net)
     weights = str(Path(args.weights).absolute())
     job = SanityJob(weights, file_hash(weights), args.device, data, tuple(methods), tuple(layers),
                     seed=int(args.seed))  # fmt: skip

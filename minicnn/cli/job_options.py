@@ -58,3 +58,26 @@ def runner_of(args):
         threads=args.threads,
         progress=not getattr(args, "no_progress", False),
     )
+
+
+def dataset_and_targets(args, net):
+    """The dataset a per-image job reads (``--image``, or ``--count`` shipped held-out digits) and its
+    fixed targets: None for ``--target predicted``, else one validated class index per image (N,)."""
+    import numpy as np
+
+    from minicnn import paths
+    from minicnn.jobs.dataset import open_dataset
+
+    source = args.image if args.image is not None else paths.HELDOUT
+    data = open_dataset(source, net.input_shape, net.meta.get("preprocess") or "none", net.dtype,
+                        count=None if args.image is not None else args.count)  # fmt: skip
+    if args.target == "predicted":
+        return data, None
+    classes = int(net.shapes(data.shape)[-1][0])
+    try:
+        target = int(args.target)
+    except ValueError:
+        raise MinicnnError(f"--target {args.target!r}: expected a class index or 'predicted'") from None
+    if not 0 <= target < classes:
+        raise MinicnnError(f"--target {target}: the network has {classes} classes (0..{classes - 1})")
+    return data, np.full(len(data), target, dtype=np.int64)
