@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """Outputs along one axis of a sliding window: floor((size + 2 padding - kernel) / stride) + 1.
@@ -37,8 +39,6 @@ class Window(NamedTuple):
     def output_span(self, axis: int, start, length: int, size_out: int):
         """Outputs changed by inputs [start, start + length) along ``axis``: (lo, hi) inclusive,
         clipped to [0, size_out - 1]. ``start`` may be an int or an integer array (one per item)."""
-        import numpy as np
-
         k, s, p = self.kernel[axis], self.stride[axis], self.padding[axis]
         lo = np.maximum(-((k - 1 - p - start) // s), 0)  # ceil((start + p - k + 1) / s)
         hi = np.minimum((start + length - 1 + p) // s, size_out - 1)

@@ -21,7 +21,6 @@ import numpy as np
 from minicnn.backend import get_xp, module_for, to_device
 from minicnn.errors import MinicnnError
 from minicnn.layers.base import Layer
-from minicnn.layers.relu import check_mode
 from minicnn.record import PassRecord
 from minicnn.seeding import make_rng
 
@@ -154,8 +153,7 @@ class Sequential:
                  need_params=False):  # fmt: skip
         """``net.last.backward(...)``: propagate dy through the last forward pass (see
         PassRecord.backward); parameter gradients land in ``net.grads``."""
-        check_mode(mode)
-        record = self._last_pass()
+        record = self._last_pass()  # (the record checks mode, start, stop and dy's shape)
         dx = record.backward(dy, mode=mode, start=start, stop=stop, need_params=need_params)
         self._grads = record.grads  # kept until the next backward, whatever forwards run meanwhile
         return dx
