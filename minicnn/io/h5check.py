@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from minicnn.errors import MinicnnError
+from minicnn.io.buffers import empty_for_reading
 
 # 2 GiB: five times VGG16's largest array (fc1, 25088 x 4096 float32 = 411 MB)
 MAX_ARRAY_BYTES = 2 * 2**30
@@ -169,7 +170,7 @@ def read_array(ds, shape, what: str) -> np.ndarray:
 
     check_declared(ds, shape, what)
     dsid = _dataset_id(ds, what)
-    out = np.empty(dsid.shape, dtype=dsid.dtype)
+    out = empty_for_reading(dsid.shape, dsid.dtype)
     if out.size:
         dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
     return out

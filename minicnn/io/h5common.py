@@ -97,7 +97,9 @@ def assign(layer, values: dict, dtype=np.float32) -> None:
             )
         if not np.issubdtype(value.dtype, np.floating):
             raise MinicnnError(f"layer {layer.name!r}: {key} should be floating point, found {value.dtype}")
-        if not np.isfinite(value).all():
+        # min and max carry any NaN and reach any infinity without a temporary the size of the
+        # weights (np.isfinite(value).all() would allocate 100 MB for VGG16's fc1)
+        if value.size and not (np.isfinite(value.min()) and np.isfinite(value.max())):
             bad = int(value.size - np.count_nonzero(np.isfinite(value)))
             raise MinicnnError(f"layer {layer.name!r}: {key} holds {bad} NaN or infinite values")
     for key in shapes:

@@ -88,16 +88,33 @@ def test_adaptive_pool_at_other_sizes(models, tmp_path):
         assert_close(net.forward(x), tm.scores(model, x), rtol=1e-4, what=f"size {size}")
 
 
-def test_full_vgg16_zip(tmp_path):
-    """The real size: VGG16's 138M parameters in torchvision's layout, one image at 224 x 224."""
-    model = tm.torchvision_vgg(tm.VGG16, hidden=4096, classes=1000, side=7)
-    path = tm.save(model, tmp_path / "vgg16.pth", "zip")
+@pytest.fixture(scope="module")
+def full_size():
+    """VGG16 and VGG16-BN at their real size (138M parameters; BatchNorm with random running
+    statistics), built once, with torch's scores for one 224 x 224 image."""
     x = mc.preprocess(tm.images(1, 224), "torch")
-    expected = tm.scores(model, x)
-    del model
+    made = {}
+    for name, bn in (("vgg16", False), ("vgg16_bn", True)):
+        model = tm.torchvision_vgg(tm.VGG16, bn=bn, hidden=4096, classes=1000, side=7)
+        made[name] = (model, tm.scores(model, x))
+    return x, made
+
+
+@pytest.mark.parametrize("fmt", ["zip", "legacy", "safetensors", "onnx"])
+@pytest.mark.parametrize("name", ["vgg16", "vgg16_bn"])
+def test_full_size_files(full_size, tmp_path, name, fmt):
+    """The real size in every format: each file loads to torch's scores (1e-4 of the largest)."""
+    x, made = full_size
+    model, expected = made[name]
+    if fmt == "onnx":
+        path = tm.save_onnx(model, tmp_path / f"{name}.onnx", 224)
+    else:
+        path = tm.save(model, tmp_path / f"{name}.{fmt}", fmt)
     net = mc.load(path)
-    assert net.meta["architecture"] == "vgg16" and net.num_params() == 138_357_544
-    assert_close(net.forward(x), expected, rtol=1e-4)
+    assert net.num_params() == 138_357_544  # BatchNorm folded into the convolutions (ONNX: by torch)
+    if fmt != "onnx":
+        assert net.meta["architecture"] == name and net.meta["batchnorm_folded"] is (name == "vgg16_bn")
+    assert_close(net.forward(x), expected, rtol=1e-4, what=f"{name} {fmt}")
 
 
 # -- the restricted unpickler -------------------------------------------------------------------
@@ -235,3 +252,27 @@ def test_damaged_files_fail_with_one_line(models, tmp_path, fmt):
             mc.load(tmp_path / "d")
         except MinicnnError as exc:
             assert "\n" not in str(exc)
+
+
+def test_safetensors_header_readings_must_agree():
+    """The package's reading of the header is checked against ours (a name, dtype or shape that
+    differs is one line): the bytes are read at our offsets only when both parsers agree."""
+    from minicnn.io.safetensors_loader import _agree
+
+    class Slice:  # what safe_open(...).get_slice returns, as far as _agree asks
+        def __init__(self, dtype, shape):
+            self.dtype, self.shape = dtype, shape
+
+        def get_dtype(self):
+            return self.dtype
+
+        def get_shape(self):
+            return list(self.shape)
+
+    ours = {"features.0.weight": {"dtype": "F32", "shape": [4, 3, 3, 3]}}
+    _agree(ours, {"features.0.weight": Slice("F32", (4, 3, 3, 3))})
+    for theirs in ({"features.0.weight": Slice("F16", (4, 3, 3, 3))},
+                   {"features.0.weight": Slice("F32", (2, 3, 3, 3))},
+                   {"features.0.bias": Slice("F32", (4,))}):  # fmt: skip
+        with pytest.raises(MinicnnError, match="ambiguous"):
+            _agree(ours, theirs)
