@@ -11,7 +11,7 @@ on the shipped file itself (skipped: only its SHA-256 is computed).
 
 Old code loads format-1 copies of today's shipped models (written by ``write_format1``: the old
 code cannot read format 2), new code loads the same copies (the cost of the checks alone) and the
-shipped format-2 files (checks plus the SHA-256 and Fletcher-32 verification).
+shipped format-2 files (checks plus the SHA-256 verification).
 
     git worktree add /tmp/before <old commit>
     python benchmarks/load_models.py /tmp/before . --rounds 5 --repeats 50

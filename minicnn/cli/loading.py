@@ -21,8 +21,8 @@ from minicnn.errors import MinicnnError
 
 # SHA-256 of the shipped models (weights/mnist_vgg.h5, weights/mnist_gap.h5, format 2)
 SHIPPED_SHA256 = {
-    896455: "24790569523785e1244e5217fd230ae9a87dd93f142fb564b166b4c2f74f4625",
-    164636: "2a0c7c7600ce925d1ec6960b25d436b998b1a546f0d3e21442781fba3b6b9153",
+    896407: "969b8d2e31f113f6014ae285df4e72f06a80e674428e425ead1334b4cebe3498",
+    164588: "d9dcacdc7a22f438efdd2f8e3f6e10a825e635f8d280a88461f351f4ee9d25ff",
 }
 
 

@@ -123,13 +123,14 @@ def _storage_can_hold(dsid, nbytes: int, what: str, plist=None) -> None:
     uncompressed is read as stored: its declared size is bounded by the caller, and parts the file
     never wrote read as HDF5's fill value, as in any HDF5 reader.
     """
+    stored = dsid.get_storage_size()
+    if nbytes <= stored * MAX_COMPRESSION_RATIO:
+        return  # the common case, decided without the creation property list (7 us a dataset)
     plist = plist or dsid.get_create_plist()
     if any(plist.get_filter(i)[0] in _SIZE_CHANGING for i in range(plist.get_nfilters())):
-        stored = dsid.get_storage_size()
-        if nbytes > stored * MAX_COMPRESSION_RATIO:
-            raise MinicnnError(
-                f"{what}: {nbytes} bytes declared but only {stored} stored (missing chunks or a bomb)"
-            )
+        raise MinicnnError(
+            f"{what}: {nbytes} bytes declared but only {stored} stored (missing chunks or a bomb)"
+        )
 
 
 def _dataset_id(ds, what: str):
@@ -143,8 +144,10 @@ def _dataset_id(ds, what: str):
     raise MinicnnError(f"{what}: expected a dataset, found a {type(ds).__name__}")
 
 
-def check_declared(ds, shape, what: str) -> None:
-    """Check a dataset's kind, dtype, shape and size without reading it (see ``read_array``)."""
+def check_declared(ds, shape, what: str) -> tuple:
+    """Check a dataset's kind, dtype, shape and size without reading it (see ``read_array``).
+
+    Returns the declared shape (a tuple of ints), so that a reader need not ask libhdf5 again."""
     dsid = _dataset_id(ds, what)
     dtype, found = dsid.dtype, dsid.shape
     if dtype.kind != "f" or dtype.itemsize not in _FLOAT_SIZES or dtype.fields or dtype.subdtype:
@@ -155,6 +158,7 @@ def check_declared(ds, shape, what: str) -> None:
     if nbytes > MAX_ARRAY_BYTES:
         raise MinicnnError(f"{what}: declares {nbytes} bytes, over the {MAX_ARRAY_BYTES}-byte limit")
     _storage_can_hold(dsid, nbytes, what)
+    return found
 
 
 def read_array(ds, shape, what: str) -> np.ndarray:
@@ -168,9 +172,9 @@ def read_array(ds, shape, what: str) -> np.ndarray:
     """
     import h5py
 
-    check_declared(ds, shape, what)
+    found = check_declared(ds, shape, what)
     dsid = _dataset_id(ds, what)
-    out = empty_for_reading(dsid.shape, dsid.dtype)
+    out = empty_for_reading(found, dsid.dtype)
     if out.size:
         dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
     return out

@@ -92,14 +92,18 @@ def _read(f, fmt: str, datasets: dict | None = None):
 
 def _load_foreign(path: Path):
     """(net, format) for a PyTorch, safetensors or ONNX file (minicnn.io.foreign, detected from the
-    first bytes), None for anything else (the HDF5 path below). Errors start with the file name."""
+    first bytes), None for anything else (the HDF5 path below); its metadata checked as an HDF5
+    file's (minicnn.io.metadata). Errors start with the file name."""
     from minicnn.io import foreign
+    from minicnn.io.metadata import check_meta
 
     fmt = foreign.detect(path)
     if fmt is None:
         return None
     try:
-        return foreign.read(path, fmt), fmt
+        net = foreign.read(path, fmt)
+        check_meta(net)  # an ONNX graph declares its input size; every reader sets class names
+        return net, fmt
     except MinicnnError as exc:
         raise MinicnnError(f"{path}: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes a reader raise: one line

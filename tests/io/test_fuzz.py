@@ -96,11 +96,11 @@ def test_byte_flips_over_a_small_native_file_are_caught_or_harmless(base, workdi
 
 
 def test_a_flipped_weight_byte_is_caught_by_its_checksum(base, workdir):
-    """Where a flip lands in weight bytes, the SHA-256 (or Fletcher-32) names the damage."""
+    """Where a flip lands in weight bytes, the SHA-256 names the damage."""
     import h5py
 
     with h5py.File(base) as f:
-        offset = f["params/conv_b/weight"].id.get_chunk_info(0).byte_offset  # its one chunk
+        offset = f["params/conv_b/weight"].id.get_offset()  # stored contiguously
     bad = workdir / "weight-flip.h5"
     bad.write_bytes(fc.flipped(base.read_bytes(), offset + 5, 0x01))
     with pytest.raises(MinicnnError) as info:
@@ -129,6 +129,34 @@ def test_sha256_catches_what_fletcher32_cannot(base, workdir):
         f.attrs["layers"] = np.bytes_(f.attrs["layers"].replace(b'"padding": 1', b'"padding": 2', 1))
     with pytest.raises(MinicnnError, match="damaged header: its SHA-256 does not match"):
         mc.load(relaid)
+
+
+def test_format_2_files_with_fletcher32_chunks_still_load_and_are_checked(base, workdir):
+    """Format-2 files written before the arrays became contiguous store each array as one chunk
+    with HDF5's Fletcher-32: they load to the same weights, and a flipped weight byte is refused."""
+    import shutil
+
+    import h5py
+
+    old = workdir / "fletcher.h5"
+    shutil.copy(base, old)
+    with h5py.File(old, "a") as f:
+        for name in json.loads(f.attrs["arrays"]):
+            data = f[name][()]
+            del f[name]
+            f.create_dataset(name, data=data, chunks=data.shape, fletcher32=True)
+    with h5py.File(old) as f:
+        assert f["params/conv_b/weight"].fletcher32
+        offset = f["params/conv_b/weight"].id.get_chunk_info(0).byte_offset
+    ref, got = mc.load(base), mc.load(old)
+    for a, b in zip(ref.layers, got.layers):
+        for key in a.param_shapes():
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    bad = workdir / "fletcher-flip.h5"
+    bad.write_bytes(fc.flipped(old.read_bytes(), offset + 5, 0x01))
+    with pytest.raises(MinicnnError, match="layer 'conv_b': weight") as info:
+        mc.load(bad)
+    one_line_naming(info.value, bad)
 
 
 @pytest.mark.parametrize("offset", fc.HANG_OFFSETS + fc.SEGFAULT_OFFSETS, ids=hex)
@@ -197,7 +225,8 @@ def test_shipped_models_are_format_2_with_checksums():
     for path in (DEFAULT_MODEL, GAP_MODEL):
         with h5py.File(path) as f:
             assert f.attrs["format_version"] == 2 and isinstance(f.attrs["meta"], bytes)  # fixed-length
-            assert all(f[name].fletcher32 for name in json.loads(f.attrs["arrays"]))
+            for name, spec in json.loads(f.attrs["arrays"]).items():  # contiguous, SHA-256 listed
+                assert f[name].chunks is None and len(spec["sha256"]) == 64
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no UncheckedFileWarning
             mc.load(path)

@@ -131,3 +131,17 @@ def test_external_data_is_refused(tmp_path):
               location="weights.bin", size_threshold=0)  # fmt: skip
     with pytest.raises(MinicnnError, match="external file; refused"):
         mc.load(tmp_path / "g.onnx")
+
+
+def test_declared_input_size_is_bounded(tmp_path):
+    """A graph declaring a 100000 x 100000 input would make --image resize every picture to 120 GB:
+    its metadata is checked as an HDF5 file's (one line naming the limit), before any image."""
+    onnx = oracle("onnx")
+    from onnx import TensorProto, helper
+
+    model = _graph(onnx, np.random.default_rng(0))
+    model.graph.input[0].CopyFrom(helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 100000, 100000]))
+    onnx.save(model, tmp_path / "huge.onnx")
+    with pytest.raises(MinicnnError, match=r"input_shape \[3, 100000, 100000\] out of range") as err:
+        mc.load(tmp_path / "huge.onnx")
+    assert "\n" not in str(err.value) and "huge.onnx" in str(err.value)
