@@ -32,7 +32,7 @@ import numpy as np
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError
 from minicnn.geometry import output_size
-from minicnn.kernels import winograd, winograd_f4
+from minicnn.kernels import gemm, winograd, winograd_f4
 from minicnn.kernels.im2col import col2im, im2col
 
 ALGORITHMS = ("auto", "im2col", "winograd", "winograd4")
@@ -100,7 +100,7 @@ def _f4_pays(tiles: int, c: int, o: int, cached: bool) -> bool:
 def _matmul_into(a, b, out):
     """out[...] = a @ b; NumPy writes straight into a strided view, CuPy via a temporary."""
     if get_xp(out) is np:
-        np.matmul(a, b, out=out)
+        gemm.matmul(a, b, out=out)  # BLAS on one thread per part (minicnn/kernels/gemm.py)
     else:
         out[...] = a @ b
 

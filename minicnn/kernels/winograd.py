@@ -34,6 +34,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from minicnn.kernels import gemm
+
 
 @numba.njit(cache=True, inline="always")
 def _g(g0, g1, g2):
@@ -209,6 +211,6 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
         v = v_buffer[:, : c * k].reshape(a, c, k)
         m = m_buffer[:, : o * k].reshape(a, o, k)
         to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v)
-        np.matmul(u, v, out=m)
+        gemm.matmul(u, v, out=m)  # BLAS on one thread per part (minicnn/kernels/gemm.py)
         from_tiles(m, bias, tiles_h, tiles_w, r0, r1, y)
     return y

@@ -1,0 +1,113 @@
+"""Matrix products on the CPU with one set of threads: BLAS single-threaded, the work split by us.
+
+Why: a convolution pass alternates Numba kernels (Winograd transforms, im2col, ReLU, pooling) with
+BLAS products. With both libraries multi-threaded, OpenBLAS's threads stay awake after each product
+while Numba's start, and on a 2-core machine the two pools take turns on the cores: measured inside
+a VGG16 layer at batch 1 (64 channels, 224 x 224, F(4x4, 3x3)), the input transform took 9.0 ms
+where it takes 3.7 ms alone, and the 36 products 11.5 ms where they take 6.6 ms with one BLAS
+thread each on two Python threads (benchmarks/vgg16_layers_cpu.py, issue 19). So the products run
+here with OpenBLAS set to one thread, split into as many independent parts as Numba has threads
+(the same count, so ``NUMBA_NUM_THREADS=1`` in a job worker makes every product single-threaded),
+each part computed by a BLAS call on its own Python thread (NumPy releases the GIL inside BLAS).
+Nothing else runs while a product runs, and BLAS's thread count is restored afterwards, so NumPy
+code of the caller's own keeps its setting.
+
+How a product is split: a stack of products ``a (B, M, K) @ b (B, K, N)`` (Winograd's 16 or 36)
+by the stack; a single product ``a (M, K) @ b (K, N)`` by the rows of a, or by the columns of b
+when a has fewer rows than threads (a dense layer at batch 1). Every output element is computed by
+one BLAS call from the same operands as ``np.matmul`` would use, so the result differs from
+``np.matmul``'s only as two BLAS blockings may round differently (tests/engine/test_gemm.py).
+
+threadpoolctl (the scikit-learn project's library) finds NumPy's BLAS and sets its thread count;
+where it finds none (or is missing), products fall back to a plain ``np.matmul``.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+# Below this many multiply-adds a product is not worth a thread hand-off (~20 us): plain np.matmul.
+MIN_SPLIT_WORK = 1 << 20
+
+_state: dict = {}
+_lock = threading.Lock()
+
+
+def _blas_controllers() -> list:
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process (found once)."""
+    if "blas" not in _state:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            found = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        except Exception:  # noqa: BLE001 - no threadpoolctl or an unknown BLAS: plain np.matmul
+            found = []
+        _state["blas"] = found
+    return _state["blas"]
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A persistent pool of ``workers`` threads (the calling thread does one part itself)."""
+    pool = _state.get("pool")
+    if pool is None or _state.get("workers") != workers:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        pool = _state["pool"] = ThreadPoolExecutor(workers, thread_name_prefix="minicnn-gemm")
+        _state["workers"] = workers
+    return pool
+
+
+def _parts(count: int, threads: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges cutting ``count`` items into ``threads`` near-equal parts."""
+    cuts = [count * i // threads for i in range(threads + 1)]
+    return [(cuts[i], cuts[i + 1]) for i in range(threads) if cuts[i] < cuts[i + 1]]
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.matmul(a, b, out=out)`` for NumPy arrays, computed as described in the module docstring.
+
+    a (M, K) and b (K, N), or stacks a (B, M, K) and b (B, K, N) (b may also be 2-D, shared by the
+    stack); float32 or float64; out: a C-contiguous array of the result's shape and dtype, or None.
+    Returns out (or a new array).
+    """
+    if out is None:
+        shape = (*a.shape[:-1], b.shape[-1]) if a.ndim == 3 else (a.shape[0], b.shape[1])
+        out = np.empty(shape, dtype=np.result_type(a, b))
+    threads = numba.get_num_threads()
+    work = a.size * b.shape[-1]
+    controllers = _blas_controllers()
+    if threads < 2 or work < MIN_SPLIT_WORK or not controllers or not _lock.acquire(blocking=False):
+        return np.matmul(a, b, out=out)  # single thread, small, no BLAS control, or busy: as is
+    try:
+        if a.ndim == 3:
+            jobs = [(a[i:j], b[i:j] if b.ndim == 3 else b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
+        elif a.shape[0] >= threads:
+            jobs = [(a[i:j], b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
+        else:  # a few rows (batch 1 through a dense layer): split the columns of b instead
+            jobs = [(a, b[:, i:j], out[:, i:j]) for i, j in _parts(b.shape[1], threads)]
+        before = [c.num_threads for c in controllers]
+        for c in controllers:
+            c.set_num_threads(1)
+        try:
+            futures = [_pool(threads - 1).submit(_product, *job) for job in jobs[1:]]
+            _product(*jobs[0])
+            for f in futures:
+                f.result()
+        finally:
+            for c, n in zip(controllers, before):
+                c.set_num_threads(n)
+    finally:
+        _lock.release()
+    return out
+
+
+def _product(a, b, out) -> None:
+    """out = a @ b for one part; out may be a strided view (columns of a 2-D result)."""
+    if out.flags.c_contiguous:
+        np.matmul(a, b, out=out)
+    else:
+        out[...] = a @ b

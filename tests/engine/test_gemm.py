@@ -1,0 +1,88 @@
+"""minicnn/kernels/gemm.py: products split over threads with single-threaded BLAS.
+
+The reference is an independent float64 product (an einsum of float64 copies, not the code under
+test); every split the module makes (a stack by its stack, a matrix by its rows, a short matrix by
+the columns of b, a strided output) is forced by the shapes, and BLAS's thread count must be what it
+was afterwards. A mutation check: dropping one part leaves zeros that the comparison catches.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+from support import assert_close
+
+from minicnn.kernels import gemm
+
+SHAPES = {
+    "stack": ((36, 64, 96), (36, 96, 200)),  # Winograd's 36 products
+    "stack-shared-b": ((16, 40, 64), (64, 300)),
+    "rows": ((300, 256), (256, 120)),  # im2col: many rows
+    "columns": ((1, 4096), (4096, 1000)),  # a dense layer at batch 1
+}
+
+
+def _reference(a, b):
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    if a.ndim == 3:
+        return np.einsum("bmk,bkn->bmn" if b.ndim == 3 else "bmk,kn->bmn", a, b)
+    return np.einsum("mk,kn->mn", a, b)
+
+
+@pytest.fixture
+def two_threads():
+    """Two Numba threads (the split count), whatever the machine; restored afterwards."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() < 2:
+        pytest.skip("Numba has a single thread here (NUMBA_NUM_THREADS=1): nothing to split")
+    yield
+    numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", list(SHAPES))
+def test_split_products_equal_float64_reference(two_threads, case, dtype):
+    rng = np.random.default_rng(0)
+    sa, sb = SHAPES[case]
+    a, b = rng.standard_normal(sa).astype(dtype), rng.standard_normal(sb).astype(dtype)
+    assert a.size * b.shape[-1] >= gemm.MIN_SPLIT_WORK  # the split path, not the plain fallback
+    got = gemm.matmul(a, b)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert_close(got, _reference(a, b), rtol=rtol, what=case)
+
+
+def test_strided_output_and_blas_threads_restored(two_threads):
+    """The output may be a view (im2col writes into y[n]); BLAS's own thread count is kept."""
+    controllers = gemm._blas_controllers()
+    if not controllers:
+        pytest.skip("threadpoolctl finds no BLAS here: products fall back to np.matmul")
+    before = [c.num_threads for c in controllers]
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((1, 2048)), rng.standard_normal((2048, 1024))
+    big = np.zeros((3, 1024))
+    out = big[1:2]  # a row of a larger array
+    gemm.matmul(a, b, out=out)
+    assert_close(big[1:2], _reference(a, b), rtol=1e-12)
+    assert not big[0].any() and not big[2].any()
+    assert [c.get_num_threads() for c in controllers] == before
+
+
+def test_a_lost_part_is_caught(two_threads, monkeypatch):
+    """The reference comparison fails when one part is dropped (the split is really checked)."""
+    real = gemm._product
+    calls = []
+
+    def drop_first(a, b, out):
+        calls.append(1)
+        if len(calls) > 1:
+            real(a, b, out)
+
+    monkeypatch.setattr(gemm, "_product", drop_first)
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((36, 64, 96)), rng.standard_normal((36, 96, 200))
+    got = gemm.matmul(a, b, out=np.zeros((36, 64, 200)))
+    assert len(calls) == 2
+    with pytest.raises(AssertionError):
+        assert_close(got, _reference(a, b), rtol=1e-12)
