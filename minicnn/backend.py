@@ -11,7 +11,10 @@ import os
 
 import numpy as np
 
+from minicnn import pages
 from minicnn.errors import MinicnnError
+
+pages.apply_policy()  # no transparent huge pages for NumPy's large arrays (minicnn/pages.py)
 
 _cupy = None
 _cupy_error: str | None = None

@@ -23,7 +23,6 @@ import math
 import numpy as np
 
 from minicnn.errors import MinicnnError
-from minicnn.io.buffers import empty_for_reading
 
 # 2 GiB: five times VGG16's largest array (fc1, 25088 x 4096 float32 = 411 MB)
 MAX_ARRAY_BYTES = 2 * 2**30
@@ -174,7 +173,7 @@ def read_array(ds, shape, what: str) -> np.ndarray:
 
     found = check_declared(ds, shape, what)
     dsid = _dataset_id(ds, what)
-    out = empty_for_reading(found, dsid.dtype)
+    out = np.empty(found, dtype=dsid.dtype)
     if out.size:
         dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
     return out

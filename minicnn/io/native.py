@@ -43,7 +43,6 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
-from minicnn.io.buffers import empty_for_reading
 from minicnn.io.atomic import atomic_path
 from minicnn.io.h5check import check_declared
 from minicnn.io.h5common import assign, read_attrs
@@ -190,7 +189,7 @@ def _read_params(datasets: dict, layer, manifest: dict | None) -> dict:
         found = check_declared(dsid, shape, what)
         if manifest is not None and manifest.get(name, {}).get("dtype") != dsid.dtype.str:
             raise MinicnnError(f"{what}: not in the file's checksum list with dtype {dsid.dtype.str}")
-        values[key] = empty_for_reading(found, dsid.dtype)
+        values[key] = np.empty(found, dtype=dsid.dtype)
         try:
             if values[key].size:
                 dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, values[key])

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.errors import MinicnnError
-from minicnn.io.buffers import empty_for_reading
 
 # safetensors dtype names -> element size; NumPy has no bfloat16, so BF16 files are refused
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
@@ -124,7 +123,7 @@ def _agree(header: dict, package: dict) -> None:
 def _read_tensor(f, name: str, spec: dict) -> np.ndarray:
     """Tensor ``name`` as a new writable array, read from the open file ``f`` at the byte span
     ``spec["file_span"]`` that read_header checked against the dtype, the shape and the file size."""
-    out = empty_for_reading(tuple(spec["shape"]), np.dtype(_NUMPY_DTYPE[spec["dtype"]]))
+    out = np.empty(tuple(spec["shape"]), dtype=np.dtype(_NUMPY_DTYPE[spec["dtype"]]))
     begin, end = spec["file_span"]
     f.seek(begin)
     if out.nbytes and f.readinto(memoryview(out).cast("B")) != end - begin:

@@ -45,7 +45,6 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.errors import MinicnnError
-from minicnn.io.buffers import empty_for_reading
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -346,7 +345,7 @@ class TorchFile:
             start, length = t.offset, count
         else:
             start, length = 0, ref.numel
-        out = empty_for_reading(length, dtype)
+        out = np.empty(length, dtype=dtype)
         self._file.seek(offset + start * dtype.itemsize)
         got = self._file.readinto(memoryview(out).cast("B"))
         if got != out.nbytes:
