@@ -24,6 +24,7 @@ where it finds none (or is missing), products fall back to a plain ``np.matmul``
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,6 +36,19 @@ MIN_SPLIT_WORK = 1 << 20
 
 _state: dict = {}
 _lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    """In a forked child the pool's threads do not exist (a submitted part would wait forever) and
+    the lock may be held by a thread that is not there: start both afresh."""
+    global _lock
+    _state.pop("pool", None)
+    _state.pop("workers", None)
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _blas_controllers() -> list:

@@ -86,3 +86,22 @@ def test_a_lost_part_is_caught(two_threads, monkeypatch):
     assert len(calls) == 2
     with pytest.raises(AssertionError):
         assert_close(got, _reference(a, b), rtol=1e-12)
+
+
+def test_a_forked_child_splits_products_too(two_threads):
+    """multiprocessing's default start on Linux forks: the child must not wait on the parent's pool
+    threads, which it does not have (without the at-fork reset this test hangs and times out)."""
+    import multiprocessing
+
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((36, 64, 96)), rng.standard_normal((36, 96, 200))
+    gemm.matmul(a, b)  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_split_in_child, (a, b)).get(timeout=60)
+    assert_close(got, _reference(a, b), rtol=1e-12)
+
+
+def _split_in_child(a, b):
+    numba.set_num_threads(2)
+    return gemm.matmul(a, b)
