@@ -19,8 +19,10 @@ import numpy as np
 
 from minicnn.errors import MinicnnError
 
-# safetensors dtype names -> element size; NumPy has no bfloat16, so BF16 files are refused
-_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+# safetensors dtype names -> NumPy dtypes (little-endian, as the format stores them); NumPy has no
+# bfloat16, so BF16 files are refused
+_NUMPY_DTYPE = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+                "I8": "i1", "U8": "u1", "BOOL": "?"}  # fmt: skip
 MAX_HEADER = 100 * 1024 * 1024  # the package's own limit on the JSON header
 
 
@@ -56,9 +58,9 @@ def read_header(path) -> dict:
             dtype, shape, (begin, end) = spec["dtype"], [int(d) for d in spec["shape"]], spec["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise MinicnnError(f"tensor {name!r}: damaged header entry") from None
-        if dtype not in _ITEMSIZE:
-            raise MinicnnError(f"tensor {name!r} has dtype {dtype}; minicnn reads {', '.join(_ITEMSIZE)}")
-        need = int(np.prod(shape, dtype=np.int64)) * _ITEMSIZE[dtype]
+        if dtype not in _NUMPY_DTYPE:
+            raise MinicnnError(f"tensor {name!r} has dtype {dtype}; minicnn reads {', '.join(_NUMPY_DTYPE)}")
+        need = int(np.prod(shape, dtype=np.int64)) * np.dtype(_NUMPY_DTYPE[dtype]).itemsize
         if min(shape, default=0) < 0 or end - begin != need or begin < 0:
             raise MinicnnError(
                 f"tensor {name!r}: {end - begin} bytes declared for shape {tuple(shape)} ({dtype})"
@@ -105,8 +107,6 @@ def read_safetensors(path):
 # handle VGG16 peaked at 2.0x its weights and took 1.56x the time of safetensors.numpy.load_file
 # (piece by piece through fresh handles); one plain read per tensor into its final array, at the
 # offsets both header parsers agree on, peaks at 1.0x (benchmarks/load_torch_files.py).
-_NUMPY_DTYPE = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
-                "I8": "i1", "U8": "u1", "BOOL": "?"}  # fmt: skip
 
 
 def _agree(header: dict, package: dict) -> None:
@@ -123,7 +123,7 @@ def _agree(header: dict, package: dict) -> None:
 def _read_tensor(f, name: str, spec: dict) -> np.ndarray:
     """Tensor ``name`` as a new writable array, read from the open file ``f`` at the byte span
     ``spec["file_span"]`` that read_header checked against the dtype, the shape and the file size."""
-    out = np.empty(tuple(spec["shape"]), dtype=np.dtype(_NUMPY_DTYPE[spec["dtype"]]))
+    out = np.empty(tuple(spec["shape"]), dtype=_NUMPY_DTYPE[spec["dtype"]])
     begin, end = spec["file_span"]
     f.seek(begin)
     if out.nbytes and f.readinto(memoryview(out).cast("B")) != end - begin:
