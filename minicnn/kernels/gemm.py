@@ -120,8 +120,6 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
 
 def _product(a, b, out) -> None:
-    """out = a @ b for one part; out may be a strided view (columns of a 2-D result)."""
-    if out.flags.c_contiguous:
-        np.matmul(a, b, out=out)
-    else:
-        out[...] = a @ b
+    """out = a @ b for one part; out may be a strided view (columns of a 2-D result), which NumPy
+    writes in place."""
+    np.matmul(a, b, out=out)
