@@ -19,9 +19,6 @@ import os
 # them sleep at once. It takes effect only when minicnn is imported before NumPy loads OpenBLAS
 # (the CLI does so); a value the user set wins.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-# NumPy's request for transparent huge pages stalls first writes while the kernel compacts memory
-# (minicnn/pages.py has the measurements); minicnn.backend also switches it off at run time.
-os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 __version__ = "0.1.0"
 

@@ -11,10 +11,9 @@ weight into fresh memory, so the stalls land on them. Measured on the 2-core CI 
 - reading VGG16's 392 MB fc1 weight from the page cache: 0.07 s when huge pages were at hand,
   0.5-0.9 s when the kernel had to compact for them, 0.20-0.21 s every time with 4 KB pages.
 
-So ``import minicnn`` sets ``NUMPY_MADVISE_HUGEPAGE=0`` unless the variable is set (NumPy reads it
-when it loads), and ``apply_policy`` (run when the engine's array code loads, minicnn/backend.py)
-switches the request off at run time where NumPy was loaded first. ``NUMPY_MADVISE_HUGEPAGE=1``
-keeps NumPy's default.
+So ``apply_policy`` (run once when the engine's array code loads, minicnn/backend.py) switches the
+request off at run time, whether NumPy was loaded before minicnn or not. NumPy's own variable
+decides where it is set: ``NUMPY_MADVISE_HUGEPAGE=1`` keeps NumPy's default.
 """
 
 from __future__ import annotations
