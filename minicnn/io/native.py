@@ -18,11 +18,11 @@ Corruption is detected, never loaded: every array carries the SHA-256 of its byt
 the ``arrays`` attribute, which the header checksum covers together with the architecture and the
 metadata. Arrays are stored contiguously, without HDF5's per-chunk Fletcher-32: the SHA-256 already
 covers every byte of every array, and libhdf5's Fletcher-32 cost 1.0 ms of a 2.8 ms load of the
-shipped mnist_vgg.h5 (measured; issue 16 allows 10% over the old load time). Files written with
-Fletcher-32 chunks (minicnn 0.x before this change) are verified by both. Attributes are fixed-length
-byte strings in the object header (no global heap, the structure whose corruption made libhdf5 loop
-or crash in version 1 files) and the file uses the latest HDF5 file-format version. Version 1 files (no checksums, variable-length strings) still load, with a
-``UncheckedFileWarning``.
+shipped mnist_vgg.h5 (measured; issue 16 allows 10% over the old load time). Version 2 files written
+earlier with Fletcher-32 chunks are verified by both. Attributes are fixed-length byte strings in the
+object header (no global heap, the structure whose corruption made libhdf5 loop or crash in version 1
+files) and the file uses the latest HDF5 file-format version. Version 1 files (no checksums,
+variable-length strings) still load, with a ``UncheckedFileWarning``.
 
 Saving builds the whole file in memory and writes its bytes through a temporary file beside the
 target that is renamed at the end (minicnn.io.atomic): libhdf5 never writes to the disk, so a full
