@@ -114,7 +114,7 @@ def check_structure(f) -> dict:
 _SIZE_CHANGING = {1, 4, 5, 6}
 
 
-def _storage_can_hold(dsid, nbytes: int, what: str, plist=None) -> None:
+def _storage_can_hold(dsid, nbytes: int, what: str) -> None:
     """MinicnnError when compressed chunks would inflate beyond what real data compresses to.
 
     zlib cannot compress by more than MAX_COMPRESSION_RATIO, so a compressed dataset declaring more
@@ -125,7 +125,7 @@ def _storage_can_hold(dsid, nbytes: int, what: str, plist=None) -> None:
     stored = dsid.get_storage_size()
     if nbytes <= stored * MAX_COMPRESSION_RATIO:
         return  # the common case, decided without the creation property list (7 us a dataset)
-    plist = plist or dsid.get_create_plist()
+    plist = dsid.get_create_plist()
     if any(plist.get_filter(i)[0] in _SIZE_CHANGING for i in range(plist.get_nfilters())):
         raise MinicnnError(
             f"{what}: {nbytes} bytes declared but only {stored} stored (missing chunks or a bomb)"
