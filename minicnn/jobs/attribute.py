@@ -25,7 +25,7 @@ import numpy as np
 
 from minicnn.jobs.dataset import Dataset
 from minicnn.jobs.perimage import bad_arrays, read_shard_images
-from minicnn.jobs.shards import Shard, code_version
+from minicnn.jobs.shards import Shard, code_version, provenance
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,9 @@ class AttributeJob:
     code: str = field(default_factory=code_version)  # the client's, checked by each worker
 
     def provenance(self, phase: str, shard: Shard) -> dict:
-        return {
-            "job": phase,
-            "model_sha256": self.model_sha256,
-            "method": self.method,
-            "settings": dict(self.settings),
-            "shard": [shard.start, shard.stop],
-            "images": self.dataset.fingerprint(shard.start, shard.stop),
-            "code": code_version(),
-        }
+        images = self.dataset.fingerprint(shard.start, shard.stop)
+        return provenance(phase, self.model_sha256, shard, images, method=self.method,
+                          settings=dict(self.settings))  # fmt: skip
 
 
 def _saliency(net, x, targets, rec, times_input=False, samples=0, seed=0):

@@ -12,7 +12,7 @@ import numpy as np
 
 from minicnn.jobs.dataset import Dataset
 from minicnn.jobs.perimage import bad_arrays, read_shard_images
-from minicnn.jobs.shards import Shard, code_version
+from minicnn.jobs.shards import Shard, code_version, provenance
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,8 @@ class LocalizeJob:
     code: str = field(default_factory=code_version)  # the client's, checked by each worker
 
     def provenance(self, phase: str, shard: Shard) -> dict:
-        return {
-            "job": phase,
-            "model_sha256": self.model_sha256,
-            "annotations_sha256": self.annotations_sha256,
-            "shard": [shard.start, shard.stop],
-            "images": self.dataset.fingerprint(shard.start, shard.stop),
-            "code": code_version(),
-        }
+        images = self.dataset.fingerprint(shard.start, shard.stop)
+        return provenance(phase, self.model_sha256, shard, images, annotations_sha256=self.annotations_sha256)
 
 
 def localize_shard(task) -> dict:

@@ -22,7 +22,7 @@ import numpy as np
 
 from minicnn.jobs.dataset import Dataset
 from minicnn.jobs.perimage import bad_arrays, read_shard_images
-from minicnn.jobs.shards import Shard, code_version
+from minicnn.jobs.shards import Shard, code_version, provenance
 
 
 @dataclass(frozen=True)
@@ -45,18 +45,10 @@ class SanityJob:
     def provenance(self, phase: str, shard: Shard) -> dict:
         from minicnn.tools.sanity_similarity import METRICS
 
-        return {
-            "job": phase,
-            "model_sha256": self.model_sha256,
-            "methods": list(self.methods),
-            "layers": list(self.layers),
-            "metrics": list(METRICS),
-            "cascade": self.cascade,
-            "seed": self.seed,
-            "shard": [shard.start, shard.stop],
-            "images": self.dataset.fingerprint(shard.start, shard.stop),
-            "code": code_version(),
-        }
+        images = self.dataset.fingerprint(shard.start, shard.stop)
+        return provenance(phase, self.model_sha256, shard, images, methods=list(self.methods),
+                          layers=list(self.layers), metrics=list(METRICS), cascade=self.cascade,
+                          seed=self.seed)  # fmt: skip
 
 
 def sanity_shard(task) -> dict:

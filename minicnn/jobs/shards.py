@@ -65,6 +65,20 @@ def code_version() -> str:
     return f"{__version__}+{h.hexdigest()[:16]}"
 
 
+def provenance(job: str, model_sha256: str, shard: Shard, images, **fields) -> dict:
+    """What produced a shard's file, compared in full by ``--resume`` (``load_shard``): the job's
+    name, the model file's SHA-256, the shard's range, the fingerprint of its images (None where a
+    phase reads none), the code version, and the job's own settings (``fields``, JSON values)."""
+    return {
+        "job": job,
+        "model_sha256": model_sha256,
+        **fields,
+        "shard": [shard.start, shard.stop],
+        "images": images,
+        "code": code_version(),
+    }
+
+
 def check_code(client_code: str) -> None:
     """Worker: refuse a task from a client whose minicnn code differs from this process's (on a
     cluster, every host must run the same version, or the results would silently differ)."""

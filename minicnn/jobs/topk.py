@@ -24,7 +24,16 @@ import numpy as np
 from minicnn.errors import MinicnnError
 from minicnn.jobs.dataset import Dataset
 from minicnn.jobs.runners import Session
-from minicnn.jobs.shards import Shard, check_code, code_version, load_shard, plan, save_shard, shard_path
+from minicnn.jobs.shards import (
+    Shard,
+    check_code,
+    code_version,
+    load_shard,
+    plan,
+    provenance,
+    save_shard,
+    shard_path,
+)
 from minicnn.jobs.worker import network
 
 
@@ -46,19 +55,10 @@ class TopkJob:
 
     def provenance(self, phase: str, shard: Shard, **extra) -> dict:
         """What produced a shard's file: compared in full by --resume."""
-        return {
-            "job": f"topk-{phase}",
-            "model_sha256": self.model_sha256,
-            "layer": self.layer,
-            "k": self.k,
-            "mode": self.mode,
-            "channels": list(self.channels),
-            "batch_size": self.batch_size,
-            "shard": [shard.start, shard.stop],
-            "images": self.dataset.fingerprint(shard.start, shard.stop) if phase == "scan" else None,
-            "code": code_version(),
-            **extra,
-        }
+        images = self.dataset.fingerprint(shard.start, shard.stop) if phase == "scan" else None
+        return provenance(f"topk-{phase}", self.model_sha256, shard, images, layer=self.layer, k=self.k,
+                          mode=self.mode, channels=list(self.channels), batch_size=self.batch_size,
+                          **extra)  # fmt: skip
 
 
 def scan_shard(task) -> dict:
