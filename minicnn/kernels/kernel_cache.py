@@ -25,12 +25,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_WORDS = {
-    2: np.uint16,
-    4: np.uint32,
-    8: np.uint64,
-}  # item size -> unsigned type of the same size  # 2^64 / golden ratio: odd, and its multiples spread bits
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: odd, and its multiples spread bits
+_WORDS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # item size -> unsigned type of the same size
 
 
 @numba.njit(parallel=True, cache=True)
