@@ -25,7 +25,7 @@ from minicnn.kernels.conv import (  # noqa: F401 (conv2d_* re-exported: the laye
     conv2d_forward,
 )
 from minicnn.kernels.kernel_cache import KernelTransforms
-from minicnn.layers.base import Layer
+from minicnn.layers.base import Layer, he_normal
 
 
 class Conv2D(Layer):
@@ -83,7 +83,7 @@ class Conv2D(Layer):
         """He initialisation (He et al. 2015): N(0, 2 / fan_in), zero bias."""
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         shape = self.param_shapes()["weight"]
-        self.weight = (rng.standard_normal(shape, np.float32) * np.sqrt(2.0 / fan_in)).astype(dtype)
+        self.weight = he_normal(rng, shape, fan_in, dtype)
         self.bias = np.zeros(self.out_channels, dtype=dtype)
 
     def output_shape(self, shape):

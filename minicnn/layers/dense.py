@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn.layers.base import Layer
+from minicnn.layers.base import Layer, he_normal
 
 
 class Dense(Layer):
@@ -41,8 +41,7 @@ class Dense(Layer):
     def init_params(self, rng, dtype=np.float32):
         """He initialisation: N(0, 2 / in_features), zero bias."""
         shape = self.param_shapes()["weight"]
-        std = np.sqrt(2.0 / self.in_features)
-        self.weight = (rng.standard_normal(shape, np.float32) * std).astype(dtype)
+        self.weight = he_normal(rng, shape, self.in_features, dtype)
         self.bias = np.zeros(self.out_features, dtype=dtype)
 
     def output_shape(self, shape):
