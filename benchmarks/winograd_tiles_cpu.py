@@ -37,18 +37,17 @@ LAYERS = [(64, 64, 224), (64, 128, 112), (128, 128, 112), (128, 256, 56), (256, 
 
 def contenders(x, k, b, dy):
     def layer(module, pretransformed):
-        forward, backward = module.transform_kernel(k), module.transform_kernel(k, transposed=True)
+        kept = module.transform_kernel(k)
 
         def run():
-            u = forward if pretransformed else module.transform_kernel(k)
+            u = kept if pretransformed else module.transform_kernel(k)
             module.winograd_conv(x, u, b, 1)
-            u = backward if pretransformed else module.transform_kernel(k, transposed=True)
-            return module.winograd_conv(dy, u, None, 1)
+            return module.winograd_conv_adjoint(dy, u, 1)  # backward reads the same U
 
         return run
 
     def transforms(module):
-        return lambda: (module.transform_kernel(k), module.transform_kernel(k, transposed=True))
+        return lambda: module.transform_kernel(k)
 
     return {
         "F2": layer(winograd, False),

@@ -15,8 +15,9 @@ Three lowerings compute it, chosen here and nowhere else (``choose_lowering``):
   (minicnn/kernels/winograd_f4.py, "winograd4") for 3x3 stride-1 convolutions with at least
   WINOGRAD_MIN_CHANNELS channels in and out: 2.25x and 4x fewer multiply-adds; F(4x4, 3x3) carries
   ~5x F(2x2)'s float32 rounding (still within 1e-5 of the largest output on every VGG16 layer).
-  Backward applies it to dy with the transposed kernel, which is what the transposed convolution
-  is: dx = conv(dy, w rotated 180 degrees with channels swapped, padding 2 - p).
+  Backward runs the same computation's adjoint with the same transformed kernel U, transposed
+  (``winograd.run_adjoint``): in exact arithmetic the transposed convolution
+  dx = conv(dy, w rotated 180 degrees with channels swapped, padding 2 - p).
 
 The weight gradient always uses im2col. A caller that convolves with the same weights many times (a
 Conv2D layer) passes a KernelTransforms (minicnn/kernels/kernel_cache.py) to keep Winograd's
@@ -123,13 +124,13 @@ def _row_tiles(n: int, p: int, tile: int):
             yield image, q0, min(q0 + tile, p)
 
 
-def _transformed(w, lowering: str, transposed: bool, transforms):
+def _transformed(w, lowering: str, transforms):
     """Winograd's U for kernel w: the kept one from ``transforms`` (a KernelTransforms) if given and
     current, else built now."""
     module = _WINOGRAD[lowering]
     if transforms is None:
-        return module.transform_kernel(w, transposed=transposed)
-    return transforms.get(w, lowering, transposed, module.transform_kernel)
+        return module.transform_kernel(w)
+    return transforms.get(w, lowering, module.transform_kernel)
 
 
 def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto", transforms=None):
@@ -144,7 +145,7 @@ def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto", 
     ho, wo = output_size(h, kh, stride, padding), output_size(wd, kw, stride, padding)
     lowering = choose_lowering(x, w, stride, padding, algorithm, cached=transforms is not None)
     if lowering in _WINOGRAD:
-        u = _transformed(w, lowering, False, transforms)
+        u = _transformed(w, lowering, transforms)
         return _WINOGRAD[lowering].winograd_conv(x, u, b, padding), ConvCache(x, ho, wo)
     p, ckk = ho * wo, c * kh * kw
     w2, bias = w.reshape(o, ckk), b[:, None]
@@ -171,17 +172,16 @@ def conv2d_backward(
 ):
     """dy (N, O, Ho, Wo) -> (dx (N, C, H, W), dw (O, C, kh, kw) or None, db (O,) or None).
 
-    transforms: as in conv2d_forward (it keeps the transposed convolution's kernel separately).
+    transforms: as in conv2d_forward (backward reads the forward's transformed kernel).
     """
     xp = get_xp(dy)
     x = cache.x
-    # The same choice as forward (made with the layer's own padding p and the input's size): the
-    # transposed convolution maps dy (Ho x Wo) back to x (H x W) with padding 2 - p, and
-    # 0 <= p <= 2 exactly when 0 <= 2 - p <= 2; min(O, C) and max(O, C) are symmetric.
+    # The same choice as forward (made with the layer's own padding and the input's size): backward
+    # is the adjoint of the forward's lowering and reads the same transformed kernel.
     lowering = choose_lowering(x, w, stride, padding, algorithm, cached=transforms is not None)
     if not need_params and lowering in _WINOGRAD:
-        u = _transformed(w, lowering, True, transforms)
-        return _WINOGRAD[lowering].winograd_conv(dy, u, None, 2 - padding), None, None
+        u = _transformed(w, lowering, transforms)
+        return _WINOGRAD[lowering].winograd_conv_adjoint(dy, u, padding), None, None
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     p, ckk = cache.ho * cache.wo, c * kh * kw

@@ -1,11 +1,11 @@
 """The transformed kernels a convolution layer keeps between calls, and how it knows they are current.
 
 Winograd convolution (minicnn/kernels/winograd.py, winograd_f4.py) multiplies by U = G w G^T, not by
-w: 16 or 36 values per 3x3 kernel, for the convolution and again for its transpose (backward). Built
-on every call, U cost 1-3 ms per 512 x 512 layer with F(2x2, 3x3) and 4x that with F(4x4, 3x3): a
-tenth of a VGG16 saliency pass at batch 1. The weights rarely change between calls (a saliency map,
-a reconstruction, a class-model loop: thousands of passes with the same weights), so a layer keeps
-its last U for each (lowering, direction).
+w: 16 or 36 values per 3x3 kernel (backward multiplies by the same U, transposed). Built on every
+call, U cost 1-3 ms per 512 x 512 layer with F(2x2, 3x3) and 4x that with F(4x4, 3x3): a tenth of a
+VGG16 saliency pass at batch 1. The weights rarely change between calls (a saliency map, a
+reconstruction, a class-model loop: thousands of passes with the same weights), so a layer keeps
+its last U for each lowering.
 
 When is a kept U still right? A version counter bumped by every writer would be free to check, but
 it trusts every writer: the optimiser, loaders, and any caller who perturbs a weight in place (as a
@@ -46,26 +46,27 @@ def fingerprint(w) -> tuple:
 
 
 class KernelTransforms:
-    """A layer's transformed kernels, one per (lowering, transposed), each with the fingerprint of the
-    weights it was built from. ``get`` rebuilds on any change to the weights' content.
+    """A layer's transformed kernels, one per lowering, each with the fingerprint of the weights it
+    was built from. ``get`` rebuilds on any change to the weights' content.
 
-    Memory: one U per direction, (tile + 2)^2 / 9 times the weight's size (16/9 for F(2x2, 3x3), 4 for
-    F(4x4, 3x3)); for VGG16's convolutions with F(4x4, 3x3) both ways, ~470 MB. Call ``clear`` to free.
+    Memory: U is (tile + 2)^2 / 9 times the weight's size (16/9 for F(2x2, 3x3), 4 for F(4x4, 3x3));
+    for VGG16's convolutions at batch 1 (F(4x4, 3x3) but on the 14x14 layers), ~170 MB. Call
+    ``clear`` to free.
     """
 
     def __init__(self):
-        self._kept: dict[tuple[str, bool], tuple[tuple, object]] = {}
+        self._kept: dict[str, tuple[tuple, object]] = {}
 
-    def get(self, w, lowering: str, transposed: bool, transform):
+    def get(self, w, lowering: str, transform):
         """U for kernel w (O, C, 3, 3): the kept one if w's content is unchanged since it was built,
-        else transform(w, transposed=transposed), kept for next time (read-only: callers share it)."""
+        else transform(w), kept for next time (read-only: callers share it)."""
         key = fingerprint(w)
-        kept = self._kept.get((lowering, transposed))
+        kept = self._kept.get(lowering)
         if kept is not None and kept[0] == key:
             return kept[1]
-        u = transform(w, transposed=transposed)
+        u = transform(w)
         u.flags.writeable = False
-        self._kept[(lowering, transposed)] = (key, u)
+        self._kept[lowering] = (key, u)
         return u
 
     def __deepcopy__(self, memo):

@@ -26,6 +26,8 @@ Tiles are numbered p = (n * tiles_h + ty) * tiles_w + tx over the whole batch, s
 the 16 GEMMs of a 14x14 VGG16 layer gets 392 columns instead of 49 per image. The caller works on a
 range [r0, r1) of tile rows (n, ty) at a time, which bounds memory like im2col's row tiles do.
 
+The input gradient is the adjoint of this computation with the same U (``run_adjoint``).
+
 CPU only (Numba): there are no GPU kernels for the transforms, so the GPU path keeps im2col.
 """
 
@@ -45,40 +47,32 @@ def _g(g0, g1, g2):
 
 
 @numba.njit(cache=True, inline="always")
-def _kernel_tile(w, o, c, flip, u, a, b):
-    """u[:, a, b] = G g G^T for g = w[o, c], rotated by 180 degrees if flip."""
-    k0, k1, k2 = (2, 1, 0) if flip else (0, 1, 2)  # g[i, j] = w[o, c, k_i, k_j]
-    t0 = _g(w[o, c, k0, k0], w[o, c, k1, k0], w[o, c, k2, k0])  # t = G g, column by column
-    t1 = _g(w[o, c, k0, k1], w[o, c, k1, k1], w[o, c, k2, k1])
-    t2 = _g(w[o, c, k0, k2], w[o, c, k1, k2], w[o, c, k2, k2])
+def _kernel_tile(w, o, c, u):
+    """u[:, o, c] = G g G^T for g = w[o, c]."""
+    t0 = _g(w[o, c, 0, 0], w[o, c, 1, 0], w[o, c, 2, 0])  # t = G g, column by column
+    t1 = _g(w[o, c, 0, 1], w[o, c, 1, 1], w[o, c, 2, 1])
+    t2 = _g(w[o, c, 0, 2], w[o, c, 1, 2], w[o, c, 2, 2])
     for i in range(4):  # u = t G^T: row i of u is G @ (row i of t)
         row = _g(t0[i], t1[i], t2[i])
         for j in range(4):
-            u[4 * i + j, a, b] = row[j]
+            u[4 * i + j, o, c] = row[j]
 
 
 @numba.njit(parallel=True, cache=True)
-def _kernel_tiles(w, transposed, u):
-    """u[:, o, c] = G w[o, c] G^T for w (O, C, 3, 3); or, if ``transposed``, the same for the
-    transposed convolution's kernel (channels swapped, each 3x3 rotated by 180 degrees):
-    u[:, c, o] = G rot180(w[o, c]) G^T. Each thread owns u[:, a, :]; w is read in either order."""
-    for a in numba.prange(u.shape[1]):
-        for b in range(u.shape[2]):
-            if transposed:
-                _kernel_tile(w, b, a, True, u, a, b)
-            else:
-                _kernel_tile(w, a, b, False, u, a, b)
+def _kernel_tiles(w, u):
+    """u[:, o, c] = G w[o, c] G^T for w (O, C, 3, 3). Each thread owns u[:, o, :]."""
+    for o in numba.prange(u.shape[1]):
+        for c in range(u.shape[2]):
+            _kernel_tile(w, o, c, u)
 
 
-def transform_kernel(w, transposed: bool = False):
-    """w (O, C, 3, 3) -> U (16, O, C) with U[4*i + j, o, c] = (G w[o, c] G^T)[i, j].
+def transform_kernel(w):
+    """w (O, C, 3, 3) -> U (16, O, C) with U[4*i + j, o, c] = (G w[o, c] G^T)[i, j], in w's dtype.
 
-    transposed=True: U (16, C, O) of the transposed convolution (what backward applies to dy):
-    channels swapped and each 3x3 kernel rotated by 180 degrees before the transform.
+    Backward uses the same U, transposed (``run_adjoint``).
     """
-    n_out, n_in = w.shape[:2]
-    u = np.empty((16, n_in, n_out) if transposed else (16, n_out, n_in), dtype=w.dtype)
-    _kernel_tiles(np.ascontiguousarray(w), transposed, u)
+    u = np.empty((16, *w.shape[:2]), dtype=w.dtype)
+    _kernel_tiles(np.ascontiguousarray(w), u)
     return u
 
 
@@ -161,6 +155,67 @@ def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
                         y[n, o, oy + 1, ox + 1] = u1 - u2 - u3 + b
 
 
+@numba.njit(parallel=True, cache=True)
+def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
+    """G = A dY A^T for every output channel and every tile in tile rows [r0, r1): the adjoint of
+    ``output_tiles`` (bias aside). A = (A^T)^T: (A y) = (y0, y0 + y1, y0 - y1, -y1).
+
+    dy (N, O, Ho, Wo); tile (n, ty, tx) reads dy[n, :, 2ty : 2ty + 2, 2tx : 2tx + 2], zero where it
+    hangs over the edge (there the forward cropped); g (16, O, (r1 - r0) * tiles_w), g[4*i + j, o, p].
+    """
+    c_out, ho, wo = dy.shape[1], dy.shape[2], dy.shape[3]
+    for o in numba.prange(c_out):
+        for r in range(r0, r1):
+            n, ty = r // tiles_h, r % tiles_h
+            oy, full_h = 2 * ty, 2 * ty + 1 < ho
+            for tx in range(tiles_w):
+                q, ox = (r - r0) * tiles_w + tx, 2 * tx
+                full_w = ox + 1 < wo
+                # in float64 (one type for the tuple below; G is rounded once, on store)
+                y00 = np.float64(dy[n, o, oy, ox])
+                y01 = np.float64(dy[n, o, oy, ox + 1]) if full_w else 0.0
+                y10 = np.float64(dy[n, o, oy + 1, ox]) if full_h else 0.0
+                y11 = np.float64(dy[n, o, oy + 1, ox + 1]) if full_h and full_w else 0.0
+                # t = A dY (4 x 2), then G = t A^T, row by row
+                t = ((y00, y01), (y00 + y10, y01 + y11), (y00 - y10, y01 - y11), (-y10, -y11))
+                for i in range(4):
+                    a0, a1 = t[i]
+                    g[4 * i + 0, o, q] = a0
+                    g[4 * i + 1, o, q] = a0 + a1
+                    g[4 * i + 2, o, q] = a0 - a1
+                    g[4 * i + 3, o, q] = -a1
+
+
+@numba.njit(parallel=True, cache=True)
+def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
+    """dx[n, c, 2ty - pad + i, 2tx - pad + j] += (B E B^T)[i, j] for every tile in tile rows [r0, r1),
+    inside the image: the adjoint of ``input_tiles``. B = (B^T)^T:
+    (B e) = (e0, e1 - e2 + e3, e1 + e2 - e0, -e3).
+
+    e (16, C, (r1 - r0) * tiles_w), E[i, j] = e[4*i + j, c, p]; dx (N, C, H, W), added to in place
+    (the caller zeroes it). Neighbouring 4x4 input tiles overlap by two rows and columns; their
+    contributions to those pixels add up.
+    """
+    c_in, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    for c in numba.prange(c_in):
+        s = np.empty((4, 4), dtype=e.dtype)
+        for r in range(r0, r1):
+            n, ty = r // tiles_h, r % tiles_h
+            for tx in range(tiles_w):
+                q = (r - r0) * tiles_w + tx
+                for j in range(4):  # s = B E, column by column
+                    e0, e1, e2, e3 = e[j, c, q], e[4 + j, c, q], e[8 + j, c, q], e[12 + j, c, q]
+                    s[0, j], s[1, j], s[2, j], s[3, j] = e0, e1 - e2 + e3, e1 + e2 - e0, -e3
+                for i in range(4):  # dd = s B^T, row by row, added where it lies inside the image
+                    iy = 2 * ty - pad + i
+                    if 0 <= iy < h:
+                        row = (s[i, 0], s[i, 1] - s[i, 2] + s[i, 3], s[i, 1] + s[i, 2] - s[i, 0], -s[i, 3])
+                        for j in range(4):
+                            ix = 2 * tx - pad + j
+                            if 0 <= ix < w:
+                                dx[n, c, iy, ix] += row[j]
+
+
 # Transformed inputs and products are built this many elements at a time (2 MB each in float32), so
 # that V is still in cache when the GEMMs read it, but with at least as many tiles per step as the
 # layer has channels (max(C, O); never more than the budget itself), because BLAS runs GEMMs whose
@@ -180,6 +235,28 @@ def winograd_conv(x, u, bias, pad: int):
     return run_tiles(x, u, bias, pad, 2, tile_counts, input_tiles, output_tiles)
 
 
+def winograd_conv_adjoint(dy, u, pad: int):
+    """The input gradient of ``winograd_conv(x, u, bias, pad)``: dy (N, O, Ho, Wo) -> dx (N, C, Ho - 2*pad
+    + 2, Wo - 2*pad + 2), with the forward's own u (16, O, C) (see ``run_adjoint``)."""
+    return run_adjoint(dy, u, pad, tile_counts, output_gradient_tiles, input_gradient_tiles)
+
+
+def _steps(total: int, a: int, c: int, o: int, tiles_w: int) -> int:
+    """Tile rows per step, out of ``total``: by the budget, with at least max(c, o) columns per GEMM
+    (never more than the budget itself) and steps of equal size; a transformed positions."""
+    rows = WINOGRAD_TILE_ELEMENTS // (a * max(c, o) * tiles_w)  # tile rows per step, by the budget
+    least = min(max(c, o), WINOGRAD_TILE_ELEMENTS)  # columns per GEMM, at least
+    rows = max(1, min(max(rows, -(-least // tiles_w)), total))
+    return max(1, -(-total // -(-total // rows))) if total else 1  # steps of equal size
+
+
+def _buffer(a: int, columns: int, dtype):
+    """(a, columns + _GAP) scratch for the a matrices of V or M. Packed back to back they often start
+    a multiple of 4 KiB apart and compete for the same cache sets (the a streams are read and written
+    side by side); a 64-byte gap between them keeps them apart."""
+    return np.empty((a, columns + _GAP), dtype=dtype)
+
+
 def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     """The driver shared by F(2x2, 3x3) and F(4x4, 3x3) (minicnn/kernels/winograd_f4.py): for each step
     of tile rows, V = to_tiles(x), M[xi] = U[xi] @ V[xi] (one batched GEMM), y = from_tiles(M).
@@ -192,16 +269,9 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     a, o = u.shape[0], u.shape[1]
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
     tiles_h, tiles_w = counts(ho, wo)
-    total = n * tiles_h  # tile rows in the batch
-    rows = WINOGRAD_TILE_ELEMENTS // (a * max(c, o) * tiles_w)  # tile rows per step, by the budget
-    least = min(max(c, o), WINOGRAD_TILE_ELEMENTS)  # columns per GEMM, at least
-    rows = max(1, min(max(rows, -(-least // tiles_w)), total))
-    rows = max(1, -(-total // -(-total // rows))) if total else 1  # steps of equal size
-    # The a matrices of V and M are read and written side by side, a streams at once. Packed
-    # back to back they often start a multiple of 4 KiB apart and compete for the same cache sets;
-    # a 64-byte gap between them keeps them apart.
-    v_buffer = np.empty((a, c * rows * tiles_w + _GAP), dtype=x.dtype)
-    m_buffer = np.empty((a, o * rows * tiles_w + _GAP), dtype=x.dtype)
+    rows = _steps(n * tiles_h, a, c, o, tiles_w)
+    v_buffer = _buffer(a, c * rows * tiles_w, x.dtype)
+    m_buffer = _buffer(a, o * rows * tiles_w, x.dtype)
     bias = np.empty(0, dtype=x.dtype) if bias is None else bias
     y = np.empty((n, o, ho, wo), dtype=x.dtype)
     x = np.ascontiguousarray(x)
@@ -214,3 +284,41 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
         gemm.matmul(u, v, out=m)  # BLAS on one thread per part (minicnn/kernels/gemm.py)
         from_tiles(m, bias, tiles_h, tiles_w, r0, r1, y)
     return y
+
+
+def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient):
+    """The input gradient of ``run_tiles`` with the same u: its adjoint, step for step in reverse.
+
+    Forward, per tile: V = B^T d B, M[xi] = U[xi] @ V[xi], y = A^T M A. Each step is linear, so the
+    gradient of <y, dy> with respect to the input goes back through the transposes:
+
+        dM = A dY A^T  (from_gradient)     dV[xi] = U[xi]^T @ dM[xi]     dd = B dV B^T  (to_gradient)
+
+    and dd, a (tile + 2)-square of input pixels per tile, is added into dx where the tiles overlap.
+    The GEMMs read the forward's U transposed (BLAS's transpose flag), so backward needs no kernel
+    transform of its own, and a layer keeps one U, not two (the transposed convolution with the
+    rotated kernel needed its own U: 172 MB more for VGG16 with F(4x4, 3x3)). In exact arithmetic
+    this is the transposed convolution; in float32 its error is measured against float64 per VGG16
+    layer in tests/engine/test_winograd_f4.py.
+
+    dy (N, O, Ho, Wo); u (a, O, C); pad: the forward's padding; counts, from_gradient, to_gradient:
+    as ``tile_counts``, ``output_gradient_tiles``, ``input_gradient_tiles``. Returns dx (N, C, Ho -
+    2*pad + 2, Wo - 2*pad + 2) in dy's dtype.
+    """
+    n, o, ho, wo = dy.shape
+    a, c = u.shape[0], u.shape[2]
+    tiles_h, tiles_w = counts(ho, wo)
+    rows = _steps(n * tiles_h, a, c, o, tiles_w)
+    g_buffer = _buffer(a, o * rows * tiles_w, dy.dtype)
+    e_buffer = _buffer(a, c * rows * tiles_w, dy.dtype)
+    dx = np.zeros((n, c, ho - 2 * pad + 2, wo - 2 * pad + 2), dtype=dy.dtype)
+    dy, ut = np.ascontiguousarray(dy), u.transpose(0, 2, 1)
+    for r0 in range(0, n * tiles_h, rows):
+        r1 = min(r0 + rows, n * tiles_h)
+        k = (r1 - r0) * tiles_w
+        g = g_buffer[:, : o * k].reshape(a, o, k)
+        e = e_buffer[:, : c * k].reshape(a, c, k)
+        from_gradient(dy, tiles_h, tiles_w, r0, r1, g)
+        gemm.matmul(ut, g, out=e)
+        to_gradient(e, pad, tiles_h, tiles_w, r0, r1, dx)
+    return dx

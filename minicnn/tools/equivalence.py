@@ -10,7 +10,7 @@ while the gradient masks it by the forward input, dX_n = dX_(n+1) [X_n > 0].
 DeconvNet built as Zeiler & Fergus draw it (tools/deconvnet.py: unpooling at the switches,
 rectification, a forward convolution with the flipped filters, W^T R) runs down from the one-hot
 class score, and at every layer the gradient rule (the layer's own ``backward``, mode "gradient",
-with the cache of the same forward pass: col2im or the Winograd transposed kernel, the max-pool
+with the cache of the same forward pass: col2im or the Winograd adjoint, the max-pool
 kernel's scatter) is applied to the same incoming DeconvNet signal. So a conv, pool or dense row
 is a real measurement: break either code and its rows show it (tests/tools/test_equivalence.py).
 It also compares the three whole-network signals (gradient, DeconvNet, guided).
@@ -129,8 +129,15 @@ def compare(a, b, tol: float):
     return float(diff.max()) / scale, float((diff > tol * scale).mean())
 
 
+# Entries count as differing above this fraction of the layer's scale, by the network's dtype. In
+# float32 the two codes round differently by up to the engine's per-layer accuracy (F(4x4, 3x3)
+# Winograd: 2-6e-6 of the largest value on VGG16's layers, tests/engine/test_winograd_f4.py), so
+# 1e-6 would count rounding as difference; 1e-5 is the accuracy the engine promises per layer.
+DEFAULT_TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-6}
+
+
 def equivalence(
-    net, x, target="predicted", tol: float = 1e-6, record=None, progress: bool = True
+    net, x, target="predicted", tol: float | None = None, record=None, progress: bool = True
 ) -> EquivalenceResult:
     """Measure, for every layer of ``net``, the DeconvNet rule against the gradient rule.
 
@@ -138,15 +145,19 @@ def equivalence(
         net: a Sequential. x: images (N, C, H, W) in network-input space, or one (C, H, W) image.
         target: class index, list of N indices, or "predicted": the DeconvNet pass starts from the
             one-hot target score (the class-specific reconstruction of Simonyan et al. sec. 4).
-        tol: entries count as differing when |gradient - deconvnet| > tol * the layer's scale.
+        tol: entries count as differing when |gradient - deconvnet| > tol * the layer's scale;
+            None: DEFAULT_TOL for the network's dtype (1e-5 in float32, 1e-6 in float64).
         record: the PassRecord of a full forward pass over x already run by the caller (reused).
         progress: a tqdm bar of the layers on stderr (VGG16 on a few photos takes tens of seconds).
 
     Returns:
         an EquivalenceResult (rows from the output layer down to the first layer). Conv, max-pool,
-        dense and reshape rows measure two codes for one operation (float rounding apart: ~1e-16
-        in float64, ~1e-7 in float32); ReLU rows differ by what the paper says.
+        dense and reshape rows measure two codes for one operation (float rounding apart: ~1e-15
+        in float64, up to a few 1e-6 in float32 where a layer runs F(4x4, 3x3) Winograd); ReLU
+        rows differ by what the paper says.
     """
+    if tol is None:
+        tol = DEFAULT_TOL.get(np.dtype(net.dtype), 1e-6)
     x = as_batch(net, x)
     rec = forward_record(net, x, record)
     scores = rec.output()

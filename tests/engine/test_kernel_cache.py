@@ -33,10 +33,8 @@ def counting(monkeypatch):
     calls = []
     real = kernel_cache.KernelTransforms.get
 
-    def get(self, w, lowering, transposed, transform):
-        return real(
-            self, w, lowering, transposed, lambda *a, **k: calls.append(lowering) or transform(*a, **k)
-        )
+    def get(self, w, lowering, transform):
+        return real(self, w, lowering, lambda *a, **k: calls.append(lowering) or transform(*a, **k))
 
     monkeypatch.setattr(kernel_cache.KernelTransforms, "get", get)
     return calls
@@ -50,17 +48,17 @@ def test_kept_while_unchanged_rebuilt_after_any_change(monkeypatch, algorithm):
     layer.backward(np.ones_like(y), cache)
     layer.forward(x)
     layer.backward(np.ones_like(y), cache)
-    assert calls == [algorithm, algorithm]  # one per direction, then kept
-    assert len(layer.transforms) == 2
+    assert calls == [algorithm]  # one for both directions (backward reads it transposed), then kept
+    assert len(layer.transforms) == 1
     # the smallest change in place: one weight moved by one ulp
     layer.weight[3, 5, 1, 2] = np.nextafter(layer.weight[3, 5, 1, 2], np.float32(np.inf))
     after, _ = layer.forward(x)
-    assert len(calls) == 3
+    assert len(calls) == 2
     assert_close(after, reference(layer, x), 2e-5, "after an in-place change")
     # a new array with the same values is the same content: kept
     layer.weight = layer.weight.copy()
     layer.forward(x)
-    assert len(calls) == 3
+    assert len(calls) == 2
 
 
 def test_optimiser_steps_are_seen():
@@ -109,7 +107,7 @@ def test_fingerprint_sees_every_element_and_dtype():
 def test_kept_kernels_are_read_only_and_copies_start_empty():
     layer, x = layer_and_input()
     layer.forward(x)
-    u = layer.transforms.get(layer.weight, "winograd4", False, None)  # kept: transform not called
+    u = layer.transforms.get(layer.weight, "winograd4", None)  # kept: transform not called
     with pytest.raises(ValueError):
         u[0, 0, 0] = 1.0
     twin = copy.deepcopy(layer)

@@ -53,26 +53,42 @@ def test_against_torch(n, c, h, w, o, padding, dtype, rtol):
 
 def test_kernel_transform_is_g_w_gt():
     """U[4i+j, o, c] = (G w[o, c] G^T)[i, j], against the formula written with einsum (Lavin & Gray
-    2016), for the kernel and for its transposed convolution's kernel."""
+    2016)."""
     g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
     rng = np.random.default_rng(0)
     w = rng.standard_normal((5, 4, 3, 3))
     expected = np.einsum("ia,ocab,jb->ijoc", g, w, g).reshape(16, 5, 4)
     assert_close(winograd.transform_kernel(w), expected, 0, "U", atol=1e-14)
-    # the transposed convolution's kernel: channels swapped, each 3x3 rotated by 180 degrees
-    rotated = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
-    expected = np.einsum("ia,ocab,jb->ijoc", g, rotated, g).reshape(16, 4, 5)
-    assert_close(winograd.transform_kernel(w, transposed=True), expected, 0, "transposed U", atol=1e-14)
 
 
-def test_transposed_kernel_is_the_adjoint():
-    """<conv(x, w), y> = <x, conv(y, w transposed, padding 2 - p)>: what backward relies on."""
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)  # Lavin & Gray
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float)
+
+
+def test_backward_transforms_are_the_transposes():
+    """One 2x2 gradient tile through output_gradient_tiles is A dY A^T; one 4x4 tile through
+    input_gradient_tiles is B E B^T, both against the matrices of the paper written out here."""
+    rng = np.random.default_rng(5)
+    dy = rng.standard_normal((1, 1, 2, 2))
+    g = np.empty((16, 1, 1))
+    winograd.output_gradient_tiles(dy, 1, 1, 0, 1, g)
+    assert_close(g.reshape(4, 4), AT.T @ dy[0, 0] @ AT, 1e-14, "A dY A^T")
+    e = rng.standard_normal((16, 1, 1))
+    dx = np.zeros((1, 1, 4, 4))
+    winograd.input_gradient_tiles(e, 0, 1, 1, 0, 1, dx)
+    assert_close(dx[0, 0], BT.T @ e.reshape(4, 4) @ BT, 1e-14, "B E B^T")
+
+
+def test_backward_is_the_adjoint():
+    """<conv(x, w), y> = <x, backward(y)> for padding 0-2, odd sizes (tiles over the edge): backward
+    is the transpose of the forward computation, with the forward's own U."""
     rng = np.random.default_rng(1)
     for padding in (0, 1, 2):
         x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3))
-        y = winograd.winograd_conv(x, winograd.transform_kernel(w), None, padding)
+        u = winograd.transform_kernel(w)
+        y = winograd.winograd_conv(x, u, None, padding)
         g = rng.standard_normal(y.shape)
-        back = winograd.winograd_conv(g, winograd.transform_kernel(w, transposed=True), None, 2 - padding)
+        back = winograd.winograd_conv_adjoint(g, u, padding)
         assert back.shape == x.shape
         scale = np.abs(y).sum() * np.abs(g).max()
         assert_close((y * g).sum(), (x * back).sum(), 1e-10, f"adjoint, padding {padding}", scale=scale)
@@ -97,12 +113,17 @@ def test_tiles_are_built_in_bounded_steps(monkeypatch):
     """A small tile budget splits the batch into many steps (some crossing images); same result."""
     rng = np.random.default_rng(3)
     x, k = rng.standard_normal((3, 4, 9, 11)), rng.standard_normal((5, 4, 3, 3))
-    whole = winograd.winograd_conv(x, winograd.transform_kernel(k), None, 1)
+    u = winograd.transform_kernel(k)
+    dy = rng.standard_normal((3, 5, 9, 11))
+    whole, whole_dx = winograd.winograd_conv(x, u, None, 1), winograd.winograd_conv_adjoint(dy, u, 1)
     monkeypatch.setattr(winograd, "WINOGRAD_TILE_ELEMENTS", 1)
-    stepped = winograd.winograd_conv(x, winograd.transform_kernel(k), None, 1)
-    reference, _ = conv2d_forward(x, k, np.zeros(5), 1, 1, algorithm="im2col")
+    stepped, stepped_dx = winograd.winograd_conv(x, u, None, 1), winograd.winograd_conv_adjoint(dy, u, 1)
+    reference, cache = conv2d_forward(x, k, np.zeros(5), 1, 1, algorithm="im2col")
+    reference_dx = conv2d_backward(dy, cache, k, 1, 1, algorithm="im2col")[0]
     assert_close(stepped, whole, 0, "stepped against whole")  # bit for bit
+    assert_close(stepped_dx, whole_dx, 0, "stepped against whole, backward")
     assert_close(stepped, reference, 1e-12, "stepped against im2col")
+    assert_close(stepped_dx, reference_dx, 1e-12, "stepped against im2col, backward")
 
 
 def test_empty_batch():
@@ -116,8 +137,9 @@ def test_auto_takes_winograd_only_where_it_pays(monkeypatch):
     """auto = Winograd for 3x3 stride-1 convolutions with enough channels on both sides, else im2col;
     the weight gradient (training) always goes through im2col."""
     calls = []
-    real = winograd.winograd_conv
-    monkeypatch.setattr(winograd, "winograd_conv", lambda *a: calls.append(a[1].shape) or real(*a))
+    for name in ("winograd_conv", "winograd_conv_adjoint"):  # forward and backward
+        real = getattr(winograd, name)
+        monkeypatch.setattr(winograd, name, lambda *a, real=real: calls.append(a[1].shape) or real(*a))
     rng = np.random.default_rng(4)
     many = WINOGRAD_MIN_CHANNELS
     cases = [((many, many, 3, 3), 1, True), ((3, many, 3, 3), 1, False), ((many, many, 3, 3), 2, False),

@@ -80,16 +80,12 @@ def test_the_construction_is_a_correlation():
 
 
 def test_kernel_transform_is_g_w_gt():
-    """U[6i+j, o, c] = (G w[o, c] G^T)[i, j] with G from the construction / 2 (the kernel's scaling),
-    for the kernel and for the transposed convolution's (channels swapped, rotated 180 degrees)."""
+    """U[6i+j, o, c] = (G w[o, c] G^T)[i, j] with G from the construction / 2 (the kernel's scaling)."""
     g = toom_cook(POINTS)[1] / 2
     rng = np.random.default_rng(1)
     w = rng.standard_normal((5, 4, 3, 3))
     expected = np.einsum("ia,ocab,jb->ijoc", g, w, g).reshape(36, 5, 4)
     assert_close(winograd_f4.transform_kernel(w), expected, 1e-14, "U")
-    rotated = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
-    expected = np.einsum("ia,ocab,jb->ijoc", g, rotated, g).reshape(36, 4, 5)
-    assert_close(winograd_f4.transform_kernel(w, transposed=True), expected, 1e-14, "transposed U")
 
 
 def test_input_and_output_transforms_are_the_construction():
@@ -105,6 +101,25 @@ def test_input_and_output_transforms_are_the_construction():
     y = np.empty((1, 1, 4, 4))
     winograd_f4.output_tiles(m, np.empty(0), 1, 1, 0, 1, y)
     assert_close(y[0, 0], at @ m.reshape(6, 6) @ at.T, 1e-14, "Y")
+
+
+def test_backward_transforms_are_the_transposes():
+    """Backward's two transforms against the construction: one 4x4 gradient tile through
+    output_gradient_tiles is A dY A^T; one 6x6 tile through input_gradient_tiles is (2B) E (2B)^T,
+    and a second tile beside it adds into the two columns they share."""
+    at, _, bt = toom_cook(POINTS)
+    rng = np.random.default_rng(6)
+    dy = rng.standard_normal((1, 1, 4, 4))
+    g = np.empty((36, 1, 1))
+    winograd_f4.output_gradient_tiles(dy, 1, 1, 0, 1, g)
+    assert_close(g.reshape(6, 6), at.T @ dy[0, 0] @ at, 1e-14, "A dY A^T")
+    e = rng.standard_normal((36, 1, 2))  # two tiles side by side: 6 x 10 input pixels
+    dx = np.zeros((1, 1, 6, 10))
+    winograd_f4.input_gradient_tiles(e, 0, 1, 2, 0, 1, dx)
+    expected = np.zeros((6, 10))
+    for tx in range(2):
+        expected[:, 4 * tx : 4 * tx + 6] += (2 * bt).T @ e[:, 0, tx].reshape(6, 6) @ (2 * bt)
+    assert_close(dx[0, 0], expected, 1e-14, "B E B^T, overlapping")
 
 
 SHAPES = [  # n, c, h, w, o, padding: tiles hanging over every edge, padding 0-2, batches sharing GEMMs
@@ -151,21 +166,28 @@ def test_against_torch(n, c, h, w, o, padding, dtype, rtol):
 
 
 def test_adjoint_and_bounded_steps(monkeypatch):
-    """<conv(x, w), g> = <x, conv^T(g, w)> for padding 0-2, and a tiny step budget (tile rows split
-    across images) gives the same result bit for bit."""
+    """<conv(x, w), g> = <x, backward(g)> for padding 0-2 with the forward's own U, and a tiny step
+    budget (tile rows split across images, rows shared between steps) gives the same results bit for
+    bit, both ways."""
     rng = np.random.default_rng(3)
     for padding in (0, 1, 2):
         x, w = rng.standard_normal((2, 3, 9, 7)), rng.standard_normal((4, 3, 3, 3))
-        y = winograd_f4.winograd_conv(x, winograd_f4.transform_kernel(w), None, padding)
+        u = winograd_f4.transform_kernel(w)
+        y = winograd_f4.winograd_conv(x, u, None, padding)
         g = rng.standard_normal(y.shape)
-        back = winograd_f4.winograd_conv(g, winograd_f4.transform_kernel(w, True), None, 2 - padding)
+        back = winograd_f4.winograd_conv_adjoint(g, u, padding)
         scale = np.abs(y).sum() * np.abs(g).max()
         assert_close((y * g).sum(), (x * back).sum(), 1e-10, f"adjoint, padding {padding}", scale=scale)
-    x, w = rng.standard_normal((3, 4, 9, 11)), rng.standard_normal((5, 4, 3, 3))
-    whole = winograd_f4.winograd_conv(x, winograd_f4.transform_kernel(w), None, 1)
-    monkeypatch.setattr(winograd, "WINOGRAD_TILE_ELEMENTS", 1)
-    stepped = winograd_f4.winograd_conv(x, winograd_f4.transform_kernel(w), None, 1)
-    assert_close(stepped, whole, 0, "stepped against whole", atol=0)
+    x, w = rng.standard_normal((3, 4, 13, 11)), rng.standard_normal((5, 4, 3, 3))
+    u, g = winograd_f4.transform_kernel(w), rng.standard_normal((3, 5, 13, 11))
+    whole, whole_dx = winograd_f4.winograd_conv(x, u, None, 1), winograd_f4.winograd_conv_adjoint(g, u, 1)
+    for budget in (1, 36 * 5 * 3 * 2):  # one tile row per step; two (a step ends inside an image)
+        monkeypatch.setattr(winograd, "WINOGRAD_TILE_ELEMENTS", budget)
+        stepped = winograd_f4.winograd_conv(x, u, None, 1)
+        stepped_dx = winograd_f4.winograd_conv_adjoint(g, u, 1)
+        assert_close(stepped, whole, 0, "stepped against whole", atol=0)
+        assert_close(stepped_dx, whole_dx, 0, "stepped against whole, backward", atol=0)
+    assert_close(whole_dx, naive.conv2d_backward(g, x, w, 1, 1)[0], 1e-12, "backward against naive loops")
 
 
 # VGG16's 3x3 convolutions with 16+ channels: (in, out, size); each runs at its real size.
