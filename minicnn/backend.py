@@ -14,7 +14,7 @@ import numpy as np
 from minicnn import pages
 from minicnn.errors import MinicnnError
 
-pages.apply_policy()  # no transparent huge pages for NumPy's large arrays (minicnn/pages.py)
+pages.apply_policy()  # no huge pages for NumPy; freed arrays kept for the next pass (minicnn/pages.py)
 
 _cupy = None
 _cupy_error: str | None = None
