@@ -4,6 +4,12 @@ The switch of an output is the flat offset ``ky * kw + kx`` of its maximum insid
 (Chainer's convention). DeconvNet "unpooling" (Zeiler & Fergus 2013, sec. 2.1) and the gradient of
 max-pooling are the same operation: put each output's signal back at its switch, zeros elsewhere.
 Ties go to the first maximum in raster order, so results are deterministic.
+
+VGG's pooling (2x2 windows at stride 2) has kernels of its own: the general loops over a window of
+any size ran at ~5 GB/s on a 2-core machine (3.0 ms forward on 64 x 224 x 224 at batch 1), the
+unrolled window at ~17 GB/s (0.9 ms), and its backward writes every input once (the windows tile
+the input) instead of zeroing dx and then scattering into it (2.5 -> 1.25 ms; benchmarks/RESULTS.md,
+issue 19). Both give the general kernels' results exactly (tests/engine/test_naive_reference.py).
 """
 
 from __future__ import annotations
@@ -50,6 +56,64 @@ def _maxpool_backward_cpu(dy, switches, kw, stride, dx):
                 dx[n, c, oy * stride + s // kw, ox * stride + s % kw] += dy[n, c, oy, ox]
 
 
+@numba.njit(parallel=True, cache=True)
+def _maxpool2_forward_cpu(x, y, switches):
+    """The 2x2, stride 2 case of _maxpool_forward_cpu: the window unrolled, the same comparisons in
+    the same order (so the same ties and the same NaN handling), two input rows per output row."""
+    n_img, c_in, ho, wo = y.shape
+    for nc in numba.prange(n_img * c_in):
+        n = nc // c_in
+        c = nc % c_in
+        for oy in range(ho):
+            top, bottom = x[n, c, 2 * oy], x[n, c, 2 * oy + 1]
+            out, switch = y[n, c, oy], switches[n, c, oy]
+            for ox in range(wo):
+                best, arg = top[2 * ox], 0
+                v = top[2 * ox + 1]
+                if v > best:
+                    best, arg = v, 1
+                v = bottom[2 * ox]
+                if v > best:
+                    best, arg = v, 2
+                v = bottom[2 * ox + 1]
+                if v > best:
+                    best, arg = v, 3
+                out[ox] = best
+                switch[ox] = arg
+
+
+@numba.njit(parallel=True, cache=True)
+def _maxpool2_backward_cpu(dy, switches, dx):
+    """The 2x2, stride 2 case of _maxpool_backward_cpu, writing every element of dx once: each window
+    gets dy at its switch and zeros elsewhere, and the last row / column that no window reads (odd
+    sides) gets zeros. dx may hold anything on entry (np.empty)."""
+    n_img, c_in, ho, wo = dy.shape
+    h, w = dx.shape[2], dx.shape[3]
+    zero = dx.dtype.type(0)
+    for nc in numba.prange(n_img * c_in):
+        n = nc // c_in
+        c = nc % c_in
+        for oy in range(ho):
+            top, bottom = dx[n, c, 2 * oy], dx[n, c, 2 * oy + 1]
+            signal, switch = dy[n, c, oy], switches[n, c, oy]
+            for ox in range(wo):
+                s, v = switch[ox], signal[ox]
+                top[2 * ox] = v if s == 0 else zero
+                top[2 * ox + 1] = v if s == 1 else zero
+                bottom[2 * ox] = v if s == 2 else zero
+                bottom[2 * ox + 1] = v if s == 3 else zero
+            for k in range(2 * wo, w):
+                top[k] = zero
+                bottom[k] = zero
+        for k in range(2 * ho, h):
+            dx[n, c, k, :] = zero
+
+
+def _is_vgg_pool(kh: int, kw: int, stride: int) -> bool:
+    """2x2 windows at stride 2: the case with kernels of its own (see the module docstring)."""
+    return kh == 2 and kw == 2 and stride == 2
+
+
 def maxpool_forward(x, kh: int, kw: int, stride: int):
     """x (N, C, H, W) -> (y (N, C, Ho, Wo), switches int32 (N, C, Ho, Wo)).
 
@@ -59,7 +123,9 @@ def maxpool_forward(x, kh: int, kw: int, stride: int):
     ho, wo = output_size(h, kh, stride, 0), output_size(w, kw, stride, 0)
     y = xp.empty((n, c, ho, wo), dtype=x.dtype)
     switches = xp.empty((n, c, ho, wo), dtype=np.int32)
-    if xp is np:
+    if xp is np and _is_vgg_pool(kh, kw, stride):
+        _maxpool2_forward_cpu(x, y, switches)
+    elif xp is np:
         _maxpool_forward_cpu(x, kh, kw, stride, y, switches)
     else:
         from minicnn.kernels import gpu
@@ -71,6 +137,10 @@ def maxpool_forward(x, kh: int, kw: int, stride: int):
 def maxpool_backward(dy, switches, input_shape, kh: int, kw: int, stride: int):
     """Route dy (N, C, Ho, Wo) through the switches into dx of ``input_shape`` (N, C, H, W)."""
     xp = get_xp(dy)
+    if xp is np and _is_vgg_pool(kh, kw, stride):
+        dx = np.empty(input_shape, dtype=dy.dtype)  # every element written by the kernel
+        _maxpool2_backward_cpu(dy, switches, dx)
+        return dx
     dx = xp.zeros(input_shape, dtype=dy.dtype)
     if xp is np:
         _maxpool_backward_cpu(dy, switches, kw, stride, dx)

@@ -172,6 +172,7 @@ def tied_windows(x, kh, kw, stride):
     "shape,kernel,stride",
     [
         ((2, 3, 6, 6), (2, 2), None),  # stride = kernel
+        ((1, 2, 7, 9), (2, 2), 2),  # VGG's 2x2 / 2 with odd sides: a last row and column no window reads
         ((1, 2, 7, 8), (3, 3), 2),  # overlapping windows
         ((2, 2, 5, 6), (2, 2), 1),  # overlapping, every input in up to four windows
         ((1, 2, 9, 10), (2, 2), 3),  # stride > kernel: rows and columns no window reads
@@ -193,3 +194,17 @@ def test_maxpool(shape, kernel, stride, ties):
     dy = rng.standard_normal(y.shape)
     dx, _ = layer.backward(dy, cache)
     assert_close(dx, naive.maxpool_backward(dy, switches_ref, shape, kw, s), RTOL, what="backward")
+
+
+def test_vgg_pool_backward_writes_every_input():
+    """The 2x2 / 2 backward fills dx itself (np.empty, not zeros): started from NaN everywhere, it must
+    still give the naive result, zeros included (odd sides: the last row and column)."""
+    from minicnn.kernels.maxpool import _maxpool2_backward_cpu
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, (2, 3, 7, 9)).astype(np.float64)  # ties in most windows
+    y_ref, switches = naive.maxpool_forward(x, 2, 2, 2)
+    dy = rng.standard_normal(y_ref.shape)
+    dx = np.full(x.shape, np.nan)
+    _maxpool2_backward_cpu(dy, switches.astype(np.int32), dx)
+    np.testing.assert_array_equal(dx, naive.maxpool_backward(dy, switches, x.shape, 2, 2))
