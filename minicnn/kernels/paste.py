@@ -1,10 +1,15 @@
-"""Paste one small patch per batch item into a batch of feature maps, each at its own offset.
+"""Paste one small patch per batch item into a batch of feature maps, each at its own offset, and
+its inverse, crop one window per batch item out of a single (zero-padded) map.
 
-    dst[b, :, r[b] + i, c[b] + j] = patch[b, :, i, j]      (clipped to dst's borders)
+    paste:  dst[b, :, r[b] + i, c[b] + j] = patch[b, :, i, j]      (clipped to dst's borders)
+    crop:   out[b, :, i, j] = src[0, :, r[b] + i - pad, c[b] + j - pad]   (zero outside src)
 
 Incremental occlusion (minicnn/tools/incremental.py) moves the changed rectangle of every occluder
-position through the network this way. CPU: one Numba loop, no temporaries. GPU: a short loop of
-slice copies over the batch (no host round trip of the data).
+position through the network this way: at every layer it crops the input rows a patch's outputs
+read from the clean activation and pastes the changed patch over them. CPU: Numba loops over
+(item, channel), no temporaries (cropping with NumPy padded the whole map, gathered with fancy
+indexing and transposed: 3 copies, ~15% of an occlusion batch on VGG16; benchmarks/RESULTS.md,
+issue 19). GPU: the same with array operations (no host round trip of the data).
 """
 
 from __future__ import annotations
@@ -15,19 +20,36 @@ import numpy as np
 from minicnn.backend import get_xp
 
 
-@numba.njit(cache=True)
+@numba.njit(parallel=True, cache=True)
 def _paste_cpu(dst, patch, r, c):
     n, ch, hh, ww = dst.shape
     h, w = patch.shape[2], patch.shape[3]
-    for b in range(n):
-        for k in range(ch):
-            for i in range(h):
-                y = r[b] + i
-                if 0 <= y < hh:
-                    for j in range(w):
-                        xx = c[b] + j
-                        if 0 <= xx < ww:
-                            dst[b, k, y, xx] = patch[b, k, i, j]
+    for bk in numba.prange(n * ch):  # each (item, channel) writes only its own map
+        b, k = bk // ch, bk % ch
+        for i in range(h):
+            y = r[b] + i
+            if 0 <= y < hh:
+                for j in range(w):
+                    xx = c[b] + j
+                    if 0 <= xx < ww:
+                        dst[b, k, y, xx] = patch[b, k, i, j]
+
+
+@numba.njit(parallel=True, cache=True)
+def _crop_cpu(src, pad, r, c, out):
+    ch, hh, ww = src.shape
+    n, h, w = out.shape[0], out.shape[2], out.shape[3]
+    for bk in numba.prange(n * ch):
+        b, k = bk // ch, bk % ch
+        for i in range(h):
+            y = r[b] + i - pad
+            row = out[b, k, i]
+            if 0 <= y < hh:
+                for j in range(w):
+                    xx = c[b] + j - pad
+                    row[j] = src[k, y, xx] if 0 <= xx < ww else 0.0
+            else:
+                row[:] = 0.0
 
 
 def _paste_gpu(dst, patch, r, c):
@@ -37,6 +59,28 @@ def _paste_gpu(dst, patch, r, c):
         dst[b, :, y0:y1, x0:x1] = patch[
             b, :, y0 - int(r[b]) : y1 - int(r[b]), x0 - int(c[b]) : x1 - int(c[b])
         ]
+
+
+def _crop_gpu(src, pad, r, c, h, w):
+    xp = get_xp(src)
+    if pad:
+        src = xp.pad(src, ((0, 0), (pad, pad), (pad, pad)))
+    rows = xp.asarray(r)[:, None] + xp.arange(h)[None, :]  # (B, h), padded coordinates
+    cols = xp.asarray(c)[:, None] + xp.arange(w)[None, :]  # (B, w)
+    out = src[:, rows[:, :, None], cols[:, None, :]]  # (C, B, h, w)
+    return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
+
+
+def crop(src, pad: int, r, c, h: int, w: int):
+    """Windows (B, C, h, w) of src (1, C, H, W) zero-padded by ``pad`` on every side, window b with its
+    top-left corner at (r[b], c[b]) in padded coordinates (r, c: (B,) host integer arrays), each
+    window inside the padded map."""
+    src = src[0]
+    if get_xp(src) is not np:
+        return _crop_gpu(src, pad, r, c, h, w)
+    out = np.empty((len(r), src.shape[0], h, w), dtype=src.dtype)
+    _crop_cpu(np.ascontiguousarray(src), int(pad), np.asarray(r, np.int64), np.asarray(c, np.int64), out)
+    return out
 
 
 def paste(dst, patch, r, c):

@@ -24,19 +24,7 @@ import numpy as np
 
 from minicnn.backend import get_xp
 from minicnn.geometry import POINTWISE
-from minicnn.kernels.paste import paste
-
-
-def padded_crops(clean, pad, starts_r, starts_c, h, w):
-    """Crops (B, C, h, w) of clean (1, C, H, W) zero-padded by ``pad``, at padded coordinates (r, c)."""
-    xp = get_xp(clean)
-    src = clean[0]
-    if pad:
-        src = xp.pad(src, ((0, 0), (pad, pad), (pad, pad)))
-    rows = xp.asarray(starts_r)[:, None] + xp.arange(h)[None, :]  # (B, h)
-    cols = xp.asarray(starts_c)[:, None] + xp.arange(w)[None, :]  # (B, w)
-    out = src[:, rows[:, :, None], cols[:, None, :]]  # (C, B, h, w)
-    return xp.ascontiguousarray(out.transpose(1, 0, 2, 3))
+from minicnn.kernels.paste import crop, paste
 
 
 def _changed_outputs(window, axis, start, length, size_out):
@@ -76,7 +64,7 @@ def incremental_scores(net, image, positions, size: int, fill, full_above: float
     # every position has the same h x w; the part of it the occluder misses keeps the image's values.
     ph, pw = min(size, h), min(size, w)
     r0, c0 = np.clip(ys, 0, h - ph), np.clip(xs, 0, w - pw)
-    patch = padded_crops(image[None], 0, r0, c0, ph, pw)
+    patch = crop(image[None], 0, r0, c0, ph, pw)
     value = xp.asarray(fill, dtype=image.dtype)
     occluder = xp.broadcast_to(value[None, :, None, None], (bsz, c, size, size))
     paste(patch, occluder, ys - r0, xs - c0)
@@ -96,12 +84,12 @@ def incremental_scores(net, image, positions, size: int, fill, full_above: float
             if nh * nw > full_above * out_h * out_w:
                 break
             if pad_h != pad_w:
-                break  # (no layer pads unevenly today; padded_crops takes one padding)
+                break  # (no layer pads unevenly today; crop takes one padding)
             # the input rows those outputs read, from o*s in padded coordinates
             hin, win = (nh - 1) * sh + kh, (nw - 1) * sw + kw
-            crop = padded_crops(clean_in, pad_h, o_r * sh, o_c * sw, hin, win)
-            paste(crop, patch, r0 + pad_h - o_r * sh, c0 + pad_w - o_c * sw)
-            patch = layer.forward_padded(crop)  # the layer's own forward (and lowering)
+            reads = crop(clean_in, pad_h, o_r * sh, o_c * sw, hin, win)
+            paste(reads, patch, r0 + pad_h - o_r * sh, c0 + pad_w - o_c * sw)
+            patch = layer.forward_padded(reads)  # the layer's own forward (and lowering)
             r0, c0 = o_r, o_c
         else:
             patch = layer.forward_padded(patch)

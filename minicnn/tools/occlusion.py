@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from minicnn.backend import get_xp, to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.layers.softmax import softmax
-from minicnn.tools.incremental import clean_outputs, incremental_scores
+from minicnn.tools.incremental import incremental_scores
 from minicnn.tools.targets import as_batch, forward_record, resolve_targets
 
 FILLS = ("grey", "zero", "mean")
@@ -141,7 +141,8 @@ def occlusion(
     if batch_size < 1:
         raise MinicnnError(f"batch_size must be positive, got {batch_size}")
     fills = fill_values(net, x, fill)
-    base = forward_record(net, x, record).output()
+    passed = forward_record(net, x, record)
+    base = passed.output()
     targets = resolve_targets(target, base)
     base_prob = to_numpy(softmax(base, axis=1))[np.arange(n), targets]
     base_score = to_numpy(base)[np.arange(n), targets].astype(np.float64)
@@ -152,7 +153,9 @@ def occlusion(
     top_class = np.empty((n, p), dtype=np.int64)
     with tqdm(total=n * p, desc="occlusion", unit="position", disable=not progress) as bar:
         for i in range(n):
-            clean = clean_outputs(net, x[i]) if incremental else None
+            # the clean activations incremental inference starts from: image i's part of the
+            # forward pass just run (one pass fewer per image than clean_outputs(net, x[i]))
+            clean = {name: out[i : i + 1] for name, out in passed.outputs.items()} if incremental else None
             for start in range(0, p, batch_size):
                 chunk = positions[start : start + batch_size]
                 if incremental:
