@@ -2,11 +2,11 @@
 
 Backward: dx = dy @ W, dW = dy.T @ x, db = sum of dy over the batch.
 
-The forward product is computed as (W @ x.T).T: the same sums, but OpenBLAS runs it 20% faster at
-batch 8-32 on VGG16's fc1 (4096 x 25088: 33 vs 42 ms at batch 8, 54 vs 68 ms at batch 32, 2 cores;
-the same at batch 1; measured, not analysed: OpenBLAS packs the operands of the two orders
-differently). Backward's dy @ W is already the faster of its two orders (benchmarks/RESULTS.md,
-issue 19).
+The forward product is computed as (W @ x.T).T: the same product (rounded in another order), but
+OpenBLAS runs it 20% faster at batch 8-32 on VGG16's fc1 (4096 x 25088: 33 vs 42 ms at batch 8, 54
+vs 68 ms at batch 32, 2 cores; the same at batch 1; measured, not analysed: OpenBLAS packs the
+operands of the two orders differently). Backward's dy @ W is already the faster of its two orders
+(benchmarks/RESULTS.md, issue 19).
 """
 
 from __future__ import annotations
