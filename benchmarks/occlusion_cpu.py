@@ -44,8 +44,17 @@ def main(argv=None):
 
     def ours(incremental):
         def run():
-            results[incremental] = mc.occlusion(net, image, target=target, size=16, stride=8, fill="zero",
-                                                batch_size=args.batch, incremental=incremental, progress=False)  # fmt: skip
+            results[incremental] = mc.occlusion(
+                net,
+                image,
+                target=target,
+                size=16,
+                stride=8,
+                fill="zero",
+                batch_size=args.batch,
+                incremental=incremental,
+                progress=False,
+            )
 
         return run
 
