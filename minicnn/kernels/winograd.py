@@ -86,12 +86,14 @@ def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
     """V = B^T d B for every input channel and every tile in tile rows [r0, r1).
 
     x (N, C, H, W); tile (n, ty, tx) reads x[n, :, 2ty - pad : 2ty - pad + 4, 2tx - pad : ...]
-    (zero outside the image); v (16, C, (r1 - r0) * tiles_w), v[4*i + j, c, p].
+    (zero outside the image); v (16, >= C * k) with k = (r1 - r0) * tiles_w: row xi holds the matrix
+    V[xi] (C, k) row-major, V[4*i + j][c, p] = v[4*i + j, c * k + p] (``run_tiles`` says why).
     """
     c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
     width = 2 * tiles_w + 2  # input columns under one row of tiles
     x0, x1 = pad, min(width, w + pad)  # the part of it inside the image
-    # Parallel over channels: each thread writes only v[:, c, :], 16 rows that it fills in order.
+    k = (r1 - r0) * tiles_w  # columns of each matrix V[xi]
+    # Parallel over channels: each thread writes only V[:][c, :], 16 rows that it fills in order.
     # A whole row of tiles is transformed at once, first down (t = B^T d, four rows of the input
     # combined into four rows of t) and then across (t B), so every inner loop runs along a row.
     for c in numba.prange(c_in):
@@ -105,46 +107,48 @@ def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
                     d[i, x0:x1] = x[n, c, iy, : x1 - x0]
                 else:
                     d[i, x0:x1] = 0.0
-            for k in range(width):
-                t[0, k] = d[0, k] - d[2, k]
-                t[1, k] = d[1, k] + d[2, k]
-                t[2, k] = d[2, k] - d[1, k]
-                t[3, k] = d[1, k] - d[3, k]
-            p = (r - r0) * tiles_w
+            for col in range(width):
+                t[0, col] = d[0, col] - d[2, col]
+                t[1, col] = d[1, col] + d[2, col]
+                t[2, col] = d[2, col] - d[1, col]
+                t[3, col] = d[1, col] - d[3, col]
+            p = c * k + (r - r0) * tiles_w
             for i in range(4):
                 for tx in range(tiles_w):
                     a0, a1 = t[i, 2 * tx], t[i, 2 * tx + 1]
                     a2, a3 = t[i, 2 * tx + 2], t[i, 2 * tx + 3]
-                    v[4 * i + 0, c, p + tx] = a0 - a2
-                    v[4 * i + 1, c, p + tx] = a1 + a2
-                    v[4 * i + 2, c, p + tx] = a2 - a1
-                    v[4 * i + 3, c, p + tx] = a1 - a3
+                    v[4 * i + 0, p + tx] = a0 - a2
+                    v[4 * i + 1, p + tx] = a1 + a2
+                    v[4 * i + 2, p + tx] = a2 - a1
+                    v[4 * i + 3, p + tx] = a1 - a3
 
 
 @numba.njit(parallel=True, cache=True)
 def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
     """y_tile = A^T m A (+ bias) for tile rows [r0, r1), cropped at the image's edge.
 
-    m (16, O, (r1 - r0) * tiles_w); bias (O,) or empty for none; y (N, O, Ho, Wo), written in place.
+    m (16, >= O * k), k = (r1 - r0) * tiles_w, M[xi][o, p] = m[xi, o * k + p] (as v in
+    ``input_tiles``); bias (O,) or empty for none; y (N, O, Ho, Wo), written in place.
     """
     c_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
     has_bias = bias.size > 0
+    k = (r1 - r0) * tiles_w
     for o in numba.prange(c_out):
         b = bias[o] if has_bias else 0.0
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             oy = 2 * ty
             for tx in range(tiles_w):
-                q = (r - r0) * tiles_w + tx
+                q = o * k + (r - r0) * tiles_w + tx
                 # s = A^T m: rows 0 and 1 of the 2x4 intermediate, column j from m[j, 4+j, 8+j, 12+j]
-                s0 = m[0, o, q] + m[4, o, q] + m[8, o, q]
-                s1 = m[1, o, q] + m[5, o, q] + m[9, o, q]
-                s2 = m[2, o, q] + m[6, o, q] + m[10, o, q]
-                s3 = m[3, o, q] + m[7, o, q] + m[11, o, q]
-                u0 = m[4, o, q] - m[8, o, q] - m[12, o, q]
-                u1 = m[5, o, q] - m[9, o, q] - m[13, o, q]
-                u2 = m[6, o, q] - m[10, o, q] - m[14, o, q]
-                u3 = m[7, o, q] - m[11, o, q] - m[15, o, q]
+                s0 = m[0, q] + m[4, q] + m[8, q]
+                s1 = m[1, q] + m[5, q] + m[9, q]
+                s2 = m[2, q] + m[6, q] + m[10, q]
+                s3 = m[3, q] + m[7, q] + m[11, q]
+                u0 = m[4, q] - m[8, q] - m[12, q]
+                u1 = m[5, q] - m[9, q] - m[13, q]
+                u2 = m[6, q] - m[10, q] - m[14, q]
+                u3 = m[7, q] - m[11, q] - m[15, q]
                 ox = 2 * tx  # y = s A, cropped where the tile hangs over the edge
                 y[n, o, oy, ox] = s0 + s1 + s2 + b
                 if ox + 1 < wo:
@@ -161,15 +165,17 @@ def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
     ``output_tiles`` (bias aside). A = (A^T)^T: (A y) = (y0, y0 + y1, y0 - y1, -y1).
 
     dy (N, O, Ho, Wo); tile (n, ty, tx) reads dy[n, :, 2ty : 2ty + 2, 2tx : 2tx + 2], zero where it
-    hangs over the edge (there the forward cropped); g (16, O, (r1 - r0) * tiles_w), g[4*i + j, o, p].
+    hangs over the edge (there the forward cropped); g (16, >= O * k), k = (r1 - r0) * tiles_w,
+    G[4*i + j][o, p] = g[4*i + j, o * k + p] (as v in ``input_tiles``).
     """
     c_out, ho, wo = dy.shape[1], dy.shape[2], dy.shape[3]
+    k = (r1 - r0) * tiles_w
     for o in numba.prange(c_out):
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             oy, full_h = 2 * ty, 2 * ty + 1 < ho
             for tx in range(tiles_w):
-                q, ox = (r - r0) * tiles_w + tx, 2 * tx
+                q, ox = o * k + (r - r0) * tiles_w + tx, 2 * tx
                 full_w = ox + 1 < wo
                 # in float64 (one type for the tuple below; G is rounded once, on store)
                 y00 = np.float64(dy[n, o, oy, ox])
@@ -180,10 +186,10 @@ def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
                 t = ((y00, y01), (y00 + y10, y01 + y11), (y00 - y10, y01 - y11), (-y10, -y11))
                 for i in range(4):
                     a0, a1 = t[i]
-                    g[4 * i + 0, o, q] = a0
-                    g[4 * i + 1, o, q] = a0 + a1
-                    g[4 * i + 2, o, q] = a0 - a1
-                    g[4 * i + 3, o, q] = -a1
+                    g[4 * i + 0, q] = a0
+                    g[4 * i + 1, q] = a0 + a1
+                    g[4 * i + 2, q] = a0 - a1
+                    g[4 * i + 3, q] = -a1
 
 
 @numba.njit(parallel=True, cache=True)
@@ -192,19 +198,21 @@ def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
     inside the image: the adjoint of ``input_tiles``. B = (B^T)^T:
     (B e) = (e0, e1 - e2 + e3, e1 + e2 - e0, -e3).
 
-    e (16, C, (r1 - r0) * tiles_w), E[i, j] = e[4*i + j, c, p]; dx (N, C, H, W), added to in place
-    (the caller zeroes it). Neighbouring 4x4 input tiles overlap by two rows and columns; their
-    contributions to those pixels add up.
+    e (16, >= C * k), k = (r1 - r0) * tiles_w, E[i, j] = e[4*i + j, c * k + p] for tile p of channel c
+    (as v in ``input_tiles``); dx (N, C, H, W), added to in place (the caller zeroes it).
+    Neighbouring 4x4 input tiles overlap by two rows and columns; their contributions to those pixels
+    add up.
     """
     c_in, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    k = (r1 - r0) * tiles_w
     for c in numba.prange(c_in):
         s = np.empty((4, 4), dtype=e.dtype)
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             for tx in range(tiles_w):
-                q = (r - r0) * tiles_w + tx
+                q = c * k + (r - r0) * tiles_w + tx
                 for j in range(4):  # s = B E, column by column
-                    e0, e1, e2, e3 = e[j, c, q], e[4 + j, c, q], e[8 + j, c, q], e[12 + j, c, q]
+                    e0, e1, e2, e3 = e[j, q], e[4 + j, q], e[8 + j, q], e[12 + j, q]
                     s[0, j], s[1, j], s[2, j], s[3, j] = e0, e1 - e2 + e3, e1 + e2 - e0, -e3
                 for i in range(4):  # dd = s B^T, row by row, added where it lies inside the image
                     iy = 2 * ty - pad + i
@@ -251,9 +259,17 @@ def _steps(total: int, a: int, c: int, o: int, tiles_w: int) -> int:
 
 
 def _buffer(a: int, columns: int, dtype):
-    """(a, columns + _GAP) scratch for the a matrices of V or M. Packed back to back they often start
-    a multiple of 4 KiB apart and compete for the same cache sets (the a streams are read and written
-    side by side); a 64-byte gap between them keeps them apart."""
+    """(a, columns + _GAP) scratch for the a matrices of V or M, matrix xi in row xi (row-major, its
+    first ``columns`` values). Packed back to back they often start a multiple of 4 KiB apart and
+    compete for the same cache sets (the a streams are read and written side by side); a 64-byte gap
+    between them keeps them apart.
+
+    The transforms get this 2-D array itself, not the (a, C, k) view BLAS gets: with the gap that
+    view is not contiguous, and Numba compiles a kernel for a non-contiguous array with strides it
+    cannot see, so LLVM did not vectorise a single loop that read or wrote V or M ("cannot identify
+    array bounds"). On the 2-D array the matrices' rows are contiguous runs, c * k + p, and those
+    loops vectorise: F(4x4, 3x3) transforms of a 64-channel 224 x 224 layer 15-25% faster, a VGG16
+    saliency pass at batch 1 7% (benchmarks/RESULTS.md, issue 19 fifth session)."""
     return np.empty((a, columns + _GAP), dtype=dtype)
 
 
@@ -263,7 +279,8 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
 
     x (N, C, H, W); u (a, O, C) with a = (tile + 2)^2 transformed positions; tile: output pixels per
     tile side; counts(ho, wo) -> (tiles_h, tiles_w); to_tiles / from_tiles: the Numba transforms with the
-    signatures of ``input_tiles`` / ``output_tiles`` above. Returns y (N, O, Ho, Wo) in x's dtype.
+    signatures of ``input_tiles`` / ``output_tiles`` above, which get V's and M's scratch as 2-D arrays
+    (``_buffer``). Returns y (N, O, Ho, Wo) in x's dtype.
     """
     n, c, h, w = x.shape
     a, o = u.shape[0], u.shape[1]
@@ -278,11 +295,11 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     for r0 in range(0, n * tiles_h, rows):
         r1 = min(r0 + rows, n * tiles_h)
         k = (r1 - r0) * tiles_w
-        v = v_buffer[:, : c * k].reshape(a, c, k)
+        to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v_buffer)
+        v = v_buffer[:, : c * k].reshape(a, c, k)  # the same memory as BLAS's stack of matrices
         m = m_buffer[:, : o * k].reshape(a, o, k)
-        to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v)
         gemm.matmul(u, v, out=m)  # BLAS on one thread per part (minicnn/kernels/gemm.py)
-        from_tiles(m, bias, tiles_h, tiles_w, r0, r1, y)
+        from_tiles(m_buffer, bias, tiles_h, tiles_w, r0, r1, y)
     return y
 
 
@@ -316,9 +333,9 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient):
     for r0 in range(0, n * tiles_h, rows):
         r1 = min(r0 + rows, n * tiles_h)
         k = (r1 - r0) * tiles_w
+        from_gradient(dy, tiles_h, tiles_w, r0, r1, g_buffer)
         g = g_buffer[:, : o * k].reshape(a, o, k)
         e = e_buffer[:, : c * k].reshape(a, c, k)
-        from_gradient(dy, tiles_h, tiles_w, r0, r1, g)
         gemm.matmul(ut, g, out=e)
-        to_gradient(e, pad, tiles_h, tiles_w, r0, r1, dx)
+        to_gradient(e_buffer, pad, tiles_h, tiles_w, r0, r1, dx)
     return dx

@@ -161,16 +161,23 @@ def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
     """V = B^T d B for every input channel and every tile in tile rows [r0, r1).
 
     x (N, C, H, W); tile (n, ty, tx) reads x[n, :, 4ty - pad : 4ty - pad + 6, 4tx - pad : ...]
-    (zero outside the image); v (36, C, (r1 - r0) * tiles_w), v[6*i + j, c, p].
+    (zero outside the image); v (36, >= C * k) with k = (r1 - r0) * tiles_w: row xi holds the
+    matrix V[xi] (C, k) row-major, V[6*i + j][c, p] = v[6*i + j, c * k + p] (``winograd.run_tiles``
+    says why V is passed so).
     """
     c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
     width = 4 * tiles_w + 2  # input columns under one row of tiles
     x0, x1 = pad, min(width, w + pad)  # the part of it inside the image
-    # As in F(2x2, 3x3): parallel over channels (each thread writes only v[:, c, :]); a whole row of
+    k = (r1 - r0) * tiles_w  # columns of each matrix V[xi]
+    # As in F(2x2, 3x3): parallel over channels (each thread writes only V[:][c, :]); a whole row of
     # tiles is transformed first down (t = B^T d: six input rows into six rows of t), then across.
+    # Across, the six values of each tile go to a small buffer first and then, row by row, to V:
+    # written straight into V's six rows, the loop did not vectorise (LLVM cannot prove that six
+    # rows of one array do not overlap), and this loop was a third of the transform's time.
     for c in numba.prange(c_in):
         d = np.zeros((6, width), dtype=x.dtype)  # the 6 input rows, zero-padded
         t = np.empty((6, width), dtype=x.dtype)
+        across = np.empty((6, tiles_w), dtype=x.dtype)
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             for i in range(6):
@@ -179,55 +186,67 @@ def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
                     d[i, x0:x1] = x[n, c, iy, : x1 - x0]
                 else:
                     d[i, x0:x1] = 0.0
-            for k in range(width):
-                b = _b(d[0, k], d[1, k], d[2, k], d[3, k], d[4, k], d[5, k])
+            for col in range(width):
+                b = _b(d[0, col], d[1, col], d[2, col], d[3, col], d[4, col], d[5, col])
                 for i in range(6):
-                    t[i, k] = b[i]
-            p = (r - r0) * tiles_w
+                    t[i, col] = b[i]
+            p = c * k + (r - r0) * tiles_w  # where this row of tiles starts in each row of v
             for i in range(6):
                 for tx in range(tiles_w):
-                    k = 4 * tx
-                    b = _b(t[i, k], t[i, k + 1], t[i, k + 2], t[i, k + 3], t[i, k + 4], t[i, k + 5])
+                    col = 4 * tx
+                    b = _b(t[i, col], t[i, col + 1], t[i, col + 2], t[i, col + 3], t[i, col + 4],
+                           t[i, col + 5])  # fmt: skip
                     for j in range(6):
-                        v[6 * i + j, c, p + tx] = b[j]
+                        across[j, tx] = b[j]
+                for j in range(6):
+                    out = v[6 * i + j, p : p + tiles_w]
+                    for tx in range(tiles_w):
+                        out[tx] = across[j, tx]
 
 
 @numba.njit(parallel=True, cache=True)
 def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
     """y_tile = A^T m A (+ bias) for tile rows [r0, r1), cropped at the image's edge.
 
-    m (36, O, (r1 - r0) * tiles_w); bias (O,) or empty for none; y (N, O, Ho, Wo), written in place.
+    m (36, >= O * k), k = (r1 - r0) * tiles_w, M[xi][o, p] = m[xi, o * k + p] (as v in
+    ``input_tiles``); bias (O,) or empty for none; y (N, O, Ho, Wo), written in place.
     """
     c_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
     has_bias = bias.size > 0
     full = wo // 4  # tiles that lie wholly inside the image across
+    k = (r1 - r0) * tiles_w
     # Parallel over output channels. Like the input transform, a whole row of tiles at a time: first
     # down (s = A^T m, 6 matrices read as 6 streams along the row), then across, so that the inner
     # loops run along tx and vectorise; tile by tile (36 values gathered per tile) was 2x slower.
+    # Across, each tile's four outputs go to a buffer first and then into y's row, four apart: the
+    # two in one loop (with the crop) did not vectorise.
     for o in numba.prange(c_out):
         b = bias[o] if has_bias else 0.0
         s = np.empty((4, 6, tiles_w), dtype=np.float64)
+        across = np.empty((4, tiles_w), dtype=np.float64)
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
-            oy, q0 = 4 * ty, (r - r0) * tiles_w
+            oy, q = 4 * ty, o * k + (r - r0) * tiles_w
+            q1 = q + tiles_w  # this row of tiles is [q, q1) in each row of m
             for j in range(6):
+                m0, m1, m2 = m[j, q:q1], m[6 + j, q:q1], m[12 + j, q:q1]
+                m3, m4, m5 = m[18 + j, q:q1], m[24 + j, q:q1], m[30 + j, q:q1]
                 for tx in range(tiles_w):
-                    q = q0 + tx
-                    a = _a(m[j, o, q], m[6 + j, o, q], m[12 + j, o, q], m[18 + j, o, q], m[24 + j, o, q],
-                           m[30 + j, o, q])  # fmt: skip
+                    a = _a(m0[tx], m1[tx], m2[tx], m3[tx], m4[tx], m5[tx])
                     s[0, j, tx], s[1, j, tx], s[2, j, tx], s[3, j, tx] = a
             for i in range(min(4, ho - oy)):  # y = s A, cropped where the tile hangs over the edge
+                for tx in range(tiles_w):
+                    e = _a(s[i, 0, tx], s[i, 1, tx], s[i, 2, tx], s[i, 3, tx], s[i, 4, tx], s[i, 5, tx])
+                    across[0, tx], across[1, tx], across[2, tx], across[3, tx] = e
                 row = y[n, o, oy + i]
                 for tx in range(full):
-                    e = _a(s[i, 0, tx], s[i, 1, tx], s[i, 2, tx], s[i, 3, tx], s[i, 4, tx], s[i, 5, tx])
-                    row[4 * tx] = e[0] + b
-                    row[4 * tx + 1] = e[1] + b
-                    row[4 * tx + 2] = e[2] + b
-                    row[4 * tx + 3] = e[3] + b
+                    row[4 * tx] = across[0, tx] + b
+                    row[4 * tx + 1] = across[1, tx] + b
+                    row[4 * tx + 2] = across[2, tx] + b
+                    row[4 * tx + 3] = across[3, tx] + b
                 for tx in range(full, tiles_w):
-                    e = _a(s[i, 0, tx], s[i, 1, tx], s[i, 2, tx], s[i, 3, tx], s[i, 4, tx], s[i, 5, tx])
                     for j in range(wo - 4 * tx):
-                        row[4 * tx + j] = e[j] + b
+                        row[4 * tx + j] = across[j, tx] + b
 
 
 @numba.njit(cache=True, inline="always")
@@ -266,15 +285,18 @@ def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
     ``output_tiles`` (bias aside).
 
     dy (N, O, Ho, Wo); tile (n, ty, tx) reads dy[n, :, 4ty : 4ty + 4, 4tx : 4tx + 4], zero where it
-    hangs over the edge (there the forward cropped); g (36, O, (r1 - r0) * tiles_w), g[6*i + j, o, p].
+    hangs over the edge (there the forward cropped); g (36, >= O * k), k = (r1 - r0) * tiles_w,
+    G[6*i + j][o, p] = g[6*i + j, o * k + p] (as v in ``input_tiles``).
     """
     c_out, ho, wo = dy.shape[1], dy.shape[2], dy.shape[3]
     width = 4 * tiles_w  # output columns under one row of tiles (past wo: zero)
+    k = (r1 - r0) * tiles_w
     # Laid out like input_tiles: parallel over channels, a whole row of tiles down (t = A dY: four
-    # rows of dy into six of t) and then across, so that the inner loops run along the row.
+    # rows of dy into six of t) and then across, through a buffer into the six rows of g.
     for o in numba.prange(c_out):
         d = np.zeros((4, width), dtype=dy.dtype)
         t = np.empty((6, width), dtype=dy.dtype)
+        across = np.empty((6, tiles_w), dtype=dy.dtype)
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             for i in range(4):
@@ -283,17 +305,21 @@ def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
                     d[i, :wo] = dy[n, o, iy]
                 else:
                     d[i, :wo] = 0.0
-            for k in range(width):
-                a = _a_adjoint(d[0, k], d[1, k], d[2, k], d[3, k])
+            for col in range(width):
+                a = _a_adjoint(d[0, col], d[1, col], d[2, col], d[3, col])
                 for i in range(6):
-                    t[i, k] = a[i]
-            p = (r - r0) * tiles_w
+                    t[i, col] = a[i]
+            p = o * k + (r - r0) * tiles_w
             for i in range(6):
                 for tx in range(tiles_w):
-                    k = 4 * tx
-                    a = _a_adjoint(t[i, k], t[i, k + 1], t[i, k + 2], t[i, k + 3])
+                    col = 4 * tx
+                    a = _a_adjoint(t[i, col], t[i, col + 1], t[i, col + 2], t[i, col + 3])
                     for j in range(6):
-                        g[6 * i + j, o, p + tx] = a[j]
+                        across[j, tx] = a[j]
+                for j in range(6):
+                    out = g[6 * i + j, p : p + tiles_w]
+                    for tx in range(tiles_w):
+                        out[tx] = across[j, tx]
 
 
 @numba.njit(parallel=True, cache=True)
@@ -301,13 +327,15 @@ def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
     """dx[n, c, 4ty - pad + i, 4tx - pad + j] += (B E B^T)[i, j] for every tile in tile rows [r0, r1),
     inside the image: the adjoint of ``input_tiles``.
 
-    e (36, C, (r1 - r0) * tiles_w), E[i, j] = e[6*i + j, c, p]; dx (N, C, H, W), added to in place
-    (the caller zeroes it). Neighbouring 6x6 input tiles overlap by two rows and two columns, as in
-    the forward, where they read the same pixels; here their contributions to those pixels add up.
+    e (36, >= C * k), k = (r1 - r0) * tiles_w, E[i, j] = e[6*i + j, c * k + p] for tile p of channel c
+    (as v in ``input_tiles``); dx (N, C, H, W), added to in place (the caller zeroes it).
+    Neighbouring 6x6 input tiles overlap by two rows and two columns, as in the forward, where they
+    read the same pixels; here their contributions to those pixels add up.
     """
     c_in, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
     width = 4 * tiles_w + 2  # input columns under one row of tiles
     x0, x1 = pad, min(width, w + pad)  # the part of it inside the image
+    k = (r1 - r0) * tiles_w
     # Parallel over input channels (each thread adds only to dx[:, c]). Mirror of output_tiles: a row
     # of tiles down first (s = B E, six matrices read as six streams along the row), then across
     # into six rows of the input, where tile tx's last two columns are tile tx + 1's first two.
@@ -322,17 +350,19 @@ def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
         across = np.empty((6, tiles_w), dtype=e.dtype)
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
-            q0 = (r - r0) * tiles_w
+            q = c * k + (r - r0) * tiles_w
+            q1 = q + tiles_w  # this row of tiles is [q, q1) in each row of e
             for j in range(6):
+                e0, e1, e2 = e[j, q:q1], e[6 + j, q:q1], e[12 + j, q:q1]
+                e3, e4, e5 = e[18 + j, q:q1], e[24 + j, q:q1], e[30 + j, q:q1]
                 for tx in range(tiles_w):
-                    q = q0 + tx
-                    b = _b_adjoint(e[j, c, q], e[6 + j, c, q], e[12 + j, c, q], e[18 + j, c, q],
-                                   e[24 + j, c, q], e[30 + j, c, q])  # fmt: skip
+                    b = _b_adjoint(e0[tx], e1[tx], e2[tx], e3[tx], e4[tx], e5[tx])
                     for i in range(6):
                         s[i, j, tx] = b[i]
             for i in range(6):
                 for tx in range(tiles_w):  # along the row, no dependence between tiles: vectorises
-                    b = _b_adjoint(s[i, 0, tx], s[i, 1, tx], s[i, 2, tx], s[i, 3, tx], s[i, 4, tx], s[i, 5, tx])
+                    b = _b_adjoint(s[i, 0, tx], s[i, 1, tx], s[i, 2, tx], s[i, 3, tx], s[i, 4, tx],
+                                   s[i, 5, tx])  # fmt: skip
                     for j in range(6):
                         across[j, tx] = b[j]
                 row[i, 0], row[i, 1] = across[0, 0], across[1, 0]
@@ -346,16 +376,16 @@ def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
             joined = r > r0 and ty > 0  # tile row ty - 1 was done here: its last two rows are in carry
             if joined:
                 for i in range(2):
-                    for k in range(width):
-                        row[i, k] += carry[i, k]
+                    for col in range(width):
+                        row[i, col] += carry[i, col]
             last = r == r1 - 1 or ty == tiles_h - 1  # tile row ty + 1 is not done here (or none)
             for i in range(6 if last else 4):
                 iy = 4 * ty - pad + i
                 if 0 <= iy < h:
                     out = dx[n, c, iy]
                     if (i < 2 and not joined) or i >= 4:  # shared with a tile row of another call
-                        for k in range(x0, x1):  # explicit loops: Numba's slice += allocates
-                            out[k - x0] += row[i, k]
+                        for col in range(x0, x1):  # explicit loops: Numba's slice += allocates
+                            out[col - x0] += row[i, col]
                     else:
                         out[: x1 - x0] = row[i, x0:x1]
             if not last:

@@ -70,10 +70,10 @@ def test_backward_transforms_are_the_transposes():
     input_gradient_tiles is B E B^T, both against the matrices of the paper written out here."""
     rng = np.random.default_rng(5)
     dy = rng.standard_normal((1, 1, 2, 2))
-    g = np.empty((16, 1, 1))
+    g = np.empty((16, 1))  # 16 matrices of 1 channel x 1 tile, one per row
     winograd.output_gradient_tiles(dy, 1, 1, 0, 1, g)
     assert_close(g.reshape(4, 4), AT.T @ dy[0, 0] @ AT, 1e-14, "A dY A^T")
-    e = rng.standard_normal((16, 1, 1))
+    e = rng.standard_normal((16, 1))
     dx = np.zeros((1, 1, 4, 4))
     winograd.input_gradient_tiles(e, 0, 1, 1, 0, 1, dx)
     assert_close(dx[0, 0], BT.T @ e.reshape(4, 4) @ BT, 1e-14, "B E B^T")

@@ -94,10 +94,10 @@ def test_input_and_output_transforms_are_the_construction():
     at, _, bt = toom_cook(POINTS)
     rng = np.random.default_rng(2)
     d = rng.standard_normal((1, 1, 6, 6))
-    v = np.empty((36, 1, 1))
+    v = np.empty((36, 1))  # 36 matrices of 1 channel x 1 tile, one per row
     winograd_f4.input_tiles(d, 0, 1, 1, 0, 1, v)
     assert_close(v.reshape(6, 6), (2 * bt) @ d[0, 0] @ (2 * bt).T, 1e-14, "V")
-    m = rng.standard_normal((36, 1, 1))
+    m = rng.standard_normal((36, 1))
     y = np.empty((1, 1, 4, 4))
     winograd_f4.output_tiles(m, np.empty(0), 1, 1, 0, 1, y)
     assert_close(y[0, 0], at @ m.reshape(6, 6) @ at.T, 1e-14, "Y")
@@ -110,15 +110,15 @@ def test_backward_transforms_are_the_transposes():
     at, _, bt = toom_cook(POINTS)
     rng = np.random.default_rng(6)
     dy = rng.standard_normal((1, 1, 4, 4))
-    g = np.empty((36, 1, 1))
+    g = np.empty((36, 1))
     winograd_f4.output_gradient_tiles(dy, 1, 1, 0, 1, g)
     assert_close(g.reshape(6, 6), at.T @ dy[0, 0] @ at, 1e-14, "A dY A^T")
-    e = rng.standard_normal((36, 1, 2))  # two tiles side by side: 6 x 10 input pixels
+    e = rng.standard_normal((36, 2))  # two tiles side by side: 6 x 10 input pixels
     dx = np.zeros((1, 1, 6, 10))
     winograd_f4.input_gradient_tiles(e, 0, 1, 2, 0, 1, dx)
     expected = np.zeros((6, 10))
     for tx in range(2):
-        expected[:, 4 * tx : 4 * tx + 6] += (2 * bt).T @ e[:, 0, tx].reshape(6, 6) @ (2 * bt)
+        expected[:, 4 * tx : 4 * tx + 6] += (2 * bt).T @ e[:, tx].reshape(6, 6) @ (2 * bt)
     assert_close(dx[0, 0], expected, 1e-14, "B E B^T, overlapping")
 
 
