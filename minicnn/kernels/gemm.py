@@ -18,12 +18,18 @@ when a has fewer rows than threads (a dense layer at batch 1). Every output elem
 one BLAS call from the same operands as ``np.matmul`` would use, so the result differs from
 ``np.matmul``'s only as two BLAS blockings may round differently (tests/engine/test_gemm.py).
 
+``run_parts`` uses the same threads for whole pieces of work that each call BLAS and Numba kernels
+compiled without threads (Winograd's small layers, one run of tile rows per thread:
+minicnn/kernels/winograd.py): one hand-off per layer instead of three per step, and each thread
+reads back from its own cache the tiles it has just transformed.
+
 threadpoolctl (the scikit-learn project's library) finds NumPy's BLAS and sets its thread count;
 where it finds none (or is missing), products fall back to a plain ``np.matmul``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -92,23 +98,45 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         shape = (*a.shape[:-1], b.shape[-1]) if a.ndim == 3 else (a.shape[0], b.shape[1])
         out = np.empty(shape, dtype=np.result_type(a, b))
     threads = numba.get_num_threads()
-    work = a.size * b.shape[-1]
-    controllers = _blas_controllers()
-    if threads < 2 or work < MIN_SPLIT_WORK or not controllers or not _lock.acquire(blocking=False):
-        return np.matmul(a, b, out=out)  # single thread, small, no BLAS control, or busy: as is
+    if threads < 2 or a.size * b.shape[-1] < MIN_SPLIT_WORK:
+        return np.matmul(a, b, out=out)  # single thread or small: as is
+    if a.ndim == 3:
+        jobs = [(a[i:j], b[i:j] if b.ndim == 3 else b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
+    elif a.shape[0] >= threads:
+        jobs = [(a[i:j], b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
+    else:  # a few rows (batch 1 through a dense layer): split the columns of b instead
+        jobs = [(a, b[:, i:j], out[:, i:j]) for i, j in _parts(b.shape[1], threads)]
+    if not run_parts([functools.partial(_product, *job) for job in jobs]):
+        np.matmul(a, b, out=out)  # no BLAS control, or another caller's parts running: as is
+    return out
+
+
+def run_parts(parts) -> bool:
+    """Run the callables ``parts`` (no arguments) at once, one per thread, the calling thread running
+    the first, with BLAS single-threaded meanwhile, as ``matmul`` runs its parts; they may call
+    ``np.matmul`` and Numba kernels compiled without threads (a parallel Numba kernel must not run on
+    two threads at once: the "workqueue" layer aborts, minicnn/kernels/__init__.py).
+
+    Returns True once all have run (an exception in a part is raised here, after the others end), or
+    False, having run none, where parts cannot run at once: fewer than two parts or Numba threads,
+    no BLAS control, or another caller's parts still running. Then the caller does the work its
+    usual way.
+    """
+    threads = numba.get_num_threads()
+    if len(parts) < 2 or threads < 2 or not _blas_controllers() or not _lock.acquire(blocking=False):
+        return False
     try:
-        if a.ndim == 3:
-            jobs = [(a[i:j], b[i:j] if b.ndim == 3 else b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
-        elif a.shape[0] >= threads:
-            jobs = [(a[i:j], b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
-        else:  # a few rows (batch 1 through a dense layer): split the columns of b instead
-            jobs = [(a, b[:, i:j], out[:, i:j]) for i, j in _parts(b.shape[1], threads)]
+        controllers = _blas_controllers()
         before = [c.num_threads for c in controllers]
         for c in controllers:
             c.set_num_threads(1)
         try:
-            futures = [_pool(threads - 1).submit(_product, *job) for job in jobs[1:]]
-            _product(*jobs[0])
+            futures = [_pool(threads - 1).submit(part) for part in parts[1:]]
+            try:
+                parts[0]()
+            finally:
+                for f in futures:
+                    f.exception()  # wait for every part before the first error is raised
             for f in futures:
                 f.result()
         finally:
@@ -116,7 +144,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
                 c.set_num_threads(n)
     finally:
         _lock.release()
-    return out
+    return True
 
 
 def _product(a, b, out) -> None:

@@ -33,6 +33,9 @@ CPU only (Numba): there are no GPU kernels for the transforms, so the GPU path k
 
 from __future__ import annotations
 
+import functools
+import types
+
 import numba
 import numpy as np
 
@@ -273,9 +276,53 @@ def _buffer(a: int, columns: int, dtype):
     return np.empty((a, columns + _GAP), dtype=dtype)
 
 
+# Layers whose U is at most this many bytes are split between the threads by tile rows, each thread
+# running transform, GEMM and transform on its own rows (``_by_rows``); larger ones by steps, each
+# kernel and GEMM split among the threads in turn. Measured at batch 1, 2 threads, wall-clock,
+# median of 25 alternating (F(4x4, 3x3) forward): by rows 0.60-0.84x the time at 64 -> 64 on
+# 224 x 224 (U 0.6 MB), 0.66x at 64 -> 128 on 112 x 112, 0.82x at 128 -> 128, 0.79x at 128 -> 256 on
+# 56 x 56 (U 4.7 MB); 1.03x at 256 -> 256 on 56 x 56 (U 9.4 MB) and at 512 -> 512 on 28 x 28: there
+# each thread reads all of U for half the columns.
+ROWS_SPLIT_MAX_U_BYTES = 8 << 20
+
+
+def serial(kernel):
+    """``kernel`` (a Numba ``parallel=True`` dispatcher) compiled again without threads and without
+    the GIL, for a thread of ``gemm.run_parts`` (its prange runs as a plain loop). Kept per kernel.
+
+    The copy gets a name of its own ("<name>_serial"): Numba's on-disk cache files compiled code
+    under the function's qualified name and signature, not its flags, and would hand the parallel
+    build to the serial dispatcher.
+    """
+    found = _SERIAL.get(kernel)
+    if found is None:
+        fn = kernel.py_func
+        copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__)
+        copy.__qualname__ = fn.__qualname__ + "_serial"
+        found = _SERIAL[kernel] = numba.njit(cache=True, nogil=True)(copy)
+    return found
+
+
+_SERIAL: dict = {}
+
+
+def _split_rows(total: int, parts: int) -> list[tuple[int, int]]:
+    """[start, stop) tile-row ranges cutting ``total`` rows into ``parts`` near-equal contiguous runs."""
+    cuts = [total * i // parts for i in range(parts + 1)]
+    return [(cuts[i], cuts[i + 1]) for i in range(parts)]
+
+
+def _by_rows(u, total: int) -> bool:
+    """Whether a layer with transformed kernel u and ``total`` tile rows is split by rows (see
+    ROWS_SPLIT_MAX_U_BYTES): u small enough, and at least two tile rows per thread."""
+    return u.nbytes <= ROWS_SPLIT_MAX_U_BYTES and total >= 2 * numba.get_num_threads() >= 4
+
+
 def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     """The driver shared by F(2x2, 3x3) and F(4x4, 3x3) (minicnn/kernels/winograd_f4.py): for each step
     of tile rows, V = to_tiles(x), M[xi] = U[xi] @ V[xi] (one batched GEMM), y = from_tiles(M).
+    Small layers (ROWS_SPLIT_MAX_U_BYTES) give each thread a contiguous run of tile rows to step
+    through on its own; the others share every step's kernels and GEMM among the threads.
 
     x (N, C, H, W); u (a, O, C) with a = (tile + 2)^2 transformed positions; tile: output pixels per
     tile side; counts(ho, wo) -> (tiles_h, tiles_w); to_tiles / from_tiles: the Numba transforms with the
@@ -287,19 +334,35 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     ho, wo = h + 2 * pad - 2, w + 2 * pad - 2
     tiles_h, tiles_w = counts(ho, wo)
     rows = _steps(n * tiles_h, a, c, o, tiles_w)
-    v_buffer = _buffer(a, c * rows * tiles_w, x.dtype)
-    m_buffer = _buffer(a, o * rows * tiles_w, x.dtype)
     bias = np.empty(0, dtype=x.dtype) if bias is None else bias
     y = np.empty((n, o, ho, wo), dtype=x.dtype)
     x = np.ascontiguousarray(x)
-    for r0 in range(0, n * tiles_h, rows):
-        r1 = min(r0 + rows, n * tiles_h)
-        k = (r1 - r0) * tiles_w
-        to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v_buffer)
-        v = v_buffer[:, : c * k].reshape(a, c, k)  # the same memory as BLAS's stack of matrices
-        m = m_buffer[:, : o * k].reshape(a, o, k)
-        gemm.matmul(u, v, out=m)  # BLAS on one thread per part (minicnn/kernels/gemm.py)
-        from_tiles(m_buffer, bias, tiles_h, tiles_w, r0, r1, y)
+
+    def steps(start, stop, to_tiles, from_tiles, matmul, v_buffer, m_buffer):
+        for r0 in range(start, stop, rows):
+            r1 = min(r0 + rows, stop)
+            k = (r1 - r0) * tiles_w
+            to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v_buffer)
+            v = v_buffer[:, : c * k].reshape(a, c, k)  # the same memory as BLAS's stack of matrices
+            m = m_buffer[:, : o * k].reshape(a, o, k)
+            matmul(u, v, out=m)
+            from_tiles(m_buffer, bias, tiles_h, tiles_w, r0, r1, y)
+
+    to_one, from_one = serial(to_tiles), serial(from_tiles)  # the kernels without threads
+
+    def own_rows(start, stop):
+        """On one thread of gemm.run_parts: kernels without threads, buffers of its own."""
+        v_own, m_own = _buffer(a, c * rows * tiles_w, x.dtype), _buffer(a, o * rows * tiles_w, x.dtype)
+        steps(start, stop, to_one, from_one, np.matmul, v_own, m_own)
+
+    if _by_rows(u, n * tiles_h):  # each thread its own rows of y
+        ranges = _split_rows(n * tiles_h, numba.get_num_threads())
+        if gemm.run_parts([functools.partial(own_rows, start, stop) for start, stop in ranges]):
+            return y
+    # Step by step, every kernel and GEMM shared by the threads (BLAS on one thread per part of the
+    # GEMM: minicnn/kernels/gemm.py).
+    v_buffer, m_buffer = _buffer(a, c * rows * tiles_w, x.dtype), _buffer(a, o * rows * tiles_w, x.dtype)
+    steps(0, n * tiles_h, to_tiles, from_tiles, gemm.matmul, v_buffer, m_buffer)
     return y
 
 
@@ -330,12 +393,34 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient):
     e_buffer = _buffer(a, c * rows * tiles_w, dy.dtype)
     dx = np.zeros((n, c, ho - 2 * pad + 2, wo - 2 * pad + 2), dtype=dy.dtype)
     dy, ut = np.ascontiguousarray(dy), u.transpose(0, 2, 1)
-    for r0 in range(0, n * tiles_h, rows):
-        r1 = min(r0 + rows, n * tiles_h)
-        k = (r1 - r0) * tiles_w
-        from_gradient(dy, tiles_h, tiles_w, r0, r1, g_buffer)
-        g = g_buffer[:, : o * k].reshape(a, o, k)
-        e = e_buffer[:, : c * k].reshape(a, c, k)
-        gemm.matmul(ut, g, out=e)
-        to_gradient(e_buffer, pad, tiles_h, tiles_w, r0, r1, dx)
+
+    def steps(start, stop, from_gradient, to_gradient, matmul, g_buffer, e_buffer):
+        for r0 in range(start, stop, rows):
+            r1 = min(r0 + rows, stop)
+            k = (r1 - r0) * tiles_w
+            from_gradient(dy, tiles_h, tiles_w, r0, r1, g_buffer)
+            g = g_buffer[:, : o * k].reshape(a, o, k)
+            e = e_buffer[:, : c * k].reshape(a, c, k)
+            matmul(ut, g, out=e)
+            to_gradient(e_buffer, pad, tiles_h, tiles_w, r0, r1, dx)
+
+    from_one, to_one = serial(from_gradient), serial(to_gradient)  # the kernels without threads
+
+    def own_rows(start, stop):
+        """On one thread of gemm.run_parts: kernels without threads, buffers of its own."""
+        g_own, e_own = _buffer(a, o * rows * tiles_w, dy.dtype), _buffer(a, c * rows * tiles_w, dy.dtype)
+        steps(start, stop, from_one, to_one, np.matmul, g_own, e_own)
+
+    if _by_rows(u, n * tiles_h):
+        # As in run_tiles, but neighbouring tile rows add into two shared rows of dx, so two threads
+        # must not do neighbouring rows at once: each thread but the first leaves out the first row
+        # of its range (the one next to the previous thread's), and these rows are done last, when
+        # the threads have ended.
+        ranges = _split_rows(n * tiles_h, numba.get_num_threads())
+        first_left_out = [(start + (i > 0), stop) for i, (start, stop) in enumerate(ranges)]
+        if gemm.run_parts([functools.partial(own_rows, start, stop) for start, stop in first_left_out]):
+            for start, _ in ranges[1:]:
+                steps(start, start + 1, from_gradient, to_gradient, gemm.matmul, g_buffer, e_buffer)
+            return dx
+    steps(0, n * tiles_h, from_gradient, to_gradient, gemm.matmul, g_buffer, e_buffer)
     return dx

@@ -23,9 +23,9 @@ from minicnn.errors import MinicnnError
 from minicnn.layers.conv import Conv2D
 from minicnn.layers.dense import Dense
 from minicnn.layers.dropout import Dropout
+from minicnn.layers.gap import GlobalAvgPool2D
 from minicnn.layers.pool import MaxPool2D
 from minicnn.layers.relu import ReLU
-from minicnn.layers.gap import GlobalAvgPool2D
 from minicnn.layers.reshape import Flatten
 from minicnn.network import Sequential
 from minicnn.train import data

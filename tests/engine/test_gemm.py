@@ -30,17 +30,6 @@ def _reference(a, b):
     return np.einsum("mk,kn->mn", a, b)
 
 
-@pytest.fixture
-def two_threads():
-    """Two Numba threads (the split count), whatever the machine; restored afterwards."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() < 2:
-        pytest.skip("Numba has a single thread here (NUMBA_NUM_THREADS=1): nothing to split")
-    yield
-    numba.set_num_threads(before)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", list(SHAPES))
 def test_split_products_equal_float64_reference(two_threads, case, dtype):

@@ -1,0 +1,122 @@
+"""Winograd layers split between threads by tile rows (minicnn/kernels/winograd.py, ``_by_rows``).
+
+Each thread runs transform, GEMM and transform on its own tile rows. The reference is the same
+layer done step by step (every kernel shared by the threads), itself checked against naive loops and
+PyTorch in test_winograd.py / test_winograd_f4.py, and, for the input gradient, the naive loops
+here. In the input gradient neighbouring tile rows add into two shared rows of dx: a thread leaves
+out the first row of its range and those rows are done after the threads. Leaving them out
+altogether, or also doing them in the threads, changes dx by whole tile contributions, far above
+the 1e-12 compared here. Each test also checks that the split really ran (``gemm.run_parts`` said
+True), so that it cannot end up comparing the step-by-step path with itself.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import naive
+import numpy as np
+import pytest
+from support import assert_close
+
+from minicnn.kernels import gemm, winograd, winograd_f4
+
+LOWERINGS = {"F(2x2)": winograd, "F(4x4)": winograd_f4}
+
+
+@pytest.fixture
+def splits(monkeypatch):
+    """Counts the row splits that ran: {"ran": n} (run_parts also runs the parts of split GEMMs)."""
+    count = {"ran": 0}
+    run_parts = gemm.run_parts
+
+    def counted(parts):
+        ran = run_parts(parts)
+        count["ran"] += ran and all(getattr(part, "func", None).__name__ == "own_rows" for part in parts)
+        return ran
+
+    monkeypatch.setattr(gemm, "run_parts", counted)
+    return count
+
+
+# n, c, h, w, o: one image with the split inside it (dx rows shared across the threads' boundary);
+# three images, where the boundary falls inside the second; sides that leave tiles over the edge.
+SHAPES = [(1, 3, 19, 13, 4), (3, 2, 9, 11, 5), (2, 4, 14, 14, 3)]
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("lowering", list(LOWERINGS))
+def test_rows_split_equals_step_by_step(two_threads, splits, monkeypatch, lowering, shape, padding):
+    module = LOWERINGS[lowering]
+    n, c, h, w, o = shape
+    rng = np.random.default_rng(h * 10 + padding)
+    x, k, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
+    u = module.transform_kernel(k)
+    y = module.winograd_conv(x, u, b, padding)
+    dy = rng.standard_normal(y.shape)
+    dx = module.winograd_conv_adjoint(dy, u, padding)
+    assert splits["ran"] == 2, "both directions split by rows"
+    monkeypatch.setattr(winograd, "ROWS_SPLIT_MAX_U_BYTES", -1)  # step by step
+    assert_close(y, module.winograd_conv(x, u, b, padding), 1e-12, f"{lowering} forward, by rows")
+    assert_close(dx, module.winograd_conv_adjoint(dy, u, padding), 1e-12, f"{lowering} dx, by rows")
+    assert splits["ran"] == 2, "the reference did not split"
+    assert_close(dx, naive.conv2d_backward(dy, x, k, 1, padding)[0], 1e-12, f"{lowering} dx, naive loops")
+
+
+def test_small_layers_only(two_threads, splits):
+    """U above ROWS_SPLIT_MAX_U_BYTES (VGG16's 256 -> 256 layers and deeper), or fewer than two tile
+    rows per thread: step by step."""
+    rng = np.random.default_rng(0)
+    u_big = np.zeros((36, 256, 256), np.float32)  # 9.4 MB
+    assert u_big.nbytes > winograd.ROWS_SPLIT_MAX_U_BYTES
+    winograd_f4.winograd_conv(rng.standard_normal((1, 256, 16, 16)).astype(np.float32), u_big, None, 1)
+    u_small = winograd_f4.transform_kernel(rng.standard_normal((2, 2, 3, 3)))
+    winograd_f4.winograd_conv(rng.standard_normal((1, 2, 12, 12)), u_small, None, 1)  # 3 tile rows
+    assert splits["ran"] == 0
+    winograd_f4.winograd_conv(rng.standard_normal((1, 2, 16, 16)), u_small, None, 1)  # 4 tile rows
+    assert splits["ran"] == 1
+
+
+def test_serial_kernels_are_separate_builds():
+    """The threads' kernels are compiled without threads (a parallel kernel run on two threads at
+    once aborts the process) and cached under names of their own (else Numba's cache would return
+    the parallel build for the serial dispatcher)."""
+    for kernel in (winograd_f4.input_tiles, winograd_f4.input_gradient_tiles, winograd.output_tiles):
+        one = winograd.serial(kernel)
+        assert winograd.serial(kernel) is one
+        assert kernel.targetoptions.get("parallel") and not one.targetoptions.get("parallel")
+        assert one.targetoptions.get("nogil")
+        assert one.py_func.__qualname__ == kernel.py_func.__qualname__ + "_serial"
+
+
+def test_run_parts(two_threads):
+    """All parts run, on different threads; a part's error is raised once every part has ended; a
+    single part is not run (the caller does the work); BLAS's thread count is restored."""
+    controllers = gemm._blas_controllers()
+    if not controllers:
+        pytest.skip("threadpoolctl finds no BLAS here: run_parts declines")
+    before = [c.num_threads for c in controllers]
+    seen, done = [], threading.Event()
+
+    def record():
+        seen.append((threading.get_ident(), [c.num_threads for c in controllers]))
+
+    assert gemm.run_parts([record, record])
+    assert len({ident for ident, _ in seen}) == 2
+    assert all(threads == [1] * len(controllers) for _, threads in seen)
+    assert [c.num_threads for c in controllers] == before
+
+    def fail():
+        raise ValueError("part failed")
+
+    def slow():
+        threading.Event().wait(0.2)
+        done.set()
+
+    with pytest.raises(ValueError, match="part failed"):
+        gemm.run_parts([fail, slow])
+    assert done.is_set()
+    assert [c.num_threads for c in controllers] == before
+    assert not gemm.run_parts([record])
+    assert len(seen) == 2
