@@ -98,14 +98,6 @@ def _f4_pays(tiles: int, c: int, o: int, cached: bool) -> bool:
     return tiles >= F4_MIN_TILES and (cached or tiles >= max(c, o))
 
 
-def _matmul_into(a, b, out):
-    """out[...] = a @ b; NumPy writes straight into a strided view, CuPy via a temporary."""
-    if get_xp(out) is np:
-        gemm.matmul(a, b, out=out)  # BLAS on one thread per part (minicnn/kernels/gemm.py)
-    else:
-        out[...] = a @ b
-
-
 def _column_tile(x, wo: int, p: int, ckk: int) -> int:
     """Columns per im2col tile: whole output rows (wo each), as many as fit in the device's budget, at
     least one row and at most one image (p = Ho * Wo)."""
@@ -155,7 +147,7 @@ def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto", 
     for image, q0, q1 in _row_tiles(n, p, tile):
         part, out = cols[:, : q1 - q0], y[image, :, q0:q1]
         im2col(x, kh, kw, stride, padding, ho, wo, image * p + q0, image * p + q1, part)
-        _matmul_into(w2, part, out)
+        gemm.product(w2, part, out)  # BLAS on one thread per part (kernels/gemm.py)
         out += bias  # while the tile is still in cache
     return y.reshape(n, o, ho, wo), ConvCache(x, ho, wo)
 
@@ -195,11 +187,11 @@ def conv2d_backward(
     for image, q0, q1 in _row_tiles(n, p, tile):
         m, g0, g1 = q1 - q0, image * p + q0, image * p + q1
         signal = dy3[image, :, q0:q1]
-        _matmul_into(w2.T, signal, dcols[:, :m])
+        gemm.product(w2.T, signal, dcols[:, :m])
         col2im(dcols[:, :m], kh, kw, stride, padding, cache.ho, cache.wo, g0, g1, dx)
         if need_params:
             im2col(x, kh, kw, stride, padding, cache.ho, cache.wo, g0, g1, cols[:, :m])
-            dw2 += signal @ cols[:, :m].T
+            dw2 += gemm.product(signal, cols[:, :m].T)
     if not need_params:
         return dx, None, None
     return dx, dw2.reshape(w.shape), dy3.sum(axis=(0, 2))

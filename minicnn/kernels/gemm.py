@@ -13,8 +13,10 @@ Nothing else runs while a product runs, and BLAS's thread count is restored afte
 code of the caller's own keeps its setting.
 
 How a product is split: a stack of products ``a (B, M, K) @ b (B, K, N)`` (Winograd's 16 or 36)
-by the stack; a single product ``a (M, K) @ b (K, N)`` by the rows of a, or by the columns of b
-when a has fewer rows than threads (a dense layer at batch 1). Every output element is computed by
+by the stack; a single product ``a (M, K) @ b (K, N)`` by the rows of a when a is the larger
+operand, else by the columns of b, so that each thread reads its own part of the larger one and all
+of the smaller (a dense layer's backward at batch 8, dy (8, 4096) @ W (4096, 25088), split by the
+rows of dy, had each thread stream all 411 MB of W). Every output element is computed by
 one BLAS call from the same operands as ``np.matmul`` would use, so the result differs from
 ``np.matmul``'s only as two BLAS blockings may round differently (tests/engine/test_gemm.py).
 
@@ -36,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+
+from minicnn.backend import get_xp
 
 # Below this many multiply-adds a product is not worth a thread hand-off (~20 us): plain np.matmul.
 MIN_SPLIT_WORK = 1 << 20
@@ -102,12 +106,29 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         return np.matmul(a, b, out=out)  # single thread or small: as is
     if a.ndim == 3:
         jobs = [(a[i:j], b[i:j] if b.ndim == 3 else b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
-    elif a.shape[0] >= threads:
+    elif a.size >= b.size and a.shape[0] >= threads:  # each thread reads its rows of the larger a
         jobs = [(a[i:j], b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
-    else:  # a few rows (batch 1 through a dense layer): split the columns of b instead
+    else:  # b is the larger (a dense layer's backward, im2col's columns), or a has too few rows
         jobs = [(a, b[:, i:j], out[:, i:j]) for i, j in _parts(b.shape[1], threads)]
     if not run_parts([functools.partial(_product, *job) for job in jobs]):
         np.matmul(a, b, out=out)  # no BLAS control, or another caller's parts running: as is
+    return out
+
+
+def product(a, b, out=None):
+    """a @ b for NumPy or CuPy arrays (2-D, or a stack as in ``matmul``), into ``out`` if given (it may
+    be a strided view): NumPy's through ``matmul``, CuPy's as is (via a temporary when ``out`` is
+    given). The layers' products go through here, so that no product in a pass wakes BLAS's own
+    threads: measured on VGG16 at batch 1, a saliency pass whose dense layers called ``@`` with
+    OpenBLAS's two threads took 381 ms (median of 16, alternating in one process) against 279 ms with
+    the dense products here, though each product alone took the same time either way (13 ms for fc1
+    backward): OpenBLAS's woken threads slowed the convolutions that followed. Returns the product.
+    """
+    if get_xp(a) is np:
+        return matmul(a, b, out=out)
+    if out is None:
+        return a @ b
+    out[...] = a @ b
     return out
 
 

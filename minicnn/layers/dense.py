@@ -6,7 +6,8 @@ The forward product is computed as (W @ x.T).T: the same product (rounded in ano
 OpenBLAS runs it 20% faster at batch 8-32 on VGG16's fc1 (4096 x 25088: 33 vs 42 ms at batch 8, 54
 vs 68 ms at batch 32, 2 cores; the same at batch 1; measured, not analysed: OpenBLAS packs the
 operands of the two orders differently). Backward's dy @ W is already the faster of its two orders
-(benchmarks/RESULTS.md, issue 19).
+(benchmarks/RESULTS.md, issue 19). The products go through minicnn.kernels.gemm.product (BLAS on
+one thread per part of the product), which keeps BLAS's own threads asleep during a pass.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.kernels import gemm
 from minicnn.layers.base import Layer, he_normal
 
 
@@ -59,11 +61,11 @@ class Dense(Layer):
 
     def forward(self, x, train=False, rng=None):
         self.output_shape(x.shape[1:])
-        y = (self.weight @ x.T).T + self.bias  # (N, out), laid out column-major: made row-major
+        y = gemm.product(self.weight, x.T).T + self.bias  # (N, out), laid out column-major: made row-major
         return get_xp(y).ascontiguousarray(y), x
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
-        dx = dy @ self.weight
+        dx = gemm.product(dy, self.weight)
         if not need_params:
             return dx, None
-        return dx, {"weight": dy.T @ cache, "bias": dy.sum(axis=0)}
+        return dx, {"weight": gemm.product(dy.T, cache), "bias": dy.sum(axis=0)}

@@ -1,9 +1,10 @@
 """minicnn/kernels/gemm.py: products split over threads with single-threaded BLAS.
 
 The reference is an independent float64 product (an einsum of float64 copies, not the code under
-test); every split the module makes (a stack by its stack, a matrix by its rows, a short matrix by
-the columns of b, a strided output) is forced by the shapes, and BLAS's thread count must be what it
-was afterwards. A mutation check: dropping one part leaves zeros that the comparison catches.
+test); every split the module makes (a stack by its stack, a matrix by its rows, a short matrix or
+a smaller one by the columns of b, a strided output) is forced by the shapes, and BLAS's thread
+count must be what it was afterwards. A mutation check: dropping one part leaves zeros that the
+comparison catches.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SHAPES = {
     "stack-shared-b": ((16, 40, 64), (64, 300)),
     "rows": ((300, 256), (256, 120)),  # im2col: many rows
     "columns": ((1, 4096), (4096, 1000)),  # a dense layer at batch 1
+    "columns-of-the-larger": ((8, 512), (512, 3000)),  # a dense layer's backward at batch 8
 }
 
 
@@ -94,3 +96,37 @@ def test_a_forked_child_splits_products_too(two_threads):
 def _split_in_child(a, b):
     numba.set_num_threads(2)
     return gemm.matmul(a, b)
+
+
+def test_layer_products_go_through_gemm(two_threads, monkeypatch):
+    """Dense (forward, input and weight gradients) and im2col convolution (forward, backward) multiply
+    through gemm.product, never with ``@`` (which would wake BLAS's own threads during a pass: see
+    gemm.product). Counted by replacing gemm.product with a counting float64 einsum, so that the
+    results also show each product was this one."""
+    import minicnn as mc
+
+    calls = []
+
+    def counting(a, b, out=None):
+        calls.append(a.shape)
+        result = _reference(a, b)
+        if out is None:
+            return result
+        out[...] = result
+        return out
+
+    monkeypatch.setattr(gemm, "product", counting)
+    rng = np.random.default_rng(4)
+    conv, dense = mc.Conv2D(3, 4, 3, padding=1, algorithm="im2col"), mc.Dense(4 * 5 * 5, 6)
+    conv.init_params(rng, np.float64)
+    dense.init_params(rng, np.float64)
+    dense.bias = rng.standard_normal(6)
+    x = rng.standard_normal((2, 3, 5, 5))
+    h, conv_cache = conv.forward(x)
+    y, dense_cache = dense.forward(h.reshape(2, -1))
+    dy = rng.standard_normal(y.shape)
+    dh, grads = dense.backward(dy, dense_cache, need_params=True)
+    conv.backward(dh.reshape(h.shape), conv_cache, need_params=True)
+    assert len(calls) == 9  # conv forward (per image: 2), dense forward, dx and dW, conv dx and dW (2 each)
+    assert_close(y, h.reshape(2, -1) @ dense.weight.T + dense.bias, 1e-12, "dense forward")
+    assert_close(grads["weight"], dy.T @ h.reshape(2, -1), 1e-12, "dense weight gradient")
