@@ -276,13 +276,15 @@ def _buffer(a: int, columns: int, dtype):
     return np.empty((a, columns + _GAP), dtype=dtype)
 
 
-# Layers whose U is at most this many bytes are split between the threads by tile rows, each thread
-# running transform, GEMM and transform on its own rows (``_by_rows``); larger ones by steps, each
-# kernel and GEMM split among the threads in turn. Measured at batch 1, 2 threads, wall-clock,
-# median of 25 alternating (F(4x4, 3x3) forward): by rows 0.60-0.84x the time at 64 -> 64 on
-# 224 x 224 (U 0.6 MB), 0.66x at 64 -> 128 on 112 x 112, 0.82x at 128 -> 128, 0.79x at 128 -> 256 on
-# 56 x 56 (U 4.7 MB); 1.03x at 256 -> 256 on 56 x 56 (U 9.4 MB) and at 512 -> 512 on 28 x 28: there
-# each thread reads all of U for half the columns.
+# Layers whose U is at most this many bytes, with at least two steps per thread, are split between the
+# threads by steps, each thread running transform, GEMM and transform on its own run of steps
+# (``_thread_steps``); the others step by step, each kernel and GEMM split among the threads.
+# Measured at batch 1, 2 threads, wall-clock, medians of 21 alternating, VGG16's layers in place
+# (split / step by step): block1_conv2 (U 0.6 MB, 14 steps) forward 0.67-0.94, backward 0.79-1.00;
+# block2 (U 1.2-2.4 MB, 6 steps) forward 0.67-0.98, backward 0.84-1.17, noise included. A tile-row
+# split of the one-step layers gained at 128 -> 256 on 56 x 56 (forward 0.79) but changed which
+# columns share a GEMM, and with them the float32 bits; at 256 -> 256 (U 9.4 MB) it gained nothing
+# (1.03), each thread reading all of U for half the columns.
 ROWS_SPLIT_MAX_U_BYTES = 8 << 20
 
 
@@ -306,23 +308,24 @@ def serial(kernel):
 _SERIAL: dict = {}
 
 
-def _split_rows(total: int, parts: int) -> list[tuple[int, int]]:
-    """[start, stop) tile-row ranges cutting ``total`` rows into ``parts`` near-equal contiguous runs."""
-    cuts = [total * i // parts for i in range(parts + 1)]
-    return [(cuts[i], cuts[i + 1]) for i in range(parts)]
-
-
-def _by_rows(u, total: int) -> bool:
-    """Whether a layer with transformed kernel u and ``total`` tile rows is split by rows (see
-    ROWS_SPLIT_MAX_U_BYTES): u small enough, and at least two tile rows per thread."""
-    return u.nbytes <= ROWS_SPLIT_MAX_U_BYTES and total >= 2 * numba.get_num_threads() >= 4
+def _thread_steps(total: int, rows: int) -> list[list[int]] | None:
+    """The steps' first tile rows (steps of ``rows`` out of ``total``, as the step-by-step path cuts
+    them), dealt out in contiguous runs, one run per thread; None where a thread would get fewer
+    than two steps. Each thread runs exactly the step-by-step path's steps, so every GEMM has the
+    same columns and every result the same bits, whatever the thread count."""
+    starts = list(range(0, total, rows))
+    threads = numba.get_num_threads()
+    if threads < 2 or len(starts) < 2 * threads:
+        return None
+    cuts = [len(starts) * i // threads for i in range(threads + 1)]
+    return [starts[cuts[i] : cuts[i + 1]] for i in range(threads)]
 
 
 def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     """The driver shared by F(2x2, 3x3) and F(4x4, 3x3) (minicnn/kernels/winograd_f4.py): for each step
     of tile rows, V = to_tiles(x), M[xi] = U[xi] @ V[xi] (one batched GEMM), y = from_tiles(M).
-    Small layers (ROWS_SPLIT_MAX_U_BYTES) give each thread a contiguous run of tile rows to step
-    through on its own; the others share every step's kernels and GEMM among the threads.
+    Small layers (ROWS_SPLIT_MAX_U_BYTES) give each thread a contiguous run of the steps to do on its
+    own; the others share every step's kernels and GEMM among the threads. Both give the same bits.
 
     x (N, C, H, W); u (a, O, C) with a = (tile + 2)^2 transformed positions; tile: output pixels per
     tile side; counts(ho, wo) -> (tiles_h, tiles_w); to_tiles / from_tiles: the Numba transforms with the
@@ -338,35 +341,35 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     y = np.empty((n, o, ho, wo), dtype=x.dtype)
     x = np.ascontiguousarray(x)
 
-    def steps(start, stop, to_tiles, from_tiles, matmul, v_buffer, m_buffer):
-        for r0 in range(start, stop, rows):
-            r1 = min(r0 + rows, stop)
-            k = (r1 - r0) * tiles_w
-            to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v_buffer)
-            v = v_buffer[:, : c * k].reshape(a, c, k)  # the same memory as BLAS's stack of matrices
-            m = m_buffer[:, : o * k].reshape(a, o, k)
-            matmul(u, v, out=m)
-            from_tiles(m_buffer, bias, tiles_h, tiles_w, r0, r1, y)
+    def step(r0, to_tiles, from_tiles, matmul, v_buffer, m_buffer):
+        r1 = min(r0 + rows, n * tiles_h)
+        k = (r1 - r0) * tiles_w
+        to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v_buffer)
+        v = v_buffer[:, : c * k].reshape(a, c, k)  # the same memory as BLAS's stack of matrices
+        m = m_buffer[:, : o * k].reshape(a, o, k)
+        matmul(u, v, out=m)
+        from_tiles(m_buffer, bias, tiles_h, tiles_w, r0, r1, y)
 
     to_one, from_one = serial(to_tiles), serial(from_tiles)  # the kernels without threads
 
-    def own_rows(start, stop):
+    def own_steps(starts):
         """On one thread of gemm.run_parts: kernels without threads, buffers of its own."""
         v_own, m_own = _buffer(a, c * rows * tiles_w, x.dtype), _buffer(a, o * rows * tiles_w, x.dtype)
-        steps(start, stop, to_one, from_one, np.matmul, v_own, m_own)
+        for r0 in starts:
+            step(r0, to_one, from_one, np.matmul, v_own, m_own)
 
-    if _by_rows(u, n * tiles_h):  # each thread its own rows of y
-        ranges = _split_rows(n * tiles_h, numba.get_num_threads())
-        if gemm.run_parts([functools.partial(own_rows, start, stop) for start, stop in ranges]):
-            return y
+    runs = _thread_steps(n * tiles_h, rows) if u.nbytes <= ROWS_SPLIT_MAX_U_BYTES else None
+    if runs and gemm.run_parts([functools.partial(own_steps, run) for run in runs]):
+        return y  # each thread its own rows of y
     # Step by step, every kernel and GEMM shared by the threads (BLAS on one thread per part of the
     # GEMM: minicnn/kernels/gemm.py).
     v_buffer, m_buffer = _buffer(a, c * rows * tiles_w, x.dtype), _buffer(a, o * rows * tiles_w, x.dtype)
-    steps(0, n * tiles_h, to_tiles, from_tiles, gemm.matmul, v_buffer, m_buffer)
+    for r0 in range(0, n * tiles_h, rows):
+        step(r0, to_tiles, from_tiles, gemm.matmul, v_buffer, m_buffer)
     return y
 
 
-def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient):
+def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient, split_steps: bool = False):
     """The input gradient of ``run_tiles`` with the same u: its adjoint, step for step in reverse.
 
     Forward, per tile: V = B^T d B, M[xi] = U[xi] @ V[xi], y = A^T M A. Each step is linear, so the
@@ -382,8 +385,11 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient):
     layer in tests/engine/test_winograd_f4.py.
 
     dy (N, O, Ho, Wo); u (a, O, C); pad: the forward's padding; counts, from_gradient, to_gradient:
-    as ``tile_counts``, ``output_gradient_tiles``, ``input_gradient_tiles``. Returns dx (N, C, Ho -
-    2*pad + 2, Wo - 2*pad + 2) in dy's dtype.
+    as ``tile_counts``, ``output_gradient_tiles``, ``input_gradient_tiles``; split_steps: whether small
+    layers may give each thread a run of the steps (as in ``run_tiles``), which keeps the bits only
+    where to_gradient adds a single value per call into each dx row it shares with another call
+    (F(4x4)'s does; this module's F(2x2) kernel adds every tile, up to four values per pixel, and
+    their order would change). Returns dx (N, C, Ho - 2*pad + 2, Wo - 2*pad + 2) in dy's dtype.
     """
     n, o, ho, wo = dy.shape
     a, c = u.shape[0], u.shape[2]
@@ -394,33 +400,32 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient):
     dx = np.zeros((n, c, ho - 2 * pad + 2, wo - 2 * pad + 2), dtype=dy.dtype)
     dy, ut = np.ascontiguousarray(dy), u.transpose(0, 2, 1)
 
-    def steps(start, stop, from_gradient, to_gradient, matmul, g_buffer, e_buffer):
-        for r0 in range(start, stop, rows):
-            r1 = min(r0 + rows, stop)
-            k = (r1 - r0) * tiles_w
-            from_gradient(dy, tiles_h, tiles_w, r0, r1, g_buffer)
-            g = g_buffer[:, : o * k].reshape(a, o, k)
-            e = e_buffer[:, : c * k].reshape(a, c, k)
-            matmul(ut, g, out=e)
-            to_gradient(e_buffer, pad, tiles_h, tiles_w, r0, r1, dx)
+    def step(r0, from_gradient, to_gradient, matmul, g_buffer, e_buffer):
+        r1 = min(r0 + rows, n * tiles_h)
+        k = (r1 - r0) * tiles_w
+        from_gradient(dy, tiles_h, tiles_w, r0, r1, g_buffer)
+        g = g_buffer[:, : o * k].reshape(a, o, k)
+        e = e_buffer[:, : c * k].reshape(a, c, k)
+        matmul(ut, g, out=e)
+        to_gradient(e_buffer, pad, tiles_h, tiles_w, r0, r1, dx)
 
     from_one, to_one = serial(from_gradient), serial(to_gradient)  # the kernels without threads
 
-    def own_rows(start, stop):
+    def own_steps(starts):
         """On one thread of gemm.run_parts: kernels without threads, buffers of its own."""
         g_own, e_own = _buffer(a, o * rows * tiles_w, dy.dtype), _buffer(a, c * rows * tiles_w, dy.dtype)
-        steps(start, stop, from_one, to_one, np.matmul, g_own, e_own)
+        for r0 in starts:
+            step(r0, from_one, to_one, np.matmul, g_own, e_own)
 
-    if _by_rows(u, n * tiles_h):
-        # As in run_tiles, but neighbouring tile rows add into two shared rows of dx, so two threads
-        # must not do neighbouring rows at once: each thread but the first leaves out the first row
-        # of its range (the one next to the previous thread's), and these rows are done last, when
-        # the threads have ended.
-        ranges = _split_rows(n * tiles_h, numba.get_num_threads())
-        first_left_out = [(start + (i > 0), stop) for i, (start, stop) in enumerate(ranges)]
-        if gemm.run_parts([functools.partial(own_rows, start, stop) for start, stop in first_left_out]):
-            for start, _ in ranges[1:]:
-                steps(start, start + 1, from_gradient, to_gradient, gemm.matmul, g_buffer, e_buffer)
-            return dx
-    steps(0, n * tiles_h, from_gradient, to_gradient, gemm.matmul, g_buffer, e_buffer)
+    runs = _thread_steps(n * tiles_h, rows) if split_steps and u.nbytes <= ROWS_SPLIT_MAX_U_BYTES else None
+    # As in run_tiles, but neighbouring steps add into two shared rows of dx, so two threads must not
+    # do neighbouring steps at once: each thread but the first leaves out its first step (the one
+    # next to the previous thread's), done when the threads have ended. A shared row then gets its
+    # two contributions in the other order, which for two addends onto zero gives the same bits.
+    if runs and gemm.run_parts([functools.partial(own_steps, run[i > 0 :]) for i, run in enumerate(runs)]):
+        for run in runs[1:]:
+            step(run[0], from_gradient, to_gradient, gemm.matmul, g_buffer, e_buffer)
+        return dx
+    for r0 in range(0, n * tiles_h, rows):
+        step(r0, from_gradient, to_gradient, gemm.matmul, g_buffer, e_buffer)
     return dx

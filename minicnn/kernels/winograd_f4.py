@@ -404,4 +404,4 @@ def winograd_conv(x, u, bias, pad: int):
 def winograd_conv_adjoint(dy, u, pad: int):
     """The input gradient of ``winograd_conv(x, u, bias, pad)``: dy (N, O, Ho, Wo) -> dx (N, C, Ho - 2*pad
     + 2, Wo - 2*pad + 2), with the forward's own u (36, O, C) (see ``winograd.run_adjoint``)."""
-    return winograd.run_adjoint(dy, u, pad, tile_counts, output_gradient_tiles, input_gradient_tiles)
+    return winograd.run_adjoint(dy, u, pad, tile_counts, output_gradient_tiles, input_gradient_tiles, True)

@@ -1,13 +1,16 @@
-"""Winograd layers split between threads by tile rows (minicnn/kernels/winograd.py, ``_by_rows``).
+"""Winograd layers split between threads by runs of steps (minicnn/kernels/winograd.py,
+``_thread_steps``).
 
-Each thread runs transform, GEMM and transform on its own tile rows. The reference is the same
-layer done step by step (every kernel shared by the threads), itself checked against naive loops and
-PyTorch in test_winograd.py / test_winograd_f4.py, and, for the input gradient, the naive loops
-here. In the input gradient neighbouring tile rows add into two shared rows of dx: a thread leaves
-out the first row of its range and those rows are done after the threads. Leaving them out
-altogether, or also doing them in the threads, changes dx by whole tile contributions, far above
-the 1e-12 compared here. Each test also checks that the split really ran (``gemm.run_parts`` said
-True), so that it cannot end up comparing the step-by-step path with itself.
+Each thread runs transform, GEMM and transform on its own run of the step-by-step path's steps, so
+every GEMM has the same columns as there and the results must be the same bits: the reference is
+the same layer done step by step (every kernel shared by the threads; itself checked against naive
+loops and PyTorch in test_winograd.py / test_winograd_f4.py), compared exactly, and the naive loops
+for the input gradient. Bit-equality is what keeps a dataset job's results independent of its
+shard size and process count (tests/jobs/test_sanity_job.py). In the input gradient neighbouring
+steps add into two shared rows of dx: a thread leaves out the first step of its run and those steps
+are done after the threads; leaving them out altogether, or also doing them in the threads, changes
+dx by whole tile contributions. Each test also checks that the split really ran (``gemm.run_parts``
+said True), so that it cannot end up comparing the step-by-step path with itself.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def splits(monkeypatch):
 
     def counted(parts):
         ran = run_parts(parts)
-        count["ran"] += ran and all(getattr(part, "func", None).__name__ == "own_rows" for part in parts)
+        count["ran"] += ran and all(getattr(part, "func", None).__name__ == "own_steps" for part in parts)
         return ran
 
     monkeypatch.setattr(gemm, "run_parts", counted)
@@ -47,8 +50,9 @@ SHAPES = [(1, 3, 19, 13, 4), (3, 2, 9, 11, 5), (2, 4, 14, 14, 3)]
 @pytest.mark.parametrize("padding", [0, 1, 2])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("lowering", list(LOWERINGS))
-def test_rows_split_equals_step_by_step(two_threads, splits, monkeypatch, lowering, shape, padding):
+def test_split_equals_step_by_step_bit_for_bit(two_threads, splits, monkeypatch, lowering, shape, padding):
     module = LOWERINGS[lowering]
+    monkeypatch.setattr(winograd, "WINOGRAD_TILE_ELEMENTS", 1)  # one tile row per step: 4+ steps
     n, c, h, w, o = shape
     rng = np.random.default_rng(h * 10 + padding)
     x, k, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
@@ -56,26 +60,39 @@ def test_rows_split_equals_step_by_step(two_threads, splits, monkeypatch, loweri
     y = module.winograd_conv(x, u, b, padding)
     dy = rng.standard_normal(y.shape)
     dx = module.winograd_conv_adjoint(dy, u, padding)
-    assert splits["ran"] == 2, "both directions split by rows"
+    assert splits["ran"] == (2 if lowering == "F(4x4)" else 1), "split by steps (F(2x2) forward only)"
     monkeypatch.setattr(winograd, "ROWS_SPLIT_MAX_U_BYTES", -1)  # step by step
-    assert_close(y, module.winograd_conv(x, u, b, padding), 1e-12, f"{lowering} forward, by rows")
-    assert_close(dx, module.winograd_conv_adjoint(dy, u, padding), 1e-12, f"{lowering} dx, by rows")
-    assert splits["ran"] == 2, "the reference did not split"
+    assert_close(y, module.winograd_conv(x, u, b, padding), 0, f"{lowering} forward, split", atol=0)
+    assert_close(dx, module.winograd_conv_adjoint(dy, u, padding), 0, f"{lowering} dx, split", atol=0)
+    assert splits["ran"] == (2 if lowering == "F(4x4)" else 1), "the reference did not split"
     assert_close(dx, naive.conv2d_backward(dy, x, k, 1, padding)[0], 1e-12, f"{lowering} dx, naive loops")
 
 
+def test_float32_bits_too(two_threads, splits, monkeypatch):
+    """float32, F(4x4), a VGG-like block1 layer at batch 1 with the default step budget (14 steps)."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 16, 224, 224)).astype(np.float32)
+    u = winograd_f4.transform_kernel(rng.standard_normal((16, 16, 3, 3)).astype(np.float32))
+    y = winograd_f4.winograd_conv(x, u, None, 1)
+    dx = winograd_f4.winograd_conv_adjoint(y, u, 1)
+    assert splits["ran"] == 2
+    monkeypatch.setattr(winograd, "ROWS_SPLIT_MAX_U_BYTES", -1)
+    assert np.array_equal(y, winograd_f4.winograd_conv(x, u, None, 1))
+    assert np.array_equal(dx, winograd_f4.winograd_conv_adjoint(y, u, 1))
+
+
 def test_small_layers_only(two_threads, splits):
-    """U above ROWS_SPLIT_MAX_U_BYTES (VGG16's 256 -> 256 layers and deeper), or fewer than two tile
-    rows per thread: step by step."""
+    """U above ROWS_SPLIT_MAX_U_BYTES (VGG16's 256 -> 256 layers and deeper), or fewer than two steps
+    per thread: step by step."""
     rng = np.random.default_rng(0)
     u_big = np.zeros((36, 256, 256), np.float32)  # 9.4 MB
     assert u_big.nbytes > winograd.ROWS_SPLIT_MAX_U_BYTES
-    winograd_f4.winograd_conv(rng.standard_normal((1, 256, 16, 16)).astype(np.float32), u_big, None, 1)
+    winograd_f4.winograd_conv(rng.standard_normal((4, 256, 56, 56)).astype(np.float32), u_big, None, 1)
     u_small = winograd_f4.transform_kernel(rng.standard_normal((2, 2, 3, 3)))
-    winograd_f4.winograd_conv(rng.standard_normal((1, 2, 12, 12)), u_small, None, 1)  # 3 tile rows
+    winograd_f4.winograd_conv(rng.standard_normal((1, 2, 16, 16)), u_small, None, 1)  # one step
     assert splits["ran"] == 0
-    winograd_f4.winograd_conv(rng.standard_normal((1, 2, 16, 16)), u_small, None, 1)  # 4 tile rows
-    assert splits["ran"] == 1
+    assert winograd._thread_steps(14, 4) == [[0, 4], [8, 12]]  # 4 steps: two per thread
+    assert winograd._thread_steps(12, 4) is None  # 3 steps
 
 
 def test_serial_kernels_are_separate_builds():
