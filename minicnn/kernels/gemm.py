@@ -21,7 +21,7 @@ one BLAS call from the same operands as ``np.matmul`` would use, so the result d
 ``np.matmul``'s only as two BLAS blockings may round differently (tests/engine/test_gemm.py).
 
 ``run_parts`` uses the same threads for whole pieces of work that each call BLAS and Numba kernels
-compiled without threads (Winograd's small layers, one run of tile rows per thread:
+compiled without threads (Winograd's small layers, one run of steps per thread:
 minicnn/kernels/winograd.py): one hand-off per layer instead of three per step, and each thread
 reads back from its own cache the tiles it has just transformed.
 
