@@ -321,6 +321,35 @@ def _thread_steps(total: int, rows: int) -> list[list[int]] | None:
     return [starts[cuts[i] : cuts[i + 1]] for i in range(threads)]
 
 
+def _run_steps(total: int, rows: int, step, buffers, split: bool, defer_first: bool) -> None:
+    """Run ``step(r0, shared, scratch)`` for the first tile row r0 of every step of ``rows`` out of
+    ``total``: each thread its own run of steps where ``split`` (and ``_thread_steps`` finds enough),
+    else one after another. ``shared`` says which kernels the step must use: True, the parallel
+    ones and ``gemm.matmul`` (the step has the threads to itself); False, ``serial`` ones and
+    ``np.matmul`` (the step runs on one thread of ``gemm.run_parts``). ``buffers()`` makes the
+    scratch a step works in, one per thread. ``defer_first``: each thread but the first leaves the
+    first step of its run to the end, after the threads (``run_adjoint`` says why).
+    """
+    runs = _thread_steps(total, rows) if split else None
+
+    def own_run(starts):
+        scratch = buffers()
+        for r0 in starts:
+            step(r0, False, scratch)
+
+    parts = [
+        functools.partial(own_run, run[1:] if defer_first and i > 0 else run)
+        for i, run in enumerate(runs or [])
+    ]
+    if runs and gemm.run_parts(parts):
+        left = [run[0] for run in runs[1:]] if defer_first else []  # the deferred steps
+    else:
+        left = range(0, total, rows)  # no split: every step, in order, on all the threads
+    scratch = buffers() if len(left) else None
+    for r0 in left:
+        step(r0, True, scratch)
+
+
 def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     """The driver shared by F(2x2, 3x3) and F(4x4, 3x3) (minicnn/kernels/winograd_f4.py): for each step
     of tile rows, V = to_tiles(x), M[xi] = U[xi] @ V[xi] (one batched GEMM), y = from_tiles(M).
@@ -341,31 +370,26 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     y = np.empty((n, o, ho, wo), dtype=x.dtype)
     x = np.ascontiguousarray(x)
 
-    def step(r0, to_tiles, from_tiles, matmul, v_buffer, m_buffer):
+    kernels = {
+        True: (to_tiles, from_tiles, gemm.matmul),
+        False: (serial(to_tiles), serial(from_tiles), np.matmul),
+    }
+
+    def step(r0, shared, scratch):
+        to_tiles, from_tiles, matmul = kernels[shared]
+        v_buffer, m_buffer = scratch
         r1 = min(r0 + rows, n * tiles_h)
         k = (r1 - r0) * tiles_w
         to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v_buffer)
         v = v_buffer[:, : c * k].reshape(a, c, k)  # the same memory as BLAS's stack of matrices
         m = m_buffer[:, : o * k].reshape(a, o, k)
-        matmul(u, v, out=m)
+        matmul(u, v, out=m)  # shared: BLAS on one thread per part (minicnn/kernels/gemm.py)
         from_tiles(m_buffer, bias, tiles_h, tiles_w, r0, r1, y)
 
-    to_one, from_one = serial(to_tiles), serial(from_tiles)  # the kernels without threads
+    def buffers():
+        return _buffer(a, c * rows * tiles_w, x.dtype), _buffer(a, o * rows * tiles_w, x.dtype)
 
-    def own_steps(starts):
-        """On one thread of gemm.run_parts: kernels without threads, buffers of its own."""
-        v_own, m_own = _buffer(a, c * rows * tiles_w, x.dtype), _buffer(a, o * rows * tiles_w, x.dtype)
-        for r0 in starts:
-            step(r0, to_one, from_one, np.matmul, v_own, m_own)
-
-    runs = _thread_steps(n * tiles_h, rows) if u.nbytes <= ROWS_SPLIT_MAX_U_BYTES else None
-    if runs and gemm.run_parts([functools.partial(own_steps, run) for run in runs]):
-        return y  # each thread its own rows of y
-    # Step by step, every kernel and GEMM shared by the threads (BLAS on one thread per part of the
-    # GEMM: minicnn/kernels/gemm.py).
-    v_buffer, m_buffer = _buffer(a, c * rows * tiles_w, x.dtype), _buffer(a, o * rows * tiles_w, x.dtype)
-    for r0 in range(0, n * tiles_h, rows):
-        step(r0, to_tiles, from_tiles, gemm.matmul, v_buffer, m_buffer)
+    _run_steps(n * tiles_h, rows, step, buffers, u.nbytes <= ROWS_SPLIT_MAX_U_BYTES, defer_first=False)
     return y
 
 
@@ -395,12 +419,16 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient, split_steps
     a, c = u.shape[0], u.shape[2]
     tiles_h, tiles_w = counts(ho, wo)
     rows = _steps(n * tiles_h, a, c, o, tiles_w)
-    g_buffer = _buffer(a, o * rows * tiles_w, dy.dtype)
-    e_buffer = _buffer(a, c * rows * tiles_w, dy.dtype)
     dx = np.zeros((n, c, ho - 2 * pad + 2, wo - 2 * pad + 2), dtype=dy.dtype)
     dy, ut = np.ascontiguousarray(dy), u.transpose(0, 2, 1)
+    kernels = {
+        True: (from_gradient, to_gradient, gemm.matmul),
+        False: (serial(from_gradient), serial(to_gradient), np.matmul),
+    }
 
-    def step(r0, from_gradient, to_gradient, matmul, g_buffer, e_buffer):
+    def step(r0, shared, scratch):
+        from_gradient, to_gradient, matmul = kernels[shared]
+        g_buffer, e_buffer = scratch
         r1 = min(r0 + rows, n * tiles_h)
         k = (r1 - r0) * tiles_w
         from_gradient(dy, tiles_h, tiles_w, r0, r1, g_buffer)
@@ -409,23 +437,13 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient, split_steps
         matmul(ut, g, out=e)
         to_gradient(e_buffer, pad, tiles_h, tiles_w, r0, r1, dx)
 
-    from_one, to_one = serial(from_gradient), serial(to_gradient)  # the kernels without threads
+    def buffers():
+        return _buffer(a, o * rows * tiles_w, dy.dtype), _buffer(a, c * rows * tiles_w, dy.dtype)
 
-    def own_steps(starts):
-        """On one thread of gemm.run_parts: kernels without threads, buffers of its own."""
-        g_own, e_own = _buffer(a, o * rows * tiles_w, dy.dtype), _buffer(a, c * rows * tiles_w, dy.dtype)
-        for r0 in starts:
-            step(r0, from_one, to_one, np.matmul, g_own, e_own)
-
-    runs = _thread_steps(n * tiles_h, rows) if split_steps and u.nbytes <= ROWS_SPLIT_MAX_U_BYTES else None
-    # As in run_tiles, but neighbouring steps add into two shared rows of dx, so two threads must not
-    # do neighbouring steps at once: each thread but the first leaves out its first step (the one
+    # Split as in run_tiles, but neighbouring steps add into two shared rows of dx, so two threads must
+    # not do neighbouring steps at once: each thread but the first leaves out its first step (the one
     # next to the previous thread's), done when the threads have ended. A shared row then gets its
     # two contributions in the other order, which for two addends onto zero gives the same bits.
-    if runs and gemm.run_parts([functools.partial(own_steps, run[i > 0 :]) for i, run in enumerate(runs)]):
-        for run in runs[1:]:
-            step(run[0], from_gradient, to_gradient, gemm.matmul, g_buffer, e_buffer)
-        return dx
-    for r0 in range(0, n * tiles_h, rows):
-        step(r0, from_gradient, to_gradient, gemm.matmul, g_buffer, e_buffer)
+    split = split_steps and u.nbytes <= ROWS_SPLIT_MAX_U_BYTES
+    _run_steps(n * tiles_h, rows, step, buffers, split, defer_first=True)
     return dx
