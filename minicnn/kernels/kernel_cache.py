@@ -29,11 +29,16 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: odd, and its mul
 _WORDS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # item size -> unsigned type of the same size
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def _fingerprint(words):
-    """sum_i words[i] * (2i + 1) * _GOLDEN mod 2^64; words: 1-D uint32 or uint64 (the raw float bits)."""
+    """sum_i words[i] * (2i + 1) * _GOLDEN mod 2^64; words: 1-D uint32 or uint64 (the raw float bits).
+
+    One thread: reading is all it does, and one thread reads at the memory's speed here. In a VGG16
+    pass at batch 1 its 512-channel kernels (2.36 M words each) took 446 us per call on one thread
+    and 563 us on two (medians of 120 calls, alternating).
+    """
     total = np.uint64(0)
-    for i in numba.prange(words.size):
+    for i in range(words.size):
         total += np.uint64(words[i]) * (np.uint64(2 * i + 1) * _GOLDEN)
     return total
 

@@ -10,6 +10,8 @@ any size ran at ~5 GB/s on a 2-core machine (3.0 ms forward on 64 x 224 x 224 at
 unrolled window at ~17 GB/s (0.9 ms), and its backward writes every input once (the windows tile
 the input) instead of zeroing dx and then scattering into it (2.5 -> 1.25 ms; benchmarks/RESULTS.md,
 issue 19). Both give the general kernels' results exactly (tests/engine/test_naive_reference.py).
+Below minicnn/kernels/threads.py's size they run on the calling thread (waking Numba's threads
+costs more than the loop).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from minicnn.backend import get_xp
 from minicnn.geometry import output_size
+from minicnn.kernels.threads import sized
 
 
 @numba.njit(parallel=True, cache=True)
@@ -124,9 +127,9 @@ def maxpool_forward(x, kh: int, kw: int, stride: int):
     y = xp.empty((n, c, ho, wo), dtype=x.dtype)
     switches = xp.empty((n, c, ho, wo), dtype=np.int32)
     if xp is np and _is_vgg_pool(kh, kw, stride):
-        _maxpool2_forward_cpu(x, y, switches)
+        sized(_maxpool2_forward_cpu, x.size)(x, y, switches)
     elif xp is np:
-        _maxpool_forward_cpu(x, kh, kw, stride, y, switches)
+        sized(_maxpool_forward_cpu, x.size)(x, kh, kw, stride, y, switches)
     else:
         from minicnn.kernels import gpu
 
@@ -139,11 +142,11 @@ def maxpool_backward(dy, switches, input_shape, kh: int, kw: int, stride: int):
     xp = get_xp(dy)
     if xp is np and _is_vgg_pool(kh, kw, stride):
         dx = np.empty(input_shape, dtype=dy.dtype)  # every element written by the kernel
-        _maxpool2_backward_cpu(dy, switches, dx)
+        sized(_maxpool2_backward_cpu, dx.size)(dy, switches, dx)
         return dx
     dx = xp.zeros(input_shape, dtype=dy.dtype)
     if xp is np:
-        _maxpool_backward_cpu(dy, switches, kw, stride, dx)
+        sized(_maxpool_backward_cpu, dx.size)(dy, switches, kw, stride, dx)
     else:
         from minicnn.kernels import gpu
 

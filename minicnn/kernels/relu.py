@@ -1,7 +1,9 @@
 """The three ReLU backward rules as one fused pass (CPU: Numba, GPU: minicnn.kernels.gpu).
 
-NumPy would need a boolean temporary and a ``where`` per rule, single-threaded; here each element
-is read once and written once, on every core. The rules are stated in minicnn/layers/relu.py.
+NumPy would need a boolean temporary and a ``where`` per rule; here each element is read once and
+written once, on every core for large arrays and on the calling thread for the others (where
+waking Numba's threads costs more than the loop: minicnn/kernels/threads.py). The rules are stated
+in minicnn/layers/relu.py.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import numba
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.kernels.threads import sized
 
 _RULES = {"gradient": 0, "deconvnet": 1, "guided": 2}
 
@@ -39,7 +42,7 @@ def relu_forward(x):
         return get_xp(x).maximum(x, 0)
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    _relu_forward_cpu(x.reshape(-1), y.reshape(-1))
+    sized(_relu_forward_cpu, x.size)(x.reshape(-1), y.reshape(-1))
     return y
 
 
@@ -51,5 +54,5 @@ def relu_backward(dy, y, mode: str):
         return gpu.relu_backward(dy, y, mode)
     dy, y = np.ascontiguousarray(dy), np.ascontiguousarray(y)
     dx = np.empty_like(dy)
-    _relu_backward_cpu(dy.reshape(-1), y.reshape(-1), _RULES[mode], dx.reshape(-1))
+    sized(_relu_backward_cpu, dy.size)(dy.reshape(-1), y.reshape(-1), _RULES[mode], dx.reshape(-1))
     return dx

@@ -34,12 +34,13 @@ CPU only (Numba): there are no GPU kernels for the transforms, so the GPU path k
 from __future__ import annotations
 
 import functools
-import types
+import threading
 
 import numba
 import numpy as np
 
 from minicnn.kernels import gemm
+from minicnn.kernels.threads import serial
 
 
 @numba.njit(cache=True, inline="always")
@@ -288,26 +289,6 @@ def _buffer(a: int, columns: int, dtype):
 ROWS_SPLIT_MAX_U_BYTES = 8 << 20
 
 
-def serial(kernel):
-    """``kernel`` (a Numba ``parallel=True`` dispatcher) compiled again without threads and without
-    the GIL, for a thread of ``gemm.run_parts`` (its prange runs as a plain loop). Kept per kernel.
-
-    The copy gets a name of its own ("<name>_serial"): Numba's on-disk cache files compiled code
-    under the function's qualified name and signature, not its flags, and would hand the parallel
-    build to the serial dispatcher.
-    """
-    found = _SERIAL.get(kernel)
-    if found is None:
-        fn = kernel.py_func
-        copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__)
-        copy.__qualname__ = fn.__qualname__ + "_serial"
-        found = _SERIAL[kernel] = numba.njit(cache=True, nogil=True)(copy)
-    return found
-
-
-_SERIAL: dict = {}
-
-
 def _thread_steps(total: int, rows: int) -> list[list[int]] | None:
     """The steps' first tile rows (steps of ``rows`` out of ``total``, as the step-by-step path cuts
     them), dealt out in contiguous runs, one run per thread; None where a thread would get fewer
@@ -321,32 +302,41 @@ def _thread_steps(total: int, rows: int) -> list[list[int]] | None:
     return [starts[cuts[i] : cuts[i + 1]] for i in range(threads)]
 
 
-def _run_steps(total: int, rows: int, step, buffers, split: bool, defer_first: bool) -> None:
+def _run_steps(total: int, rows: int, step, buffers, split: bool, adjoining: bool) -> None:
     """Run ``step(r0, shared, scratch)`` for the first tile row r0 of every step of ``rows`` out of
     ``total``: each thread its own run of steps where ``split`` (and ``_thread_steps`` finds enough),
     else one after another. ``shared`` says which kernels the step must use: True, the parallel
     ones and ``gemm.matmul`` (the step has the threads to itself); False, ``serial`` ones and
     ``np.matmul`` (the step runs on one thread of ``gemm.run_parts``). ``buffers()`` makes the
-    scratch a step works in, one per thread. ``defer_first``: each thread but the first leaves the
-    first step of its run to the end, after the threads (``run_adjoint`` says why).
+    scratch a step works in, one per thread.
+
+    ``adjoining``: neighbouring steps write to shared rows, so the two steps on either side of a
+    boundary between two threads' runs must not run at once. Each thread then runs its run last
+    step first, and a thread starts the first step of its run (its last job) only once the thread
+    before it has done the last step of its own run (that thread's first job): the two never
+    overlap, and in the usual case nobody waits. ``run_adjoint`` says why the order does not
+    change the bits.
     """
     runs = _thread_steps(total, rows) if split else None
+    done = [threading.Event() for _ in runs or []]  # thread t has done the last step of its run
 
-    def own_run(starts):
+    def own_run(t, starts):
         scratch = buffers()
-        for r0 in starts:
-            step(r0, False, scratch)
+        order = starts[::-1] if adjoining else starts
+        for i, r0 in enumerate(order):
+            if adjoining and t > 0 and i == len(order) - 1:
+                done[t - 1].wait()  # set even where that step failed: no thread waits forever
+            try:
+                step(r0, False, scratch)
+            finally:
+                if i == 0:
+                    done[t].set()
 
-    parts = [
-        functools.partial(own_run, run[1:] if defer_first and i > 0 else run)
-        for i, run in enumerate(runs or [])
-    ]
+    parts = [functools.partial(own_run, t, run) for t, run in enumerate(runs or [])]
     if runs and gemm.run_parts(parts):
-        left = [run[0] for run in runs[1:]] if defer_first else []  # the deferred steps
-    else:
-        left = range(0, total, rows)  # no split: every step, in order, on all the threads
-    scratch = buffers() if len(left) else None
-    for r0 in left:
+        return
+    scratch = buffers()  # no split: every step, in order, on all the threads
+    for r0 in range(0, total, rows):
         step(r0, True, scratch)
 
 
@@ -389,7 +379,7 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     def buffers():
         return _buffer(a, c * rows * tiles_w, x.dtype), _buffer(a, o * rows * tiles_w, x.dtype)
 
-    _run_steps(n * tiles_h, rows, step, buffers, u.nbytes <= ROWS_SPLIT_MAX_U_BYTES, defer_first=False)
+    _run_steps(n * tiles_h, rows, step, buffers, u.nbytes <= ROWS_SPLIT_MAX_U_BYTES, adjoining=False)
     return y
 
 
@@ -441,9 +431,9 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient, split_steps
         return _buffer(a, o * rows * tiles_w, dy.dtype), _buffer(a, c * rows * tiles_w, dy.dtype)
 
     # Split as in run_tiles, but neighbouring steps add into two shared rows of dx, so two threads must
-    # not do neighbouring steps at once: each thread but the first leaves out its first step (the one
-    # next to the previous thread's), done when the threads have ended. A shared row then gets its
-    # two contributions in the other order, which for two addends onto zero gives the same bits.
+    # not do neighbouring steps at once (``adjoining``), and a thread runs its own steps last first.
+    # Either way a shared row gets the same two addends onto zero, in one order or the other, and
+    # a + b is b + a in floating point: the same bits as step by step.
     split = split_steps and u.nbytes <= ROWS_SPLIT_MAX_U_BYTES
-    _run_steps(n * tiles_h, rows, step, buffers, split, defer_first=True)
+    _run_steps(n * tiles_h, rows, step, buffers, split, adjoining=True)
     return dx

@@ -104,6 +104,14 @@ def test_fingerprint_sees_every_element_and_dtype():
     assert fingerprint(w.reshape(4, 8, 3, 3)) != key
 
 
+def test_fingerprint_formula():
+    """h(w) = sum_i word_i * (2i + 1) * 0x9E3779B97F4A7C15 mod 2^64, in Python's integers."""
+    w = np.random.default_rng(3).standard_normal(1001).astype(np.float32)
+    words = [int(v) for v in w.view(np.uint32)]
+    expected = sum(v * (2 * i + 1) * 0x9E3779B97F4A7C15 for i, v in enumerate(words)) % (1 << 64)
+    assert fingerprint(w)[2] == expected
+
+
 def test_kept_kernels_are_read_only_and_copies_start_empty():
     layer, x = layer_and_input()
     layer.forward(x)

@@ -7,22 +7,25 @@ the same layer done step by step (every kernel shared by the threads; itself che
 loops and PyTorch in test_winograd.py / test_winograd_f4.py), compared exactly, and the naive loops
 for the input gradient. Bit-equality is what keeps a dataset job's results independent of its
 shard size and process count (tests/jobs/test_sanity_job.py). In the input gradient neighbouring
-steps add into two shared rows of dx: a thread leaves out the first step of its run and those steps
-are done after the threads; leaving them out altogether, or also doing them in the threads, changes
-dx by whole tile contributions. Each test also checks that the split really ran (``gemm.run_parts``
-said True), so that it cannot end up comparing the step-by-step path with itself.
+steps add into two shared rows of dx: each thread runs its run last step first, and starts the first
+step of its run only once the thread before it has done its last, so that the two steps at a
+boundary never run at once (``test_adjoining_steps_never_overlap``); a shared row then gets the same
+two addends in one order or the other, the same bits. Each test also checks that the split really
+ran (``gemm.run_parts`` said True), so that it cannot end up comparing the step-by-step path with
+itself.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import naive
 import numpy as np
 import pytest
 from support import assert_close
 
-from minicnn.kernels import gemm, winograd, winograd_f4
+from minicnn.kernels import gemm, threads, winograd, winograd_f4
 
 LOWERINGS = {"F(2x2)": winograd, "F(4x4)": winograd_f4}
 
@@ -100,8 +103,8 @@ def test_serial_kernels_are_separate_builds():
     once aborts the process) and cached under names of their own (else Numba's cache would return
     the parallel build for the serial dispatcher)."""
     for kernel in (winograd_f4.input_tiles, winograd_f4.input_gradient_tiles, winograd.output_tiles):
-        one = winograd.serial(kernel)
-        assert winograd.serial(kernel) is one
+        one = threads.serial(kernel)
+        assert threads.serial(kernel) is one
         assert kernel.targetoptions.get("parallel") and not one.targetoptions.get("parallel")
         assert one.targetoptions.get("nogil")
         assert one.py_func.__qualname__ == kernel.py_func.__qualname__ + "_serial"
@@ -137,3 +140,30 @@ def test_run_parts(two_threads):
     assert [c.num_threads for c in controllers] == before
     assert not gemm.run_parts([record])
     assert len(seen) == 2
+
+
+def test_adjoining_steps_never_overlap(two_threads):
+    """``_run_steps(adjoining=True)``: every step runs once, on the threads (none is left for after),
+    and the two steps at the boundary of the threads' runs (3 and 4 of 0-7) never run at once, even
+    where the first thread's first job (step 3, its run done last step first) is slow; without the
+    wait, step 4 (the second thread's last job) would start while step 3 sleeps."""
+    if not gemm._blas_controllers():
+        pytest.skip("threadpoolctl finds no BLAS here: run_parts declines, nothing is split")
+    log, lock = [], threading.Lock()
+
+    def step(r0, shared, scratch):
+        start = time.perf_counter()
+        if r0 == 3:
+            time.sleep(0.3)
+        with lock:
+            log.append((r0, shared, threading.get_ident(), start, time.perf_counter()))
+
+    winograd._run_steps(8, 1, step, lambda: None, split=True, adjoining=True)
+    assert sorted(r0 for r0, *_ in log) == list(range(8))
+    assert not any(shared for _, shared, *_ in log), "a step was left for the shared path"
+    when = {r0: (start, end) for r0, _, _, start, end in log}
+    assert when[4][0] >= when[3][1], "step 4 started before step 3 (its neighbour) had ended"
+    threads = {r0: ident for r0, _, ident, *_ in log}
+    assert threads[3] != threads[4] and len(set(threads.values())) == 2
+    order = [r0 for r0, *_ in sorted(log, key=lambda entry: entry[3]) if threads[r0] == threads[0]]
+    assert order == [3, 2, 1, 0], "the first thread runs its steps last first"
