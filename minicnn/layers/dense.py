@@ -7,7 +7,8 @@ OpenBLAS runs it 20% faster at batch 8-32 on VGG16's fc1 (4096 x 25088: 33 vs 42
 vs 68 ms at batch 32, 2 cores; the same at batch 1; measured, not analysed: OpenBLAS packs the
 operands of the two orders differently). Backward's dy @ W is already the faster of its two orders
 (benchmarks/RESULTS.md, issue 19). The products go through minicnn.kernels.gemm.product (BLAS on
-one thread per part of the product), which keeps BLAS's own threads asleep during a pass.
+one thread per part of the product), which keeps BLAS's own threads asleep during a pass; for one
+image, the input gradient reads only the rows of W whose dy is nonzero (minicnn/kernels/dense.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.kernels import dense as dense_kernels
 from minicnn.kernels import gemm
 from minicnn.layers.base import Layer, he_normal
 
@@ -65,7 +67,7 @@ class Dense(Layer):
         return get_xp(y).ascontiguousarray(y), x
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
-        dx = gemm.product(dy, self.weight)
+        dx = dense_kernels.input_gradient(dy, self.weight)  # rows of W that dy selects: kernels/dense.py
         if not need_params:
             return dx, None
         return dx, {"weight": gemm.product(dy.T, cache), "bias": dy.sum(axis=0)}
