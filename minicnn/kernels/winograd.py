@@ -302,6 +302,14 @@ def _thread_steps(total: int, rows: int) -> list[list[int]] | None:
     return [starts[cuts[i] : cuts[i + 1]] for i in range(threads)]
 
 
+def _step_kernels(first, second) -> dict:
+    """{shared: (first, second, product)} for a step's two transforms (Numba ``parallel=True``
+    kernels) and its GEMM, as ``_run_steps`` calls a step: shared (True), the kernels themselves and
+    ``gemm.matmul``; on one thread of ``gemm.run_parts`` (False), their ``serial`` builds and
+    ``np.matmul``."""
+    return {True: (first, second, gemm.matmul), False: (serial(first), serial(second), np.matmul)}
+
+
 def _run_steps(total: int, rows: int, step, buffers, split: bool, adjoining: bool) -> None:
     """Run ``step(r0, shared, scratch)`` for the first tile row r0 of every step of ``rows`` out of
     ``total``: each thread its own run of steps where ``split`` (and ``_thread_steps`` finds enough),
@@ -360,10 +368,7 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     y = np.empty((n, o, ho, wo), dtype=x.dtype)
     x = np.ascontiguousarray(x)
 
-    kernels = {
-        True: (to_tiles, from_tiles, gemm.matmul),
-        False: (serial(to_tiles), serial(from_tiles), np.matmul),
-    }
+    kernels = _step_kernels(to_tiles, from_tiles)
 
     def step(r0, shared, scratch):
         to_tiles, from_tiles, matmul = kernels[shared]
@@ -411,10 +416,7 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient, split_steps
     rows = _steps(n * tiles_h, a, c, o, tiles_w)
     dx = np.zeros((n, c, ho - 2 * pad + 2, wo - 2 * pad + 2), dtype=dy.dtype)
     dy, ut = np.ascontiguousarray(dy), u.transpose(0, 2, 1)
-    kernels = {
-        True: (from_gradient, to_gradient, gemm.matmul),
-        False: (serial(from_gradient), serial(to_gradient), np.matmul),
-    }
+    kernels = _step_kernels(from_gradient, to_gradient)
 
     def step(r0, shared, scratch):
         from_gradient, to_gradient, matmul = kernels[shared]
