@@ -60,13 +60,15 @@ def _rows_product(g, rows, w, dx, parts):
 
 def input_gradient(dy, w):
     """dy (N, Out) @ w (Out, In) -> dx (N, In) in dy's dtype: the rows of w that dy selects where N is 1
-    on the CPU and few of dy's values are nonzero, else the full product (gemm.product)."""
-    if get_xp(dy) is not np or dy.shape[0] != 1 or w.dtype != dy.dtype:
+    on the CPU, w is C-contiguous and few of dy's values are nonzero, else the full product
+    (gemm.product)."""
+    # W is read in place or not at all: a C-contiguous copy of fc1 would cost more than the product.
+    if get_xp(dy) is not np or dy.shape[0] != 1 or w.dtype != dy.dtype or not w.flags.c_contiguous:
         return gemm.product(dy, w)
     g = np.ascontiguousarray(dy[0])
     rows = np.flatnonzero(g)
     if rows.size > SPARSE_MAX_DENSITY * g.size:
         return gemm.product(dy, w)
     dx = np.empty((1, w.shape[1]), dtype=dy.dtype)
-    _rows_product(g, rows, np.ascontiguousarray(w), dx[0], numba.get_num_threads())
+    _rows_product(g, rows, w, dx[0], numba.get_num_threads())
     return dx

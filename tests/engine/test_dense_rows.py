@@ -45,7 +45,8 @@ def test_rows_against_float64(no_full_product, nonzero, dtype, rtol):
 
 
 def test_full_product_where_rows_do_not_pay(monkeypatch):
-    """Above SPARSE_MAX_DENSITY nonzero values, and for more than one image, BLAS does the product."""
+    """Above SPARSE_MAX_DENSITY nonzero values, for more than one image, and for a W that is not
+    C-contiguous, BLAS does the product."""
     rng = np.random.default_rng(1)
     w = rng.standard_normal((100, 40)).astype(np.float32)
     calls = []
@@ -55,9 +56,12 @@ def test_full_product_where_rows_do_not_pay(monkeypatch):
     np.testing.assert_allclose(dense.input_gradient(dense_dy, w), dense_dy @ w, rtol=1e-5, atol=1e-5)
     batch = np.concatenate([signal(rng, 100, 5, np.float32) for _ in range(2)])
     np.testing.assert_allclose(dense.input_gradient(batch, w), batch @ w, rtol=1e-5, atol=1e-5)
-    assert calls == [(1, 100), (2, 100)]
+    transposed = np.ascontiguousarray(w.T).T  # the same values, not C-contiguous: no copy of W
+    sparse = signal(rng, 100, 5, np.float32)
+    np.testing.assert_allclose(dense.input_gradient(sparse, transposed), sparse @ w, rtol=1e-5, atol=1e-5)
+    assert calls == [(1, 100), (2, 100), (1, 100)]
     dense.input_gradient(signal(rng, 100, 60, np.float32), w)  # 60%: the rows
-    assert len(calls) == 2
+    assert len(calls) == 3
 
 
 def test_dense_layer_uses_the_rows(no_full_product):
