@@ -3,17 +3,13 @@
 Each file holds one kind of data movement, its CPU kernel and its GPU kernel side by side, and a
 dispatch function that picks one by the array module of its input.
 
-Threads: every layer alternates a Numba parallel kernel with an OpenBLAS matrix product, and both
-keep their own thread pools. Numba's default OpenMP layer spins its idle threads, which then fight
-OpenBLAS's threads for the cores: on a busy 2-core machine that made a small training step 10-20x
-slower, and a VGG16 saliency pass about 2x slower. The "workqueue" layer parks idle threads, so it is
-the default here (set NUMBA_THREADING_LAYER to choose another). NOTE: workqueue does not allow two
-Python threads to run parallel kernels at the same time.
+Threads: every layer alternates Numba parallel kernels with BLAS products split over minicnn's own
+threads (minicnn/kernels/gemm.py). Numba's threading layer is TBB where the ``tbb`` package is
+installed, else "workqueue", never OpenMP (whose idle threads spin while the product threads need
+the cores): minicnn/kernels/threads.py says why, with measurements. NUMBA_THREADING_LAYER, where
+set, chooses instead.
 """
 
-import os
+from minicnn.kernels.threads import choose_threading_layer
 
-import numba
-
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+choose_threading_layer()

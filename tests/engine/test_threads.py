@@ -1,9 +1,16 @@
-"""Kernels that run on all of Numba's threads or on the calling thread by size
-(minicnn/kernels/threads.py): the choice, and both builds of each kernel that makes it against an
-independent reference (NumPy's own operations, the naive loops of tests/naive.py). Elsewhere the
+"""minicnn/kernels/threads.py: Numba's threading layer (TBB where installed, never OpenMP, the
+user's NUMBA_THREADING_LAYER respected, fork-safe), and kernels that run on all of Numba's threads
+or on the calling thread by size: the choice, and both builds of each kernel that makes it against
+an independent reference (NumPy's own operations, the naive loops of tests/naive.py). Elsewhere the
 tests' arrays are small, so without ``both_builds`` the parallel builds would go untested."""
 
 from __future__ import annotations
+
+import importlib.metadata
+import multiprocessing
+import os
+import subprocess
+import sys
 
 import naive
 import numba
@@ -16,14 +23,16 @@ from minicnn.kernels import maxpool, relu, threads
 @pytest.fixture(params=["serial", "parallel"])
 def both_builds(request, monkeypatch, two_threads):
     """Runs the test once with every sized kernel on one thread and once on all (two) threads."""
-    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", 0 if request.param == "parallel" else 1 << 62)
+    least = 0 if request.param == "parallel" else 1 << 62
+    monkeypatch.setattr(threads, "PARALLEL_MIN_ELEMENTS", dict.fromkeys(("workqueue", "tbb"), least))
     return request.param
 
 
 def test_sized_picks_by_elements_and_threads(monkeypatch, two_threads):
     kernel = relu._relu_forward_cpu
-    assert threads.sized(kernel, threads.PARALLEL_MIN_ELEMENTS) is kernel
-    assert threads.sized(kernel, threads.PARALLEL_MIN_ELEMENTS - 1) is threads.serial(kernel)
+    least = threads.PARALLEL_MIN_ELEMENTS[threads.threading_layer()]
+    assert threads.sized(kernel, least) is kernel
+    assert threads.sized(kernel, least - 1) is threads.serial(kernel)
     assert not threads.serial(kernel).targetoptions.get("parallel")
     numba.set_num_threads(1)
     assert threads.sized(kernel, 1 << 40) is threads.serial(kernel)
@@ -56,3 +65,66 @@ def test_maxpool(both_builds, kernel, stride):
     dy = rng.standard_normal(y.shape)
     dx = maxpool.maxpool_backward(dy, switches, x.shape, kh, kw, stride)
     np.testing.assert_array_equal(dx, naive.maxpool_backward(dy, switches_ref, x.shape, kw, stride))
+
+
+def _layer_in_fresh_process(**variables) -> list[str]:
+    """[libtbb mapped after ``import minicnn.kernels`` and before any kernel ran ("True"/"False"), the
+    threading layer Numba then runs] in a new interpreter whose environment has ``variables`` and
+    no NUMBA_THREADING_LAYER unless given."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"} | variables
+    script = (
+        "import minicnn.kernels\n"
+        "mapped = 'libtbb.so.12' in open('/proc/self/maps').read()\n"
+        "from minicnn.kernels import threads\n"
+        "print(mapped, threads.threading_layer())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout.split()
+
+
+def _tbb_installed() -> bool:
+    try:
+        importlib.metadata.distribution("tbb")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/maps: Linux")
+def test_the_layer_is_tbb_where_installed_and_loaded_before_any_kernel():
+    """TBB where the package is installed (its library loaded by path when minicnn is imported, as a
+    virtual environment needs), else workqueue; OpenMP never."""
+    mapped, layer = _layer_in_fresh_process()
+    expected = "tbb" if _tbb_installed() else "workqueue"
+    assert (mapped, layer) == (str(expected == "tbb"), expected)
+
+
+def test_the_users_threading_layer_is_kept():
+    assert _layer_in_fresh_process(NUMBA_THREADING_LAYER="workqueue")[1] == "workqueue"
+
+
+def _relu_in_child(x, queue) -> None:
+    y = np.empty_like(x)
+    relu._relu_forward_cpu(x, y)  # the parallel build
+    queue.put(y)
+
+
+def test_a_forked_child_runs_parallel_kernels(two_threads):
+    """multiprocessing forks by default on Linux. After the parent has run a parallel kernel, GNU
+    OpenMP (Numba's "omp" layer) would have the child terminated at its first one ("fork() called
+    from a process already using GNU OpenMP"): the layer chosen must not."""
+    x = np.linspace(-1, 1, 1000, dtype=np.float32)
+    y = np.empty_like(x)
+    relu._relu_forward_cpu(x, y)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_relu_in_child, args=(x, queue))
+    child.start()
+    try:
+        got = queue.get(timeout=60)
+    finally:
+        child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, np.maximum(x, 0))
