@@ -131,5 +131,6 @@ def main():
         times_weights = peak / (weights / 2**20)  # peak is in MiB
         print(f"{fmt:<13}{which:<20}{spread:>24}{ratio:>13.2f}{peak:>10.0f}{times_weights:>11.2f}")
 
+
 if __name__ == "__main__":
     main()

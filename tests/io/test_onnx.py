@@ -140,7 +140,9 @@ def test_declared_input_size_is_bounded(tmp_path):
     from onnx import TensorProto, helper
 
     model = _graph(onnx, np.random.default_rng(0))
-    model.graph.input[0].CopyFrom(helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 100000, 100000]))
+    model.graph.input[0].CopyFrom(
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 100000, 100000])
+    )
     onnx.save(model, tmp_path / "huge.onnx")
     with pytest.raises(MinicnnError, match=r"input_shape \[3, 100000, 100000\] out of range") as err:
         mc.load(tmp_path / "huge.onnx")
