@@ -52,8 +52,8 @@ _LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
 
 def choose_threading_layer() -> None:
     """Make Numba use TBB where the ``tbb`` package is installed, else workqueue (see above). Does
-    nothing where NUMBA_THREADING_LAYER is set (the user's choice) or once Numba's layer has
-    started. Call before the first parallel kernel runs."""
+    nothing where NUMBA_THREADING_LAYER is set (the user's choice); has no effect once Numba's layer
+    has started. Call before the first parallel kernel runs."""
     if "NUMBA_THREADING_LAYER" in os.environ:
         return
     _load_tbb()
@@ -113,7 +113,8 @@ def serial(kernel):
 def sized(kernel, elements: int):
     """``kernel`` itself for at least PARALLEL_MIN_ELEMENTS[layer] elements (and more than one Numba
     thread), else its ``serial`` build."""
-    least = PARALLEL_MIN_ELEMENTS.get(threading_layer(), PARALLEL_MIN_ELEMENTS["tbb"])
-    if elements >= least and numba.get_num_threads() > 1:
+    threads = numba.get_num_threads()  # also starts the layer, so that it has a name
+    least = PARALLEL_MIN_ELEMENTS.get(numba.threading_layer(), PARALLEL_MIN_ELEMENTS["tbb"])
+    if threads > 1 and elements >= least:
         return kernel
     return serial(kernel)
