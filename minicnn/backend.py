@@ -11,10 +11,7 @@ import os
 
 import numpy as np
 
-from minicnn import pages
-from minicnn.errors import MinicnnError
-
-pages.apply_policy()  # no huge pages for NumPy; freed arrays kept for the next pass (minicnn/pages.py)
+from minicnn.errors import MinicnnError, install_hint
 
 _cupy = None
 _cupy_error: str | None = None
@@ -39,7 +36,7 @@ def cupy_module():
             _cupy_error = f"{type(exc).__name__}: {exc}"
     if _cupy is None:
         raise MinicnnError(
-            f"the GPU backend needs CuPy and a CUDA device (pip install 'minicnn[gpu]'); here: {_cupy_error}"
+            f"the GPU backend needs CuPy and a CUDA device ({install_hint('gpu')}); here: {_cupy_error}"
         )
     return _cupy
 

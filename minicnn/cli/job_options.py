@@ -17,7 +17,7 @@ def add_job_options(parser, shard_size: int = 256) -> None:
     )  # fmt: skip
     group.add_argument(
         "--scheduler", default=None, metavar="tcp://HOST:PORT",
-        help='run the shards on an existing Dask cluster (pip install "minicnn[dask]"); workers read the '
+        help='run the shards on an existing Dask cluster (pip install "minicnn-vis[dask]"); workers read the '
         "images and the model file from the same paths, so they must all see them",
     )  # fmt: skip
     group.add_argument(

@@ -40,8 +40,10 @@ def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as dist_version
 
+    from minicnn.errors import DISTRIBUTION
+
     try:
-        return dist_version("minicnn")
+        return dist_version(DISTRIBUTION)
     except PackageNotFoundError:  # run from a source tree that was never installed
         from minicnn import __version__
 

@@ -1,6 +1,6 @@
 """ONNX graphs of VGG-style networks (a chain of supported operators), read with the ``onnx`` package.
 
-``pip install "minicnn[onnx]"`` installs it. Supported operators (ONNX operator docs, opset 7+),
+``pip install "minicnn-vis[onnx]"`` installs it. Supported operators (ONNX operator docs, opset 7+),
 each mapped to one minicnn layer:
 
     Conv (group 1, no dilation, symmetric padding)        Conv2D, weight OIHW as stored
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, install_hint
 from minicnn.io.fold_batchnorm import fold_batchnorm
 from minicnn.io.h5common import assign
 from minicnn.io.imagenet import class_names as imagenet_class_names
@@ -48,7 +48,7 @@ def _import_onnx():
         import onnx
         from onnx import numpy_helper
     except ImportError:
-        raise MinicnnError('reading ONNX files needs the onnx package: pip install "minicnn[onnx]"') from None
+        raise MinicnnError(f"reading ONNX files needs the onnx package: {install_hint('onnx')}") from None
     return onnx, numpy_helper
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, install_hint
 
 # Called as hook(done) on the client after each finished task (done: tasks finished so far). Tests
 # use them to interrupt a run halfway or to kill a worker while others are running.
@@ -165,7 +165,7 @@ def _connect(runner: Runner):
     try:
         from distributed import Client
     except ImportError:
-        raise MinicnnError('--scheduler needs Dask distributed: pip install "minicnn[dask]"') from None
+        raise MinicnnError(f"--scheduler needs Dask distributed: {install_hint('dask')}") from None
     try:
         return Client(runner.scheduler, timeout=runner.timeout, set_as_default=False)
     except Exception as exc:

@@ -4,7 +4,8 @@ weights, the same input, and Captum's implementation of each method (Kokhlikyan 
 ``torch_mirror(net)`` builds a torch.nn.Sequential layer by layer from what each minicnn layer says
 about itself (its role flags, ``param_shapes()``, ``window()`` and class), copying the weights (OIHW
 convolutions and (out, in) linear weights are torch's own layouts; Flatten is (C, H, W) in both).
-Needs torch and captum (``pip install torch captum``); imported only when asked for.
+Needs torch and captum (``errors.TORCH_CPU_INSTALL``, then ``pip install captum``); imported only when
+asked for.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import warnings
 import numpy as np
 
 from minicnn.backend import to_numpy
-from minicnn.errors import MinicnnError
+from minicnn.errors import TORCH_CPU_INSTALL, MinicnnError
 
 
 def _torch():
@@ -22,7 +23,9 @@ def _torch():
         import captum.attr  # noqa: F401
         import torch
     except ImportError:
-        raise MinicnnError("--against captum needs torch and captum: pip install torch captum") from None
+        raise MinicnnError(
+            f"--against captum needs torch and captum: {TORCH_CPU_INSTALL}, then pip install captum"
+        ) from None
     return torch
 
 

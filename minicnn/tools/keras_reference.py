@@ -21,7 +21,7 @@ import os
 import numpy as np
 
 from minicnn.backend import to_numpy
-from minicnn.errors import MinicnnError
+from minicnn.errors import TORCH_CPU_INSTALL, MinicnnError
 
 METHODS = ("gradient", "saliency", "gradient_x_input", "grad_cam")
 
@@ -32,7 +32,9 @@ def _keras():
         import keras
         import torch
     except ImportError:
-        raise MinicnnError("--against keras needs keras 3 and torch: pip install keras torch") from None
+        raise MinicnnError(
+            f"--against keras needs keras 3 and torch: {TORCH_CPU_INSTALL}, then pip install keras"
+        ) from None
     if keras.backend.backend() != "torch":
         raise MinicnnError(
             f"--against keras needs KERAS_BACKEND=torch (Keras runs on {keras.backend.backend()})"

