@@ -7,6 +7,12 @@ An image file is untrusted input: its header is read first and an image of more 
 ``MAX_PIXELS`` pixels is refused before its data is decoded (a 100 KB PNG can declare
 100000 x 100000 pixels, 30 GB once decoded); Pillow's own decompression-bomb check becomes the same
 one-line error, and a float image holding NaN or infinite values is refused instead of classified.
+
+Only the raster formats in ``FORMATS`` are opened, whatever the file is called: Pillow's other
+plugins include PostScript/EPS, which hands the file to Ghostscript (another program, with its own
+language), so a PostScript file named ``x.png`` would otherwise run Ghostscript. Anything else, and
+an image mode outside ``READABLE_MODES`` (LAB, HSV: Pillow converts LAB to RGB by copying the
+bytes, which gives wrong colours), is one line naming what is read.
 """
 
 from __future__ import annotations
@@ -19,6 +25,12 @@ import numpy as np
 from minicnn.errors import MinicnnError
 
 _MODES = ("RGB", "L")
+# Pillow format names (Image.open's ``formats``): PNG, JPEG (its opener also gives a camera's
+# multi-picture JPEG, "MPO"), BMP, GIF, TIFF, WebP, and PPM for the Netpbm .pbm/.pgm/.ppm files
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+_EXPECTED = "expected PNG, JPEG, BMP, GIF, TIFF, WebP or PGM/PPM"
+# the modes whose conversion to RGB and L Pillow computes colorimetrically (or that _to_8bit scales)
+READABLE_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "I", "F"}
 # 2**27 = 134 million pixels (11585 x 11585): above any camera's output, and 0.4 GB as RGB uint8;
 # Pillow's own limit (Image.MAX_IMAGE_PIXELS, 89 million by default) also applies when it is lower
 MAX_PIXELS = 2**27
@@ -97,7 +109,7 @@ def load_image(path, size=None, mode: str = "RGB") -> np.ndarray:
         with warnings.catch_warnings():
             # Pillow warns between MAX_IMAGE_PIXELS and twice that, and raises above
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path, formats=FORMATS) as img:
                 _check_pixels(img.size, path)
                 img.load()
                 img = ImageOps.exif_transpose(img)
@@ -107,8 +119,15 @@ def load_image(path, size=None, mode: str = "RGB") -> np.ndarray:
         ) from None
     except MinicnnError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError, EOFError) as exc:
+    except UnidentifiedImageError:
+        raise MinicnnError(f"{path}: not a readable image file ({_EXPECTED})") from None
+    except (OSError, SyntaxError, ValueError, MemoryError, EOFError) as exc:
         raise MinicnnError(f"{path}: not a readable image file ({type(exc).__name__})") from None
+    if img.mode not in READABLE_MODES and not img.mode.startswith("I;16"):
+        raise MinicnnError(
+            f"{path}: image mode {img.mode} is not read (expected an RGB, grey, palette, CMYK, YCbCr, "
+            "16-bit or float image)"
+        )
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         try:
             img = _to_8bit(img)

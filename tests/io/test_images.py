@@ -115,3 +115,44 @@ def test_bad_files_and_arguments(tmp_path, rgb):
     truncated.write_bytes(path.read_bytes()[:200])
     with pytest.raises(MinicnnError, match="cut.png"):
         mc.load_image(truncated)
+
+
+def test_postscript_named_png_never_reaches_ghostscript(tmp_path):
+    """A PostScript file named x.png: Pillow's EPS plugin would hand it to Ghostscript. A fake ``gs``
+    first on PATH writes a marker if anything runs it; load_image refuses the file in one line."""
+    import os
+    import subprocess
+    import sys
+
+    bin_dir, marker = tmp_path / "bin", tmp_path / "ghostscript-ran"
+    bin_dir.mkdir()
+    (bin_dir / "gs").write_text(f'#!/bin/sh\ntouch "{marker}"\nexit 1\n')
+    (bin_dir / "gs").chmod(0o755)
+    (tmp_path / "x.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    probe = "from PIL import Image; Image.open('x.png').load()"  # what an unrestricted open does
+    subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True)
+    assert marker.exists()  # the fake gs is found and run: the hostile case is real
+    marker.unlink()
+    code = (
+        "import minicnn as mc\nfrom minicnn.errors import MinicnnError\n"
+        "try:\n    mc.load_image('x.png')\n"
+        "except MinicnnError as exc:\n    print(exc)\n    raise SystemExit(2)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    expected = "x.png: not a readable image file (expected PNG, JPEG, BMP, GIF, TIFF, WebP or PGM/PPM)"
+    assert done.stdout.strip() == expected
+    assert not marker.exists()
+
+
+def test_lab_tiff_is_one_line(tmp_path):
+    """Pillow opens a CIELab TIFF as mode LAB, converts it to RGB by copying bytes (wrong colours)
+    and refuses LAB -> L with a ValueError; both are one MinicnnError naming the mode."""
+    path = tmp_path / "lab.tif"
+    Image.new("LAB", (8, 8), (50, 0, 0)).save(path)
+    assert Image.open(path).mode == "LAB"
+    for mode in ("RGB", "L"):
+        with pytest.raises(MinicnnError, match=r"lab.tif: image mode LAB is not read \(expected") as info:
+            mc.load_image(path, mode=mode)
+        assert "\n" not in str(info.value)
