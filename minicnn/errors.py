@@ -24,3 +24,18 @@ def install_hint(extra: str) -> str:
     -> ``pip install "minicnn-vis[onnx]"`` (pip keeps an installed checkout and adds the extra's
     dependencies; in a checkout ``pip install ".[onnx]"`` does the same)."""
     return f'pip install "{DISTRIBUTION}[{extra}]"'
+
+
+def quote(text, limit: int = 80) -> str:
+    """``text`` taken from a file (str or bytes), quoted for a one-line message: at most ``limit``
+    characters (then "..."), and every character that is not printable (newlines, a terminal's escape
+    codes, direction overrides) escaped as ``repr`` does, so a file cannot rewrite the user's screen.
+
+    >>> quote("conv1\\x1b[2J" + "x" * 100, 8)
+    "'conv1\\\\x1b[2...'"
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "backslashreplace")
+    text = str(text)
+    shown = repr(text[:limit])
+    return shown[:-1] + "..." + shown[-1] if len(text) > limit else shown
