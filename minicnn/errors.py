@@ -4,6 +4,8 @@ Messages are one line and say what was expected; the CLI prints them without a t
 It subclasses ValueError so that ``except ValueError`` in user code keeps working.
 """
 
+import reprlib  # already loaded by collections: costs nothing at import
+
 
 class MinicnnError(ValueError):
     """Bad input: a wrong shape, dtype, name, file or option. The message is one line."""
@@ -39,3 +41,52 @@ def quote(text, limit: int = 80) -> str:
     text = str(text)
     shown = repr(text[:limit])
     return shown[:-1] + "..." + shown[-1] if len(text) > limit else shown
+
+
+#: the most characters of a file's contents that one error message quotes
+QUOTE_LIMIT = 200
+
+
+def quoted(value, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` (a name, key or object taken from a file) as it may appear in an error message:
+    repr-style quoting with every control and non-printable character escaped (``\\x1b``, ``\\n``,
+    ``\\u202e``), so that a file cannot move the terminal's cursor, recolour it or break the message
+    over lines, and at most ``limit`` characters long, ending in "..." when cut.
+
+    The text is built from bounded pieces (the first characters of a string, the first items of a
+    container, three levels deep), never from the whole object: a file can hold a tuple of a
+    million references to one megabyte string, whose full repr would take terabytes.
+    """
+    text = _BoundedRepr(limit).repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _BoundedRepr(reprlib.Repr):
+    """reprlib's bounded repr, with strings and bytes cut before they are escaped, huge ints named by
+    their size (they have no decimal form past sys.get_int_max_str_digits) and objects of other
+    types named by their type (their own __repr__ is never called)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.maxlevel = 3
+        self.maxtuple = self.maxlist = self.maxdict = self.maxset = self.maxfrozenset = 6
+        self.maxdeque = self.maxarray = 6
+        self.maxstring = self.maxother = self.maxlong = limit + 1
+        self.cut = limit + 1
+
+    def repr_str(self, x, level):
+        return repr(x[: self.cut])  # repr escapes every non-printable character
+
+    def repr_bytes(self, x, level):
+        return repr(bytes(x[: self.cut]))
+
+    def repr_int(self, x, level):
+        return repr(x) if x.bit_length() <= 256 else f"<int of {x.bit_length()} bits>"
+
+    def repr_OrderedDict(self, x, level):
+        return self.repr_dict(x, level)
+
+    def repr_instance(self, x, level):
+        if x is None or isinstance(x, (bool, float, complex)):
+            return repr(x)
+        return f"<{type(x).__name__}>"
