@@ -20,8 +20,15 @@ each mapped to one minicnn layer:
     Constant / Identity                                   constants for the operators above / nothing
 
 The nodes must form a chain: each one's data input is the previous one's output, the other inputs
-are initializers. Anything else is refused with one line naming the operator and the node. Tensors
-stored outside the file (ONNX "external data") are refused: nothing outside the named file is read.
+are initializers. Anything else is refused with one line naming the operator and the node.
+
+Nothing outside the named file is read. An ONNX tensor may keep its bytes in another file ("external
+data", a location relative to the model), and ``onnx.numpy_helper.to_array`` reads that file from
+the current directory; tensors sit in initializers, Constant nodes, any node's tensor attributes,
+sparse tensors, subgraphs (If, Loop, Scan bodies), functions and training information. So before
+anything is converted, ``refuse_external_data`` walks every message of the model (by its protobuf
+descriptor, so a field added to ONNX later is walked too) and refuses the file if any tensor names
+external data.
 The graph does not say how its images were preprocessed; meta["preprocess"] is "torch" (the
 convention of torch.onnx exports of torchvision models); set ``net.meta["preprocess"]`` otherwise.
 """
@@ -32,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.errors import MinicnnError, install_hint
+from minicnn.errors import MinicnnError, install_hint, quote
 from minicnn.io.fold_batchnorm import fold_batchnorm
 from minicnn.io.h5common import assign
 from minicnn.io.imagenet import class_names as imagenet_class_names
@@ -59,9 +66,6 @@ class _Graph:
         self.onnx = onnx
         self.helper = numpy_helper
         self.inits = {t.name: t for t in graph.initializer}
-        for t in graph.initializer:
-            if t.data_location == onnx.TensorProto.EXTERNAL:
-                raise MinicnnError(f"initializer {t.name!r} is stored in an external file; refused")
         self.constants: dict[str, np.ndarray] = {}
 
     def const(self, node, i: int, what: str) -> np.ndarray:
@@ -79,8 +83,40 @@ class _Graph:
         return {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+def refuse_external_data(model, onnx) -> None:
+    """MinicnnError if any TensorProto anywhere in the ModelProto ``model`` keeps its bytes in another
+    file (``data_location`` EXTERNAL or ``external_data`` entries). Walks every message-typed field of
+    every message, depth first; reads no tensor bytes (scalar and bytes fields are not visited)."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    tensor = onnx.TensorProto.DESCRIPTOR.full_name
+    stack = [(model, "model")]
+    while stack:
+        message, where = stack.pop()
+        if message.DESCRIPTOR.full_name == tensor and (
+            message.data_location == onnx.TensorProto.EXTERNAL or len(message.external_data) > 0
+        ):
+            location = next((e.value for e in message.external_data if e.key == "location"), "")
+            raise MinicnnError(
+                f"tensor {quote(message.name, 60)} ({where}) is stored in an external file "
+                f"{quote(location, 60)}; refused (nothing outside the named file is read)"
+            )
+        for field in message.DESCRIPTOR.fields:
+            if field.type != FieldDescriptor.TYPE_MESSAGE:
+                continue
+            value = getattr(message, field.name)
+            # protobuf 5.28 added ``is_repeated`` and 7 removed ``label``
+            repeated = (
+                field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+            )
+            if repeated:
+                stack.extend((item, f"{where}.{field.name}[{i}]") for i, item in enumerate(value))
+            elif message.HasField(field.name):
+                stack.append((value, f"{where}.{field.name}"))
+
+
 def _where(node) -> str:
-    return f"node {node.name or '(unnamed)'!r} ({node.op_type})"
+    return f"node {quote(node.name or '(unnamed)', 60)} ({quote(node.op_type, 40)[1:-1]})"
 
 
 def _pair(node, values, what) -> tuple[int, int]:
@@ -122,7 +158,8 @@ def read_onnx(path):
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError and friends from protobuf
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise MinicnnError(f"not a readable ONNX model, truncated or damaged ({text})") from None
+        raise MinicnnError(f"not a readable ONNX model, truncated or damaged ({text[:160]})") from None
+    refuse_external_data(model, onnx)
     g = _Graph(model.graph, numpy_helper, onnx)
     current, chw = _input_shape(model.graph, g.inits)
     layers, params, meta = [], {}, {"architecture": "onnx", "preprocess": "torch", "source": "onnx"}
@@ -152,7 +189,9 @@ def read_onnx(path):
         current = node.output[0]
     outputs = [o.name for o in model.graph.output]
     if outputs != [current]:
-        raise MinicnnError(f"the graph's output {outputs} is not the end of the chain ({current!r})")
+        raise MinicnnError(
+            f"the graph's output {quote(outputs)} is not the end of the chain ({quote(current, 60)})"
+        )
     if not layers:
         raise MinicnnError("the graph has no layers")
     for layer in layers:
@@ -263,4 +302,6 @@ def _layer(g, node, op, attrs, name, shape, layers, params, rest, meta):
             raise MinicnnError(f"{_where(node)}: Softmax is supported only as the last node")
         meta["final_activation"] = "softmax"
         return None
-    raise MinicnnError(f"{_where(node)}: operator {op} is not supported (supported: {SUPPORTED})")
+    raise MinicnnError(
+        f"{_where(node)}: operator {quote(op, 40)[1:-1]} is not supported (supported: {SUPPORTED})"
+    )

@@ -129,7 +129,7 @@ def test_external_data_is_refused(tmp_path):
     model = _graph(onnx, np.random.default_rng(0))
     onnx.save(model, tmp_path / "g.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
               location="weights.bin", size_threshold=0)  # fmt: skip
-    with pytest.raises(MinicnnError, match="external file; refused"):
+    with pytest.raises(MinicnnError, match="in an external file 'weights.bin'; refused"):
         mc.load(tmp_path / "g.onnx")
 
 
@@ -147,3 +147,115 @@ def test_declared_input_size_is_bounded(tmp_path):
     with pytest.raises(MinicnnError, match=r"input_shape \[3, 100000, 100000\] out of range") as err:
         mc.load(tmp_path / "huge.onnx")
     assert "\n" not in str(err.value) and "huge.onnx" in str(err.value)
+
+
+def _external(numpy_helper, values, name, location):
+    """A TensorProto whose bytes are ``location`` (relative to the model, as ONNX writes them)."""
+    from onnx import TensorProto, external_data_helper
+
+    tensor = numpy_helper.from_array(np.asarray(values, np.float32), name)
+    external_data_helper.set_external_data(tensor, location=location)
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    return tensor
+
+
+def _plant(place, onnx, model):
+    """Put a tensor naming external data at ``place`` of ``model`` (a valid 5-class graph)."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    if place == "initializer":  # the fc bias
+        i = [t.name for t in graph.initializer].index("bm")
+        graph.initializer[i].CopyFrom(_external(numpy_helper, np.zeros(5), "bm", "secret.bin"))
+    elif place == "constant":  # the fc bias as a Constant node: read by the loader itself
+        i = [t.name for t in graph.initializer].index("bm")
+        del graph.initializer[i]
+        value = _external(numpy_helper, np.zeros(5), "bm_value", "sub/secret.bin")
+        graph.node.insert(0, helper.make_node("Constant", [], ["bm"], name="bias", value=value))
+    elif place == "tensor-attribute":  # an attribute no operator reads
+        graph.node[2].attribute.append(
+            helper.make_attribute("note", _external(numpy_helper, np.zeros(5), "t", "secret.bin"))
+        )
+    elif place == "tensors-attribute":
+        tensors = [_external(numpy_helper, np.zeros(5), "t", "secret.bin")]
+        graph.node[2].attribute.append(helper.make_attribute("notes", tensors))
+    elif place in ("graph-attribute", "nested-subgraph"):
+        inner = helper.make_graph(
+            [], "inner", [], [], [_external(numpy_helper, np.zeros(5), "t", "secret.bin")]
+        )
+        if place == "nested-subgraph":  # a Constant inside a graph inside a graph's node
+            const = helper.make_node(
+                "Constant", [], ["c"], value=_external(numpy_helper, np.zeros(5), "c", "sub/secret.bin")
+            )
+            middle = helper.make_node("Identity", ["c"], ["d"], name="mid", body=helper.make_graph(
+                [const], "deeper", [], []))  # fmt: skip
+            inner = helper.make_graph([middle], "inner", [], [])
+        graph.node[2].attribute.append(helper.make_attribute("body", inner))
+    elif place == "sparse-initializer":
+        values = _external(numpy_helper, np.zeros(5), "s", "secret.bin")
+        indices = numpy_helper.from_array(np.arange(5, dtype=np.int64), "s_idx")
+        graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, [5]))
+    elif place == "function":
+        value = _external(numpy_helper, np.zeros(5), "f", "secret.bin")
+        node = helper.make_node("Constant", [], ["y"], value=value)
+        model.functions.append(helper.make_function("local", "F", [], ["y"], [node], model.opset_import))
+    else:
+        raise AssertionError(place)
+
+
+PLACES = (
+    "initializer",
+    "constant",
+    "tensor-attribute",
+    "tensors-attribute",
+    "graph-attribute",
+    "nested-subgraph",
+    "sparse-initializer",
+    "function",
+)
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_external_data_anywhere_is_refused(tmp_path, monkeypatch, place):
+    """A tensor naming external data is refused wherever it sits, before anything is converted;
+    the planted secret (20 bytes = 5 float32, in the current directory) never reaches the weights."""
+    onnx = oracle("onnx")
+    from onnx import numpy_helper
+
+    secret = np.array([7.0, 1e3, -5.0, 42.0, 3.5], np.float32)
+    work = tmp_path / "cwd"
+    (work / "sub").mkdir(parents=True)
+    for name in ("secret.bin", "sub/secret.bin"):
+        (work / name).write_bytes(secret.tobytes())
+    monkeypatch.chdir(work)
+    model = _graph(onnx, np.random.default_rng(0))
+    _plant(place, onnx, model)
+    path = tmp_path / "model" / "g.onnx"
+    path.parent.mkdir()
+    onnx.save(model, path)
+    if place == "constant":
+        # the hostile case is real: ONNX's own conversion reads the secret from the current directory
+        node = onnx.load(str(path), load_external_data=False).graph.node[0]
+        np.testing.assert_array_equal(numpy_helper.to_array(node.attribute[0].t), secret)
+    with pytest.raises(
+        MinicnnError, match=r"is stored in an external file '(sub/)?secret.bin'; refused"
+    ) as err:
+        mc.load(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_names_from_the_file_are_quoted_and_bounded(tmp_path):
+    """A node name holding a terminal escape code and 10,000 characters: the message escapes the code
+    and keeps at most 60 characters of the name."""
+    onnx = oracle("onnx")
+    from onnx import helper
+
+    model = _graph(onnx, np.random.default_rng(0))
+    name = "\x1b]0;owned\x07" + "x" * 10_000
+    model.graph.node[2].CopyFrom(helper.make_node("Sigmoid", ["n1"], ["r1"], name=name))
+    onnx.save(model, tmp_path / "g.onnx")
+    with pytest.raises(MinicnnError, match="operator Sigmoid is not supported") as err:
+        mc.load(tmp_path / "g.onnx")
+    text = str(err.value)
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;owned\\x07" in text and len(text) < 400
