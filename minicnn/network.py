@@ -208,14 +208,25 @@ class Sequential:
         return self
 
     def summary(self, input_shape=None) -> str:
-        """A table of layer names, kinds, output shapes and parameter counts."""
+        """A table of layer names, kinds, output shapes and parameter counts. Each column is as wide
+        as its longest entry and columns are two spaces apart, so long names (ONNX's
+        ``/features/features.0/Conv``) never run into the next column."""
         shapes = self.shapes(input_shape)
-        rows = [f"{'layer':<18}{'kind':<17}{'output':<18}{'params':>12}"]
-        for layer, shape in zip(self.layers, shapes):
-            count = sum(v.size for v in layer.params.values() if v is not None)
-            rows.append(f"{layer.name:<18}{layer.kind:<17}{str(shape):<18}{count:>12,}")
-        rows.append(f"{'total':<53}{self.num_params():>12,}")
-        return "\n".join(rows)
+        counts = [sum(v.size for v in layer.params.values() if v is not None) for layer in self.layers]
+        cells = [
+            (layer.name, layer.kind, str(shape), f"{count:,}")
+            for layer, shape, count in zip(self.layers, shapes, counts)
+        ]
+        header = ("layer", "kind", "output", "params")
+        total = f"{self.num_params():,}"
+        widths = [max(len(row[i]) for row in [header, *cells]) for i in range(4)]
+        widths[3] = max(widths[3], len(total))
+
+        def line(name, kind, shape, count):
+            return "  ".join((name.ljust(widths[0]), kind.ljust(widths[1]), shape.ljust(widths[2]),
+                              count.rjust(widths[3])))  # fmt: skip
+
+        return "\n".join([line(*header), *(line(*row) for row in cells), line("total", "", "", total)])
 
     def __repr__(self):
         inner = ",\n  ".join(repr(layer) for layer in self.layers)

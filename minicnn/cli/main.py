@@ -60,8 +60,17 @@ def add_output_modes(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (on stderr)")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with minicnn's error rule: a bad option is one line on stderr that names the option
+    and what was expected (argparse's own also prints the usage block first), exit code 2. The
+    subcommands' parsers are of this class too (argparse makes them with the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="minicnn",
         description="See what a VGG-style network has learned.",
         epilog=EPILOG,

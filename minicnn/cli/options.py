@@ -1,6 +1,12 @@
 """The options the subcommands share (--weights, --image, --target, --layer, --device, --out, --seed,
---overwrite, --save-arrays) and the parsing of --unit. Values are checked later, against the loaded
-network. --json and --no-progress are added to every command by minicnn.cli.main."""
+--overwrite, --save-arrays), the parsing of --unit, and the value types every command's options use.
+
+Rule: an option's value is checked by the parser, before any model is read, whenever the value alone
+can be judged (a count must be positive, a file named by an option must exist, a name must be one of
+a list): a typo then costs no model load and its error is not hidden behind a model's. Only what
+needs the network (a layer name, a class name, a unit inside a layer) is checked after loading.
+The types raise argparse.ArgumentTypeError; minicnn.cli.main prints it as one line, exit code 2.
+--json and --no-progress are added to every command by minicnn.cli.main."""
 
 from __future__ import annotations
 
@@ -8,6 +14,56 @@ import argparse
 from pathlib import Path
 
 from minicnn.errors import MinicnnError
+
+
+# -- value types: argparse calls them on the text of an option, before any command runs -------------
+def _number(text: str, kind, what: str, ok) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if kind is float and value != value:  # NaN compares false with everything: say so, not "ok"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An int >= 1 (counts, sizes, steps)."""
+    return _number(text, int, "a positive integer", lambda v: v >= 1)
+
+
+def nonnegative_int(text: str) -> int:
+    """An int >= 0 (indices, counts where 0 means none)."""
+    return _number(text, int, "an integer >= 0", lambda v: v >= 0)
+
+
+def positive_float(text: str) -> float:
+    """A finite float > 0 (step sizes, tolerances)."""
+    return _number(text, float, "a positive number", lambda v: 0 < v < float("inf"))
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite float >= 0 (penalty weights)."""
+    return _number(text, float, "a number >= 0", lambda v: 0 <= v < float("inf"))
+
+
+def existing_file(text: str) -> Path:
+    """A path that names an existing file (an input other than the model: the model's own errors
+    come from loading it, after every option was checked)."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def image_path(text: str) -> Path:
+    """An existing image file or folder of images (what --image names)."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: not found (expected an image file or a folder of images)")
+    return path
 
 
 def add_common(
@@ -21,16 +77,17 @@ def add_common(
     """Add the shared options. ``weights``: "default" (digit VGG) or "gap" (the CAM model);
     ``layer``: None (no --layer option), "" (optional, no default) or a default layer name."""
     from minicnn import paths
+    from minicnn.io.formats import model_files
 
     default_weights = paths.GAP_MODEL if weights == "gap" else paths.DEFAULT_MODEL
     parser.add_argument(
         "--weights", type=Path, default=default_weights, metavar="FILE",
-        help="model file: minicnn .h5, a Keras VGG16/VGG19 weights file or a Keras model "
+        help=f"model file: {model_files()}; the format is detected from the contents "
         f"(default: {Path(default_weights).name}, shipped)",
     )  # fmt: skip
     if image:
         parser.add_argument(
-            "--image", type=Path, default=None, metavar="PATH",
+            "--image", type=image_path, default=None, metavar="PATH",
             help="an image file or a folder of images (default: shipped held-out digits)",
         )  # fmt: skip
     if target:
