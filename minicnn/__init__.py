@@ -2,7 +2,10 @@
 
 Everything public is reachable as ``minicnn.<name>`` (``import minicnn as mc``). The table below is the
 whole public API and says where each name lives; modules are imported on first use, so ``import
-minicnn`` stays fast (the CLI and Numba's cached kernels pay only for what they touch).
+minicnn`` stays fast (the CLI and Numba's cached kernels pay only for what they touch) and changes
+nothing in the host process: no environment variable, allocator setting or threading layer. The
+settings that speed passes up are applied by ``minicnn.tune_process()`` when a program asks for them
+(the ``minicnn`` command does).
 
 Conventions, stated once for the whole package:
     activations NCHW, convolution weights OIHW, dense weights (out, in), float32 by default;
@@ -12,19 +15,12 @@ Conventions, stated once for the whole package:
 from __future__ import annotations
 
 import importlib
-import os
-
-# OpenBLAS's idle threads spin for ~0.1 s after each matrix product, taking the cores from the Numba
-# kernels that run between products (im2col was ~2x slower inside a VGG16 pass than alone). Let
-# them sleep at once. It takes effect only when minicnn is imported before NumPy loads OpenBLAS
-# (the CLI does so); a value the user set wins.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it
 _API = {
-    # engine (issue 2)
+    # engine
     "Sequential": "minicnn.network",
     "PassRecord": "minicnn.record",
     "Conv2D": "minicnn.layers.conv",
@@ -40,34 +36,36 @@ _API = {
     "vgg16": "minicnn.zoo",
     "vgg19": "minicnn.zoo",
     "MODES": "minicnn.layers.relu",
-    # weights and images (issue 3)
+    # weights and images
     "load": "minicnn.io.loader",
     "save": "minicnn.io.native",
     "preprocess": "minicnn.io.preprocess",
     "deprocess": "minicnn.io.preprocess",
     "load_image": "minicnn.io.images",
-    # gradient-based tools (issue 5)
+    # gradient-based tools
     "saliency": "minicnn.tools.saliency",
     "reconstruct": "minicnn.tools.reconstruct",
     "equivalence": "minicnn.tools.equivalence",
     "occlusion": "minicnn.tools.occlusion",
     "cam": "minicnn.tools.cam",
     "grad_cam": "minicnn.tools.cam",
-    # optimisation-based tools (issue 6)
+    # optimisation-based tools
     "class_model": "minicnn.tools.classmodel",
     "maximize": "minicnn.tools.maximize",
     "invert": "minicnn.tools.invert",
     "topk": "minicnn.tools.topk",
     "localize": "minicnn.tools.localize",
-    # other frameworks' maps checked against minicnn's (issue 15)
+    # other frameworks' maps checked against minicnn's
     "verify": "minicnn.tools.verify",
-    # the independent DeconvNet and the sanity checks of saliency methods (issue 14)
+    # the independent DeconvNet and the sanity checks of saliency methods
     "deconvnet": "minicnn.tools.deconvnet",
     "randomization_test": "minicnn.tools.sanity",
     "data_randomization_test": "minicnn.tools.sanity_data",
     "class_sensitivity": "minicnn.tools.sanity_checks",
     "image_recovery": "minicnn.tools.sanity_checks",
     "pointing_game": "minicnn.tools.sanity_pointing",
+    # process-wide settings, applied only when asked (minicnn/process.py)
+    "tune_process": "minicnn.process",
 }
 
 __all__ = sorted(_API) + ["__version__"]

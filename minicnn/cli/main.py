@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # The command owns its process: minicnn's process settings (minicnn/process.py), first thing,
+    # before anything loads NumPy. A library import of minicnn leaves them to the program.
+    from minicnn.process import tune_process
+
+    tune_process()
     for stream in (sys.stdout, sys.stderr):
         # a file name that is not UTF-8 (kept by Python as surrogates) must print, not raise
         if hasattr(stream, "reconfigure"):

@@ -1,15 +1,13 @@
 """Device kernels: the only place where the CPU (Numba) and GPU (CuPy) paths fork.
 
-Each file holds one kind of data movement, its CPU kernel and its GPU kernel side by side, and a
-dispatch function that picks one by the array module of its input.
+Each file holds one kind of data movement and a dispatch function that picks the CPU kernel or the
+GPU kernel by the array module of its input. The two sit side by side in one file where both
+exist (im2col.py, maxpool.py, relu.py, paste.py); the GPU twins of the elementwise kernels are
+CuPy templates in gpu.py; Winograd's transforms, the split products (gemm.py), the threads
+(threads.py), the transformed-kernel cache (kernel_cache.py) and a dense layer's row gradient
+(dense.py) are CPU code, and on the GPU the same steps are CuPy's own array operations.
 
-Threads: every layer alternates Numba parallel kernels with BLAS products split over minicnn's own
-threads (minicnn/kernels/gemm.py). Numba's threading layer is TBB where the ``tbb`` package is
-installed, else "workqueue", never OpenMP (whose idle threads spin while the product threads need
-the cores): minicnn/kernels/threads.py says why, with measurements. NUMBA_THREADING_LAYER, where
-set, chooses instead.
+Importing this package changes nothing in the process: Numba's threading layer is Numba's default
+unless the program asks for minicnn's choice (minicnn.tune_process, minicnn/kernels/threads.py).
+Compiled kernels are cached in the user's cache folder (minicnn/kernels/compiled.py).
 """
-
-from minicnn.kernels.threads import choose_threading_layer
-
-choose_threading_layer()

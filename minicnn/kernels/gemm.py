@@ -46,19 +46,20 @@ MIN_SPLIT_WORK = 1 << 20
 
 _state: dict = {}
 _lock = threading.Lock()
+_owner = [os.getpid()]  # the process that made _state and _lock
 
 
-def _forget_after_fork() -> None:
-    """In a forked child the pool's threads do not exist (a submitted part would wait forever) and
-    the lock may be held by a thread that is not there: start both afresh."""
+def _this_process() -> None:
+    """Start the pool and the lock afresh in a forked child: the parent's pool threads do not exist
+    there (a submitted part would wait forever) and the lock may be held by a thread that is not
+    there. Checked on each call rather than by a fork handler, so that importing this module
+    registers nothing with the process."""
     global _lock
-    _state.pop("pool", None)
-    _state.pop("workers", None)
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
+    if _owner[0] != os.getpid():
+        _state.pop("pool", None)
+        _state.pop("workers", None)
+        _lock = threading.Lock()
+        _owner[0] = os.getpid()
 
 
 def _blas_controllers() -> list:
@@ -143,6 +144,7 @@ def run_parts(parts) -> bool:
     no BLAS control, or another caller's parts still running. Then the caller does the work its
     usual way.
     """
+    _this_process()
     threads = numba.get_num_threads()
     if len(parts) < 2 or threads < 2 or not _blas_controllers() or not _lock.acquire(blocking=False):
         return False

@@ -1,5 +1,6 @@
 """minicnn/pages.py: NumPy's huge-page request is off, and glibc keeps freed arrays for reuse, once
-the engine loads, unless the user's own variables say otherwise.
+``minicnn.tune_process()`` has run, unless the user's own variables say otherwise (that neither
+happens without it: tests/test_process.py).
 
 Run in fresh interpreters, NumPy imported first (as a script that imports numpy before minicnn
 does): the switch's previous value, returned when it is set again, tells what was in force.
@@ -16,7 +17,8 @@ import pytest
 CODE = """
 import numpy as np
 import minicnn as mc
-mc.load(sys.argv[1])  # the loaders reach the engine's array code (minicnn.backend)
+mc.tune_process()
+mc.load(sys.argv[1])
 core = getattr(np, "_core", None) or np.core
 print(core.multiarray._set_madvise_hugepage(True))
 """
@@ -38,7 +40,8 @@ def test_policy_after_numpy_was_loaded_first(env, expected):
 FAULTS = """
 import resource, sys
 import numpy as np
-import minicnn.backend  # the engine's array code: apply_policy runs here
+import minicnn
+minicnn.tune_process()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for size in (48 << 20, 48 << 20):  # an array freed, then one of the same size: a pass, then the next
