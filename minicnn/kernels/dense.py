@@ -24,13 +24,14 @@ import numpy as np
 
 from minicnn.backend import get_xp
 from minicnn.kernels import gemm
+from minicnn.kernels.compiled import njit
 
 # The share of nonzero values in dy up to which rows are skipped: at 50% the loop took 0.66x BLAS's
 # time; its time grows with the rows it reads, BLAS's does not.
 SPARSE_MAX_DENSITY = 0.6
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _rows_product(g, rows, w, dx, parts):
     """dx[:] = sum over j in ``rows`` (ascending) of g[j] * w[j, :]: g (Out,), rows int64 (the j with
     g[j] != 0), w (Out, In) C-contiguous, dx (In,); parts: Numba's thread count (passed in: read

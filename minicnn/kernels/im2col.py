@@ -18,9 +18,10 @@ import numba
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.kernels.compiled import njit
 
 
-@numba.njit(cache=True)
+@njit
 def _valid_span(wo, stride, pad, kj, w):
     """Output columns [t0, t1) whose input column ix = t * stride - pad + kj lies inside [0, w);
     the others read the zero padding."""
@@ -29,7 +30,7 @@ def _valid_span(wo, stride, pad, kj, w):
     return t0, max(t0, t1)
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _im2col_cpu(x, n, kh, kw, stride, pad, wo, oy0, oy1, cols):
     """Fill cols (C*kh*kw, (oy1-oy0)*wo) with the patches of image n of x (N, C, H, W) for the
     output rows [oy0, oy1)."""
@@ -56,7 +57,7 @@ def _im2col_cpu(x, n, kh, kw, stride, pad, wo, oy0, oy1, cols):
             cols[r, j + t1 : j + wo] = 0.0
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _col2im_cpu(cols, n, kh, kw, stride, pad, wo, oy0, oy1, dx):
     """Add cols (C*kh*kw, (oy1-oy0)*wo) back into image n of dx (N, C, H, W); the adjoint of
     _im2col_cpu."""

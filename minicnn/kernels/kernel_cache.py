@@ -22,14 +22,15 @@ of building U with F(4x4, 3x3) (benchmarks/RESULTS.md, "Batch 1"), and no writer
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from minicnn.kernels.compiled import njit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: odd, and its multiples spread bits
 _WORDS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # item size -> unsigned type of the same size
 
 
-@numba.njit(cache=True)
+@njit
 def _fingerprint(words):
     """sum_i words[i] * (2i + 1) * _GOLDEN mod 2^64; words: 1-D uint32 or uint64 (the raw float bits).
 

@@ -21,10 +21,11 @@ import numpy as np
 
 from minicnn.backend import get_xp
 from minicnn.geometry import output_size
+from minicnn.kernels.compiled import njit
 from minicnn.kernels.threads import sized
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _maxpool_forward_cpu(x, kh, kw, stride, y, switches):
     n_img, c_in, ho, wo = y.shape
     for nc in numba.prange(n_img * c_in):
@@ -46,7 +47,7 @@ def _maxpool_forward_cpu(x, kh, kw, stride, y, switches):
                 switches[n, c, oy, ox] = arg
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _maxpool_backward_cpu(dy, switches, kw, stride, dx):
     n_img, c_in, ho, wo = dy.shape
     for nc in numba.prange(n_img * c_in):
@@ -59,7 +60,7 @@ def _maxpool_backward_cpu(dy, switches, kw, stride, dx):
                 dx[n, c, oy * stride + s // kw, ox * stride + s % kw] += dy[n, c, oy, ox]
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _maxpool2_forward_cpu(x, y, switches):
     """The 2x2, stride 2 case of _maxpool_forward_cpu: the window unrolled, the same comparisons in
     the same order (so the same ties and the same NaN handling), two input rows per output row."""
@@ -85,7 +86,7 @@ def _maxpool2_forward_cpu(x, y, switches):
                 switch[ox] = arg
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _maxpool2_backward_cpu(dy, switches, dx):
     """The 2x2, stride 2 case of _maxpool_backward_cpu, writing every element of dx once: each window
     gets dy at its switch and zeros elsewhere, and the last row / column that no window reads (odd

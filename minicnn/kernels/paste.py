@@ -18,9 +18,10 @@ import numba
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.kernels.compiled import njit
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _paste_cpu(dst, patch, r, c):
     n, ch, hh, ww = dst.shape
     h, w = patch.shape[2], patch.shape[3]
@@ -35,7 +36,7 @@ def _paste_cpu(dst, patch, r, c):
                         dst[b, k, y, xx] = patch[b, k, i, j]
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _crop_cpu(src, pad, r, c, out):
     ch, hh, ww = src.shape
     n, h, w = out.shape[0], out.shape[2], out.shape[3]

@@ -42,6 +42,8 @@ import types
 
 import numba
 
+from minicnn.kernels.compiled import njit
+
 # Elements (of the largest array a kernel walks) from which a kernel runs on all threads, by
 # threading layer (see above; a layer the user names that is not here counts as TBB).
 PARALLEL_MIN_ELEMENTS = {"workqueue": 1 << 20, "tbb": 1 << 18}
@@ -106,7 +108,7 @@ def serial(kernel):
         fn = kernel.py_func
         copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__)
         copy.__qualname__ = fn.__qualname__ + "_serial"
-        found = _SERIAL[kernel] = numba.njit(cache=True, nogil=True)(copy)
+        found = _SERIAL[kernel] = njit(nogil=True)(copy)
     return found
 
 

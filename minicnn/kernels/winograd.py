@@ -40,17 +40,18 @@ import numba
 import numpy as np
 
 from minicnn.kernels import gemm
+from minicnn.kernels.compiled import njit
 from minicnn.kernels.threads import serial
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _g(g0, g1, g2):
     """G @ (g0, g1, g2), in float64 (U is rounded once, when it is stored)."""
     g0, g1, g2 = np.float64(g0), np.float64(g1), np.float64(g2)
     return g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _kernel_tile(w, o, c, u):
     """u[:, o, c] = G g G^T for g = w[o, c]."""
     t0 = _g(w[o, c, 0, 0], w[o, c, 1, 0], w[o, c, 2, 0])  # t = G g, column by column
@@ -62,7 +63,7 @@ def _kernel_tile(w, o, c, u):
             u[4 * i + j, o, c] = row[j]
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _kernel_tiles(w, u):
     """u[:, o, c] = G w[o, c] G^T for w (O, C, 3, 3). Each thread owns u[:, o, :]."""
     for o in numba.prange(u.shape[1]):
@@ -85,7 +86,7 @@ def tile_counts(ho: int, wo: int) -> tuple[int, int]:
     return (ho + 1) // 2, (wo + 1) // 2
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
     """V = B^T d B for every input channel and every tile in tile rows [r0, r1).
 
@@ -127,7 +128,7 @@ def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
                     v[4 * i + 3, p + tx] = a1 - a3
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
     """y_tile = A^T m A (+ bias) for tile rows [r0, r1), cropped at the image's edge.
 
@@ -163,7 +164,7 @@ def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
                         y[n, o, oy + 1, ox + 1] = u1 - u2 - u3 + b
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
     """G = A dY A^T for every output channel and every tile in tile rows [r0, r1): the adjoint of
     ``output_tiles`` (bias aside). A = (A^T)^T: (A y) = (y0, y0 + y1, y0 - y1, -y1).
@@ -196,7 +197,7 @@ def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
                     g[4 * i + 3, q] = -a1
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
     """dx[n, c, 2ty - pad + i, 2tx - pad + j] += (B E B^T)[i, j] for every tile in tile rows [r0, r1),
     inside the image: the adjoint of ``input_tiles``. B = (B^T)^T:

@@ -55,12 +55,13 @@ import numba
 import numpy as np
 
 from minicnn.kernels import winograd
+from minicnn.kernels.compiled import njit
 
 TILE = 4  # output pixels per tile side
 ALPHA = 6  # input pixels per tile side: TILE + 3 - 1
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _g(g0, g1, g2):
     """G @ (g0, g1, g2) in float64 (U is rounded once, when it is stored). Multiplications by the
     reciprocals (rounded in float64, far below float32's rounding) instead of divisions, which do not
@@ -81,7 +82,7 @@ _2, _3, _4, _5, _8 = np.float32(2), np.float32(3), np.float32(4), np.float32(5),
 _HALF, _QUARTER, _EIGHTH = np.float32(0.5), np.float32(0.25), np.float32(0.125)  # any precision
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _b(d0, d1, d2, d3, d4, d5):
     """B^T @ (d0, ..., d5): the input transform along one axis, in the inputs' precision (the
     constants are float32 so that float32 rows stay float32: twice the SIMD width)."""
@@ -95,7 +96,7 @@ def _b(d0, d1, d2, d3, d4, d5):
     )
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _a(m0, m1, m2, m3, m4, m5):
     """A^T @ (m0, ..., m5): the output transform along one axis, in float64."""
     m0, m1, m2 = np.float64(m0), np.float64(m1), np.float64(m2)
@@ -109,7 +110,7 @@ def _a(m0, m1, m2, m3, m4, m5):
     )
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _kernel_tile(w, o, c, out):
     """out[:] = (G g G^T).ravel() (36 values) for g = w[o, c]."""
     t0 = _g(w[o, c, 0, 0], w[o, c, 1, 0], w[o, c, 2, 0])  # t = G g, column by column
@@ -121,7 +122,7 @@ def _kernel_tile(w, o, c, out):
             out[6 * i + j] = row[j]
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _kernel_tiles(w, u):
     """u[:, o, c] = G w[o, c] G^T for w (O, C, 3, 3). Each thread owns u[:, o, :]."""
     for o in numba.prange(u.shape[1]):
@@ -156,7 +157,7 @@ def tile_count(ho: int, wo: int) -> int:
     return tiles_h * tiles_w
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
     """V = B^T d B for every input channel and every tile in tile rows [r0, r1).
 
@@ -204,7 +205,7 @@ def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
                         out[tx] = across[j, tx]
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
     """y_tile = A^T m A (+ bias) for tile rows [r0, r1), cropped at the image's edge.
 
@@ -249,7 +250,7 @@ def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
                         row[4 * tx + j] = across[j, tx] + b
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _a_adjoint(y0, y1, y2, y3):
     """A @ (y0, ..., y3), A = (A^T)^T (6x4): the output transform's adjoint along one axis. Column k of
     A^T holds the powers of point k. In the gradient's precision, like the input transform (float64
@@ -265,7 +266,7 @@ def _a_adjoint(y0, y1, y2, y3):
     )
 
 
-@numba.njit(cache=True, inline="always")
+@njit(inline="always")
 def _b_adjoint(e0, e1, e2, e3, e4, e5):
     """B @ (e0, ..., e5), B = (B^T)^T: the input transform's adjoint along one axis, in the
     gradient's precision (like the input transform it mirrors; float32 constants as in ``_b``)."""
@@ -279,7 +280,7 @@ def _b_adjoint(e0, e1, e2, e3, e4, e5):
     )
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
     """G = A dY A^T for every output channel and every tile in tile rows [r0, r1): the adjoint of
     ``output_tiles`` (bias aside).
@@ -322,7 +323,7 @@ def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
                         out[tx] = across[j, tx]
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
     """dx[n, c, 4ty - pad + i, 4tx - pad + j] += (B E B^T)[i, j] for every tile in tile rows [r0, r1),
     inside the image: the adjoint of ``input_tiles``.
