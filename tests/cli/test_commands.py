@@ -3,9 +3,11 @@ decode with the size the figure layout implies."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from cli_helpers import ok, panels_width, png_size
+from cli_helpers import minicnn, ok, panels_width, png_size
 from support import assert_close
 
 from minicnn.cli.main import COMMANDS
@@ -96,6 +98,40 @@ def test_bench(shipped):
     from cli_helpers import REPO
 
     assert listed == sorted(p.stem for p in (REPO / "benchmarks").glob("*.py") if p.stem != "harness")
+
+
+def test_bench_help_examples_run(shipped, tmp_path):
+    """Every example in 'minicnn bench --help' works as written (from another folder, as a user
+    runs it), except the GPU one where there is no GPU; --script's example names a listed script
+    (running it is a benchmark, not a test)."""
+    import shlex
+
+    from minicnn.backend import gpu_available
+    from minicnn.cli.cmd_bench import EPILOG
+
+    examples = [
+        shlex.split(line.split("#")[0])[1:] for line in EPILOG.splitlines() if line.startswith("  minicnn ")
+    ]
+    assert len(examples) >= 5, EPILOG
+    listed = ok("bench", "--list", cwd=tmp_path).stdout.split()
+    for argv in examples:
+        if "--script" in argv:
+            assert argv[argv.index("--script") + 1] in listed
+        elif "gpu" not in argv or gpu_available():
+            r = ok(*argv, "--no-progress", cwd=tmp_path)
+            assert "saliency" in r.stdout or "--list" in argv, r.stdout
+    small = ok("bench", "--weights", "vgg16", "--size", "64", "--batch", "1", "--repeats", "1", "--json")
+    assert json.loads(small.stdout)["settings"]["shape"] == [3, 64, 64]
+
+
+def test_bench_options_are_checked_before_anything_runs(tmp_path):
+    for argv, expected in [
+        (["--size", "16"], "--size: expected a size >= 32"),
+        (["--batch", "0"], "--batch: expected a positive integer, got 0"),
+        (["--repeats", "x"], "--repeats: expected a positive integer, got 'x'"),
+    ]:
+        r = minicnn("bench", "--weights", tmp_path / "missing.h5", *argv)
+        assert r.code == 2 and len(r.stderr.splitlines()) == 1 and expected in r.stderr, r.stderr
 
 
 def test_cam_on_the_gap_model(shipped, tmp_path):
