@@ -22,8 +22,8 @@ Numba's behaviour. Where the user has set NUMBA_CACHE_DIR (or NUMBA_CACHE_LOCATO
 choice wins, as it does for Numba's own cache. The dispatcher's ``_cache`` attribute, which this
 replaces, is Numba's private API; Numba's ``enable_caching`` sets it the same way.
 
-A folder that cannot be written costs a compilation in every process, nothing else: saving is
-skipped, never raised.
+A folder that cannot be read or written costs a compilation in every process, nothing else: loading
+and saving are skipped, never raised.
 """
 
 from __future__ import annotations
@@ -78,9 +78,16 @@ class _Impl(caching.CompileResultCacheImpl):
 
 
 class _KernelCache(caching.FunctionCache):
-    """Numba's per-function cache with minicnn's locator; a failed save is skipped (module docstring)."""
+    """Numba's per-function cache with minicnn's locator. A folder that cannot be read or written
+    (module docstring) means compiling, never an error."""
 
     _impl_class = _Impl
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except OSError:
+            return None  # nothing usable there: compile
 
     def save_overload(self, sig, data):
         try:
