@@ -15,7 +15,7 @@ forward pass.
 from __future__ import annotations
 
 from minicnn.errors import MinicnnError
-from minicnn.layers.relu import check_mode
+from minicnn.layers.rules import check_mode, layer_backward
 
 
 class PassRecord:
@@ -68,7 +68,8 @@ class PassRecord:
         dy: shaped like ``start``'s output (default start: the last layer run). stop: None runs down
         to the input and returns dL/dx shaped like ``input``; a layer name returns the signal at that
         layer's output, without running its backward (Grad-CAM needs dS/dA there and no more).
-        mode: "gradient", "deconvnet" or "guided" (only ReLU layers differ). need_params: also
+        mode: the backward rule, "gradient", "deconvnet" or "guided" (minicnn/layers/rules.py),
+        checked here and given only to the layers that read one (the ReLU). need_params: also
         compute weight and bias gradients, kept in ``self.grads`` (replaced on every call).
         """
         check_mode(mode)
@@ -86,7 +87,7 @@ class PassRecord:
         self.grads = {}
         for i in range(last, first - 1, -1):
             layer = self._layers[i]
-            dy, grads = layer.backward(dy, self._caches[i], mode=mode, need_params=need_params)
+            dy, grads = layer_backward(layer, dy, self._caches[i], mode, need_params)
             if grads is not None:
                 self.grads[layer.name] = grads
         return dy

@@ -165,16 +165,13 @@ def maxpool_backward(dy, switches, kh, kw, stride, dx):
 
 
 @functools.cache
-def _relu_backward_kernel(mode: str):
+def _relu_backward_kernel(mask_forward: bool, rectify: bool):
     cupy = cupy_module()
-    body = {
-        "gradient": "dx = y > 0 ? dy : (T)0",
-        "deconvnet": "dx = dy > 0 ? dy : (T)0",
-        "guided": "dx = (y > 0 && dy > 0) ? dy : (T)0",
-    }[mode]
-    return cupy.ElementwiseKernel("T dy, T y", "T dx", body, f"relu_backward_{mode}")
+    keep = " && ".join(["y > 0"] * mask_forward + ["dy > 0"] * rectify) or "true"
+    name = "relu_backward" + "_mask_forward" * mask_forward + "_rectify" * rectify
+    return cupy.ElementwiseKernel("T dy, T y", "T dx", f"dx = ({keep}) ? dy : (T)0", name)
 
 
-def relu_backward(dy, y, mode):
-    """Fused GPU ReLU backward under ``mode``'s rule (see minicnn/layers/relu.py)."""
-    return _relu_backward_kernel(mode)(dy, y)
+def relu_backward(dy, y, mask_forward: bool, rectify: bool):
+    """GPU twin of minicnn.kernels.relu.relu_backward: dy where the chosen masks keep it, else 0."""
+    return _relu_backward_kernel(bool(mask_forward), bool(rectify))(dy, y)

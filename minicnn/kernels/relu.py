@@ -1,9 +1,12 @@
-"""The three ReLU backward rules as one fused pass (CPU: Numba, GPU: minicnn.kernels.gpu).
+"""ReLU forward and the ReLU backward as one fused pass (CPU: Numba, GPU: minicnn.kernels.gpu).
 
 NumPy would need a boolean temporary and a ``where`` per rule; here each element is read once and
 written once, on every core for large arrays and on the calling thread for the others (where
-waking Numba's threads costs more than the loop: minicnn/kernels/threads.py). The rules are stated
-in minicnn/layers/relu.py.
+waking Numba's threads costs more than the loop: minicnn/kernels/threads.py).
+
+The kernel knows two masks, not the backward rules' names: ``mask_forward`` keeps dy where the
+forward output y > 0, ``rectify`` keeps dy where dy > 0. Which rule uses which masks is the ReLU
+layer's business (minicnn/layers/relu.py); the rules are named in minicnn/layers/rules.py.
 """
 
 from __future__ import annotations
@@ -12,24 +15,31 @@ import numba
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.kernels.compiled import njit
 from minicnn.kernels.threads import sized
 
-_RULES = {"gradient": 0, "deconvnet": 1, "guided": 2}
 
-
-@numba.njit(parallel=True, cache=True)
-def _relu_backward_cpu(dy, y, rule, dx):
-    for i in numba.prange(dy.size):
-        g = dy[i]
-        if rule == 0:
-            dx[i] = g if y[i] > 0 else 0.0
-        elif rule == 1:
+@njit(parallel=True)
+def _relu_backward_cpu(dy, y, mask_forward, rectify, dx):
+    # One loop per pair of masks: the masks are constant over the array, so the test that picks
+    # the loop runs once, not per element.
+    if mask_forward and not rectify:
+        for i in numba.prange(dy.size):
+            dx[i] = dy[i] if y[i] > 0 else 0.0
+    elif rectify and not mask_forward:
+        for i in numba.prange(dy.size):
+            g = dy[i]
             dx[i] = g if g > 0 else 0.0
-        else:
+    elif rectify and mask_forward:
+        for i in numba.prange(dy.size):
+            g = dy[i]
             dx[i] = g if (g > 0 and y[i] > 0) else 0.0
+    else:
+        for i in numba.prange(dy.size):
+            dx[i] = dy[i]
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _relu_forward_cpu(x, y):
     for i in numba.prange(x.size):
         v = x[i]
@@ -46,13 +56,15 @@ def relu_forward(x):
     return y
 
 
-def relu_backward(dy, y, mode: str):
-    """dx for signal dy and forward output y (same shape) under ``mode``'s rule."""
+def relu_backward(dy, y, mask_forward: bool, rectify: bool):
+    """dx = dy * [y > 0 if mask_forward] * [dy > 0 if rectify]; dy, y (the forward output) and dx
+    of one shape and dtype."""
     if get_xp(dy) is not np:
         from minicnn.kernels import gpu
 
-        return gpu.relu_backward(dy, y, mode)
+        return gpu.relu_backward(dy, y, mask_forward, rectify)
     dy, y = np.ascontiguousarray(dy), np.ascontiguousarray(y)
     dx = np.empty_like(dy)
-    sized(_relu_backward_cpu, dy.size)(dy.reshape(-1), y.reshape(-1), _RULES[mode], dx.reshape(-1))
+    flat = (dy.reshape(-1), y.reshape(-1), bool(mask_forward), bool(rectify), dx.reshape(-1))
+    sized(_relu_backward_cpu, dy.size)(*flat)
     return dx

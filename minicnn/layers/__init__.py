@@ -1,19 +1,23 @@
 """Layers: each file holds one operation as a pure forward/backward pair plus a thin layer object.
 
 Every layer has ``forward(x, train=False, rng=None) -> (y, cache)`` and
-``backward(dy, cache, mode="gradient", need_params=False) -> (dx, grads)``; ``grads`` is a dict of
-parameter gradients, or None unless ``need_params`` (visualisation needs only dL/dx).
+``backward(dy, cache, need_params=False) -> (dx, grads)``; ``grads`` is a dict of parameter
+gradients, or None unless ``need_params`` (visualisation needs only dL/dx). A layer whose backward a
+rule changes (``reads_rule``: the ReLU) also takes ``mode=``, the backward rule (layers/rules.py).
+Every kind also declares what base.DECLARATIONS names (its DeconvNet reverse stage, its equivalence
+row, its torch and Keras twins); tests/engine/test_layer_coverage.py walks LAYER_KINDS for them.
 """
 
 from minicnn.layers.avgpool import AdaptiveAvgPool2D, AvgPool2D
-from minicnn.layers.base import Layer
+from minicnn.layers.base import DECLARATIONS, Layer
 from minicnn.layers.conv import Conv2D
 from minicnn.layers.dense import Dense
 from minicnn.layers.dropout import Dropout
 from minicnn.layers.gap import GlobalAvgPool2D
 from minicnn.layers.pool import MaxPool2D
-from minicnn.layers.relu import MODES, ReLU
+from minicnn.layers.relu import ReLU
 from minicnn.layers.reshape import Flatten
+from minicnn.layers.rules import MODES
 from minicnn.layers.softmax import Softmax
 
 #: kind name (as stored in files) -> layer class
@@ -34,6 +38,7 @@ LAYER_KINDS = {
 }
 
 __all__ = [
+    "DECLARATIONS",
     "LAYER_KINDS",
     "AdaptiveAvgPool2D",
     "AvgPool2D",

@@ -6,7 +6,14 @@
 Backward spreads each dy evenly over its window, dx_pad[.., i*s + u, j*s + v] += dy[.., i, j] /
 count[i, j]. Average pooling has no switch and no rectification, so the gradient, DeconvNet
 (Zeiler & Fergus 2013) and guided backpropagation (Springenberg et al. 2015) rules are this same
-spread: ``mode`` is accepted and ignored, as in every non-ReLU layer.
+spread, and no backward rule changes these layers.
+
+The DeconvNet reverse stage is the same spread computed another way, as the transpose of a linear
+map: both poolings are separable, y = A_h x A_w^T for each (n, c) map, with an averaging matrix per
+axis (``averaging_matrix``: row i holds 1 / d_i on the inputs window i reads), since a window is a
+rectangle and its divisor is a product (kh * kw, or the real rows times the real columns it
+covers). The reverse stage is A_h^T R A_w, Zeiler & Fergus's "transposed filters" for a filter
+that averages.
 
 NOTE count_include_pad: with padding p > 0, torch.nn.AvgPool2d divides by kh * kw whatever the
 window covers (count_include_pad=True, its default), ONNX AveragePool by the number of real,
@@ -45,6 +52,23 @@ def window_sums(x, kernel, stride, padding, out_hw):
     return y
 
 
+def averaging_matrix(windows, size: int, divisors, dtype=np.float64) -> np.ndarray:
+    """(len(windows), size): row i holds 1 / divisors[i] on columns [start, stop) of windows[i]
+    (clipped to [0, size)) and 0 elsewhere, so that A @ v averages v over each window (NumPy)."""
+    a = np.zeros((len(windows), size), dtype=dtype)
+    for i, ((start, stop), d) in enumerate(zip(windows, divisors)):
+        a[i, max(start, 0) : min(stop, size)] = 1.0 / d
+    return a
+
+
+def transpose_average(signal, a_rows, a_cols, input_shape):
+    """The transpose of y = A_h x A_w^T: signal (N, C, Ho, Wo) -> A_h^T R A_w, (N, C, H, W) =
+    input_shape; a_rows (Ho, H), a_cols (Wo, W) from averaging_matrix."""
+    xp = get_xp(signal)
+    a_rows, a_cols = (xp.asarray(a, dtype=signal.dtype) for a in (a_rows, a_cols))
+    return xp.ascontiguousarray((a_rows.T @ signal @ a_cols).reshape(input_shape))
+
+
 def _taps(kernel, stride, out_hw):
     """(u, v, rows, cols): for each kernel offset, the strided slices of the padded input that it
     adds to the outputs (kh * kw vectorised adds instead of a loop over outputs)."""
@@ -63,6 +87,7 @@ class AvgPool2D(Layer):
 
     kind = "AvgPool2D"
     is_pooling = True
+    equivalence_row = ("mean of window", "A^T R", "dX / k spread")  # A: the averaging, separable
 
     def __init__(self, kernel_size=2, stride=None, padding=0, count_include_pad=True, name=None):
         super().__init__(name)
@@ -126,7 +151,7 @@ class AvgPool2D(Layer):
         out_hw = (output_size(x.shape[2], kh, sh, 0), output_size(x.shape[3], kw, sw, 0))
         return window_sums(x, self.kernel_size, self.stride, (0, 0), out_hw) / (kh * kw)
 
-    def backward(self, dy, cache, mode="gradient", need_params=False):
+    def backward(self, dy, cache, need_params=False):
         xp = get_xp(dy)
         n, c, h, w = cache.input_shape
         ph, pw = self.padding
@@ -135,6 +160,34 @@ class AvgPool2D(Layer):
         for rows, cols in _taps(self.kernel_size, self.stride, dy.shape[2:]):
             dxp[:, :, rows, cols] += share
         return xp.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + w]), None
+
+    def averaging_matrices(self, h: int, w: int):
+        """(A_h (Ho, H), A_w (Wo, W)): this pooling of an h x w map is A_h x A_w^T (float64 NumPy).
+        Window i along an axis reads padded positions [i s, i s + k), input rows [i s - p, i s - p
+        + k); its divisor is k (count_include_pad) or the number of those rows inside the input."""
+        matrices = []
+        for size, k, s, p in zip((h, w), self.kernel_size, self.stride, self.padding):
+            windows = [(i * s - p, i * s - p + k) for i in range(output_size(size, k, s, p))]
+            real = [min(stop, size) - max(start, 0) for start, stop in windows]
+            divisors = [k] * len(windows) if self.count_include_pad else real
+            matrices.append(averaging_matrix(windows, size, divisors))
+        return tuple(matrices)
+
+    def reverse(self, signal, cache, input_shape):
+        return transpose_average(signal, *self.averaging_matrices(*input_shape[2:]), input_shape)
+
+    def torch_module(self, nn):
+        return nn.AvgPool2d(
+            self.kernel_size, self.stride, self.padding, count_include_pad=self.count_include_pad
+        )
+
+    def keras_layers(self, keras, input_shape):
+        if any(self.padding) and not self.count_include_pad:
+            raise self.error("Keras has no average pool that skips the padding")
+        # torch's default, count_include_pad: explicit zero padding, then a 'valid' average pool
+        pad = [keras.layers.ZeroPadding2D(self.padding)] if any(self.padding) else []
+        pool = keras.layers.AveragePooling2D(self.kernel_size, strides=self.stride, padding="valid")
+        return pad + [pool], {}
 
 
 def adaptive_bounds(size: int, out: int) -> list[tuple[int, int]]:
@@ -153,6 +206,7 @@ class AdaptiveAvgPool2D(Layer):
 
     kind = "AdaptiveAvgPool2D"
     is_pooling = True
+    equivalence_row = ("adaptive mean", "A^T R", "dX/area spread")  # A: the averaging, separable
 
     def __init__(self, output_size=7, name=None):
         super().__init__(name)
@@ -185,7 +239,7 @@ class AdaptiveAvgPool2D(Layer):
                 y[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
         return y, tuple(x.shape)
 
-    def backward(self, dy, cache, mode="gradient", need_params=False):
+    def backward(self, dy, cache, need_params=False):
         xp = get_xp(dy)
         n, c, h, w = cache
         if (h, w) == self.output_size:
@@ -196,3 +250,25 @@ class AdaptiveAvgPool2D(Layer):
                 area = (r1 - r0) * (c1 - c0)
                 dx[:, :, r0:r1, c0:c1] += (dy[:, :, i, j] / area)[:, :, None, None]
         return dx, None
+
+    def averaging_matrices(self, h: int, w: int):
+        """(A_h (oh, H), A_w (ow, W)): this pooling of an h x w map is A_h x A_w^T (float64 NumPy)."""
+        matrices = []
+        for size, out in zip((h, w), self.output_size):
+            windows = adaptive_bounds(size, out)
+            matrices.append(averaging_matrix(windows, size, [stop - start for start, stop in windows]))
+        return tuple(matrices)
+
+    def reverse(self, signal, cache, input_shape):
+        return transpose_average(signal, *self.averaging_matrices(*input_shape[2:]), input_shape)
+
+    def torch_module(self, nn):
+        return nn.AdaptiveAvgPool2d(self.output_size)
+
+    def keras_layers(self, keras, input_shape):
+        # Keras has no adaptive pool: an ordinary one where the windows tile the map exactly
+        h, w = input_shape[1:]
+        (oh, ow) = self.output_size
+        if h % oh or w % ow:
+            raise self.error(f"Keras has no adaptive pool for {h}x{w} -> {oh}x{ow}")
+        return [keras.layers.AveragePooling2D((h // oh, w // ow))], {}

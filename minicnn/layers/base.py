@@ -1,8 +1,12 @@
-"""The layer interface shared by every operation, and the geometry every layer answers for itself.
+"""The layer interface shared by every operation, and everything a layer answers for itself.
 
 A layer knows its output shape, the input window one of its outputs reads, and the shapes of its
 parameters, so that loaders, receptive fields (top-k patches) and incremental occlusion ask the layer
-instead of switching on its kind.
+instead of switching on its kind. It also owns every other fact about its kind that code elsewhere
+needs (the names in DECLARATIONS): its DeconvNet reverse stage, its row of the equivalence table,
+and the torch and Keras modules that compute the same thing. Nothing outside minicnn/layers keeps a
+table of kinds, so a new kind cannot be forgotten there (tests/engine/test_layer_coverage.py walks
+LAYER_KINDS and fails for a kind that lacks one).
 """
 
 from __future__ import annotations
@@ -26,6 +30,16 @@ def he_normal(rng, shape: tuple, fan_in: int, dtype=np.float32) -> np.ndarray:
     return w
 
 
+#: What every concrete layer class must declare itself (not inherit from Layer): the DeconvNet
+#: reverse stage, the equivalence table's row, the torch and the Keras reference modules.
+DECLARATIONS = ("reverse", "equivalence_row", "torch_module", "keras_layers")
+
+
+def undeclared(cls) -> list[str]:
+    """The names of DECLARATIONS that layer class ``cls`` inherits from Layer instead of declaring."""
+    return [name for name in DECLARATIONS if getattr(cls, name) is getattr(Layer, name)]
+
+
 class Layer:
     """A network stage: hyper-parameters, optional parameters, and a forward/backward pair.
 
@@ -46,6 +60,15 @@ class Layer:
     is_global_pool = False  # one value per feature map (global average pooling)
     is_linear = False  # a fully connected layer (Dense)
     is_identity_at_inference = False  # Dropout: changes nothing outside training
+    is_probability = False  # turns class scores into probabilities (Softmax): scores come before it
+    # Whether ``backward`` takes the backward rule (``mode=``, minicnn/layers/rules.py): True only
+    # where a rule changes the layer's backward (the ReLU). Callers pass the rule to those layers
+    # alone (rules.layer_backward), so a layer that ignores the rule never sees it.
+    reads_rule = False
+    # The layer's row in the equivalence table (tools/equivalence.py), in the notation of Simonyan
+    # et al. (2013, sec. 4): (forward pass, DeconvNet rule, gradient rule), X the forward input,
+    # R the DeconvNet signal, dX the gradient.
+    equivalence_row: tuple[str, str, str] | None = None
 
     def __init__(self, name: str | None = None):
         self.name = name
@@ -94,9 +117,32 @@ class Layer:
         """
         return self.forward(x)[0]
 
-    def backward(self, dy, cache, mode: str = "gradient", need_params: bool = False):
-        """dy shaped like the output -> (dx shaped like the input, {name: gradient} or None)."""
+    def backward(self, dy, cache, need_params: bool = False):
+        """dy shaped like the output -> (dx shaped like the input, {name: gradient} or None).
+
+        A layer with ``reads_rule`` also takes ``mode`` (the backward rule) as a keyword."""
         raise NotImplementedError
+
+    # -- the same layer elsewhere --------------------------------------------------------------
+    def reverse(self, signal, cache, input_shape: tuple):
+        """The DeconvNet reverse stage (Zeiler & Fergus 2013, sec. 2.1, fig. 1): the signal at the
+        output (N, ...) -> the signal at the input, of ``input_shape`` (N, ...).
+
+        cache: what ``forward`` returned for this pass (the switches of max pooling, the output of
+        softmax). Written apart from ``backward`` (never calling it, nor the kernels of the
+        gradient), so that the equivalence table compares two codes for one operation.
+        """
+        raise self.error("has no DeconvNet reverse stage")
+
+    def torch_module(self, nn):
+        """The torch.nn module computing what this layer computes at inference, with parameters
+        named as in ``params`` (the caller copies them); ``nn`` is torch.nn."""
+        raise self.error("has no torch module")
+
+    def keras_layers(self, keras, input_shape: tuple):
+        """(Keras layers computing this layer on channels-last input, {Keras layer: [its weights as
+        NumPy arrays, in Keras's layout]}); ``input_shape`` is this layer's (C, H, W) or (F,) input."""
+        raise self.error("has no Keras layers")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minicnn.backend import get_xp, to_numpy
 from minicnn.geometry import Window, output_size
 from minicnn.kernels.conv import (  # noqa: F401 (conv2d_* re-exported: the layer's pure functions)
     ALGORITHMS,
@@ -28,12 +29,45 @@ from minicnn.kernels.kernel_cache import KernelTransforms
 from minicnn.layers.base import Layer, he_normal
 
 
+def transposed_filters(weight):
+    """weight (O, C, kh, kw) -> (C, O, kh, kw): every filter flipped vertically and horizontally,
+    input and output channels swapped (Zeiler & Fergus's "transposed versions of the same filters")."""
+    return get_xp(weight).ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+
+def filter_transposed(signal, weight, stride: int, padding: int, input_shape):
+    """DeconvNet's filtering with the transposed filters (Zeiler & Fergus 2013, sec. 2.1):
+    signal (N, O, Ho, Wo) -> (N, C, H, W) = input_shape.
+
+    The forward layer read input (y * s - p + u, x * s - p + v) with weight (u, v); the reverse
+    stage is a forward convolution of the signal, spread back to the forward grid (s - 1 zeros
+    between signals) and padded by k - 1 on every side, with the transposed filters. That "full"
+    convolution covers the padded input (H + 2p, W + 2p); the forward padding is then cut off.
+    Rows and columns the forward windows never reached (when (H + 2p - kh) % s != 0) get zeros.
+    """
+    xp = get_xp(signal)
+    n, o, ho, wo = signal.shape
+    _, c, h, w = input_shape
+    kh, kw = weight.shape[2:]
+    hp, wp = h + 2 * padding, w + 2 * padding
+    # the signal on the padded input's grid, plus k - 1 zeros on each side for the full convolution
+    spread = xp.zeros((n, o, hp + kh - 1, wp + kw - 1), dtype=signal.dtype)
+    rows = slice(kh - 1, kh - 1 + (ho - 1) * stride + 1, stride)
+    cols = slice(kw - 1, kw - 1 + (wo - 1) * stride + 1, stride)
+    spread[:, :, rows, cols] = signal
+    bias = xp.zeros(c, dtype=signal.dtype)
+    # im2col's forward convolution: never the Winograd transposed kernel or col2im of the gradient
+    full, _ = conv2d_forward(spread, transposed_filters(weight), bias, 1, 0, algorithm="im2col")
+    return xp.ascontiguousarray(full[:, :, padding : padding + h, padding : padding + w])
+
+
 class Conv2D(Layer):
     """Convolution with weight (O, C, kh, kw) and bias (O,); input (N, C, H, W) -> (N, O, Ho, Wo)."""
 
     kind = "Conv2D"
     has_params = True
     is_convolution = True
+    equivalence_row = ("X * K + b", "R * K^T", "dX * K^T")  # K^T: the transposed (flipped) filters
 
     def __init__(
         self, in_channels, out_channels, kernel_size, stride=1, padding=0, name=None, algorithm="auto"
@@ -111,8 +145,22 @@ class Conv2D(Layer):
         # The region already holds the zero padding: convolve with padding 0, same lowering rule.
         return conv2d_forward(x, self.weight, self.bias, self.stride, 0, self.algorithm, self.transforms)[0]
 
-    def backward(self, dy, cache, mode="gradient", need_params=False):
+    def backward(self, dy, cache, need_params=False):
         dx, dw, db = conv2d_backward(
             dy, cache, self.weight, self.stride, self.padding, need_params, self.algorithm, self.transforms
         )
         return dx, ({"weight": dw, "bias": db} if need_params else None)
+
+    def reverse(self, signal, cache, input_shape):
+        return filter_transposed(signal, self.weight, self.stride, self.padding, input_shape)
+
+    def torch_module(self, nn):
+        return nn.Conv2d(
+            self.in_channels, self.out_channels, self.kernel_size, stride=self.stride, padding=self.padding
+        )
+
+    def keras_layers(self, keras, input_shape):
+        # explicit zero padding, then a 'valid' convolution; OIHW -> Keras's (kh, kw, C, O)
+        pad = [keras.layers.ZeroPadding2D(self.padding)] if self.padding else []
+        conv = keras.layers.Conv2D(self.out_channels, self.kernel_size, strides=self.stride, padding="valid")
+        return pad + [conv], {conv: [to_numpy(self.weight).transpose(2, 3, 1, 0), to_numpy(self.bias)]}

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn.backend import get_xp
+from minicnn.backend import get_xp, to_numpy
 from minicnn.kernels import dense as dense_kernels
 from minicnn.kernels import gemm
 from minicnn.layers.base import Layer, he_normal
+
+
+def dense_transposed(signal, weight):
+    """DeconvNet's reverse of a dense layer y = W x + b: W^T R, signal (N, out) -> (N, in), written
+    as the paper's W^T R on column vectors, (W^T @ R^T)^T (a plain product, not kernels/dense.py)."""
+    return (weight.T @ signal.T).T
 
 
 class Dense(Layer):
@@ -27,6 +33,7 @@ class Dense(Layer):
     kind = "Dense"
     has_params = True
     is_linear = True
+    equivalence_row = ("W X + b", "W^T R", "W^T dX")
 
     def __init__(self, in_features, out_features, name=None):
         super().__init__(name)
@@ -66,8 +73,18 @@ class Dense(Layer):
         y = gemm.product(self.weight, x.T).T + self.bias  # (N, out), laid out column-major: made row-major
         return get_xp(y).ascontiguousarray(y), x
 
-    def backward(self, dy, cache, mode="gradient", need_params=False):
+    def backward(self, dy, cache, need_params=False):
         dx = dense_kernels.input_gradient(dy, self.weight)  # rows of W that dy selects: kernels/dense.py
         if not need_params:
             return dx, None
         return dx, {"weight": gemm.product(dy.T, cache), "bias": dy.sum(axis=0)}
+
+    def reverse(self, signal, cache, input_shape):
+        return dense_transposed(signal, self.weight)
+
+    def torch_module(self, nn):
+        return nn.Linear(self.in_features, self.out_features)
+
+    def keras_layers(self, keras, input_shape):
+        dense = keras.layers.Dense(self.out_features)  # kernel (in, out): W transposed
+        return [dense], {dense: [to_numpy(self.weight).T, to_numpy(self.bias)]}

@@ -16,6 +16,7 @@ class Dropout(Layer):
 
     kind = "Dropout"
     is_identity_at_inference = True
+    equivalence_row = ("identity (test)", "identity", "identity")
 
     def __init__(self, p=0.5, name=None):
         super().__init__(name)
@@ -35,5 +36,14 @@ class Dropout(Layer):
         scale = xp.asarray(keep, dtype=x.dtype) / x.dtype.type(1.0 - self.p)
         return x * scale, scale
 
-    def backward(self, dy, cache, mode="gradient", need_params=False):
+    def backward(self, dy, cache, need_params=False):
         return (dy if cache is None else dy * cache), None
+
+    def reverse(self, signal, cache, input_shape):
+        return signal  # the reverse network runs at inference, where dropout is the identity
+
+    def torch_module(self, nn):
+        return nn.Dropout(self.p)  # the mirrors run in eval mode, where this is the identity
+
+    def keras_layers(self, keras, input_shape):
+        return [], {}  # nothing at inference

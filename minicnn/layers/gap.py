@@ -2,7 +2,8 @@
 
 It is what makes class activation maps possible (Zhou et al. 2016, sec. 2): the class score is a
 weighted sum of the spatial means of the last feature maps. Backward spreads dy / (H*W) evenly, the
-same in all three visualisation modes.
+same under every backward rule; ``spread_average`` is the same spread written as DeconvNet's reverse
+stage (a repeat, not a broadcast), for the equivalence table.
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ from minicnn.backend import get_xp
 from minicnn.layers.base import Layer
 
 
+def spread_average(signal, input_shape):
+    """The reverse of global average pooling: signal (N, C) -> (N, C, H, W), each map's value / (H W)."""
+    xp = get_xp(signal)
+    n, c, h, w = input_shape
+    return xp.repeat(signal / (h * w), h * w, axis=1).reshape(n, c, h, w)
+
+
 class GlobalAvgPool2D(Layer):
     """(N, C, H, W) -> (N, C): the mean of each feature map."""
 
     kind = "GlobalAvgPool2D"
     is_global_pool = True
+    equivalence_row = ("mean over h, w", "R / hw spread", "dX / hw spread")
 
     def output_shape(self, shape):
         self.check_rank(shape, 3, "(N, C, H, W)")
@@ -28,8 +37,17 @@ class GlobalAvgPool2D(Layer):
         self.output_shape(x.shape[1:])
         return x.mean(axis=(2, 3)), x.shape
 
-    def backward(self, dy, cache, mode="gradient", need_params=False):
+    def backward(self, dy, cache, need_params=False):
         n, c, h, w = cache
         xp = get_xp(dy)
         dx = xp.broadcast_to((dy / (h * w))[:, :, None, None], cache)
         return xp.ascontiguousarray(dx), None
+
+    def reverse(self, signal, cache, input_shape):
+        return spread_average(signal, input_shape)
+
+    def torch_module(self, nn):
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def keras_layers(self, keras, input_shape):
+        return [keras.layers.GlobalAveragePooling2D()], {}

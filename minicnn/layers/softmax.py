@@ -22,6 +22,8 @@ class Softmax(Layer):
     """(N, K) scores -> (N, K) probabilities."""
 
     kind = "Softmax"
+    is_probability = True
+    equivalence_row = ("softmax", "softmax backward", "softmax backward")
 
     def output_shape(self, shape):
         self.check_rank(shape, 1, "(N, classes)")
@@ -35,6 +37,18 @@ class Softmax(Layer):
         y = softmax(x, axis=1)
         return y, y
 
-    def backward(self, dy, cache, mode="gradient", need_params=False):
+    def backward(self, dy, cache, need_params=False):
         y = cache
         return y * (dy - (dy * y).sum(axis=1, keepdims=True)), None
+
+    def reverse(self, signal, cache, input_shape):
+        # Zeiler & Fergus start below the softmax; a network that ends in one gets its Jacobian
+        # transpose, y * (R - sum_k R_k y_k), so that a class score still means the same thing
+        y = cache
+        return y * (signal - (signal * y).sum(axis=1, keepdims=True))
+
+    def torch_module(self, nn):
+        return nn.Softmax(dim=1)
+
+    def keras_layers(self, keras, input_shape):
+        return [keras.layers.Softmax()], {}

@@ -18,14 +18,13 @@ import numpy as np
 
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError
-from minicnn.layers.softmax import Softmax
 from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
 
 def _is_tail(layer) -> bool:
     """Layers allowed after the final dense one in a CAM network: dropout (nothing at inference)
     and a softmax (monotone in each score: the class with the largest score keeps it)."""
-    return layer.is_identity_at_inference or isinstance(layer, Softmax)
+    return layer.is_identity_at_inference or layer.is_probability
 
 
 def _interp_matrix(n_out: int, n_in: int, xp, dtype):

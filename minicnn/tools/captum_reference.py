@@ -1,11 +1,12 @@
 """Captum as the reference for ``verify --against captum``: the same network in torch.nn, the same
 weights, the same input, and Captum's implementation of each method (Kokhlikyan et al. 2020).
 
-``torch_mirror(net)`` builds a torch.nn.Sequential layer by layer from what each minicnn layer says
-about itself (its role flags, ``param_shapes()``, ``window()`` and class), copying the weights (OIHW
-convolutions and (out, in) linear weights are torch's own layouts; Flatten is (C, H, W) in both).
-Needs torch and captum (``errors.TORCH_CPU_INSTALL``, then ``pip install captum``); imported only when
-asked for.
+``torch_mirror(net)`` builds a torch.nn.Sequential layer by layer, each module the one the layer
+declares (``Layer.torch_module``), and copies the weights (OIHW convolutions and (out, in) linear
+weights are torch's own layouts; Flatten is (C, H, W) in both). It needs torch only, and is the one
+torch mirror of the project: the tests compare the engine with it too (tests/torch_mirror.py).
+``captum_map`` needs torch and captum (``errors.TORCH_CPU_INSTALL``, then ``pip install captum``);
+both are imported only when asked for.
 """
 
 from __future__ import annotations
@@ -18,57 +19,30 @@ from minicnn.backend import to_numpy
 from minicnn.errors import TORCH_CPU_INSTALL, MinicnnError
 
 
-def _torch():
+def _torch(captum: bool = True):
     try:
-        import captum.attr  # noqa: F401
         import torch
+
+        if captum:
+            import captum.attr  # noqa: F401
     except ImportError:
-        raise MinicnnError(
-            f"--against captum needs torch and captum: {TORCH_CPU_INSTALL}, then pip install captum"
-        ) from None
+        if captum:
+            needs = f"torch and captum: {TORCH_CPU_INSTALL}, then pip install captum"
+        else:
+            needs = f"torch: {TORCH_CPU_INSTALL}"
+        raise MinicnnError(f"--against captum needs {needs}") from None
     return torch
 
 
-def _module(layer, nn):
-    """The torch.nn module computing what ``layer`` computes at inference."""
-    from minicnn import layers as L
-
-    if layer.is_convolution:
-        out_c, in_c, kh, kw = layer.param_shapes()["weight"]
-        w = layer.window()
-        return nn.Conv2d(in_c, out_c, (kh, kw), stride=w.stride, padding=w.padding)
-    if layer.is_linear:
-        out_f, in_f = layer.param_shapes()["weight"]
-        return nn.Linear(in_f, out_f)
-    if layer.is_rectifier:
-        return nn.ReLU()
-    if isinstance(layer, L.MaxPool2D):
-        w = layer.window()
-        return nn.MaxPool2d(w.kernel, stride=w.stride, padding=w.padding)
-    if isinstance(layer, L.AvgPool2D):
-        return nn.AvgPool2d(
-            layer.kernel_size, layer.stride, layer.padding, count_include_pad=layer.count_include_pad
-        )
-    if isinstance(layer, L.AdaptiveAvgPool2D):
-        return nn.AdaptiveAvgPool2d(layer.output_size)
-    if layer.is_global_pool:
-        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    if layer.is_identity_at_inference:
-        return nn.Identity()
-    if isinstance(layer, L.Flatten):
-        return nn.Flatten()
-    if isinstance(layer, L.Softmax):
-        return nn.Softmax(dim=1)
-    raise MinicnnError(f"no torch module for layer {layer.name!r} ({layer.kind})")
-
-
-def torch_mirror(net):
-    """A torch.nn.Sequential in eval mode equal to ``net``, in net's dtype, on the CPU."""
-    torch = _torch()
-    dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(net.dtype)]
+def torch_mirror(net, dtype=None):
+    """A torch.nn.Sequential in eval mode equal to ``net``, on the CPU, in ``dtype`` (a torch dtype;
+    default: net's), without gradients on its parameters. Module i is layer i's ``torch_module``."""
+    torch = _torch(captum=False)
+    if dtype is None:
+        dtype = torch.float64 if np.dtype(net.dtype) == np.float64 else torch.float32
     modules = []
     for layer in net.layers:
-        m = _module(layer, torch.nn).to(dtype)
+        m = layer.torch_module(torch.nn).to(dtype)  # before copying, so float64 weights keep every bit
         with torch.no_grad():
             for key, value in layer.params.items():
                 getattr(m, key).copy_(torch.from_numpy(np.ascontiguousarray(to_numpy(value))))

@@ -8,12 +8,13 @@ while the gradient masks it by the forward input, dX_n = dX_(n+1) [X_n > 0].
 
 ``equivalence`` measures this on a real network and input with two separate implementations: the
 DeconvNet built as Zeiler & Fergus draw it (tools/deconvnet.py: unpooling at the switches,
-rectification, a forward convolution with the flipped filters, W^T R) runs down from the one-hot
-class score, and at every layer the gradient rule (the layer's own ``backward``, mode "gradient",
-with the cache of the same forward pass: col2im or the Winograd adjoint, the max-pool
-kernel's scatter) is applied to the same incoming DeconvNet signal. So a conv, pool or dense row
-is a real measurement: break either code and its rows show it (tests/tools/test_equivalence.py).
-It also compares the three whole-network signals (gradient, DeconvNet, guided).
+rectification, a forward convolution with the flipped filters, W^T R, the transposed averaging)
+runs down from the one-hot class score, and at every layer the gradient rule (the layer's own
+``backward`` under the "gradient" rule, with the cache of the same forward pass: col2im or the
+Winograd adjoint, the max-pool kernel's scatter) is applied to the same incoming DeconvNet signal.
+So a conv, pool or dense row is a real measurement: break either code and its rows show it
+(tests/tools/test_equivalence.py). It also compares the three whole-network signals (gradient,
+DeconvNet, guided). Each row's rules, in words, are the layer's own ``equivalence_row``.
 """
 
 from __future__ import annotations
@@ -24,22 +25,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minicnn.backend import get_xp, to_numpy
-from minicnn.layers.relu import MODES
+from minicnn.layers.rules import MODES, layer_backward
 from minicnn.tools.deconvnet import reverse_layer
 from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
-
-# kind -> (forward pass, DeconvNet rule, gradient rule), after Simonyan et al. 2013, sec. 4;
-# X: forward input, R: DeconvNet signal, dX: gradient; K^T: the transposed (flipped) filters
-RULES = {
-    "Conv2D": ("X * K + b", "R * K^T", "dX * K^T"),
-    "ReLU": ("max(X, 0)", "R [R > 0]", "dX [X > 0]"),
-    "MaxPool2D": ("max over window", "R at switch", "dX at argmax"),
-    "Dense": ("W X + b", "W^T R", "W^T dX"),
-    "Flatten": ("reshape", "reshape back", "reshape back"),
-    "Dropout": ("identity (test)", "identity", "identity"),
-    "GlobalAvgPool2D": ("mean over h, w", "R / hw spread", "dX / hw spread"),
-    "Softmax": ("softmax", "softmax backward", "softmax backward"),
-}
 
 
 @dataclass
@@ -94,7 +82,7 @@ class EquivalenceResult:
     def table(self) -> str:
         """The measured version of Simonyan et al.'s table, as text."""
         head = (
-            f"{'layer':<20}{'kind':<16}{'forward pass':<17}{'DeconvNet':<15}{'gradient':<15}"
+            f"{'layer':<20}{'kind':<19}{'forward pass':<17}{'DeconvNet':<15}{'gradient':<15}"
             f"{'max rel diff':>13}{'differing':>11}"
         )
         lines = [
@@ -106,7 +94,7 @@ class EquivalenceResult:
         ]
         for r in self.rows:
             lines.append(
-                f"{r.name:<20}{r.kind:<16}{r.forward:<17}{r.deconvnet:<15}{r.gradient:<15}"
+                f"{r.name:<20}{r.kind:<19}{r.forward:<17}{r.deconvnet:<15}{r.gradient:<15}"
                 f"{r.rel_diff:>13.2e}{r.frac_differ:>10.1%}"
             )
         lines += ["", "whole network, input-space signals:"]
@@ -151,7 +139,7 @@ def equivalence(
         progress: a tqdm bar of the layers on stderr (VGG16 on a few photos takes tens of seconds).
 
     Returns:
-        an EquivalenceResult (rows from the output layer down to the first layer). Conv, max-pool,
+        an EquivalenceResult (rows from the output layer down to the first layer). Conv, pooling,
         dense and reshape rows measure two codes for one operation (float rounding apart: ~1e-15
         in float64, up to a few 1e-6 in float32 where a layer runs F(4x4, 3x3) Winograd); ReLU
         rows differ by what the paper says.
@@ -169,9 +157,9 @@ def equivalence(
         list(reversed(net.layers)), desc="equivalence", unit="layer", leave=False, disable=not progress
     ):
         dec = reverse_layer(layer, signal, rec)  # Zeiler & Fergus's reverse stage
-        grad, _ = layer.backward(signal, rec.cache(layer.name), mode="gradient")
+        grad, _ = layer_backward(layer, signal, rec.cache(layer.name), "gradient")
         rel, frac = compare(grad, dec, tol)
-        fwd, rule_dec, rule_grad = RULES.get(layer.kind, (layer.kind.lower(), "backward", "backward"))
+        fwd, rule_dec, rule_grad = layer.equivalence_row  # (kind: the name in printed tables)
         rows.append(LayerRow(layer.name, layer.kind, fwd, rule_dec, rule_grad, rel, frac))
         signal = dec  # continue along the real DeconvNet pass
     signals = {mode: rec.backward(dy, mode=mode) for mode in MODES}  # the engine's three rules

@@ -8,10 +8,11 @@ the same way (``Saliency``, ``Gradcam``). Keras has no DeconvNet or guided-backp
 (tf-keras-vis changes the model's activations for those), so those methods are refused here; use
 ``--against captum`` or a map file.
 
-Layer by layer (minicnn NCHW -> Keras NHWC): convolution weights (O, C, kh, kw) -> (kh, kw, C, O)
-with explicit ZeroPadding2D; dense (out, in) -> (in, out); minicnn flattens (C, H, W), Keras
-(H, W, C), so a Permute((3, 1, 2)) goes before Keras's Flatten; average pools with padding count the
-padding (ZeroPadding2D then AveragePooling2D), as torch's default does.
+Layer by layer (minicnn NCHW -> Keras NHWC), each layer's own Keras layers (``Layer.keras_layers``):
+convolution weights (O, C, kh, kw) -> (kh, kw, C, O) with explicit ZeroPadding2D; dense (out, in) ->
+(in, out); minicnn flattens (C, H, W), Keras (H, W, C), so a Permute((3, 1, 2)) goes before Keras's
+Flatten; average pools with padding count the padding (ZeroPadding2D then AveragePooling2D), as
+torch's default does.
 """
 
 from __future__ import annotations
@@ -42,48 +43,6 @@ def _keras():
     return keras, torch
 
 
-def _layers(layer, shape_in, keras):
-    """Keras layers computing ``layer`` on channels-last input, and their weights to set."""
-    from minicnn import layers as L
-
-    K = keras.layers
-    if layer.is_convolution:
-        w = layer.window()
-        out_c = layer.param_shapes()["weight"][0]
-        pad = [K.ZeroPadding2D(w.padding)] if any(w.padding) else []
-        conv = K.Conv2D(out_c, w.kernel, strides=w.stride, padding="valid")
-        kernel = to_numpy(layer.weight).transpose(2, 3, 1, 0)
-        return pad + [conv], {conv: [kernel, to_numpy(layer.bias)]}
-    if layer.is_linear:
-        dense = K.Dense(layer.param_shapes()["weight"][0])
-        return [dense], {dense: [to_numpy(layer.weight).T, to_numpy(layer.bias)]}
-    if layer.is_rectifier:
-        return [K.ReLU()], {}
-    if isinstance(layer, L.MaxPool2D):
-        w = layer.window()
-        return [K.MaxPooling2D(w.kernel, strides=w.stride, padding="valid")], {}
-    if isinstance(layer, L.AvgPool2D):
-        if any(layer.padding) and not layer.count_include_pad:
-            raise MinicnnError(f"layer {layer.name!r}: Keras has no average pool that skips the padding")
-        pad = [K.ZeroPadding2D(layer.padding)] if any(layer.padding) else []
-        return pad + [K.AveragePooling2D(layer.kernel_size, strides=layer.stride, padding="valid")], {}
-    if isinstance(layer, L.AdaptiveAvgPool2D):
-        h, w = shape_in[1:]
-        oh, ow = layer.output_size
-        if h % oh or w % ow:
-            raise MinicnnError(f"layer {layer.name!r}: Keras has no adaptive pool for {h}x{w} -> {oh}x{ow}")
-        return [K.AveragePooling2D((h // oh, w // ow))], {}
-    if layer.is_global_pool:
-        return [K.GlobalAveragePooling2D()], {}
-    if layer.is_identity_at_inference:
-        return [], {}
-    if isinstance(layer, L.Flatten):
-        return ([K.Permute((3, 1, 2))] if len(shape_in) == 3 else []) + [K.Flatten()], {}
-    if isinstance(layer, L.Softmax):
-        return [K.Softmax()], {}
-    raise MinicnnError(f"no Keras layer for {layer.name!r} ({layer.kind})")
-
-
 def keras_mirror(net, input_shape, upto: str | None = None):
     """(keras.Model with outputs [scores] or [scores, output of layer ``upto``]) equal to net, for
     channels-last input of (C, H, W) = input_shape."""
@@ -93,7 +52,7 @@ def keras_mirror(net, input_shape, upto: str | None = None):
     y, tapped, weights = inp, None, {}
     shape = tuple(input_shape)
     for layer in net.layers:
-        made, params = _layers(layer, shape, keras)
+        made, params = layer.keras_layers(keras, shape)
         for k in made:
             y = k(y)
         weights.update(params)

@@ -1,4 +1,8 @@
-"""Average pooling against PyTorch (forward and autograd, float64) and the same spread in every mode."""
+"""Average pooling against PyTorch (forward and autograd, float64), and its DeconvNet reverse stage
+(the transpose of averaging, computed apart from backward) against naive loops and torch autograd.
+
+No backward rule changes average pooling (``reads_rule`` is False): the rule is never passed to it.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +35,7 @@ def test_avgpool_equals_torch(kernel, stride, padding, include, hw):
     ty.backward(torch.tensor(dy))
     assert y.shape == tuple(ty.shape) == (2, 3, *layer.output_shape(x.shape[1:])[1:])
     assert_close(y, ty.detach().numpy(), rtol=1e-12)
-    for mode in mc.MODES:  # no ReLU inside: the three rules are the same spread
-        assert_close(layer.backward(dy, cache, mode=mode)[0], tx.grad.numpy(), rtol=1e-12)
+    assert_close(layer.backward(dy, cache)[0], tx.grad.numpy(), rtol=1e-12)
 
 
 @pytest.mark.parametrize("hw, out", [((14, 14), 7), ((9, 11), 4), ((7, 7), 7), ((5, 3), (2, 3))])
@@ -47,8 +50,7 @@ def test_adaptive_avgpool_equals_torch(hw, out):
     ty = torch.nn.functional.adaptive_avg_pool2d(tx, out)
     ty.backward(torch.tensor(dy))
     assert_close(y, ty.detach().numpy(), rtol=1e-12)
-    for mode in mc.MODES:
-        assert_close(layer.backward(dy, cache, mode=mode)[0], tx.grad.numpy(), rtol=1e-12)
+    assert_close(layer.backward(dy, cache)[0], tx.grad.numpy(), rtol=1e-12)
 
 
 def test_count_include_pad_matters():
@@ -79,3 +81,96 @@ def test_gpu_equals_cpu(layer):
     assert_close(to_numpy(yg), y, rtol=1e-5)
     dx_g = layer.backward(to_device(dy, "gpu"), cache_g)[0]
     assert_close(to_numpy(dx_g), layer.backward(dy, cache)[0], rtol=1e-5)
+    dec_g = layer.reverse(to_device(dy, "gpu"), cache_g, x.shape)
+    assert_close(to_numpy(dec_g), layer.reverse(dy, cache, x.shape), rtol=1e-5)
+
+
+# -- the DeconvNet reverse stage: the transpose of averaging ---------------------------------------
+
+
+def naive_unaverage(signal, windows, input_shape):
+    """Loops: every output (i, j) spreads signal[n, c, i, j] / divisor evenly over the input
+    positions of its window. windows(i, j) -> (rows, cols, divisor), rows and cols inside the input."""
+    out = np.zeros(input_shape)
+    for n, c, i, j in np.ndindex(*signal.shape):
+        rows, cols, divisor = windows(i, j)
+        for r in rows:
+            for q in cols:
+                out[n, c, r, q] += signal[n, c, i, j] / divisor
+    return out
+
+
+def avgpool_windows(layer, h, w):
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+
+    def windows(i, j):
+        rows = [r for r in range(i * sh - ph, i * sh - ph + kh) if 0 <= r < h]
+        cols = [q for q in range(j * sw - pw, j * sw - pw + kw) if 0 <= q < w]
+        return rows, cols, (kh * kw if layer.count_include_pad else len(rows) * len(cols))
+
+    return windows
+
+
+def adaptive_windows(layer, h, w):
+    (oh, ow) = layer.output_size
+
+    def windows(i, j):  # torch's rule: [floor(i H / oh), ceil((i + 1) H / oh)), written out again
+        rows = range(int(np.floor(i * h / oh)), int(np.ceil((i + 1) * h / oh)))
+        cols = range(int(np.floor(j * w / ow)), int(np.ceil((j + 1) * w / ow)))
+        return rows, cols, len(rows) * len(cols)
+
+    return windows
+
+
+def reverse_case(layer, hw, seed):
+    """(the layer's reverse stage, its backward, the input x, the signal) on one random input."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, *hw))
+    y, cache = layer.forward(x)
+    signal = rng.standard_normal(y.shape)
+    return layer.reverse(signal, cache, x.shape), x, signal
+
+
+@pytest.mark.parametrize("kernel, stride, padding, include, hw", CASES)
+def test_avgpool_reverse_against_loops_and_torch(kernel, stride, padding, include, hw):
+    torch = oracle("torch")
+    layer = mc.AvgPool2D(kernel, stride, padding, count_include_pad=include)
+    dec, x, signal = reverse_case(layer, hw, seed=4)
+    assert_close(dec, naive_unaverage(signal, avgpool_windows(layer, *hw), x.shape), rtol=1e-12)
+    # the transpose of averaging is the gradient of average pooling
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.avg_pool2d(tx, kernel, stride, padding, count_include_pad=include)
+    ty.backward(torch.tensor(signal))
+    assert_close(dec, tx.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "hw, out", [((14, 14), 7), ((9, 11), 4), ((7, 7), 7), ((5, 3), (2, 3)), ((6, 10), 4)]
+)
+def test_adaptive_avgpool_reverse_against_loops_and_torch(hw, out):
+    torch = oracle("torch")
+    layer = mc.AdaptiveAvgPool2D(out)
+    dec, x, signal = reverse_case(layer, hw, seed=5)
+    assert_close(dec, naive_unaverage(signal, adaptive_windows(layer, *hw), x.shape), rtol=1e-12)
+    tx = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.adaptive_avg_pool2d(tx, out).backward(torch.tensor(signal))
+    assert_close(dec, tx.grad.numpy(), rtol=1e-12)
+
+
+def test_reverse_stage_is_not_the_backward_code(monkeypatch):
+    """The reverse stage is its own code: a broken backward leaves it as it was (so the equivalence
+    table's average-pool rows compare two codes)."""
+    for layer, hw in [(mc.AvgPool2D(3, 2, 1), (9, 7)), (mc.AdaptiveAvgPool2D(4), (9, 11))]:
+        before, x, signal = reverse_case(layer, hw, seed=6)
+        monkeypatch.setattr(type(layer), "backward", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+        after, _, _ = reverse_case(layer, hw, seed=6)
+        np.testing.assert_array_equal(after, before)
+
+
+def test_float32_reverse_keeps_its_dtype():
+    x = np.random.default_rng(7).standard_normal((1, 2, 9, 11)).astype(np.float32)
+    for layer in (mc.AvgPool2D(3, 2, 1, count_include_pad=False), mc.AdaptiveAvgPool2D(4)):
+        y, cache = layer.forward(x)
+        dec = layer.reverse(np.ones_like(y), cache, x.shape)
+        assert dec.dtype == np.float32 and dec.shape == x.shape
+        assert_close(dec, layer.backward(np.ones_like(y), cache)[0], rtol=1e-6)

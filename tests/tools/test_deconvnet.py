@@ -12,6 +12,7 @@ from support import assert_close, oracle
 from torch_mirror import to_torch
 
 import minicnn as mc
+from minicnn.layers.rules import layer_backward
 from minicnn.tools.deconvnet import (
     deconvnet_backward,
     filter_transposed,
@@ -62,7 +63,7 @@ def test_each_stage_equals_the_gradient_rule(geometry):
     signal = rng.standard_normal(rec.output().shape)
     for layer in reversed(net.layers):
         dec = reverse_layer(layer, signal, rec)
-        grad, _ = layer.backward(signal, rec.cache(layer.name), mode="gradient")
+        grad, _ = layer_backward(layer, signal, rec.cache(layer.name), "gradient")
         assert dec.shape == grad.shape, layer
         if layer.is_rectifier:  # rectify the signal, not mask by the forward input
             np.testing.assert_array_equal(dec, np.maximum(signal, 0))
@@ -118,6 +119,38 @@ def test_whole_network_equals_captum_deconvolution(make_small_vgg):
         model = to_torch(net, torch.float64)
         ref = attr.Deconvolution(model).attribute(torch.tensor(x, requires_grad=True), target=targets)
         assert_close(ours, ref.detach().numpy(), rtol=1e-12, what=f"gap={gap}")
+
+
+def avgpool_net(seed, include_pad):
+    """torchvision VGG's shape in small, float64: conv - ReLU - average pool (padded, fixed) - conv -
+    ReLU - adaptive average pool (overlapping windows: 3 does not divide 7 or 6) - flatten - dense."""
+    layers = [
+        mc.Conv2D(3, 5, 3, padding=1), mc.ReLU(), mc.AvgPool2D(3, 2, 1, count_include_pad=include_pad),
+        mc.Conv2D(5, 4, 3, padding=1), mc.ReLU(), mc.AdaptiveAvgPool2D((3, 2)), mc.Flatten(),
+        mc.Dense(4 * 3 * 2, 6), mc.ReLU(), mc.Dropout(0.5), mc.Dense(6, 5),
+    ]  # fmt: skip
+    return mc.Sequential(layers, seed=seed, dtype=np.float64)
+
+
+@pytest.mark.parametrize("include_pad", [True, False])
+def test_average_pooling_nets(include_pad):
+    """The networks the DeconvNet used to refuse ("no reverse stage for ... AvgPool2D"): every stage
+    equals the gradient rule, and the whole reverse network equals Captum's Deconvolution."""
+    torch, attr = oracle("torch"), oracle("captum.attr")
+    net = avgpool_net(seed=2, include_pad=include_pad)
+    x = np.random.default_rng(6).standard_normal((2, 3, 13, 11))
+    rec = net.run(x)
+    signal = np.random.default_rng(7).standard_normal(rec.output().shape)
+    for layer in reversed(net.layers):
+        dec = reverse_layer(layer, signal, rec)
+        if not layer.is_rectifier:
+            grad, _ = layer_backward(layer, signal, rec.cache(layer.name))
+            assert_close(dec, grad, rtol=1e-12, what=layer.name)
+        signal = dec
+    ours = mc.deconvnet(net, x, [1, 4], record=rec)
+    xt = torch.tensor(x, requires_grad=True)
+    ref = attr.Deconvolution(to_torch(net, torch.float64)).attribute(xt, target=[1, 4])
+    assert_close(ours, ref.detach().numpy(), rtol=1e-12)
 
 
 def test_start_and_stop(small_net, small_images):

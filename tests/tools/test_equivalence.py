@@ -193,7 +193,7 @@ def test_vgg16_224_float64_per_layer():
     for layer in reversed(net.layers):
         dec = reverse_layer(layer, signal, rec)
         if not layer.is_rectifier:
-            grad, _ = layer.backward(signal, rec.cache(layer.name), mode="gradient")
+            grad, _ = layer.backward(signal, rec.cache(layer.name))
             assert_close(dec, grad, rtol=1e-10, what=layer.name)
             checked += 1
         signal = dec
@@ -211,8 +211,8 @@ def test_a_broken_backward_shows_in_its_rows(monkeypatch, make_small_vgg, cls, k
     before = {r.name: r.rel_diff for r in mc.equivalence(net, x, [0, 2]).rows}
     original = cls.backward
 
-    def broken(self, dy, cache, mode="gradient", need_params=False):
-        dx, grads = original(self, dy, cache, mode=mode, need_params=need_params)
+    def broken(self, dy, cache, need_params=False):
+        dx, grads = original(self, dy, cache, need_params=need_params)
         return dx * 3, grads
 
     monkeypatch.setattr(cls, "backward", broken)
