@@ -1,0 +1,139 @@
+"""Every layer kind declares everything other code needs about it, and each declaration is right.
+
+Code outside minicnn/layers keeps no table of kinds (ARCHITECTURE.md, "Layers describe themselves"):
+the DeconvNet's reverse stage, the equivalence table's row, and the torch and Keras modules of
+``verify --against`` and of the test mirror are declared by each layer class (base.DECLARATIONS).
+This file walks LAYER_KINDS: a kind that lacks a declaration, or a sample to check it on, fails here
+(a probe class lacking one shows the check failing), and each kind's declarations are compared with
+torch (forward, and autograd for the reverse stage, float64) and Keras (forward, float32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support import assert_close, oracle
+from torch_mirror import to_torch
+
+import minicnn as mc
+from minicnn.errors import MinicnnError
+from minicnn.layers import LAYER_KINDS, Layer
+from minicnn.layers.base import DECLARATIONS, undeclared
+
+# kind -> (layers, input (C, H, W)): a small network whose LAST layer is a sample of the kind, the
+# layers before it bringing the input to the shape it takes. Shapes fit Keras's equivalents too
+# (an adaptive pool whose windows tile the map, an average pool that counts its padding).
+SAMPLES = {
+    "Conv2D": (lambda: [mc.Conv2D(3, 4, 3, stride=2, padding=1)], (3, 9, 8)),
+    "ReLU": (lambda: [mc.Conv2D(3, 4, 3, padding=1), mc.ReLU()], (3, 6, 5)),
+    "MaxPool2D": (lambda: [mc.MaxPool2D(3, stride=2)], (3, 9, 8)),
+    "AvgPool2D": (lambda: [mc.AvgPool2D(3, 2, 1)], (3, 9, 8)),
+    "AdaptiveAvgPool2D": (lambda: [mc.AdaptiveAvgPool2D((4, 3))], (3, 8, 6)),
+    "Dense": (lambda: [mc.Flatten(), mc.Dense(3 * 4 * 5, 7)], (3, 4, 5)),
+    "Flatten": (lambda: [mc.Flatten()], (3, 4, 5)),
+    "Dropout": (lambda: [mc.Dropout(0.5)], (3, 4, 5)),
+    "GlobalAvgPool2D": (lambda: [mc.GlobalAvgPool2D()], (3, 4, 5)),
+    "Softmax": (lambda: [mc.Flatten(), mc.Softmax()], (3, 2, 2)),
+}
+
+
+def check_declared(kinds) -> None:
+    """Every class of ``kinds`` (kind -> class) declares all of DECLARATIONS and has a sample."""
+    missing = {kind: undeclared(cls) for kind, cls in kinds.items() if undeclared(cls)}
+    assert not missing, f"layer kinds lacking declarations (base.DECLARATIONS): {missing}"
+    unsampled = sorted(set(kinds) - set(SAMPLES))
+    assert not unsampled, f"layer kinds without a sample in SAMPLES: {unsampled}"
+
+
+def test_every_kind_declares_everything():
+    check_declared(LAYER_KINDS)
+    assert set(DECLARATIONS) == {"reverse", "equivalence_row", "torch_module", "keras_layers"}
+
+
+def test_a_kind_lacking_a_declaration_fails():
+    """A probe kind that declares all but its reverse stage, and one that declares everything: the
+    check fails for the first, naming it and what it lacks, and passes for the second."""
+
+    class Probe(Layer):
+        kind = "Probe"
+        equivalence_row = ("x", "R", "dX")
+
+        def torch_module(self, nn):
+            return nn.Identity()
+
+        def keras_layers(self, keras, input_shape):
+            return [], {}
+
+    assert undeclared(Probe) == ["reverse"]
+    with pytest.raises(AssertionError, match=r"'Probe': \['reverse'\]"):
+        check_declared({**LAYER_KINDS, "Probe": Probe})
+
+    class Complete(Probe):
+        def reverse(self, signal, cache, input_shape):
+            return signal
+
+    assert undeclared(Complete) == []
+    with pytest.raises(AssertionError, match=r"without a sample in SAMPLES: \['Probe'\]"):
+        check_declared({**LAYER_KINDS, "Probe": Complete})
+    # and one lacking several, where the base class's fallback says what is missing when called
+    bare = type("Bare", (Layer,), {"kind": "Bare"})
+    assert undeclared(bare) == list(DECLARATIONS)
+    with pytest.raises(MinicnnError, match="has no DeconvNet reverse stage"):
+        bare(name="bare").reverse(np.ones(2), None, (2,))
+
+
+def sample(kind, dtype=np.float64):
+    layers, shape = SAMPLES[kind]
+    net = mc.Sequential(layers(), seed=1, dtype=dtype)
+    x = np.random.default_rng(2).standard_normal((2, *shape)).astype(dtype)
+    return net, x
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+def test_sample_is_the_kind(kind):
+    net, _ = sample(kind)
+    assert type(net.layers[-1]) is LAYER_KINDS[kind]
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+def test_torch_module_and_reverse_stage(kind):
+    """The torch module computes the layer's forward; the reverse stage is torch autograd's
+    vector-Jacobian product of that module (the transposed linear map, Simonyan et al. 2013,
+    sec. 4), except at the ReLU, where it rectifies the signal (Zeiler & Fergus 2013, sec. 2.1)."""
+    torch = oracle("torch")
+    net, x = sample(kind)
+    rec = net.run(x)
+    model = to_torch(net, torch.float64)
+    assert_close(model(torch.tensor(x)).numpy(), rec.output(), rtol=1e-12, what=f"{kind} forward")
+    layer = net.layers[-1]
+    below = rec.input if len(net.layers) == 1 else rec.output(net.layers[-2].name)
+    signal = np.random.default_rng(3).standard_normal(rec.output().shape)
+    dec = layer.reverse(signal, rec.cache(layer.name), below.shape)
+    tx = torch.tensor(below, requires_grad=True)
+    model[-1](tx).backward(torch.tensor(signal))
+    if layer.is_rectifier:
+        np.testing.assert_array_equal(dec, np.maximum(signal, 0))
+        assert np.abs(dec - tx.grad.numpy()).max() > 0.1  # not the gradient: the rules differ here
+    else:
+        assert_close(dec, tx.grad.numpy(), rtol=1e-12, what=f"{kind} reverse stage")
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+def test_keras_layers(kind):
+    """The Keras layers compute the layer's forward on channels-last input (float32)."""
+    oracle("keras")
+    from minicnn.tools.keras_reference import keras_mirror
+
+    net, x = sample(kind, np.float32)
+    ours = net.run(x).output()
+    model = keras_mirror(net, x.shape[1:])
+    out = model(x.transpose(0, 2, 3, 1))
+    out = (out[0] if isinstance(out, (list, tuple)) else out).detach().cpu().numpy()
+    theirs = out.transpose(0, 3, 1, 2) if out.ndim == 4 else out
+    assert_close(theirs, ours, rtol=1e-5, what=f"{kind} Keras forward")
+
+
+@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+def test_equivalence_row(kind):
+    row = LAYER_KINDS[kind].equivalence_row
+    assert isinstance(row, tuple) and len(row) == 3 and all(isinstance(s, str) and s for s in row)
