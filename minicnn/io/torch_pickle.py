@@ -2,10 +2,10 @@
 
 ``torch.save`` writes Python pickles. A pickle is a small program: its GLOBAL/STACK_GLOBAL opcodes
 import any callable by name and REDUCE calls it, so ``pickle.load`` of an untrusted file can run a
-shell command. This reader runs the opcode stream with ``pickle.Unpickler`` but overrides
-``find_class`` (the only way a pickle reaches a callable, see the Python docs, "Restricting
-Globals") and ``persistent_load`` (how torch points at tensor bytes), so that the only things a file
-can ask for are the records a state dict needs:
+shell command. This reader runs the opcode stream in minicnn's own bounded interpreter
+(minicnn/io/safe_pickle.py: no code run, sizes, memo and nesting capped), whose ``find_class`` (the
+only way a pickle reaches a callable) and ``persistent_load`` (how torch points at tensor bytes) are
+the ones below, so that the only things a file can ask for are the records a state dict needs:
 
     collections.OrderedDict                  the state dict itself (and its empty hooks dicts)
     torch._utils._rebuild_tensor_v2          a tensor: (storage, offset, size, stride, ...)
@@ -14,10 +14,21 @@ can ask for are the records a state dict needs:
     torch.<Type>Storage                      the element type of a storage (FloatStorage, ...)
 
 Each is mapped to minicnn's own harmless function or marker, never to torch's; anything else is
-refused with one MinicnnError line naming what the file asked for. Tensors become ``TensorRef``
-records (key, dtype, offset, shape, stride) first; their bytes are read only when asked for, after
-every declared size was checked against the bytes really present (so a header cannot make us
-allocate more than the file holds), straight into a NumPy array (one copy, no torch).
+refused with one MinicnnError line naming what the file asked for.
+
+Bounds are taken once, from the file, into frozen records: a storage (``StorageRef``) is made when
+the pickle names it, with the byte span its zip entry really has (legacy: its element count, checked
+against the count stored before its bytes); a tensor (``TensorRef``) is checked against that record
+when it is made, and nothing in the pickle can change either afterwards. A tensor's bytes are read
+only when asked for, into a buffer of exactly the bytes read, and viewed by NumPy's own bounds-
+checked constructor, so no header can make the reader look outside the bytes it read. A file cannot
+make the reader allocate much more than its own size: the pickle is capped, a tensor may not have
+more elements than its storage (an expansion by stride 0 is refused) and all tensors together may
+not exceed MAX_EXPANSION times the file.
+
+Parser differentials are refused rather than resolved: a zip archive with two entries of one name
+(torch reads the first, zipfile the last) or with overlapping entries (one storage's bytes read as
+another's), or a storage whose entry is larger or smaller than its declared element count.
 
 Two container formats (torch/serialization.py):
 
@@ -35,19 +46,26 @@ The downloadable ``vgg16-397923af.pth`` is the legacy format.
 from __future__ import annotations
 
 import collections
-import io
-import pickle
+import math
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, quoted
+from minicnn.io import safe_pickle, strict_zip
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
+#: the largest data.pkl read (a state dict's pickle takes about 70 bytes per tensor)
+MAX_PICKLE = 32 * 1024 * 1024
+#: all tensors together may hold at most this many times the file's bytes: tensors that share a
+#: storage (tied weights, views) are legal, but a few bytes read as gigabytes are not
+MAX_EXPANSION = 4
+MAX_NDIM = 32
 
 #: torch storage type name -> NumPy dtype of its elements ("bfloat16" is converted on read)
 STORAGE_DTYPES = {
@@ -76,67 +94,84 @@ class StorageType:
     name: str
     dtype: np.dtype
 
-    def __reduce__(self):  # pragma: no cover - never pickled again
-        raise TypeError("not picklable")
-
 
 @dataclass(frozen=True)
 class StorageRef:
-    """A storage named by a persistent id: its key in the file, element type and element count."""
+    """A storage named by a persistent id: its key, element type and element count, and where its
+    bytes lie in the file (``offset``, ``nbytes`` = numel * itemsize). Frozen, made once: the
+    bounds every tensor is checked against cannot change after the check."""
 
     key: str
     stype: StorageType
     numel: int
+    offset: int
+    nbytes: int
+    crc: int | None = None  # the zip entry's CRC-32 (legacy files have none)
 
 
+@dataclass(frozen=True)
 class TensorRef:
-    """A tensor declared by the pickle, not yet read: storage, element offset, shape, strides.
+    """A tensor declared by the pickle, checked, not yet read: storage, element offset, shape and
+    strides (tuples of ints, in elements: torch's convention). ``dtype`` is the NumPy dtype the
+    array will have (float32 for bfloat16 storages)."""
 
-    shape and stride are tuples of ints in elements (torch's convention); ``dtype`` is the NumPy
-    dtype the array will have (float32 for bfloat16 storages).
-    """
+    storage: StorageRef
+    offset: int
+    shape: tuple
+    stride: tuple
 
-    __slots__ = ("storage", "offset", "shape", "stride")
-
-    def __init__(self, storage, offset, shape, stride):
-        if not isinstance(storage, StorageRef):
-            raise MinicnnError("a tensor record does not point at a storage")
-        try:
-            self.offset = int(offset)
-            self.shape = tuple(int(s) for s in shape)
-            self.stride = tuple(int(s) for s in stride)
-        except (TypeError, ValueError):
-            raise MinicnnError("a tensor record has a malformed size or stride") from None
-        self.storage = storage
-        if (
-            len(self.shape) != len(self.stride)
-            or min((self.offset, *self.shape, *self.stride), default=0) < 0
-        ):
-            raise MinicnnError(f"a tensor record has an invalid size {self.shape} or stride {self.stride}")
-        if any(self.shape) or not self.shape:
-            last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride) if n > 0)
-            if all(self.shape) and last >= storage.numel:
-                raise MinicnnError(
-                    f"a tensor of shape {self.shape} reaches element {last} of storage {storage.key!r}, "
-                    f"which holds only {storage.numel}"
-                )
-
-    def __setstate__(self, state):
-        raise MinicnnError("refused: the pickle tries to set attributes on a tensor")
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
 
     @property
     def dtype(self) -> np.dtype:
-        return (
-            np.dtype("float32") if self.storage.stype.name == "BFloat16Storage" else self.storage.stype.dtype
+        bf16 = self.storage.stype.name == "BFloat16Storage"
+        return np.dtype("float32") if bf16 else self.storage.stype.dtype
+
+
+def _ints(values, what: str) -> tuple:
+    if not isinstance(values, tuple) or len(values) > MAX_NDIM:
+        raise MinicnnError(f"a tensor record's {what} is not a tuple of at most {MAX_NDIM} ints")
+    if not all(type(v) is int and v >= 0 for v in values):
+        raise MinicnnError(f"a tensor record has an invalid {what} {quoted(values)}")
+    return values
+
+
+def _tensor(storage, offset, size, stride) -> TensorRef:
+    """Check a tensor record against its storage: every element it reads lies inside the storage,
+    and it has no more elements than the storage (an expansion by stride 0 is refused)."""
+    if not isinstance(storage, StorageRef):
+        raise MinicnnError("a tensor record does not point at a storage")
+    if type(offset) is not int or offset < 0:
+        raise MinicnnError(f"a tensor record has an invalid offset {quoted(offset)}")
+    shape, stride = _ints(size, "size"), _ints(stride, "stride")
+    if len(shape) != len(stride):
+        raise MinicnnError(f"a tensor record has size {quoted(shape)} but stride {quoted(stride)}")
+    t = TensorRef(storage, offset, shape, stride)
+    count = t.numel
+    if count == 0:
+        return t
+    last = offset + sum((n - 1) * s for n, s in zip(shape, stride))
+    if last >= storage.numel:
+        raise MinicnnError(
+            f"a tensor of shape {quoted(shape)} reaches element {last} of storage "
+            f"{quoted(storage.key)}, which holds only {storage.numel}"
         )
+    if count > storage.numel:
+        raise MinicnnError(
+            f"a tensor of shape {quoted(shape)} has {count} elements over a storage of "
+            f"{storage.numel}: expanded tensors (stride 0) are not read"
+        )
+    return t
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, hooks=None, *extra):
-    return TensorRef(storage, storage_offset, size, stride)
+    return _tensor(storage, storage_offset, size, stride)
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride):
-    return TensorRef(storage, storage_offset, size, stride)
+    return _tensor(storage, storage_offset, size, stride)
 
 
 def _rebuild_parameter(data, requires_grad=False, hooks=None, *extra):
@@ -145,70 +180,63 @@ def _rebuild_parameter(data, requires_grad=False, hooks=None, *extra):
     return data
 
 
+def _ordered_dict():
+    # torch writes OrderedDict() with no arguments and fills it by SETITEMS, which the
+    # interpreter checks; items passed as arguments would bypass those checks
+    return collections.OrderedDict()
+
+
 _GLOBALS = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("collections", "OrderedDict"): _ordered_dict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """A pickle.Unpickler whose globals are the allow-list above and whose persistent ids must be
-    torch storage references. ``persistent`` is "zip" or "legacy" (their ids differ by one field),
-    or None for the pickles that hold no tensors (the legacy header)."""
+def find_class(module, name):
+    """The harmless stand-in for a global the pickle names, or a MinicnnError naming it."""
+    if (module, name) in _GLOBALS:
+        return _GLOBALS[(module, name)]
+    if module == "torch" and name in STORAGE_DTYPES:
+        return StorageType(name, STORAGE_DTYPES[name])
+    raise MinicnnError(
+        f"refused: the pickle asks for {quoted(f'{module}.{name}')[1:-1]}, which a state dict does "
+        f"not need (allowed: {ALLOWED}); save model.state_dict() with torch.save"
+    )
 
-    def __init__(self, file, persistent: str | None):
-        super().__init__(file)
-        self.persistent = persistent
-        self.storages: dict[str, StorageRef] = {}
 
-    def find_class(self, module, name):
-        if (module, name) in _GLOBALS:
-            return _GLOBALS[(module, name)]
-        if module == "torch" and name in STORAGE_DTYPES:
-            return StorageType(name, STORAGE_DTYPES[name])
-        raise MinicnnError(
-            f"refused: the pickle asks for {module}.{name}, which a state dict does not need "
-            f"(allowed: {ALLOWED}); save model.state_dict() with torch.save"
-        )
+def _no_globals(module, name):
+    raise MinicnnError(f"refused: the legacy header asks for {quoted(f'{module}.{name}')[1:-1]}")
 
-    def persistent_load(self, pid):
-        n = {"zip": 5, "legacy": 6}.get(self.persistent)
-        if not (isinstance(pid, tuple) and len(pid) == n and pid[0] == "storage"):
-            raise MinicnnError(f"refused: unexpected persistent id {str(pid)[:60]!r} (expected a storage)")
+
+class _Storages:
+    """persistent_load for one pickle: each storage id becomes one StorageRef, made by ``locate``
+    (key, stype, numel) -> StorageRef; a key declared twice must be declared the same way."""
+
+    def __init__(self, fields: int, locate):
+        self.fields, self.locate = fields, locate
+        self.refs: dict[str, StorageRef] = {}
+
+    def __call__(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == self.fields and pid[0] == "storage"):
+            raise MinicnnError(f"refused: unexpected persistent id {quoted(pid, 80)} (expected a storage)")
         _, stype, key, _location, numel = pid[:5]
         if not isinstance(stype, StorageType):
             raise MinicnnError("refused: a storage record without a torch storage type")
-        if n == 6 and pid[5] is not None:
+        if self.fields == 6 and pid[5] is not None:
             raise MinicnnError("storage views (legacy format) are not supported")
-        if not isinstance(numel, int) or numel < 0:
-            raise MinicnnError(f"storage {key!r} has an invalid element count {numel!r}")
-        key = str(key)
-        ref = StorageRef(key, stype, numel)
-        if self.storages.setdefault(key, ref) != ref:
-            raise MinicnnError(f"storage {key!r} is declared twice with different types or sizes")
+        if not isinstance(key, str) or len(key) > 64:
+            raise MinicnnError(f"a storage key {quoted(key, 80)} (expected a short string)")
+        if type(numel) is not int or numel < 0:
+            raise MinicnnError(f"storage {quoted(key)} has an invalid element count {quoted(numel)}")
+        if key in self.refs:
+            ref = self.refs[key]
+            if (ref.stype, ref.numel) != (stype, numel):
+                raise MinicnnError(f"storage {quoted(key)} is declared twice with different types or sizes")
+            return ref
+        ref = self.refs[key] = self.locate(key, stype, numel)
         return ref
-
-
-def _unpickle(data_or_file, persistent):
-    """Run one pickle from bytes or a file object through the restricted unpickler."""
-    f = io.BytesIO(data_or_file) if isinstance(data_or_file, bytes) else data_or_file
-    up = RestrictedUnpickler(f, persistent)
-    try:
-        obj = up.load()
-    except MinicnnError:
-        raise
-    except RecursionError:
-        raise MinicnnError("the pickle is nested too deeply") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, struct.error, MemoryError, UnicodeDecodeError) as exc:  # fmt: skip
-        raise MinicnnError(f"damaged or truncated pickle ({type(exc).__name__}: {_first(exc)})") from None
-    return obj, up.storages
-
-
-def _first(exc) -> str:
-    return str(exc).splitlines()[0] if str(exc) else ""
 
 
 # -- the two containers -------------------------------------------------------------------------
@@ -225,9 +253,14 @@ class TorchFile:
         self._file = open(self.path, "rb")
         self._size = self.path.stat().st_size
         try:
-            obj, storages = self._parse_zip() if fmt == "torch-zip" else self._parse_legacy()
+            obj = self._parse_zip() if fmt == "torch-zip" else self._parse_legacy()
             self.tensors = _state_dict(obj)
-            self._storages = storages
+            total = sum(t.numel * t.storage.stype.dtype.itemsize for t in self.tensors.values())
+            if total > MAX_EXPANSION * self._size:
+                raise MinicnnError(
+                    f"the tensors hold {total} bytes, more than {MAX_EXPANSION} times the file's "
+                    f"{self._size}: storages are read many times over"
+                )
         except BaseException:
             self._file.close()
             raise
@@ -241,132 +274,151 @@ class TorchFile:
     def close(self):
         self._file.close()
 
-    # zip: locate data.pkl, parse it, map storage keys to (offset, length) of stored entries
+    # zip: the archive's entries (strictly), then data.pkl, whose storages point at entries
     def _parse_zip(self):
-        try:
-            self._zip = zipfile.ZipFile(self._file)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise MinicnnError(f"truncated or damaged zip archive ({_first(exc)})") from None
-        names = self._zip.namelist()
-        pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+        found = strict_zip.entries(self._file, self._size)
+        pkls = [n for n in found if n.endswith("/data.pkl") and n.count("/") == 1]
         if len(pkls) != 1:
             raise MinicnnError("zip archive without <name>/data.pkl: not a torch.save file")
-        self._prefix = pkls[0][: -len("data.pkl")]
-        if f"{self._prefix}byteorder" in names:
-            order = self._zip.read(f"{self._prefix}byteorder").decode("ascii", "replace").strip()
+        prefix = pkls[0][: -len("data.pkl")]
+        self._big = False
+        if f"{prefix}byteorder" in found:
+            raw = strict_zip.read_entry(self._file, found[f"{prefix}byteorder"], 16)
+            order = raw.decode("ascii", "replace").strip()
             if order not in ("little", "big"):
-                raise MinicnnError(f"unknown byte order {order!r} in the archive")
+                raise MinicnnError(f"unknown byte order {quoted(order)} in the archive")
             self._big = order == "big"
-        else:
-            self._big = False
-        info = self._zip.getinfo(pkls[0])
-        if info.file_size > self._size:
-            raise MinicnnError("data.pkl declares more bytes than the file holds")
-        try:
-            data = self._zip.read(info)
-        except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as exc:
-            raise MinicnnError(f"truncated or damaged zip archive ({_first(exc)})") from None
-        return _unpickle(data, "zip")
 
-    def _zip_span(self, ref: StorageRef) -> tuple[int, int]:
-        """(offset in the file, byte length) of storage ``ref``'s stored, uncompressed entry."""
-        try:
-            info = self._zip.getinfo(f"{self._prefix}data/{ref.key}")
-        except KeyError:
-            raise MinicnnError(f"storage {ref.key!r} is missing from the archive") from None
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise MinicnnError(f"storage {ref.key!r} is compressed; torch.save stores storages uncompressed")
-        self._file.seek(info.header_offset)
-        header = self._file.read(30)
-        if len(header) != 30 or header[:4] != b"PK\x03\x04":
-            raise MinicnnError(f"storage {ref.key!r}: damaged zip entry header")
-        name_len, extra_len = struct.unpack("<HH", header[26:30])
-        return info.header_offset + 30 + name_len + extra_len, info.file_size
+        def locate(key, stype, numel) -> StorageRef:
+            entry = found.get(f"{prefix}data/{key}")
+            if entry is None:
+                raise MinicnnError(f"storage {quoted(key)} is missing from the archive")
+            if entry.method != zipfile.ZIP_STORED:
+                raise MinicnnError(
+                    f"storage {quoted(key)} is compressed; torch.save stores storages uncompressed"
+                )
+            need = numel * stype.dtype.itemsize
+            if entry.size != need:
+                raise MinicnnError(
+                    f"storage {quoted(key)} has {entry.size} bytes, its {numel} elements need {need}"
+                )
+            return StorageRef(key, stype, numel, entry.offset, entry.size, entry.crc)
+
+        data = strict_zip.read_entry(self._file, found[pkls[0]], MAX_PICKLE)
+        return _unpickle(_Reader(data), len(data), find_class, _Storages(5, locate))
 
     # legacy: five pickles, then each storage as int64 count + bytes, in the order of the key list
     def _parse_legacy(self):
         f = self._file
-        magic, _ = _unpickle(f, None)
-        if magic != LEGACY_MAGIC:
+
+        def header():
+            return _unpickle(f, self._size - f.tell(), _no_globals, None)
+
+        if header() != LEGACY_MAGIC:
             raise MinicnnError("not a torch.save file (wrong magic number)")
-        version, _ = _unpickle(f, None)
+        version = header()
         if version != LEGACY_PROTOCOL:
-            raise MinicnnError(f"unsupported legacy torch protocol {version!r} (expected {LEGACY_PROTOCOL})")
-        info, _ = _unpickle(f, None)
+            raise MinicnnError(
+                f"unsupported legacy torch protocol {quoted(version)} (expected {LEGACY_PROTOCOL})"
+            )
+        info = header()
         if not isinstance(info, dict):
             raise MinicnnError("damaged legacy header (sys_info is not a dict)")
         self._big = not info.get("little_endian", True)
-        obj, storages = _unpickle(f, "legacy")
-        keys, _ = _unpickle(f, None)
-        if not isinstance(keys, list) or set(map(str, keys)) != set(storages):
+        declared: dict[str, tuple] = {}
+
+        def locate(key, stype, numel) -> StorageRef:
+            declared[key] = (stype, numel)
+            return StorageRef(key, stype, numel, -1, numel * stype.dtype.itemsize)
+
+        storages = _Storages(6, locate)
+        obj = _unpickle(f, self._size - f.tell(), find_class, storages)
+        keys = header()
+        if not isinstance(keys, list) or len(set(keys)) != len(keys) or set(keys) != set(declared):
             raise MinicnnError("the legacy storage list does not match the storages the pickle declares")
-        self._spans = {}
+        # the bytes follow in the order of the key list: walk the count headers, read nothing else
+        self._offsets: dict[str, int] = {}
         pos = f.tell()
-        for key in map(str, keys):  # walk the count headers only; the bytes are read on demand
-            ref = storages[key]
+        for key in keys:
+            ref = storages.refs[key]
             f.seek(pos)
             head = f.read(8)
             if len(head) != 8:
-                raise MinicnnError(f"truncated file: storage {key!r} is missing")
+                raise MinicnnError(f"truncated file: storage {quoted(key)} is missing")
             (count,) = struct.unpack(">q" if self._big else "<q", head)
             if count != ref.numel:
-                raise MinicnnError(f"storage {key!r} holds {count} elements, the pickle declares {ref.numel}")
-            nbytes = count * ref.stype.dtype.itemsize
-            if pos + 8 + nbytes > self._size:
                 raise MinicnnError(
-                    f"truncated file: storage {key!r} needs {nbytes} bytes, "
+                    f"storage {quoted(key)} holds {count} elements, the pickle declares {ref.numel}"
+                )
+            if pos + 8 + ref.nbytes > self._size:
+                raise MinicnnError(
+                    f"truncated file: storage {quoted(key)} needs {ref.nbytes} bytes, "
                     f"{max(self._size - pos - 8, 0)} remain"
                 )
-            self._spans[key] = (pos + 8, nbytes)
-            pos += 8 + nbytes
-        return obj, storages
+            self._offsets[key] = pos + 8
+            pos += 8 + ref.nbytes
+        return obj
 
     # -- reading tensors --------------------------------------------------------------------
-    def _span(self, ref: StorageRef) -> tuple[int, int]:
-        offset, nbytes = self._zip_span(ref) if self.format == "torch-zip" else self._spans[ref.key]
-        need = ref.numel * ref.stype.dtype.itemsize
-        if nbytes != need:
-            raise MinicnnError(
-                f"storage {ref.key!r} has {nbytes} bytes, its {ref.numel} elements need {need}"
-            )
-        if offset + nbytes > self._size:
-            raise MinicnnError(f"truncated file: storage {ref.key!r} ends beyond the end of the file")
-        return offset, nbytes
-
     def array(self, name: str) -> np.ndarray:
-        """Tensor ``name`` as a new, writable, C-contiguous NumPy array of ``tensors[name].dtype``."""
+        """Tensor ``name`` as a new, writable, C-contiguous NumPy array of ``tensors[name].dtype``.
+
+        The bytes read are exactly the storage's (or, for a contiguous tensor, its own) and the
+        array is NumPy's view of them, made by the constructor that checks every element it can
+        reach against the buffer's length; a tensor that covers its whole zip storage is checked
+        against the entry's CRC-32.
+        """
         t = self.tensors[name]
         ref = t.storage
-        offset, nbytes = self._span(ref)
         dtype = ref.stype.dtype.newbyteorder(">" if self._big else "<")
-        count = int(np.prod(t.shape, dtype=np.int64))
-        contiguous = _contiguous_strides(t.shape) == t.stride or count <= 1
-        if contiguous:  # read only the tensor's own elements, straight into the result
-            start, length = t.offset, count
+        size = dtype.itemsize
+        count = t.numel
+        start = ref.offset if self.format == "torch-zip" else self._offsets[ref.key]
+        if count == 0:
+            out = np.zeros(t.shape, dtype)
         else:
-            start, length = 0, ref.numel
-        out = np.empty(length, dtype=dtype)
-        self._file.seek(offset + start * dtype.itemsize)
-        got = self._file.readinto(memoryview(out).cast("B"))
-        if got != out.nbytes:
-            raise MinicnnError(f"truncated file: tensor {name!r} is cut short")
-        if not contiguous:
-            itemsize = dtype.itemsize
-            out = np.lib.stride_tricks.as_strided(
-                out[t.offset :], shape=t.shape, strides=[s * itemsize for s in t.stride]
-            ).copy()
-        out = out.reshape(t.shape)
+            contiguous = _contiguous_strides(t.shape) == t.stride or count == 1
+            first, length = (t.offset, count) if contiguous else (0, ref.numel)
+            buf = self._read(start + first * size, length * size, name)
+            if ref.crc is not None and length == ref.numel and zlib.crc32(buf) != ref.crc:
+                raise MinicnnError(f"storage {quoted(ref.key)} is damaged (CRC-32 mismatch)")
+            if contiguous:  # buf holds exactly the tensor's elements, in order
+                out = np.ndarray(t.shape, dtype, buffer=buf)
+            else:  # buf holds the whole storage; NumPy checks the strided view against it
+                strides = tuple(s * size for s in t.stride)
+                view = np.ndarray(t.shape, dtype, buffer=buf, offset=t.offset * size, strides=strides)
+                out = np.ascontiguousarray(view)
         if ref.stype.name == "BFloat16Storage":
             out = (out.astype(np.uint32) << 16).view(np.float32)
         if self._big:
             out = out.astype(out.dtype.newbyteorder("="))
         return out
 
+    def _read(self, offset: int, nbytes: int, name: str) -> bytearray:
+        """Exactly ``nbytes`` bytes of the file from ``offset`` (checked against the file's size)."""
+        if offset < 0 or offset + nbytes > self._size:
+            raise MinicnnError(f"truncated file: tensor {quoted(name)} ends beyond the end of the file")
+        buf = bytearray(nbytes)
+        self._file.seek(offset)
+        if self._file.readinto(buf) != nbytes:
+            raise MinicnnError(f"truncated file: tensor {quoted(name)} is cut short")
+        return buf
 
-def zlib_error():
-    import zlib
 
-    return zlib.error
+class _Reader:
+    """A read-only stream over bytes (io.BytesIO copies its bytes when written to; this never does)."""
+
+    def __init__(self, data: bytes):
+        self.view, self.pos = memoryview(data), 0
+
+    def read(self, n: int) -> bytes:
+        chunk = self.view[self.pos : self.pos + n].tobytes()
+        self.pos += len(chunk)
+        return chunk
+
+
+def _unpickle(stream, size: int, globals_, persistent):
+    return safe_pickle.load(stream, size, globals_, persistent)
 
 
 def _contiguous_strides(shape) -> tuple:
@@ -392,7 +444,7 @@ def _state_dict(obj) -> dict[str, TensorRef]:
         raise MinicnnError(f"expected a state dict (names -> tensors), found {type(obj).__name__}")
     bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, TensorRef)]
     if bad:
-        raise MinicnnError(f"entry {bad[0]!r} of the state dict is not a tensor")
+        raise MinicnnError(f"entry {quoted(bad[0])} of the state dict is not a tensor")
     return dict(obj)
 
 
@@ -404,25 +456,10 @@ def sniff(head: bytes, path) -> str | None:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except (zipfile.BadZipFile, OSError, EOFError):
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error):
             return "torch-zip"  # a damaged zip: let the reader say what is wrong with it
         return "torch-zip" if any(n.endswith("/data.pkl") for n in names) else None
     # the legacy format opens with a pickle (PROTO 2+) of the 10-byte magic number (LONG1)
     if len(head) >= 14 and head[0] == 0x80 and head[2] == 0x8A and head[3] == 10:
         return "torch-legacy" if int.from_bytes(head[4:14], "little") == LEGACY_MAGIC else None
     return None
-
-
-def read_state_dict(path, fmt: str | None = None) -> dict[str, np.ndarray]:
-    """Every tensor of a ``torch.save``d state dict as NumPy arrays (for tests and small files).
-
-    fmt: "torch-zip" / "torch-legacy", or None to detect it. MinicnnError on anything else.
-    """
-    path = Path(path)
-    if fmt is None:
-        with open(path, "rb") as f:
-            fmt = sniff(f.read(16), path)
-        if fmt is None:
-            raise MinicnnError(f"{path}: not a torch.save file")
-    with TorchFile(path, fmt) as tf:
-        return {name: tf.array(name) for name in tf.tensors}
