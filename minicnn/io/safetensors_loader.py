@@ -12,18 +12,20 @@ the two readings must agree, and each tensor's bytes are read once, straight int
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 
 import numpy as np
 
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, quoted
 
 # safetensors dtype names -> NumPy dtypes (little-endian, as the format stores them); NumPy has no
 # bfloat16, so BF16 files are refused
 _NUMPY_DTYPE = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
                 "I8": "i1", "U8": "u1", "BOOL": "?"}  # fmt: skip
 MAX_HEADER = 100 * 1024 * 1024  # the package's own limit on the JSON header
+MAX_NDIM = 32
 
 
 def sniff(head: bytes, size: int) -> bool:
@@ -37,40 +39,76 @@ def sniff(head: bytes, size: int) -> bool:
 def read_header(path) -> dict:
     """The JSON header's tensors: name -> {"dtype", "shape", "data_offsets", "file_span"}, with every
     tensor's byte span checked against its dtype, shape and the file; file_span is (begin, end) in
-    the file."""
+    the file. Refused: a header longer than the file or MAX_HEADER (checked before it is read), a
+    name given twice (JSON parsers differ on which one counts), and two tensors sharing a byte."""
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
+        head = f.read(8)
+        if len(head) != 8:
+            raise MinicnnError("truncated safetensors header")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(size - 8, MAX_HEADER):
+            raise MinicnnError(f"the safetensors header declares {n} bytes, the file holds {size - 8}")
         raw = f.read(n)
-    if len(raw) != n:
-        raise MinicnnError("truncated safetensors header")
     try:
-        header = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MinicnnError(f"damaged safetensors header ({exc})") from None
+        header = json.loads(raw, object_pairs_hook=_unique_keys)
+    except MinicnnError:
+        raise
+    except (ValueError, RecursionError) as exc:  # also an int of more digits than int() converts
+        raise MinicnnError(f"damaged safetensors header ({quoted(str(exc).splitlines()[0], 120)})") from None
     if not isinstance(header, dict):
         raise MinicnnError("damaged safetensors header (not a JSON object)")
     data_size = size - 8 - n
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}
     for name, spec in tensors.items():
-        try:
-            dtype, shape, (begin, end) = spec["dtype"], [int(d) for d in spec["shape"]], spec["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            raise MinicnnError(f"tensor {name!r}: damaged header entry") from None
-        if dtype not in _NUMPY_DTYPE:
-            raise MinicnnError(f"tensor {name!r} has dtype {dtype}; minicnn reads {', '.join(_NUMPY_DTYPE)}")
-        need = int(np.prod(shape, dtype=np.int64)) * np.dtype(_NUMPY_DTYPE[dtype]).itemsize
-        if min(shape, default=0) < 0 or end - begin != need or begin < 0:
+        dtype, shape, (begin, end) = _entry(name, spec)
+        need = math.prod(shape) * np.dtype(_NUMPY_DTYPE[dtype]).itemsize
+        if end - begin != need or begin < 0:
             raise MinicnnError(
-                f"tensor {name!r}: {end - begin} bytes declared for shape {tuple(shape)} ({dtype})"
+                f"tensor {quoted(name)}: {end - begin} bytes declared for shape {tuple(shape)} ({dtype})"
             )
         if end > data_size:
             raise MinicnnError(
-                f"truncated file: tensor {name!r} ends at byte {end}, the data holds {data_size}"
+                f"truncated file: tensor {quoted(name)} ends at byte {end}, the data holds {data_size}"
             )
         spec["file_span"] = (8 + n + begin, 8 + n + end)  # where its bytes lie in the file
+    spans = sorted((spec["data_offsets"][0], spec["data_offsets"][1], name) for name, spec in tensors.items())
+    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+        if begin < end:
+            raise MinicnnError(f"tensors {quoted(first)} and {quoted(second)} share bytes")
     return tensors
+
+
+def _unique_keys(pairs) -> dict:
+    """json's object hook: a dict, refusing a key given twice."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise MinicnnError(f"the safetensors header names {quoted(key)} twice")
+        out[key] = value
+    return out
+
+
+def _entry(name, spec) -> tuple[str, list, tuple]:
+    """(dtype, shape, (begin, end)) of one header entry, each of the type the format requires."""
+    try:
+        dtype, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
+    except (KeyError, TypeError):
+        raise MinicnnError(f"tensor {quoted(name)}: damaged header entry") from None
+    if not isinstance(dtype, str) or dtype not in _NUMPY_DTYPE:
+        raise MinicnnError(
+            f"tensor {quoted(name)} has dtype {quoted(dtype)}; minicnn reads {', '.join(_NUMPY_DTYPE)}"
+        )
+    counts = (
+        isinstance(shape, list) and len(shape) <= MAX_NDIM and isinstance(offsets, list) and len(offsets) == 2
+    )
+    if not counts or not all(type(v) is int and v >= 0 for v in (*shape, *offsets)):
+        raise MinicnnError(
+            f"tensor {quoted(name)}: shape and data_offsets must be lists of non-negative ints "
+            f"(at most {MAX_NDIM} dimensions)"
+        )
+    return dtype, shape, tuple(offsets)
 
 
 def read_safetensors(path):
@@ -96,7 +134,8 @@ def read_safetensors(path):
     except MinicnnError:
         raise
     except Exception as exc:  # the package's SafetensorError
-        raise MinicnnError(f"cannot read the safetensors file ({str(exc).splitlines()[0]})") from None
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MinicnnError(f"cannot read the safetensors file ({quoted(text, 160)})") from None
     shapes = {name: tuple(spec["shape"]) for name, spec in header.items()}
     with open(path, "rb") as f:
         return build_vgg(shapes, lambda name: _read_tensor(f, name, header[name]), "safetensors")
@@ -113,11 +152,15 @@ def _agree(header: dict, package: dict) -> None:
     """The package's view of the file (name -> PySafeSlice) must be ours: same names, dtypes, shapes."""
     if set(package) != set(header):
         extra = sorted(set(package) ^ set(header))
-        raise MinicnnError(f"the safetensors header is ambiguous (tensor {extra[0]!r} read differently)")
+        raise MinicnnError(
+            f"the safetensors header is ambiguous (tensor {quoted(extra[0])} read differently)"
+        )
     for name, spec in header.items():
         found = (package[name].get_dtype(), tuple(package[name].get_shape()))
         if found != (spec["dtype"], tuple(spec["shape"])):
-            raise MinicnnError(f"tensor {name!r}: the header is ambiguous ({found} against {spec})")
+            raise MinicnnError(
+                f"tensor {quoted(name)}: the header is ambiguous ({quoted(found)} against {quoted(spec)})"
+            )
 
 
 def _read_tensor(f, name: str, spec: dict) -> np.ndarray:
@@ -127,5 +170,5 @@ def _read_tensor(f, name: str, spec: dict) -> np.ndarray:
     begin, end = spec["file_span"]
     f.seek(begin)
     if out.nbytes and f.readinto(memoryview(out).cast("B")) != end - begin:
-        raise MinicnnError(f"truncated file: tensor {name!r} is cut short")
+        raise MinicnnError(f"truncated file: tensor {quoted(name)} is cut short")
     return out

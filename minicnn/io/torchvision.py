@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, quoted
 from minicnn.io.fold_batchnorm import fold_batchnorm
 from minicnn.io.h5common import assign
 from minicnn.io.imagenet import class_names as imagenet_class_names
@@ -47,8 +47,12 @@ CONFIGS = {
               512, 512, 512, 512, "M"),
 }  # fmt: skip
 
-_FEATURE = re.compile(r"features\.(\d+)\.(weight|bias|running_mean|running_var|num_batches_tracked)")
-_CLASSIFIER = re.compile(r"classifier\.(\d+)\.(weight|bias)")
+# ASCII digits only, at most 6 (str.isdigit and int() also take other scripts' digits and
+# thousands of them, which int() refuses to convert)
+_FEATURE = re.compile(
+    r"features\.(\d{1,6})\.(weight|bias|running_mean|running_var|num_batches_tracked)", re.ASCII
+)
+_CLASSIFIER = re.compile(r"classifier\.(\d{1,6})\.(weight|bias)", re.ASCII)
 _TIMM = ("pre_logits.fc1", "pre_logits.fc2", "head.fc")
 EXPECTED = (
     "torchvision VGG keys features.N.{weight,bias[,running_mean,running_var,num_batches_tracked]} and "
@@ -237,7 +241,9 @@ def build_vgg(shapes: dict, read: Callable[[str], np.ndarray], source: str):
         head, classes = "none", None
     surplus = sorted(set(shapes) - used)
     if surplus:
-        raise MinicnnError(f"unexpected key {surplus[0]!r} (shape {shapes[surplus[0]]}); expected {EXPECTED}")
+        raise MinicnnError(
+            f"unexpected key {quoted(surplus[0])} (shape {quoted(shapes[surplus[0]])}); expected {EXPECTED}"
+        )
     for layer, src in zip(plan.layers, plan.sources):
         if src is not None:
             assign(layer, _params(layer, src, read))
@@ -283,7 +289,7 @@ def read_torch_file(path, fmt: str):
 
 def _check_vgg(names) -> None:
     if not looks_like_vgg(names):
-        first = ", ".join(list(names)[:3])
+        first = ", ".join(quoted(n, 80) for n in list(names)[:3])
         raise MinicnnError(
             f"a state dict of an architecture minicnn does not read (keys {first}, ...); expected {EXPECTED}"
         )

@@ -321,3 +321,63 @@ def test_quoted_is_bounded_and_escaped():
     assert quoted("a\x1b[2J\n\u202e") == r"'a\x1b[2J\n\u202e'"
     assert quoted(2**5000) == "<int of 5001 bits>"
     assert quoted({"k": 1.5}) == "{'k': 1.5}"
+
+
+# -- safetensors headers ---------------------------------------------------------------------------
+def _safetensors(path, header: bytes, data: bytes = FLOATS[:32]):
+    path.write_bytes(struct.pack("<Q", len(header)) + header + data)
+    return path
+
+
+def _entry(begin: int, end: int, dtype: str = "F32") -> str:
+    return f'{{"dtype": "{dtype}", "shape": [4], "data_offsets": [{begin}, {end}]}}'
+
+
+@pytest.mark.parametrize(
+    "header, why",
+    [
+        (f'{{"a": {_entry(0, 16)}, "a": {_entry(16, 32)}}}', "names 'a' twice"),
+        (f'{{"a": {_entry(0, 16)}, "b": {_entry(8, 24)}}}', "tensors 'a' and 'b' share bytes"),
+        ('{"a": {"dtype": "F32", "shape": [4.0], "data_offsets": [0, 16]}}', "lists of non-negative ints"),
+        ('{"a": {"dtype": "F32", "shape": [' + "9" * 5000 + '], "data_offsets": [0, 16]}}', "damaged"),
+        (
+            '{"a": {"dtype": "F32", "shape": [2147483648, 2147483648, 4], "data_offsets": [0, 0]}}',
+            "bytes declared",
+        ),
+        ('{"a": {"dtype": ["F32"], "shape": [4], "data_offsets": [0, 16]}}', "has dtype ['F32']"),
+        ("[" * 100_000 + "]" * 100_000, "damaged safetensors header"),
+        (f'{{"\\u001b[2J": {_entry(0, 16, "F99")}}}', r"'\x1b[2J'"),
+    ],
+    ids=[
+        "duplicate",
+        "overlap",
+        "float-dim",
+        "huge-int",
+        "product-overflows-int64",
+        "dtype-list",
+        "deep",
+        "escape",
+    ],
+)
+def test_hostile_safetensors_headers(tmp_path, header, why):
+    from minicnn.io.safetensors_loader import read_header
+
+    path = _safetensors(tmp_path / "h.safetensors", header.encode())
+    with pytest.raises(MinicnnError) as err:
+        read_header(path)
+    assert why in str(err.value) and str(err.value).isprintable() and len(str(err.value)) < 400, str(
+        err.value
+    )
+
+
+def test_safetensors_header_longer_than_the_file(tmp_path):
+    import minicnn as mc
+
+    path = tmp_path / "long.safetensors"
+    path.write_bytes(struct.pack("<Q", 2**62) + b'{"a": 1}')
+    from minicnn.io.safetensors_loader import read_header
+
+    with pytest.raises(MinicnnError, match=r"declares 4611686018427387904 bytes, the file holds 8"):
+        read_header(path)
+    with pytest.raises(MinicnnError, match="not an HDF5 file|declares"):  # not sniffed as safetensors
+        mc.load(path)
