@@ -119,3 +119,68 @@ def test_the_extras_hint_keeps_the_installed_copy(installed):
     requirement = install_hint("onnx").split()[-1].strip('"')
     r = run([sys.executable, "-m", "pip", "--python", python, "install", "--no-index", requirement], empty)
     assert "Requirement already satisfied: minicnn-vis" in r.stdout, r.stdout
+
+
+def test_bench_scripts_from_an_installed_package(installed):
+    """benchmarks/ is not installed: outside a checkout --list says in one line where the scripts
+    are (exit 2); from a checkout's root the installed command finds them."""
+    python, empty, _ = installed
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MINICNN_WEIGHTS")}
+    argv = [str(python.parent / "minicnn"), "bench", "--list"]
+    missing = subprocess.run(argv, cwd=empty, env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and missing.stdout == "", missing
+    assert len(missing.stderr.splitlines()) == 1 and "source checkout" in missing.stderr, missing.stderr
+    listed = run(argv, REPO).stdout.split()
+    assert listed == sorted(p.stem for p in (REPO / "benchmarks").glob("*.py") if p.name != "harness.py")
+
+
+def test_readme_install_order_leaves_nothing_that_shadows_the_editable_install(tmp_path):
+    """README's order on one machine: ``pip install .``, run a command (Numba compiles and caches
+    kernels), then ``pip install -e .``. Uninstalling the first copy must leave no folder named
+    minicnn in site-packages (a cache written inside the package would be one): such a folder is a
+    namespace package that Python's path finder returns before the editable install's finder, so
+    ``import minicnn`` would find an empty package."""
+    source = tmp_path / "checkout"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("minicnn", "weights"):
+        shutil.copytree(REPO / name, source / name, ignore=ignore)
+    venv, work = tmp_path / "venv", tmp_path / "work"
+    work.mkdir()
+    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path)
+    python = venv / "bin" / "python"
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+    ]
+    run([*pip, source], tmp_path)
+    run([venv / "bin" / "minicnn", "saliency", "--no-progress", "--out", work / "sal"], work)
+    run([*pip, "-e", source], tmp_path)
+    site = Path(
+        run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], work).stdout.strip()
+    )
+    left = (
+        sorted(str(p.relative_to(site)) for p in (site / "minicnn").rglob("*"))
+        if (site / "minicnn").exists()
+        else []
+    )
+    assert not left, f"left in site-packages after the editable install: {left[:10]}"
+    where = run(
+        [python, "-c", "import minicnn.kernels as k, minicnn; print(minicnn.__file__); print(k.__file__)"],
+        work,
+    )
+    assert where.stdout.split() == [
+        str(source / "minicnn" / "__init__.py"),
+        str(source / "minicnn" / "kernels" / "__init__.py"),
+    ]
+    info = run([venv / "bin" / "minicnn", "info", source / "weights" / "mnist_vgg.h5"], work)
+    assert "format   minicnn" in info.stdout
