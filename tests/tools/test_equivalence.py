@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch_models as tm
 from support import assert_close, oracle
 from torch_mirror import to_torch
 
@@ -9,7 +10,10 @@ import minicnn as mc
 from minicnn.errors import MinicnnError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks")
-SAME_KINDS = ("Conv2D", "MaxPool2D", "Dense", "Flatten", "Dropout", "GlobalAvgPool2D")
+SAME_KINDS = (
+    "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "Dense", "Flatten", "Dropout", "GlobalAvgPool2D",
+)  # fmt: skip
+AVERAGE_KINDS = ("AvgPool2D", "AdaptiveAvgPool2D", "GlobalAvgPool2D")
 
 
 def torch_relu_rows(net, x, targets, tol):
@@ -120,6 +124,65 @@ def test_vgg16(vgg16, vgg_image):
 
 def test_shipped_digit_model(digit_net, make_digit_images):
     check_against_torch(digit_net, make_digit_images(digit_net), [0, 1, 2, 3])
+
+
+# -- model files: torchvision's and timm's layouts written by torch, and ONNX graphs ---------------
+
+FILES = {  # name -> (torch model builder, input size, file format)
+    # AdaptiveAvgPool2d((2, 2)) of a 5 x 5 map: overlapping windows
+    "torchvision_pth": (lambda: tm.torchvision_vgg(bn=False, side=2), 40, "zip"),
+    # VGG16-BN's layout (BatchNorm folded), AdaptiveAvgPool2d((7, 7)) of a 2 x 2 map: windows repeat
+    "torchvision_bn_legacy": (
+        lambda: tm.torchvision_vgg(tm.VGG16_NARROW, bn=True, hidden=64, classes=1000, side=7), 64, "legacy",
+    ),
+    "timm_safetensors": (lambda: tm.timm_vgg(), 224, "safetensors"),
+    "onnx": (lambda: tm.torchvision_vgg(bn=True, side=2), 48, "onnx"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(FILES))
+def test_model_files(tmp_path, name):
+    """Each file type loads to a network whose table runs (average pools included) and whose
+    whole-network DeconvNet and gradient equal Captum's on the ORIGINAL torch model (float64)."""
+    torch, attr = oracle("torch"), oracle("captum.attr")
+    build, size, fmt = FILES[name]
+    model = build()
+    if fmt == "onnx":
+        path = tm.save_onnx(model, tmp_path / "m.onnx", size)
+    else:
+        path = tm.save(model, tmp_path / f"m.{fmt}", fmt)
+    net = mc.load(path).astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 3, size, size))
+    targets = [3, 1]
+    res = check_against_torch(net, x, targets)
+    assert any(r.kind in AVERAGE_KINDS for r in res.rows), [r.kind for r in res.rows]
+    xt = torch.tensor(x, requires_grad=True)
+    original = model.double()
+    for mode, method, kwargs in [
+        ("deconvnet", "Deconvolution", {}),
+        ("gradient", "Saliency", {"abs": False}),
+    ]:
+        ref = getattr(attr, method)(original).attribute(xt, target=targets, **kwargs)
+        assert_close(res.signals[mode], ref.detach().numpy(), rtol=1e-6, what=f"{name} {mode}")
+
+
+def test_torchvision_vgg16_at_224(tmp_path):
+    """Full-size torchvision VGG16 (AdaptiveAvgPool2d((7, 7)), 138M parameters) from a .pth file
+    at 224 x 224, float32: the table the DeconvNet used to refuse. ~20 s (half of it torch
+    building and writing the file)."""
+    oracle("torch")
+    model = tm.torchvision_vgg(tm.VGG16, bn=False, hidden=4096, classes=1000, side=7)
+    net = mc.load(tm.save(model, tmp_path / "vgg16.pth", "zip"))
+    del model
+    x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    res = mc.equivalence(net, x, [7], progress=False)
+    assert [r.name for r in res.rows] == net.names[::-1]
+    assert [r.kind for r in res.rows if r.name == "avgpool"] == ["AdaptiveAvgPool2D"]
+    for r in res.rows:
+        if r.kind == "ReLU":
+            assert r.rel_diff > 1e-3 and r.frac_differ > 0, r
+        else:
+            assert r.rel_diff < 1e-5 and r.frac_differ == 0, r
 
 
 # -- the table is a measurement: two codes per row, and a break in either shows ------------------
