@@ -26,6 +26,9 @@ _NUMPY_DTYPE = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "
                 "I8": "i1", "U8": "u1", "BOOL": "?"}  # fmt: skip
 MAX_HEADER = 100 * 1024 * 1024  # the package's own limit on the JSON header
 MAX_NDIM = 32
+# the most elements a shape may describe with its zeros read as 1: an empty tensor of shape
+# (0, 2^62, 2^62) holds nothing, but NumPy cannot make it
+MAX_SHAPE = 2**48
 
 
 def sniff(head: bytes, size: int) -> bool:
@@ -103,10 +106,14 @@ def _entry(name, spec) -> tuple[str, list, tuple]:
     counts = (
         isinstance(shape, list) and len(shape) <= MAX_NDIM and isinstance(offsets, list) and len(offsets) == 2
     )
-    if not counts or not all(type(v) is int and v >= 0 for v in (*shape, *offsets)):
+    if (
+        not counts
+        or not all(type(v) is int and v >= 0 for v in (*shape, *offsets))
+        or math.prod(max(d, 1) for d in shape) > MAX_SHAPE
+    ):
         raise MinicnnError(
             f"tensor {quoted(name)}: shape and data_offsets must be lists of non-negative ints "
-            f"(at most {MAX_NDIM} dimensions)"
+            f"(at most {MAX_NDIM} dimensions, {MAX_SHAPE} elements)"
         )
     return dtype, shape, tuple(offsets)
 

@@ -26,6 +26,9 @@ from minicnn.errors import MinicnnError, quoted
 _LOCAL = b"PK\x03\x04"
 _LOCAL_SIZE = 30  # fixed part of a local file header (APPNOTE.TXT 4.3.7)
 _PIECE = 1 << 20  # bytes inflated at a time
+#: what Python's zipfile raises on a damaged directory (NotImplementedError: an unknown "version
+#: needed to extract"; OSError: a seek to a negative offset the directory computes)
+ZIPFILE_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error, NotImplementedError)
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def entries(file, file_size: int) -> dict[str, Entry]:
     central directory, or two entries that overlap."""
     try:
         infos = zipfile.ZipFile(file).infolist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
+    except ZIPFILE_ERRORS as exc:
         raise MinicnnError(f"truncated or damaged zip archive ({_first(exc)})") from None
     found: dict[str, Entry] = {}
     spans = []
@@ -67,6 +70,8 @@ def entries(file, file_size: int) -> dict[str, Entry]:
 def _local(file, file_size: int, info: zipfile.ZipInfo) -> tuple[Entry, int]:
     """(Entry, start of its local header) from the local header the directory points at."""
     name = quoted(info.filename)
+    if not 0 <= info.header_offset < file_size:
+        raise MinicnnError(f"zip entry {name}: its local header lies outside the file")
     file.seek(info.header_offset)
     head = file.read(_LOCAL_SIZE)
     if len(head) != _LOCAL_SIZE or head[:4] != _LOCAL:

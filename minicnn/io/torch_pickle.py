@@ -66,6 +66,9 @@ MAX_PICKLE = 32 * 1024 * 1024
 #: storage (tied weights, views) are legal, but a few bytes read as gigabytes are not
 MAX_EXPANSION = 4
 MAX_NDIM = 32
+#: the most elements a shape may describe with its zero dimensions read as 1: an empty tensor of
+#: shape (0, 2^62, 2^62) holds nothing, but NumPy cannot even make it
+MAX_SHAPE = 2**48
 
 #: torch storage type name -> NumPy dtype of its elements ("bfloat16" is converted on read)
 STORAGE_DTYPES = {
@@ -146,8 +149,8 @@ def _tensor(storage, offset, size, stride) -> TensorRef:
     if type(offset) is not int or offset < 0:
         raise MinicnnError(f"a tensor record has an invalid offset {quoted(offset)}")
     shape, stride = _ints(size, "size"), _ints(stride, "stride")
-    if len(shape) != len(stride):
-        raise MinicnnError(f"a tensor record has size {quoted(shape)} but stride {quoted(stride)}")
+    if len(shape) != len(stride) or math.prod(max(n, 1) for n in shape) > MAX_SHAPE:
+        raise MinicnnError(f"a tensor record has size {quoted(shape)} and stride {quoted(stride)}")
     t = TensorRef(storage, offset, shape, stride)
     count = t.numel
     if count == 0:
@@ -456,7 +459,7 @@ def sniff(head: bytes, path) -> str | None:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error):
+        except strict_zip.ZIPFILE_ERRORS:
             return "torch-zip"  # a damaged zip: let the reader say what is wrong with it
         return "torch-zip" if any(n.endswith("/data.pkl") for n in names) else None
     # the legacy format opens with a pickle (PROTO 2+) of the 10-byte magic number (LONG1)

@@ -110,6 +110,12 @@ def _storage_beyond_entry(path):
     return ht.torch_zip(path, ht.state_dict(items), {"0": FLOATS[:8]})
 
 
+def _empty_huge_shape(path):
+    """An empty tensor NumPy cannot make: shape (0, 2^30, 2^30)."""
+    items = [(W, ht.tensor(ht.storage("0", 0), 0, (0, 2**30, 2**30), (1, 1, 1)))]
+    return ht.torch_zip(path, ht.state_dict(items), {"0": b""})
+
+
 def _escape_codes(path):
     value = ht.global_("os\x1b[2J\x1b]0;owned\x07", "system") + b")R"
     return ht.torch_zip(path, ht.state_dict([(W, value)]), {})
@@ -147,6 +153,7 @@ CASES = {  # name -> (builder, what the one line must say)
     "duplicate-entry": (_duplicate_entry, "the archive holds two entries named 'archive/data/1'"),
     "overlapping": (_overlapping, "zip entries 'archive/data/1' and 'archive/data/2' overlap"),
     "storage-beyond-entry": (_storage_beyond_entry, "storage '0' has 8 bytes, its 1000 elements need 4000"),
+    "empty-huge-shape": (_empty_huge_shape, "a tensor record has size (0, 1073741824, 1073741824)"),
     "escape-codes": (_escape_codes, r"asks for os\x1b[2J\x1b]0;owned\x07.system"),
     "huge-key": (_huge_key, "entry 'kkkk"),
     "legacy-duplicate-keys": (_legacy_duplicate_keys, "the legacy storage list does not match"),
@@ -342,7 +349,7 @@ def _entry(begin: int, end: int, dtype: str = "F32") -> str:
         ('{"a": {"dtype": "F32", "shape": [' + "9" * 5000 + '], "data_offsets": [0, 16]}}', "damaged"),
         (
             '{"a": {"dtype": "F32", "shape": [2147483648, 2147483648, 4], "data_offsets": [0, 0]}}',
-            "bytes declared",
+            "281474976710656 elements",
         ),
         ('{"a": {"dtype": ["F32"], "shape": [4], "data_offsets": [0, 16]}}', "has dtype ['F32']"),
         ("[" * 100_000 + "]" * 100_000, "damaged safetensors header"),
