@@ -1,8 +1,11 @@
-"""Deeper fuzzing of minicnn's readers (#16): more byte flips, more files, counts of every outcome.
+"""Deeper fuzzing of minicnn's readers: more byte flips, more files, counts of every outcome.
 
 The bounded suite tests/io/test_fuzz.py runs in CI; this script runs the same cases (tests/io/
 fuzz_cases.py) at any depth and prints, per group, the cases tried, the clean ones (one error line
 naming the file, or a load bit-identical to the original) and every unclean case with its reason.
+The other frameworks' readers (torch zip and legacy, safetensors, ONNX) each run in their own
+worker process over a tiny VGG written by torch (tests/io/data/tiny_vgg.*), which also reports its
+peak resident memory; see fuzz_cases.run_foreign_flips for what counts as clean there.
 Flips are loaded in a worker process: a crash or a hang inside libhdf5 is recorded ("in-process")
 and the same file is then passed through the command line's guard, whose one-line error makes the
 case clean for the command line; such cases are listed too, since ``mc.load`` without
@@ -10,6 +13,7 @@ case clean for the command line; such cases are listed too, since ``mc.load`` wi
 
     python benchmarks/fuzz_models.py                       # defaults: a few minutes on 2 cores
     python benchmarks/fuzz_models.py --flips 5000 --shipped-flips 2000 --format1-flips 500
+    python benchmarks/fuzz_models.py --only foreign --foreign-flips 3000   # the four foreign readers
 """
 
 from __future__ import annotations
@@ -41,6 +45,22 @@ def report(name: str, result: dict, seconds: float) -> int:
         kinds = collections.Counter(status for _, _, status, _ in guarded)
         print(f"  in-process {dict(kinds)}; each made one line by the guard, e.g. {guarded[0][3][:100]}")
     for kind, n in result.get("reasons", collections.Counter()).most_common(8):
+        print(f"  {n:6d}  {kind}")
+    for case in unclean[:50]:
+        print("  UNCLEAN", case)
+    return len(unclean)
+
+
+def report_foreign(fmt: str, result: dict, seconds: float) -> int:
+    """Print one foreign reader's counts; returns the number of unclean cases."""
+    unclean = result["unclean"]
+    clean = result["error"] + result["exact"] + result["changed"]
+    print(
+        f"{fmt} byte flips: tried {result['tried']}, clean {clean} (error line {result['error']}, "
+        f"exact original {result['exact']}, changed weights {result['changed']}), unclean {len(unclean)}, "
+        f"{seconds:.0f} s, worker peak RSS {result['peak_mb']:.0f} MB"
+    )
+    for kind, n in result["reasons"].most_common(6):
         print(f"  {n:6d}  {kind}")
     for case in unclean[:50]:
         print("  UNCLEAN", case)
@@ -100,6 +120,15 @@ def main(argv=None) -> int:
     parser.add_argument("--shipped-flips", type=int, default=300, help="byte flips over weights/mnist_vgg.h5")
     parser.add_argument("--format1-flips", type=int, default=100, help="flips over the old format-1 skeleton")
     parser.add_argument("--image-flips", type=int, default=200, help="flips per image format (5 formats)")
+    parser.add_argument(
+        "--foreign-flips",
+        type=int,
+        default=3000,
+        help="flips per foreign reader (torch zip/legacy, safetensors, ONNX)",
+    )
+    parser.add_argument(
+        "--only", choices=("all", "hdf5", "foreign"), default="all", help="which groups to run"
+    )
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before a load counts as a hang")
     args = parser.parse_args(argv)
@@ -135,12 +164,20 @@ def main(argv=None) -> int:
             ),
         ]
         total = {"tried": 0, "clean": 0}
+        if args.only == "foreign":
+            groups = []
         for name, run in groups:
             start = time.perf_counter()
             result = run()
             unclean += report(name, result, time.perf_counter() - start)
             total["tried"] += result["tried"]
             total["clean"] += result["clean"]
+        for fmt in fc.FOREIGN_SEEDS if args.only != "hdf5" else ():
+            start = time.perf_counter()
+            result = fc.run_foreign_flips(fmt, args.foreign_flips, args.seed, work, args.timeout)
+            unclean += report_foreign(fmt, result, time.perf_counter() - start)
+            total["tried"] += result["tried"]
+            total["clean"] += result["tried"] - len(result["unclean"])
     print(f"total: tried {total['tried']}, clean {total['clean']}, unclean {unclean}")
     return 1 if unclean else 0
 

@@ -1,4 +1,4 @@
-"""Untrusted inputs for minicnn's readers (#16), shared by tests/io/test_fuzz.py (bounded, CI) and
+"""Untrusted inputs for minicnn's readers, shared by tests/io/test_fuzz.py (bounded, CI) and
 benchmarks/fuzz_models.py (deeper runs).
 
 Every case is a file plus the outcome that counts as clean:
@@ -361,3 +361,124 @@ def _keras3_weights(path: Path, dtype, huge: bool = False) -> Path:
             g.create_dataset("1", shape=(w,), dtype="f4")
             cin = w
     return path
+
+
+# -- other frameworks' files: torch (zip and legacy), safetensors, ONNX --------------------------------
+#: format -> seed file in tests/io/data: one tiny torchvision-layout VGG (conv 3->4, BatchNorm, pool,
+#: conv 4->8, BatchNorm, pool, classifier 8->8->8->3; 579 parameters), written by torch itself
+#: (write_foreign_seeds), so that most flipped bytes land in structure rather than weights
+FOREIGN_SEEDS = {
+    "torch-zip": "tiny_vgg.pth",
+    "torch-legacy": "tiny_vgg_legacy.pth",
+    "safetensors": "tiny_vgg.safetensors",
+    "onnx": "tiny_vgg.onnx",
+}
+#: a flipped file of a few KB whose load raises the worker's peak memory by more than this is a bomb
+FOREIGN_MEMORY_MB = 200
+
+
+def write_foreign_seeds(folder: Path) -> None:
+    """Regenerate the seed files (needs torch; tests/torch_models.py's layouts)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import torch_models as tm
+
+    model = tm.torchvision_vgg(cfg=(4, "M", 8, "M"), bn=True, hidden=8, classes=3, side=1, seed=30)
+    for fmt, container in (("torch-zip", "zip"), ("torch-legacy", "legacy"), ("safetensors", "safetensors")):
+        tm.save(model, folder / FOREIGN_SEEDS[fmt], container)
+    tm.save_onnx(model, folder / FOREIGN_SEEDS["onnx"], 16)
+
+
+# Reads each path from stdin with the format's reader itself (minicnn.io.foreign.read, not mc.load,
+# whose catch-all would hide what escapes a reader); answers [status, message, peak RSS in MB].
+# Once the undamaged file (the first) has loaded, its address space is capped a few GB above what
+# it uses, so that a bomb ends as a MemoryError here instead of exhausting the machine.
+_FOREIGN_WORKER = r"""
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from minicnn.errors import MinicnnError
+from minicnn.io import foreign
+fmt, reference = sys.argv[2], None
+for line in sys.stdin:
+    try:
+        net = foreign.read(line.strip(), fmt)
+        params = b"".join(np.asarray(v).tobytes() for _, _, v in net.parameters())
+        if reference is None:
+            reference = params
+            pages = int(open("/proc/self/statm").read().split()[0])
+            cap = pages * resource.getpagesize() + (3 << 30)
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        status, text = ("exact" if params == reference else "changed"), ""
+    except MinicnnError as exc:
+        text = str(exc)
+        one_line = text.isprintable() and len(text) <= 500
+        status = "error" if one_line else "bad-message"
+    except BaseException as exc:
+        status, text = "escaped", f"{type(exc).__name__}: {str(exc)[:150]}"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sys.stdout.write(json.dumps([status, text[:300], rss]) + "\n")
+    sys.stdout.flush()
+"""
+
+
+def run_foreign_flips(fmt: str, count: int, seed: int, workdir: Path, timeout: float = 10.0) -> dict:
+    """Flip ``count`` seeded bytes of FOREIGN_SEEDS[fmt], one at a time, each loaded by the
+    format's reader in a worker process. Returns {"tried", "error", "exact", "changed", "unclean":
+    [(offset, xor, status, text)], "reasons": Counter, "peak_mb"}.
+
+    Clean: one printable MinicnnError line (at most 500 characters), or a load (the exact
+    original, or changed weights where the format has no checksum: flips in weight bytes of
+    legacy torch, safetensors and ONNX files are undetectable by design; a zip archive's CRC-32s
+    cover every byte read). Unclean: any other exception, a multi-line or unprintable message, a
+    crash, a hang (``timeout``), a peak memory FOREIGN_MEMORY_MB above the undamaged load's, and
+    changed weights from a zip.
+    """
+    src_path = HERE / "data" / FOREIGN_SEEDS[fmt]
+    src = src_path.read_bytes()
+    target = workdir / f"flipped-{src_path.name}"
+    result = {"tried": 0, "error": 0, "exact": 0, "changed": 0, "unclean": [], "peak_mb": 0.0}
+    result["reasons"] = collections.Counter()
+    proc, baseline = None, 0.0
+    command = [sys.executable, "-c", _FOREIGN_WORKER, str(ROOT), fmt]
+
+    def ask(path):
+        proc.stdin.write(f"{path}\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        if not ready:
+            proc.kill()
+            proc.wait()
+            return "hang", f"no answer within {timeout:g} s", 0.0
+        line = proc.stdout.readline()
+        if not line:
+            return "crash", f"worker died (exit {proc.wait()})", 0.0
+        return tuple(json.loads(line))
+
+    try:
+        for offset, xor in flip_cases(src, count, seed):
+            if proc is None or proc.poll() is not None:
+                # a fresh worker first loads the undamaged file: the control and the memory baseline
+                proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+                target.write_bytes(src)
+                status, text, baseline = ask(target)
+                if status != "exact":
+                    raise RuntimeError(f"the undamaged {fmt} file does not load in the worker: {text}")
+            target.write_bytes(flipped(src, offset, xor))
+            status, text, rss = ask(target)
+            result["tried"] += 1
+            result["peak_mb"] = max(result["peak_mb"], rss)
+            if status in ("error", "exact", "changed") and rss - baseline > FOREIGN_MEMORY_MB:
+                status, text = "memory", f"peak memory rose {rss - baseline:.0f} MB ({status})"
+            if status == "changed" and fmt == "torch-zip":
+                status, text = "unchecked", "a zip loaded with changed weights (the CRC-32 was not checked)"
+            if status in ("error", "exact", "changed"):
+                result[status] += 1
+                result["reasons"][_kind(text) if status == "error" else status] += 1
+            else:
+                result["unclean"].append((offset, xor, status, text))
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+    return result
