@@ -6,17 +6,27 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.cli.options import add_common
+from minicnn.cli.options import (
+    add_common,
+    existing_file,
+    occluder_fill,
+    positive_float,
+    positive_int,
+)
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
+from minicnn.tools.verify import LAYOUTS
 
 HELP = "check another framework's attribution map (Captum, tf-keras-vis, ...) against minicnn's"
 EPILOG = """\
-The map file is .npy or .npz (one array, or name it with --key) in any of the layouts NCHW
+The model (--weights) is any file minicnn reads: minicnn or Keras .h5, PyTorch .pth, .safetensors or
+ONNX .onnx. The map file is .npy or .npz (one array, or name it with --key) in any of the layouts NCHW
 (PyTorch), NHWC (Keras/TensorFlow) or NHW, or the same without N for one image; --layout decides
 when the shape alone does not. Reported: max |minicnn - map| / max |map|, the fraction of entries
 beyond --tol, Spearman's rank correlation, and a picture of where the largest differences are.
 Exit code 0 when the max relative difference is <= --tol, 1 when it is not, 2 on bad input.
+--against keras supports gradient, saliency, gradient_x_input and grad_cam, and runs Keras in float32
+(its layers are float32), so it is refused with --float64; --against captum runs in float64 then.
 
 methods and the Captum call that makes the same map:
   saliency          Saliency(model).attribute(x, target=t)            (|grad|; max over C is taken)
@@ -41,7 +51,7 @@ def add_arguments(parser) -> None:
     add_common(parser, layer="")
     parser.add_argument("--method", choices=METHOD_CHOICES, default="saliency", help="default: saliency")
     parser.add_argument(
-        "--map", type=Path, default=None, metavar="FILE",
+        "--map", type=existing_file, default=None, metavar="FILE",
         help="the map computed elsewhere (.npy or .npz), for the same model file and images",
     )  # fmt: skip
     parser.add_argument(
@@ -49,29 +59,35 @@ def add_arguments(parser) -> None:
         help="compute the reference map now with Captum (torch) or Keras, from the same weights",
     )  # fmt: skip
     parser.add_argument("--key", default=None, help="the array's name inside a .npz map file")
-    parser.add_argument("--layout", default="auto", help="NCHW, NHWC, NHW, CHW, HWC, HW (default: auto)")
     parser.add_argument(
-        "--input", type=Path, default=None, metavar="FILE",
+        "--layout", default="auto", choices=LAYOUTS, help="NCHW, NHWC, NHW, CHW, HWC, HW (default: auto)"
+    )
+    parser.add_argument(
+        "--input", type=existing_file, default=None, metavar="FILE",
         help="network input (N, C, H, W) or (C, H, W) as .npy, already preprocessed (instead of --image)",
     )  # fmt: skip
-    parser.add_argument("--tol", type=float, default=1e-3, help="relative tolerance (default: 1e-3)")
-    parser.add_argument("--float64", action="store_true", help="run minicnn (and --against) in float64")
-    parser.add_argument("--size", type=int, default=8, help="occluder size in pixels (default: 8)")
-    parser.add_argument("--stride", type=int, default=4, help="occluder stride (default: 4)")
-    parser.add_argument("--fill", default="zero", help="occluder value: zero, grey, mean or a number")
+    parser.add_argument("--tol", type=positive_float, default=1e-3, help="relative tolerance (default: 1e-3)")
+    parser.add_argument(
+        "--float64", action="store_true",
+        help="run minicnn and --against captum in float64 (refused with --against keras: Keras is float32)",
+    )  # fmt: skip
+    parser.add_argument("--size", type=positive_int, default=8, help="occluder size in pixels (default: 8)")
+    parser.add_argument("--stride", type=positive_int, default=4, help="occluder stride (default: 4)")
+    parser.add_argument(
+        "--fill", type=occluder_fill, default="zero", help="occluder value: zero, grey, mean or a number"
+    )
 
 
 def _inputs(args, net):
-    """(x (N, C, H, W) of the network's dtype, names, display images or None)."""
+    """(x (N, C, H, W) of the network's dtype, names, display images or None, the preprocessing
+    line or None for --input, which is network input already)."""
+    from minicnn.cli.context import preprocessing
     from minicnn.cli.inputs import load_inputs
 
     if args.input is None:
+        how = preprocessing(net, args)
         inputs = load_inputs(args, net, count=1)
-        return inputs.x, inputs.names, inputs.display
-    if args.image is not None:
-        raise MinicnnError("give --image or --input, not both")
-    if not args.input.is_file():
-        raise MinicnnError(f"--input {args.input} not found (expected a .npy file)")
+        return inputs.x, inputs.names, inputs.display, how
     try:
         x = np.load(args.input, allow_pickle=False)
     except (ValueError, OSError) as exc:
@@ -79,14 +95,29 @@ def _inputs(args, net):
     if not isinstance(x, np.ndarray) or x.ndim not in (3, 4) or not np.issubdtype(x.dtype, np.floating):
         raise MinicnnError(f"--input {args.input}: expected a float (N, C, H, W) or (C, H, W) array")
     x = net.xp.asarray(np.ascontiguousarray(x if x.ndim == 4 else x[None], dtype=net.dtype))
-    return x, [f"{args.input.stem}_{i}" for i in range(len(x))] if len(x) > 1 else [args.input.stem], None
+    names = [f"{args.input.stem}_{i}" for i in range(len(x))] if len(x) > 1 else [args.input.stem]
+    return x, names, None, None
 
 
-def _fill(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return text
+def check_options(args) -> None:
+    """The checks that need two options at once, before the model is read (single values are
+    checked by the parser)."""
+    from minicnn.tools.keras_reference import METHODS as KERAS_METHODS
+
+    if (args.map is None) == (args.against is None):
+        raise MinicnnError("give the reference as --map FILE or compute it with --against captum|keras")
+    if args.input is not None and args.image is not None:
+        raise MinicnnError("give --image or --input, not both")
+    if args.against == "keras" and args.float64:
+        raise MinicnnError(
+            "--float64 with --against keras: Keras computes the reference in float32, so the comparison "
+            "would not be float64; drop --float64, or use --against captum (float64)"
+        )
+    if args.against == "keras" and args.method not in KERAS_METHODS:
+        raise MinicnnError(
+            f"--against keras computes {', '.join(KERAS_METHODS)}, not {args.method} (Keras has no "
+            "DeconvNet or guided rule); use --against captum or a --map file"
+        )
 
 
 def run(args) -> Report:
@@ -97,10 +128,7 @@ def run(args) -> Report:
     from minicnn.tools.targets import resolve_targets
     from minicnn.tools.verify import read_map, verify
 
-    if (args.map is None) == (args.against is None):
-        raise MinicnnError("give the reference as --map FILE or compute it with --against captum|keras")
-    if args.tol <= 0:
-        raise MinicnnError(f"--tol must be positive, got {args.tol}")
+    check_options(args)
     out = open_output(args, "verify")
     if args.map is not None:
         reference = read_map(args.map, args.key)  # a bad map file fails before the model is read
@@ -108,10 +136,10 @@ def run(args) -> Report:
     if args.float64:
         net.astype(np.float64)  # on the host, before the move: astype keeps the device
     net = move_network(net, args.device)
-    x, names, _ = _inputs(args, net)
+    x, names, _, how = _inputs(args, net)
     scores = net.run(x).output()
     targets = resolve_targets(parse_target(net, args.target), scores)
-    fill = _fill(args.fill)
+    fill = args.fill
     if args.against == "captum":
         from minicnn.tools.captum_reference import captum_map
 
@@ -127,6 +155,9 @@ def run(args) -> Report:
     report = out.report
     source = f"--against {args.against}" if args.against else str(args.map)
     report.say(f"minicnn verify: {Path(args.weights).name}, {len(x)} image(s), {args.method} vs {source}")
+    if how is not None:
+        report.say(f"  {how}")
+        report.settings["preprocess"] = net.meta["preprocess"]
     for line in result.lines():
         report.say(line)
     report.numbers.update(

@@ -61,6 +61,22 @@ class Context:
         }
 
 
+def preprocessing(net, args) -> str:
+    """Fix the pixel convention of this run's images in ``net.meta["preprocess"]`` (where input
+    loading, display and saved metadata read it): --preprocess when given, else the model file's,
+    else "none". Returns one line that says which and why; commands print it, so that raw 0..255
+    pixels given to a model trained on another convention are never silent."""
+    given, stored = getattr(args, "preprocess", None), net.meta.get("preprocess")
+    if given is not None:
+        why = "--preprocess" + (f"; the model file says {stored}" if stored and stored != given else "")
+    elif stored:
+        why = "named by the model file"
+    else:
+        why = "the model file names none, so raw 0..255 pixels; set --preprocess if it was trained otherwise"
+    net.meta["preprocess"] = given or stored or "none"
+    return f"preprocessing: {net.meta['preprocess']} ({why})"
+
+
 def prepare(
     args, command: str, count: int = DEFAULT_SAMPLES, keep_size: bool | str = False, samples: str = "heldout"
 ) -> Context:
@@ -74,6 +90,7 @@ def prepare(
     if getattr(args, "image", None) is not None:
         image_files(args.image)  # a missing image fails before a large model is read
     net = load_network(args.weights, args.device)
+    how = preprocessing(net, args)
     target = parse_target(net, getattr(args, "target", "predicted"))
     if getattr(args, "layer", None):
         check_layer(net, args.layer)  # before any work: the error lists the valid names
@@ -89,6 +106,8 @@ def prepare(
     report.model = str(args.weights)
     report.inputs = list(inputs.names)
     report.say(f"minicnn {command}: {Path(args.weights).name}, {len(inputs.names)} image(s)")
+    report.say(f"  {how}")
+    report.settings["preprocess"] = net.meta["preprocess"]
     for line in top5_lines(net, scores, inputs.names):
         report.say(line)
     targets = (

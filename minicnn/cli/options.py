@@ -58,6 +58,16 @@ def existing_file(text: str) -> Path:
     return path
 
 
+FILLS = ("zero", "grey", "mean")  # occluder values by name (minicnn.tools.occlusion.fill_values)
+
+
+def occluder_fill(text: str) -> str | float:
+    """--fill: one of FILLS, or a finite number (the occluder's value in network-input units)."""
+    if text in FILLS:
+        return text
+    return _number(text, float, f"{', '.join(FILLS)} or a number", lambda v: abs(v) < float("inf"))
+
+
 def image_path(text: str) -> Path:
     """An existing image file or folder of images (what --image names)."""
     path = Path(text)
@@ -98,6 +108,7 @@ def add_common(
         )  # fmt: skip
     if layer is not None:
         parser.add_argument(
+        add_preprocess(parser)
             "--layer", default=layer or None, metavar="NAME",
             help="layer name, see 'minicnn info'" + (f" (default: {layer})" if layer else ""),
         )  # fmt: skip
@@ -116,6 +127,19 @@ def add_run_options(parser, command: str) -> None:
         help=f"output folder (default: ./minicnn-out/{command})",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+def add_preprocess(parser) -> None:
+    """--preprocess: how images become network input, when the model file does not say (or says
+    wrong). Every command that reads images has it; the one used is printed (context.preprocessing)."""
+    from minicnn.io.preprocess import CONVENTIONS
+
+    parser.add_argument(
+        "--preprocess", choices=CONVENTIONS, default=None,
+        help="pixel convention of the model: caffe (Keras VGG16/VGG19: BGR, ImageNet mean subtracted), "
+        "torch (torchvision: /255, ImageNet mean and std), unit (/255), none (raw 0..255 pixels); "
+        "default: the one the model file names, else none (the choice is printed)",
+    )  # fmt: skip
+
+
     parser.add_argument(
         "--overwrite", action="store_true",
         help="replace files of an earlier run (default: a taken name gets a counter, name-2.png)",

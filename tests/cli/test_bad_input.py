@@ -87,3 +87,34 @@ def test_gpu_without_cuda_is_one_line(shipped, out):
 def test_bad_option_values(shipped, out):
     fails("reconstruct", "--unit", "x,y", "--out", out, match="--unit", out=out)
     fails("saliency", "--smoothgrad", "-1", "--out", out, match="--smoothgrad", out=out)
+
+
+# -- option values are checked before the model is read ---------------------------------------------
+def test_verify_refuses_what_it_cannot_do_before_loading(tmp_path, out):
+    """--against keras runs Keras in float32 and has no DeconvNet/guided rule: --float64 or those
+    methods with it are refused at once, before the (missing) model file is looked at."""
+    missing = tmp_path / "missing.pth"
+    line = fails("verify", "--weights", missing, "--against", "keras", "--float64", "--out", out,
+                 match="--float64 with --against keras", out=out)  # fmt: skip
+    assert "float32" in line and "missing" not in line
+    line = fails("verify", "--weights", missing, "--against", "keras", "--method", "guided", "--out", out,
+                 match="--against keras computes gradient, saliency", out=out)  # fmt: skip
+    for argv, expected in [
+        (["--layout", "NCWH"], "--layout: invalid choice: 'NCWH'"),
+        (["--fill", "blue"], "--fill: expected zero, grey, mean or a number, got 'blue'"),
+        (["--tol", "0"], "--tol: expected a positive number, got 0"),
+        (["--tol", "nan"], "--tol: expected a positive number, got 'nan'"),
+        (["--size", "-3"], "--size: expected a positive integer, got -3"),
+        (["--map", tmp_path / "nomap.npy"], "--map: " + str(tmp_path / "nomap.npy") + ": no such file"),
+        (["--against", "captum", "--input", tmp_path / "x.npy"], "--input: "),
+    ]:
+        line = fails("verify", "--weights", missing, *argv, "--out", out, match=expected, out=out)
+        assert "missing.pth" not in line
+
+
+def test_verify_help_is_truthful_about_float64_and_formats():
+    from cli_helpers import ok
+
+    text = " ".join(ok("verify", "--help").stdout.split())
+    assert "refused with --against keras" in text and "Keras is float32" in text
+    assert "--against keras supports gradient, saliency, gradient_x_input and grad_cam" in text
