@@ -1,56 +1,35 @@
 """Loading a model file for a command and moving it to --device, with one-line errors.
 
 A model file named on the command line is untrusted: a damaged HDF5 file can make libhdf5 loop
-forever or crash the interpreter before any Python check runs. So every file that is not one of the
-shipped models is first read in a short-lived child process with a time limit
-(minicnn.io.guard.check_in_child): a hang or a crash becomes one error line within seconds. The
-shipped models are recognised by their SHA-256 (``SHIPPED_SHA256``), not by their path, so a
-damaged or replaced file in weights/ is guarded like any other; hashing the 0.9 MB file costs about
-a millisecond where the child costs a Python start-up (about 0.3 s). A file whose bytes changed
-after a retrain is simply guarded until the digest here is updated (tests/io/test_fuzz.py checks
-that the digests match the shipped files).
+forever or crash the interpreter before any Python check runs. So every command loads through
+``mc.load(path, guard=True)``, where the one decision is made (minicnn.io.guard.check_untrusted):
+an HDF5 file that is not a shipped model (recognised by its SHA-256, not its path) is first read in
+a short-lived child process with a time limit. The file is opened once for all of it
+(minicnn.io.source). ``--weights`` also takes the short names of the shipped models
+(``mnist_vgg``, ``mnist_gap``, ``mnist_vgg_permuted``: minicnn.paths.SHIPPED).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
 
 from minicnn.errors import MinicnnError
 
-# SHA-256 of the shipped models (weights/mnist_vgg.h5, weights/mnist_gap.h5, format 2)
-SHIPPED_SHA256 = {
-    896407: "969b8d2e31f113f6014ae285df4e72f06a80e674428e425ead1334b4cebe3498",
-    164588: "d9dcacdc7a22f438efdd2f8e3f6e10a825e635f8d280a88461f351f4ee9d25ff",
-}
-
-
-def is_shipped(path: Path) -> bool:
-    """True when the file's bytes are those of a shipped model (size first, then SHA-256)."""
-    from minicnn.io.guard import file_sha256
-
-    digest = SHIPPED_SHA256.get(path.stat().st_size)
-    return digest is not None and file_sha256(path) == digest
-
 
 def load_model_file(path, with_format: bool = False):
-    """``mc.load(path, with_format)`` for the command line: a file that is not a shipped model is
-    validated in a child process first (see the module docstring), and a note (one line on stderr)
-    says when a minicnn file carries no checksums. Any failure is one MinicnnError naming the file."""
+    """``mc.load(path, with_format, guard=True)`` for the command line, and a note (one line on
+    stderr) when a minicnn file carries no checksums. Any failure is one MinicnnError naming the
+    file."""
     import minicnn as mc
-    from minicnn.io import foreign
-    from minicnn.io.guard import check_in_child
     from minicnn.io.native import UncheckedFileWarning
 
-    path = Path(path)
     try:
-        # PyTorch, safetensors and ONNX files never reach libhdf5 (minicnn.io.foreign): no child
-        if path.is_file() and not is_shipped(path) and foreign.detect(path) is None:
-            check_in_child(path)  # else mc.load says what the path is
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UncheckedFileWarning)
-            loaded = mc.load(path, with_format=with_format)
+            loaded = mc.load(path, with_format=with_format, guard=True)
     except MinicnnError:
         raise
     except Exception as exc:  # h5py/numpy errors from a broken file: never a traceback
@@ -64,11 +43,16 @@ def load_model_file(path, with_format: bool = False):
 
 
 def load_network(path, device: str = "cpu"):
-    """Load a model file with ``load_model_file`` and move it to ``device``; any failure becomes
-    one MinicnnError naming the file (or the device)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MinicnnError(f"weights file {path} not found (expected a .h5 model file)")
+    """Load a model file (or a shipped model by its short name) with ``load_model_file`` and move it
+    to ``device``; any failure becomes one MinicnnError naming the file (or the device)."""
+    from minicnn import paths
+
+    given = Path(path)
+    if not given.exists() and os.fspath(path) not in paths.short_names("model"):
+        raise MinicnnError(
+            f"weights file {given} not found (expected a model file, or a shipped model: "
+            f"{', '.join(paths.short_names('model'))})"
+        )
     return move_network(load_model_file(path), device)
 
 

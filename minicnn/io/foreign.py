@@ -6,8 +6,10 @@
     "safetensors"    8-byte little-endian header length, then a JSON object
     "onnx"           an ONNX ModelProto: protobuf field 1 (ir_version, a small varint) first
 
-``mc.load`` asks ``detect`` before its HDF5 path. Every reader returns a float32 Sequential and
-raises one-line MinicnnErrors; none reads anything outside the named file.
+``mc.load`` asks ``detect`` before its HDF5 path, on the file it opened once (minicnn.io.source),
+and the reader gets that open file's ``library_path``. Every reader returns a float32 Sequential
+and raises one-line MinicnnErrors; none reads anything outside the named file. None of them runs in
+the guard's child process: why not is at the end of minicnn.io.guard's docstring.
 """
 
 from __future__ import annotations
@@ -24,22 +26,25 @@ FORMATS = ("torch-zip", "torch-legacy", "safetensors", "onnx")
 _ONNX_SECOND_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72}
 
 
-def detect(path) -> str | None:
-    """The format (one of FORMATS) of the file at ``path`` from its first bytes, or None (HDF5 and
-    unknown files go on to the HDF5 path, which names what it expected)."""
+def detect(source) -> str | None:
+    """The format (one of FORMATS) of the open ModelFile ``source`` (minicnn.io.source) from its
+    first bytes, or None (HDF5 and unknown files go on to the HDF5 path, which names what it
+    expected). A path is opened for the question."""
     from minicnn.io import safetensors_loader, torch_pickle
+    from minicnn.io.source import ModelFile, open_model_file
 
-    path = Path(path)
-    if not path.is_file():
-        return None
-    with open(path, "rb") as f:
-        head = f.read(16)
+    if not isinstance(source, ModelFile):
+        if not Path(source).is_file():
+            return None
+        with open_model_file(source) as opened:
+            return detect(opened)
+    head = source.head
     if head[:8] == b"\x89HDF\r\n\x1a\n":
         return None
-    fmt = torch_pickle.sniff(head, path)
+    fmt = torch_pickle.sniff(head, source.library_path)
     if fmt is not None:
         return fmt
-    if safetensors_loader.sniff(head, path.stat().st_size):
+    if safetensors_loader.sniff(head, source.size):
         return "safetensors"
     if len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] <= 30 and head[2] in _ONNX_SECOND_TAGS:
         return "onnx"

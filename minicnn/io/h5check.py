@@ -5,6 +5,9 @@ storage, external links, virtual datasets), run compression plugins (user-define
 declare a shape far larger than the file (a 1 KB file that asks for 37 GB). None of these is ever
 needed by a weights file, so:
 
+``open_h5(path, name)`` opens a file read-only with h5py, one line naming the file if it is not
+HDF5 or libhdf5 cannot open it;
+
 ``check_structure(f)`` walks every link of the open file (H5Lvisit, one pass, no data read) and
 refuses external and soft links, external storage, virtual datasets and filters other than HDF5's
 built-in ones (deflate, shuffle, Fletcher-32, szip, n-bit, scale-offset);
@@ -13,16 +16,18 @@ built-in ones (deflate, shuffle, Fletcher-32, szip, n-bit, scale-offset);
 floating dtype, that its declared shape is the one the architecture needs, that its size is under
 ``MAX_ARRAY_BYTES``, and that compressed chunks cannot inflate beyond what real data compresses to.
 
-Messages carry no file name; ``minicnn.io.loader`` adds it.
+Messages carry no file name (but open_h5's); ``minicnn.io.loader`` adds it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 
 import numpy as np
 
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, quote
 
 # 2 GiB: five times VGG16's largest array (fc1, 25088 x 4096 float32 = 411 MB)
 MAX_ARRAY_BYTES = 2 * 2**30
@@ -37,6 +42,47 @@ MAX_COMPRESSION_RATIO = 1100
 _FLOAT_SIZES = (2, 4, 8)
 
 
+@contextlib.contextmanager
+def open_h5(file, name=None):
+    """Yield the h5py File read from ``file`` (a path, or a binary file object such as
+    ``ModelFile.reader()``), closed on exit; MinicnnError naming ``name`` (default: file) when it
+    is not an HDF5 file or libhdf5 cannot open it."""
+    import h5py
+
+    name = name or file
+    try:
+        f = h5py.File(file, "r")
+    except Exception as exc:  # noqa: BLE001 - OSError from libhdf5, or worse from a damaged superblock
+        if not _has_signature(file):  # asked only after a failure, so that a good file is read once
+            raise MinicnnError(f"{name}: not an HDF5 file (expected a minicnn or Keras .h5 model)") from None
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        reason = f"{type(exc).__name__}: {quote(text, 160)}" if text else type(exc).__name__
+        raise MinicnnError(f"{name}: cannot open HDF5 file, truncated or corrupt ({reason})") from None
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _has_signature(file) -> bool:
+    """True when the HDF5 signature is where the format puts the superblock: at byte 0, 512, 1024,
+    2048, ... (after a user block of that size)."""
+    opened = open(file, "rb") if isinstance(file, (str, bytes, os.PathLike)) else contextlib.nullcontext(file)
+    with opened as f:
+        offset = 0
+        while True:
+            f.seek(offset)
+            head = f.read(8)
+            if len(head) < 8:
+                return False
+            if head == HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+
+
 def _text(name) -> str:
     """An HDF5 path (bytes from the low-level API) as text for messages."""
     return name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else str(name)
@@ -49,14 +95,14 @@ def _check_dataset(name: str, dsid) -> None:
 
     plist = dsid.get_create_plist()
     if plist.get_external_count() > 0:
-        raise MinicnnError(f"dataset {name!r} is stored in another file (external storage is refused)")
+        raise MinicnnError(f"dataset {quote(name)} is stored in another file (external storage is refused)")
     if plist.get_layout() == h5py.h5d.VIRTUAL:
-        raise MinicnnError(f"dataset {name!r} is a virtual dataset (reads other files; refused)")
+        raise MinicnnError(f"dataset {quote(name)} is a virtual dataset (reads other files; refused)")
     for i in range(plist.get_nfilters()):
         code = plist.get_filter(i)[0]
         if code not in BUILTIN_FILTERS:
             raise MinicnnError(
-                f"dataset {name!r} needs HDF5 filter {code} (a plugin; only built-in filters "
+                f"dataset {quote(name)} needs HDF5 filter {code} (a plugin; only built-in filters "
                 f"{', '.join(BUILTIN_FILTERS.values())} are allowed)"
             )
 
@@ -88,11 +134,11 @@ def check_structure(f) -> dict:
             return None
         if info.type == h5l.TYPE_EXTERNAL:
             target = _text(fid.links.get_val(name)[0])
-            return f"{_text(name)!r} is a link into file {target!r} (external links are refused)"
+            return f"{quote(_text(name))} is a link into file {quote(target)} (external links are refused)"
         if info.type == h5l.TYPE_SOFT:
             target = _text(fid.links.get_val(name))
-            return f"{_text(name)!r} is a soft link to {target!r} (soft links are refused)"
-        return f"{_text(name)!r} is a user-defined link (refused)"
+            return f"{quote(_text(name))} is a soft link to {quote(target)} (soft links are refused)"
+        return f"{quote(_text(name))} is a user-defined link (refused)"
 
     problem = fid.links.visit(visit_link, info=True)
     if problem is not None:
@@ -114,7 +160,7 @@ def check_structure(f) -> dict:
 _SIZE_CHANGING = {1, 4, 5, 6}
 
 
-def _storage_can_hold(dsid, nbytes: int, what: str) -> None:
+def check_storage(dsid, nbytes: int, what: str) -> None:
     """MinicnnError when compressed chunks would inflate beyond what real data compresses to.
 
     zlib cannot compress by more than MAX_COMPRESSION_RATIO, so a compressed dataset declaring more
@@ -156,7 +202,7 @@ def check_declared(ds, shape, what: str) -> tuple:
     nbytes = math.prod(found) * dtype.itemsize
     if nbytes > MAX_ARRAY_BYTES:
         raise MinicnnError(f"{what}: declares {nbytes} bytes, over the {MAX_ARRAY_BYTES}-byte limit")
-    _storage_can_hold(dsid, nbytes, what)
+    check_storage(dsid, nbytes, what)
     return found
 
 

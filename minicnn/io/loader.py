@@ -19,10 +19,8 @@ becomes one MinicnnError that starts with the file name; nothing half-built is e
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, quote
+from minicnn.io.source import open_model_file
 
 FORMATS = (
     "minicnn",
@@ -31,31 +29,6 @@ FORMATS = (
     "keras3-legacy-weights",
     "keras3-weights",
 )
-
-
-@contextlib.contextmanager
-def open_h5(path):
-    """Open ``path`` read-only with h5py; MinicnnError if missing or not a readable HDF5 file."""
-    import h5py
-
-    path = Path(path)
-    if not path.exists():
-        raise MinicnnError(f"{path}: no such file")
-    if not path.is_file():
-        raise MinicnnError(f"{path}: not a file")
-    try:
-        if not h5py.is_hdf5(path):
-            raise MinicnnError(f"{path}: not an HDF5 file (expected a minicnn or Keras .h5 model)")
-        f = h5py.File(path, "r")
-    except MinicnnError:
-        raise
-    except Exception as exc:  # OSError from libhdf5, or worse from a damaged superblock
-        reason = _first_line(exc)
-        raise MinicnnError(f"{path}: cannot open HDF5 file, truncated or corrupt ({reason})") from None
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def detect(f) -> str:
@@ -90,41 +63,34 @@ def _read(f, fmt: str, datasets: dict | None = None):
     return read_keras_weights(f, fmt)
 
 
-def _load_foreign(path: Path):
-    """(net, format) for a PyTorch, safetensors or ONNX file (minicnn.io.foreign, detected from the
-    first bytes), None for anything else (the HDF5 path below); its metadata checked as an HDF5
-    file's (minicnn.io.metadata). Errors start with the file name."""
+def _load_foreign(source, fmt: str):
+    """The network in a PyTorch, safetensors or ONNX file (minicnn.io.foreign), its metadata checked
+    as an HDF5 file's (minicnn.io.metadata). Errors start with the file name."""
     from minicnn.io import foreign
     from minicnn.io.metadata import check_meta
 
-    fmt = foreign.detect(path)
-    if fmt is None:
-        return None
     try:
-        net = foreign.read(path, fmt)
+        net = foreign.read(source.library_path, fmt)
         check_meta(net)  # an ONNX graph declares its input size; every reader sets class names
-        return net, fmt
+        return net
     except MinicnnError as exc:
-        raise MinicnnError(f"{path}: {str(exc).splitlines()[0]}") from None
+        raise MinicnnError(f"{source.name}: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes a reader raise: one line
-        text = str(exc).splitlines()[0][:160] if str(exc) else ""
-        raise MinicnnError(f"{path}: cannot read the file, damaged ({type(exc).__name__}: {text})") from None
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        raise MinicnnError(
+            f"{source.name}: cannot read the file, damaged ({type(exc).__name__}: {quote(text, 160)})"
+        ) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (h5py's messages can span lines)."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _load_h5(path: Path):
-    """(net, format) for an HDF5 model file: the structure is checked before anything is read
+def _load_h5(source):
+    """(net, format) for an open HDF5 model file: the structure is checked before anything is read
     (minicnn.io.h5check), the metadata after (minicnn.io.metadata). Every failure is one
     MinicnnError naming the file."""
-    from minicnn.io.h5check import check_structure
+    from minicnn.io.h5check import check_structure, open_h5
     from minicnn.io.metadata import check_meta
 
-    with open_h5(path) as f:
+    path = source.name
+    with source.reader() as file, open_h5(file, path) as f:
         try:
             datasets = check_structure(f)
             fmt = detect(f)
@@ -137,7 +103,8 @@ def _load_h5(path: Path):
         except Exception as exc:  # noqa: BLE001 - h5py, json and numpy errors from a damaged file
             # h5py raises OSError, KeyError, ValueError, TypeError, RuntimeError when a dataset's
             # bytes are missing (a truncated download) or a checksum fails; json a RecursionError
-            reason = _first_line(exc)
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            reason = f"{type(exc).__name__}: {quote(text, 160)}" if text else type(exc).__name__
             raise MinicnnError(f"{path}: cannot read the file, truncated or corrupt ({reason})") from None
     return net, fmt
 
@@ -145,26 +112,35 @@ def _load_h5(path: Path):
 def load(path, with_format: bool = False, guard: bool = False):
     """Load a model file into a Sequential on the CPU (float32; a minicnn file keeps its own dtype).
 
-    path: a minicnn file (``mc.save``), a Keras full-model ``.h5``, or Keras VGG16/VGG19 weights in
-    any of the layouts listed in this module's docstring; the format is detected from the contents.
-    Returns the network (``net.meta`` carries input_shape, preprocess, class_names, ...), or
-    ``(net, format_name)`` when ``with_format`` is true.
+    path: a minicnn file (``mc.save``), a Keras full-model ``.h5``, Keras VGG16/VGG19 weights in any
+    of the layouts listed in this module's docstring, a PyTorch, safetensors or ONNX file, or the
+    short name of a shipped model (``"mnist_vgg"``, see ``minicnn.paths.SHIPPED``; an existing file
+    of that name wins). The format is detected from the contents. Returns the network
+    (``net.meta`` carries input_shape, preprocess, class_names, ...), or ``(net, format_name)``
+    when ``with_format`` is true.
 
-    guard: first read the whole file in a short-lived child process with a time limit
-    (minicnn.io.guard), so that a file which makes libhdf5 loop forever or crash becomes a
-    MinicnnError within seconds instead of a hang or a dead interpreter; costs one Python start-up
-    (about 0.3 s). The command line does this for every model file it has not shipped.
-    A minicnn file of format version 1 loads with a ``minicnn.io.native.UncheckedFileWarning``.
+    The file is opened once (minicnn.io.source) and every step reads that open file: the format
+    check, the guard and the reader, so renaming another file onto the path meanwhile changes
+    nothing.
+
+    guard: an HDF5 file that is not a shipped model (by SHA-256) is first read whole in a
+    short-lived child process with a time limit (minicnn.io.guard), so that a file which makes
+    libhdf5 loop forever or crash becomes a MinicnnError within seconds instead of a hang or a dead
+    interpreter; costs one Python start-up (about 0.3 s). The command line does this for every
+    model file. A minicnn file of format version 1 loads with a
+    ``minicnn.io.native.UncheckedFileWarning``.
     """
-    path = Path(path)
-    # PyTorch, safetensors and ONNX files never reach libhdf5, so the guard (an HDF5 check) is not
-    # for them; their readers are pure Python, Rust (safetensors) or protobuf.
-    foreign = _load_foreign(path)
-    if foreign is not None:
-        return foreign if with_format else foreign[0]
-    if guard:
-        from minicnn.io.guard import check_in_child
+    from minicnn import paths
+    from minicnn.io import foreign
+    from minicnn.io.guard import check_untrusted
 
-        check_in_child(path)
-    net, fmt = _load_h5(path)
+    with open_model_file(paths.resolve(path, "model")) as source:
+        fmt = foreign.detect(source)
+        if fmt is not None:
+            # PyTorch, safetensors and ONNX files never reach libhdf5: no child (minicnn.io.guard)
+            net = _load_foreign(source, fmt)
+        else:
+            if guard:
+                check_untrusted(source)
+            net, fmt = _load_h5(source)
     return (net, fmt) if with_format else net

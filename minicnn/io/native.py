@@ -17,10 +17,10 @@ load round trip is exact, bit for bit.
 Corruption is detected, never loaded: every array carries the SHA-256 of its bytes (FIPS 180-4) in
 the ``arrays`` attribute, which the header checksum covers together with the architecture and the
 metadata. Arrays are stored contiguously, without HDF5's per-chunk Fletcher-32: the SHA-256 already
-covers every byte of every array, and libhdf5's Fletcher-32 cost 1.0 ms of a 2.8 ms load of the
-shipped mnist_vgg.h5 (measured; issue 16 allows 10% over the old load time). Version 2 files written
-earlier with Fletcher-32 chunks are verified by both. Attributes are fixed-length byte strings in the
-object header (no global heap, the structure whose corruption made libhdf5 loop or crash in version 1
+covers every byte of every array, and a second checksum per chunk would cost a third of a small
+model's load time while catching nothing the SHA-256 misses. Version 2 files written earlier with
+Fletcher-32 chunks are verified by both. Attributes are fixed-length byte strings in the object
+header (no global heap, the structure whose corruption made libhdf5 loop or crash in version 1
 files) and the file uses the latest HDF5 file-format version. Version 1 files (no checksums,
 variable-length strings) still load, with a ``UncheckedFileWarning``.
 
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.backend import to_numpy
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, quote
 from minicnn.io.atomic import atomic_path
 from minicnn.io.h5check import check_declared
 from minicnn.io.h5common import assign, read_attrs
@@ -162,7 +162,7 @@ def _verify_header(attrs: dict) -> dict:
     try:
         arrays = json.loads(values["arrays"])
     except (json.JSONDecodeError, TypeError) as exc:
-        raise MinicnnError(f"damaged 'arrays' attribute ({exc})") from None
+        raise MinicnnError(f"damaged 'arrays' attribute ({quote(str(exc))})") from None
     if not isinstance(arrays, dict) or not all(isinstance(v, dict) for v in arrays.values()):
         raise MinicnnError("damaged 'arrays' attribute (expected a JSON object of objects)")
     return arrays
@@ -179,12 +179,16 @@ def _read_params(datasets: dict, layer, manifest: dict | None) -> dict:
     found = sorted(name[len(prefix) :] for name in datasets if name.startswith(prefix))
     shapes = layer.param_shapes()
     if not found:
-        raise MinicnnError(f"layer {layer.name!r}: parameters missing (expected params/{layer.name})")
+        raise MinicnnError(
+            f"layer {quote(layer.name)}: parameters missing (expected params/{quote(layer.name)[1:-1]})"
+        )
     if found != sorted(shapes):
-        raise MinicnnError(f"layer {layer.name!r}: expected parameters {sorted(shapes)}, found {found}")
+        raise MinicnnError(
+            f"layer {quote(layer.name)}: expected parameters {sorted(shapes)}, found {quote(str(found))}"
+        )
     values = {}
     for key, shape in shapes.items():
-        name, what = prefix + key, f"layer {layer.name!r}: {key}"
+        name, what = prefix + key, f"layer {quote(layer.name)}: {key}"
         dsid = datasets[name]
         found = check_declared(dsid, shape, what)
         if manifest is not None and manifest.get(name, {}).get("dtype") != dsid.dtype.str:
@@ -218,7 +222,9 @@ def read_native(f, datasets: dict | None = None):
     attrs = read_attrs(f, limit=max(f.id.get_filesize(), 1))
     version = attrs.get("format_version", -1)
     if not isinstance(version, (int, np.integer)) or int(version) not in READABLE_VERSIONS:
-        raise MinicnnError(f"minicnn format version {version} is not supported (expected 1 or 2)")
+        raise MinicnnError(
+            f"minicnn format version {quote(str(version), 20)[1:-1]} is not supported (expected 1 or 2)"
+        )
     if version == 1:
         warnings.warn(
             "minicnn format 1 file: it carries no checksums, so corruption cannot be detected "
@@ -230,14 +236,16 @@ def read_native(f, datasets: dict | None = None):
         specs = json.loads(attrs.get("layers", "null"))
         meta = json.loads(attrs.get("meta", "{}"))
     except (json.JSONDecodeError, TypeError) as exc:
-        raise MinicnnError(f"damaged 'layers' or 'meta' attribute ({exc})") from None
+        raise MinicnnError(f"damaged 'layers' or 'meta' attribute ({quote(str(exc))})") from None
     if not isinstance(specs, list) or not specs:
         raise MinicnnError("expected a non-empty 'layers' list in the file attributes")
     if not isinstance(meta, dict):
         raise MinicnnError("expected a JSON object in the 'meta' attribute")
     dtype_name = attrs.get("dtype", "float32")
     if dtype_name not in ("float32", "float64"):
-        raise MinicnnError(f"network dtype {dtype_name!r} is not supported (expected float32 or float64)")
+        raise MinicnnError(
+            f"network dtype {quote(str(dtype_name), 20)} is not supported (expected float32 or float64)"
+        )
     dtype = np.dtype(dtype_name)
     layers = []
     for spec in specs:
@@ -246,19 +254,24 @@ def read_native(f, datasets: dict | None = None):
         kind, name = spec.get("kind"), spec.get("name")
         if kind not in LAYER_KINDS or not isinstance(name, str):
             raise MinicnnError(
-                f"layer {name!r}: unknown kind {kind!r} (expected one of {', '.join(LAYER_KINDS)})"
+                f"layer {quote(str(name))}: unknown kind {quote(str(kind), 40)} "
+                f"(expected one of {', '.join(LAYER_KINDS)})"
             )
         try:
             layer = LAYER_KINDS[kind](**spec.get("config", {}), name=name)
         except (TypeError, ValueError, OverflowError) as exc:
-            raise MinicnnError(f"layer {name!r} ({kind}): bad configuration ({exc})") from None
+            raise MinicnnError(
+                f"layer {quote(name)} ({kind}): bad configuration ({quote(str(exc))})"
+            ) from None
         layers.append(layer)
     # the header is verified once the architecture parsed (so that a hand-edited file names its
     # first wrong layer) and before a single weight byte is read
     manifest = _verify_header(attrs) if version == 2 else None
     extra = sorted(set(datasets) - set(manifest)) if manifest is not None else []
     if extra:
-        raise MinicnnError(f"dataset {extra[0]!r} is not in the file's checksum list (the file was altered)")
+        raise MinicnnError(
+            f"dataset {quote(extra[0])} is not in the file's checksum list (the file was altered)"
+        )
     for layer in layers:
         if layer.has_params:
             assign(layer, _read_params(datasets, layer, manifest), dtype=dtype)

@@ -206,16 +206,18 @@ def test_format1_files_still_load_with_a_note(workdir):
 
 
 def test_guard_accepts_a_valid_file_and_shipped_models_are_recognised(base):
-    from minicnn.cli.loading import SHIPPED_SHA256, is_shipped
-    from minicnn.io.guard import check_in_child, file_sha256
+    from minicnn.io.guard import SHIPPED, check_in_child, file_sha256, is_shipped
+    from minicnn.io.source import open_model_file
     from minicnn.paths import DEFAULT_MODEL, GAP_MODEL
 
     check_in_child(base)  # no error
-    assert not is_shipped(base)
+    with open_model_file(base) as source:
+        assert not is_shipped(source)
     for path in (DEFAULT_MODEL, GAP_MODEL):
-        # a re-saved or retrained model must update SHIPPED_SHA256 in minicnn/cli/loading.py
-        assert SHIPPED_SHA256.get(path.stat().st_size) == file_sha256(path), path
-        assert is_shipped(path)
+        # a re-saved or retrained model must update SHIPPED in minicnn/io/guard.py
+        assert SHIPPED[path.name] == (path.stat().st_size, file_sha256(path)), path
+        with open_model_file(path) as source:
+            assert is_shipped(source)
 
 
 def test_shipped_models_are_format_2_with_checksums():
