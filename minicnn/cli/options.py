@@ -100,6 +100,7 @@ def add_common(
             "--image", type=image_path, default=None, metavar="PATH",
             help="an image file or a folder of images (default: shipped held-out digits)",
         )  # fmt: skip
+        add_preprocess(parser)
     if target:
         parser.add_argument(
             "--target", default="predicted", metavar="CLASS",
@@ -108,7 +109,6 @@ def add_common(
         )  # fmt: skip
     if layer is not None:
         parser.add_argument(
-        add_preprocess(parser)
             "--layer", default=layer or None, metavar="NAME",
             help="layer name, see 'minicnn info'" + (f" (default: {layer})" if layer else ""),
         )  # fmt: skip
@@ -119,14 +119,6 @@ def add_common(
     )  # fmt: skip
 
 
-def add_run_options(parser, command: str) -> None:
-    """--device, --out (default ./minicnn-out/<command>) and --seed: every command has them."""
-    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="default: cpu")
-    parser.add_argument(
-        "--out", type=Path, default=None, metavar="DIR",
-        help=f"output folder (default: ./minicnn-out/{command})",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 def add_preprocess(parser) -> None:
     """--preprocess: how images become network input, when the model file does not say (or says
     wrong). Every command that reads images has it; the one used is printed (context.preprocessing)."""
@@ -140,6 +132,14 @@ def add_preprocess(parser) -> None:
     )  # fmt: skip
 
 
+def add_run_options(parser, command: str) -> None:
+    """--device, --out (default ./minicnn-out/<command>) and --seed: every command has them."""
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="default: cpu")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help=f"output folder (default: ./minicnn-out/{command})",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--overwrite", action="store_true",
         help="replace files of an earlier run (default: a taken name gets a counter, name-2.png)",
