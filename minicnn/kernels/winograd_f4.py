@@ -58,7 +58,6 @@ from minicnn.kernels import winograd
 from minicnn.kernels.compiled import njit
 
 TILE = 4  # output pixels per tile side
-ALPHA = 6  # input pixels per tile side: TILE + 3 - 1
 
 
 @njit(inline="always")
