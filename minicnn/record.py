@@ -15,7 +15,7 @@ forward pass.
 from __future__ import annotations
 
 from minicnn.errors import MinicnnError
-from minicnn.layers.rules import check_mode, layer_backward
+from minicnn.rules import check_mode, layer_backward
 
 
 class PassRecord:
@@ -68,7 +68,7 @@ class PassRecord:
         dy: shaped like ``start``'s output (default start: the last layer run). stop: None runs down
         to the input and returns dL/dx shaped like ``input``; a layer name returns the signal at that
         layer's output, without running its backward (Grad-CAM needs dS/dA there and no more).
-        mode: the backward rule, "gradient", "deconvnet" or "guided" (minicnn/layers/rules.py),
+        mode: the backward rule, "gradient", "deconvnet" or "guided" (minicnn/rules.py),
         checked here and given only to the layers that read one (the ReLU). need_params: also
         compute weight and bias gradients, kept in ``self.grads`` (replaced on every call).
         """

@@ -8,6 +8,7 @@ from minicnn.cli.job_options import add_job_options, dataset_and_targets, runner
 from minicnn.cli.options import add_common
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
+from minicnn.rules import MODES
 
 HELP = "batch attribution: saliency, CAM, Grad-CAM, occlusion or projection maps for a whole dataset"
 EPILOG = """\
@@ -49,7 +50,7 @@ def add_arguments(parser) -> None:
         "--stride", type=int, default=4, help="occluder step in pixels (occlusion; default 4)"
     )
     parser.add_argument(
-        "--mode", choices=("deconvnet", "gradient", "guided"), default="deconvnet",
+        "--mode", choices=MODES, default="deconvnet",
         help="backward rule of reconstruct (default deconvnet)",
     )  # fmt: skip
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""``minicnn reconstruct``: project a unit back to pixels in the three backward modes."""
+"""``minicnn reconstruct``: project a unit back to pixels by the three backward rules."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from minicnn.cli.layer_choice import check_layer, feature_layer
 from minicnn.cli.options import add_common, parse_unit
 from minicnn.cli.output import safe_name
 from minicnn.cli.report import Report
+from minicnn.rules import MODES, PAPERS
 
 HELP = "reconstructions: a unit projected to pixels by DeconvNet, gradient and guided backprop"
 EPILOG = """\
@@ -23,8 +24,6 @@ examples:
   minicnn reconstruct --layer block1_conv2_relu --unit 5
   minicnn reconstruct --layer block2_conv1 --unit 3,4,4 --image digit.png
 """
-
-MODES = ("deconvnet", "gradient", "guided")
 
 
 def add_arguments(parser) -> None:
@@ -50,10 +49,7 @@ def run(args) -> Report:
     }
     sent = describe_unit(ctx.record.output(layer), unit)
     ctx.report.say(f"  layer {layer}, unit {args.unit}")
-    ctx.report.methods += [
-        "DeconvNet (Zeiler & Fergus 2013)", "gradient (Simonyan et al. 2013)",
-        "guided backpropagation (Springenberg et al. 2015)",
-    ]  # fmt: skip
+    ctx.report.methods += [f"{m} ({PAPERS[m]})" for m in MODES]
     ctx.report.settings.update(layer=layer, unit=str(args.unit))
     model = Path(args.weights).name
     for i, name in enumerate(ctx.inputs.names):

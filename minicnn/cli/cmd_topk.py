@@ -10,6 +10,7 @@ from minicnn.cli.layer_choice import check_layer, feature_layer
 from minicnn.cli.options import add_common
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
+from minicnn.rules import MODES
 
 HELP = "top-9 projections: strongest activations of feature maps over a dataset, projected to pixels"
 EPILOG = """\
@@ -40,7 +41,7 @@ def add_arguments(parser) -> None:
         help="feature maps to show (default: the first 4)",
     )  # fmt: skip
     parser.add_argument(
-        "--mode", choices=("deconvnet", "gradient", "guided"), default="deconvnet",
+        "--mode", choices=MODES, default="deconvnet",
         help="backward rule of the projections (default deconvnet)",
     )  # fmt: skip
     parser.add_argument(

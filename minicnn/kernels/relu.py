@@ -6,7 +6,7 @@ waking Numba's threads costs more than the loop: minicnn/kernels/threads.py).
 
 The kernel knows two masks, not the backward rules' names: ``mask_forward`` keeps dy where the
 forward output y > 0, ``rectify`` keeps dy where dy > 0. Which rule uses which masks is the ReLU
-layer's business (minicnn/layers/relu.py); the rules are named in minicnn/layers/rules.py.
+layer's business (minicnn/layers/relu.py); the rules are named in minicnn/rules.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every layer has ``forward(x, train=False, rng=None) -> (y, cache)`` and
 ``backward(dy, cache, need_params=False) -> (dx, grads)``; ``grads`` is a dict of parameter
 gradients, or None unless ``need_params`` (visualisation needs only dL/dx). A layer whose backward a
-rule changes (``reads_rule``: the ReLU) also takes ``mode=``, the backward rule (layers/rules.py).
+rule changes (``reads_rule``: the ReLU) also takes ``mode=``, the backward rule (minicnn/rules.py).
 Every kind also declares what base.DECLARATIONS names (its DeconvNet reverse stage, its equivalence
 row, its torch and Keras twins); tests/engine/test_layer_coverage.py walks LAYER_KINDS for them.
 """
@@ -17,8 +17,8 @@ from minicnn.layers.gap import GlobalAvgPool2D
 from minicnn.layers.pool import MaxPool2D
 from minicnn.layers.relu import ReLU
 from minicnn.layers.reshape import Flatten
-from minicnn.layers.rules import MODES
 from minicnn.layers.softmax import Softmax
+from minicnn.rules import MODES
 
 #: kind name (as stored in files) -> layer class
 LAYER_KINDS = {

@@ -61,7 +61,7 @@ class Layer:
     is_linear = False  # a fully connected layer (Dense)
     is_identity_at_inference = False  # Dropout: changes nothing outside training
     is_probability = False  # turns class scores into probabilities (Softmax): scores come before it
-    # Whether ``backward`` takes the backward rule (``mode=``, minicnn/layers/rules.py): True only
+    # Whether ``backward`` takes the backward rule (``mode=``, minicnn/rules.py): True only
     # where a rule changes the layer's backward (the ReLU). Callers pass the rule to those layers
     # alone (rules.layer_backward), so a layer that ignores the rule never sees it.
     reads_rule = False

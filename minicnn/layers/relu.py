@@ -4,7 +4,7 @@ Everywhere else in the network the three visualisation methods compute the same 
 backward is the transposed convolution (DeconvNet's "filtering") and max-pool backward routes through
 the switches (DeconvNet's "unpooling"). They differ only here (Simonyan et al. 2013, sec. 4;
 Springenberg et al. 2014, fig. 1), so the ReLU is the layer that reads the rule (``reads_rule``;
-the rules are named in minicnn/layers/rules.py):
+the rules are named in minicnn/rules.py):
 
     gradient   dx = dy * [x > 0]              mask from the forward input
     deconvnet  dx = max(dy, 0)                ReLU applied to the backward signal, forward ignored
@@ -18,7 +18,7 @@ from __future__ import annotations
 from minicnn.backend import get_xp
 from minicnn.kernels import relu as kernels
 from minicnn.layers.base import Layer
-from minicnn.layers.rules import MODES, check_mode  # noqa: F401 (re-exported from their home)
+from minicnn.rules import MODES, check_mode  # noqa: F401 (re-exported from their home)
 
 # The table above: rule -> (mask by the forward input, rectify the backward signal).
 MASKS = {"gradient": (True, False), "deconvnet": (False, True), "guided": (True, True)}
@@ -26,7 +26,7 @@ MASKS = {"gradient": (True, False), "deconvnet": (False, True), "guided": (True,
 
 def relu_backward(dy, y, mode: str = "gradient"):
     """dy, y (the forward output; y > 0 exactly where x > 0), same shapes -> dx by ``mode``'s rule
-    (a name from minicnn.layers.rules.MODES, checked by the caller)."""
+    (a name from minicnn.rules.MODES, checked by the caller)."""
     return kernels.relu_backward(dy, y, *MASKS[mode])
 
 

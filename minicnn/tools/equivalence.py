@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minicnn.backend import get_xp, to_numpy
-from minicnn.layers.rules import MODES, layer_backward
+from minicnn.rules import MODES, layer_backward
 from minicnn.tools.deconvnet import reverse_layer
 from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from minicnn.backend import get_xp, to_numpy
 from minicnn.errors import MinicnnError
-from minicnn.layers.rules import check_mode
+from minicnn.rules import check_mode
 from minicnn.tools.targets import as_batch, forward_record
 
 

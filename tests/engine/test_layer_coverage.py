@@ -137,3 +137,40 @@ def test_keras_layers(kind):
 def test_equivalence_row(kind):
     row = LAYER_KINDS[kind].equivalence_row
     assert isinstance(row, tuple) and len(row) == 3 and all(isinstance(s, str) and s for s in row)
+
+
+# -- the backward rules reach only the layers that read them -----------------------------------------
+
+
+def test_only_layers_that_read_a_rule_receive_it():
+    """A layer whose backward takes no rule runs under every rule (the record asks reads_rule);
+    the ReLU, which reads it, gets each rule and applies it."""
+    from minicnn.rules import MODES
+
+    class Twice(Layer):  # y = 2x, backward without a rule parameter at all
+        kind = "Twice"
+
+        def forward(self, x, train=False, rng=None):
+            return 2 * x, None
+
+        def backward(self, dy, cache, need_params=False):
+            return 2 * dy, None
+
+    assert [k for k, cls in LAYER_KINDS.items() if cls.reads_rule] == ["ReLU"]
+    net = mc.Sequential([Twice(name="twice"), mc.ReLU(name="relu")], dtype=np.float64)
+    x = np.array([[-1.0, 2.0, 3.0]])
+    rec = net.run(x)
+    dy = np.array([[5.0, -7.0, 11.0]])
+    expected = {"gradient": [0, -14, 22], "deconvnet": [10, 0, 22], "guided": [0, 0, 22]}
+    assert set(expected) == set(MODES)
+    for mode in MODES:
+        np.testing.assert_array_equal(rec.backward(dy, mode=mode), [expected[mode]])
+
+
+@pytest.mark.parametrize("mode", ["deconv", "Gradient", None, 1])
+def test_an_unknown_rule_is_one_error_naming_the_choices(mode):
+    net = mc.Sequential([mc.ReLU(name="relu")], dtype=np.float64)
+    rec = net.run(np.ones((1, 3)))
+    with pytest.raises(MinicnnError, match="expected one of gradient, deconvnet, guided$") as info:
+        rec.backward(np.ones((1, 3)), mode=mode)
+    assert "\n" not in str(info.value) and repr(mode) in str(info.value)

@@ -12,7 +12,7 @@ from support import assert_close, oracle
 from torch_mirror import to_torch
 
 import minicnn as mc
-from minicnn.layers.rules import layer_backward
+from minicnn.rules import layer_backward
 from minicnn.tools.deconvnet import (
     deconvnet_backward,
     filter_transposed,
