@@ -13,18 +13,36 @@ HELP = "equivalence: DeconvNet vs gradient, layer by layer, measured on real inp
 EPILOG = """\
 For every layer of the network, the DeconvNet rule and the gradient rule are applied to the same
 incoming signal and compared (relative max difference, fraction of entries that differ): conv,
-max-pool with switches and dense layers agree to float precision, ReLU layers differ. Printed as the
+max-pool with switches, average pooling and dense layers agree to float precision, ReLU layers
+differ. An entry differs when the two rules differ by more than --tol times the layer's largest
+value (default: 1e-5 in float32, 1e-6 in float64, the engine's accuracy per layer). Printed as the
 table of Simonyan et al. (2013, sec. 4), written as equivalence.txt and equivalence.csv, with the
 three whole-network class reconstructions of each image side by side.
 
 examples:
   minicnn equivalence
   minicnn equivalence --weights vgg16_weights_tf_dim_ordering_tf_kernels.h5 --image photo.jpg
+  minicnn equivalence --weights vgg16.pth --image photo.jpg --tol 1e-4
 """
 
 
 def add_arguments(parser) -> None:
     add_common(parser)
+    parser.add_argument(
+        "--tol", type=float, default=None, metavar="T",
+        help="an entry differs above T times the layer's largest value (default: by dtype, 1e-5 float32)",
+    )  # fmt: skip
+
+
+def check_tol(tol):
+    """--tol: None (the dtype's default) or a finite number in (0, 1); else one MinicnnError."""
+    import math
+
+    from minicnn.errors import MinicnnError
+
+    if tol is not None and not (math.isfinite(tol) and 0 < tol < 1):
+        raise MinicnnError(f"--tol must be a number between 0 and 1 (exclusive), got {tol:g}")
+    return tol
 
 
 def csv_text(result) -> str:
@@ -52,14 +70,17 @@ def run(args) -> Report:
     import minicnn as mc
     from minicnn.render import figures
 
+    tol = check_tol(getattr(args, "tol", None))
     ctx = prepare(args, "equivalence")
     result = mc.equivalence(
         ctx.net,
         ctx.inputs.x,
         ctx.targets,
+        tol=tol,
         record=ctx.record,
         progress=not getattr(args, "no_progress", False),
     )
+    ctx.report.settings["tol"] = result.tol
     table = result.table()
     ctx.report.say(table)
     ctx.report.tables["equivalence"] = table + "\n"  # as written to equivalence.txt

@@ -306,3 +306,34 @@ def test_record_is_reused(small_net, small_images):
     assert [r.rel_diff for r in a.rows] == [r.rel_diff for r in b.rows]
     with pytest.raises(MinicnnError, match="record"):
         mc.equivalence(small_net, small_images.copy(), [2, 0, 1], record=rec)
+
+
+# -- the command's --tol ---------------------------------------------------------------------------
+
+
+def run_cli(*args):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo), TQDM_DISABLE="1")
+    cmd = [sys.executable, "-m", "minicnn.cli.main", "equivalence", *map(str, args)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("tol", ["0", "-0.5", "1", "nan"])
+def test_cli_refuses_a_bad_tol(tmp_path, tol):
+    out = tmp_path / "out"
+    r = run_cli("--tol", tol, "--out", out)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "--tol must be a number between 0 and 1" in lines[0], r
+    assert not out.exists()
+
+
+def test_cli_tol_reaches_the_table(tmp_path):
+    r = run_cli("--tol", "0.001", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "equivalence.txt").read_text()
+    assert "|diff| > 0.001 * scale" in text
