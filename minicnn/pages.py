@@ -1,33 +1,28 @@
 """Memory pages: how the engine's large arrays get their memory from Linux.
 
-Two process-wide settings, both made once when the engine's array code loads (``apply_policy``,
-called by minicnn/backend.py), each left alone where the user has set the library's own variable.
+Two process-wide settings, applied only by ``minicnn.tune_process()`` (``apply_policy``), never on
+import, each left alone where the user has set the library's own variable.
 
 1. NumPy's request for transparent huge pages, off. NumPy asks Linux for 2 MB pages
    (``madvise(MADV_HUGEPAGE)``) on every allocation of 4 MB or more. Where the kernel's THP defrag
    setting is "madvise" (a common default), the first write to such memory may stall while the
-   kernel compacts memory to find 2 MB pages. Measured on the 2-core CI machine:
-
-   - VGG16 at batch 1, forward + saliency, 12 passes per process, two processes each way:
-     median 294 and 340 ms with huge pages (spread 248-502), 276 and 273 ms without (250-372);
-   - reading VGG16's 392 MB fc1 weight from the page cache: 0.07 s when huge pages were at hand,
-     0.5-0.9 s when the kernel had to compact for them, 0.20-0.21 s every time with 4 KB pages.
-
-   ``NUMPY_MADVISE_HUGEPAGE=1`` keeps NumPy's default.
+   kernel compacts memory to find 2 MB pages: passes and the reading of large weights then take
+   longer, and vary more, than with 4 KB pages. ``NUMPY_MADVISE_HUGEPAGE=1`` keeps NumPy's default.
 
 2. glibc's malloc keeps freed arrays of up to HEAP_LIMIT bytes for reuse. By default it serves
    every allocation above its mmap threshold (128 KB, raised only after such a block is freed, and
    never past 32 MB) with fresh pages from the kernel and unmaps them on free. An engine pass
    allocates the same large arrays pass after pass (each layer's output, Winograd's tiles, each
-   gradient), so every pass paid one page fault, and the zeroing of one 4 KB page, per page it
-   wrote: counted with getrusage, VGG16 at batch 1 took 17,700 faults per forward and 27,100 per
-   saliency pass; at batch 8 218,000 and 484,000 (saliency 3.1 s where it takes 2.0 s without).
-   With the threshold at HEAP_LIMIT and the heap trimmed only above twice that, the arrays of one
-   pass are reused by the next: 0-3 faults per pass at batch 1 and 8, and the same peak memory at
-   batch 1 (1013 MB against 1014 MB; 2119 against 2075 MB at batch 8). The price: up to
-   2 x HEAP_LIMIT of freed memory may stay with the process between passes. glibc's own variables
-   (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``) decide where set;
-   other C libraries are left as they are.
+   gradient), so every pass would pay one page fault, and the zeroing of one 4 KB page, per page it
+   writes. With the threshold at HEAP_LIMIT and the heap trimmed only above twice that, the arrays
+   of one pass are reused by the next: a handful of faults per pass instead of tens of thousands,
+   at the same peak memory. The price: up to 2 x HEAP_LIMIT of freed memory may stay with the
+   process between passes. glibc's own variables (``MALLOC_MMAP_THRESHOLD_``,
+   ``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``) decide where set; other C libraries are left as
+   they are.
+
+The fault counts, pass times and peak memory behind both: benchmarks/RESULTS.md, "Figures moved out
+of minicnn's docstrings".
 """
 
 from __future__ import annotations

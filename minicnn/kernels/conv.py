@@ -85,7 +85,7 @@ def choose_lowering(x, w, stride: int, padding: int, algorithm: str, cached: boo
 # F(4x4, 3x3) against F(2x2, 3x3), measured layer by layer (benchmarks/winograd_tiles_cpu.py; the
 # figures are in benchmarks/RESULTS.md, "Batch 1"). F(4x4)'s 36 GEMMs do 1.8x less work than F(2x2)'s
 # 16, but each reads a 36 x O x C transformed kernel for only ``tiles`` columns, and building that
-# kernel costs ~3.5x F(2x2)'s. So F(4x4) pays where there are many tiles: with at least
+# kernel costs several times F(2x2)'s. So F(4x4) pays where there are many tiles: with at least
 # F4_MIN_TILES (VGG16 at batch 1: every layer but the 14x14 ones, whose 16 tiles make GEMMs too narrow
 # for BLAS), and, unless the layer keeps its transformed kernel between calls, at least as many
 # tiles as channels (else rebuilding the kernel costs more than F(4x4) saves).

@@ -6,11 +6,11 @@ Behind a ReLU most of dy is exactly zero (the units that were off pass no gradie
 signal is one-hot): about half of the units of a randomly initialised VGG16's fc1 and fc2, more in
 a trained one. A row whose dy[j] is zero adds dy[j] * W[j, :] = +-0 to every element, which changes
 no sum, so leaving it out changes only the time. That time is memory: VGG16's fc1 holds 411 MB
-(4096 x 25088 float32), read at ~30 GB/s on this project's machines, and BLAS's product reads all
-of it, ~13 ms at batch 1 whatever dy holds. Measured on that shape (2 threads, medians of 15 calls,
-``dy`` with a given share of nonzero values): BLAS 13.1 ms; here 8.6 ms at 50%, 5.0 ms at 30%,
-1.9 ms at 10%. Above SPARSE_MAX_DENSITY nonzero values, or for more than one image (where the rows
-that some image needs are nearly all of them), BLAS does the product (minicnn/kernels/gemm.py).
+(4096 x 25088 float32), and BLAS's product reads all of it whatever dy holds, where this kernel
+reads only the rows that a nonzero dy[j] selects, so its time falls with dy's density (the figures
+at 10-50%: benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings"). Above
+SPARSE_MAX_DENSITY nonzero values, or for more than one image (where the rows that some image needs
+are nearly all of them), BLAS does the product (minicnn/kernels/gemm.py).
 
 Rounding: the sum runs over the rows in ascending order, four rows per pass over dx; BLAS adds in
 another order. Against float64 on the same operands both err by the same few float32 roundings

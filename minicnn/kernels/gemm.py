@@ -2,11 +2,10 @@
 
 Why: a convolution pass alternates Numba kernels (Winograd transforms, im2col, ReLU, pooling) with
 BLAS products. With both libraries multi-threaded, OpenBLAS's threads stay awake after each product
-while Numba's start, and on a 2-core machine the two pools take turns on the cores: measured inside
-a VGG16 layer at batch 1 (64 channels, 224 x 224, F(4x4, 3x3)), the input transform took 9.0 ms
-where it takes 3.7 ms alone, and the 36 products 11.5 ms where they take 6.6 ms with one BLAS
-thread each on two Python threads (benchmarks/vgg16_layers_cpu.py, issue 19). So the products run
-here with OpenBLAS set to one thread, split into as many independent parts as Numba has threads
+while Numba's start, and where there are few cores the two pools take turns on them, slowing both
+the products and the kernels between them (benchmarks/RESULTS.md, "Batch 1" and the per-layer
+figures of benchmarks/vgg16_layers_cpu.py). So the products run here with OpenBLAS set to one
+thread, split into as many independent parts as Numba has threads
 (the same count, so ``NUMBA_NUM_THREADS=1`` in a job worker makes every product single-threaded),
 each part computed by a BLAS call on its own Python thread (NumPy releases the GIL inside BLAS).
 Nothing else runs while a product runs, and BLAS's thread count is restored afterwards, so NumPy
@@ -41,7 +40,7 @@ import numpy as np
 
 from minicnn.backend import get_xp
 
-# Below this many multiply-adds a product is not worth a thread hand-off (~20 us): plain np.matmul.
+# Below this many multiply-adds a product takes less time than handing parts to threads: plain np.matmul.
 MIN_SPLIT_WORK = 1 << 20
 
 _state: dict = {}
@@ -119,11 +118,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 def product(a, b, out=None):
     """a @ b for NumPy or CuPy arrays (2-D, or a stack as in ``matmul``), into ``out`` if given (it may
     be a strided view): NumPy's through ``matmul``, CuPy's as is (via a temporary when ``out`` is
-    given). The layers' products go through here, so that no product in a pass wakes BLAS's own
-    threads: measured on VGG16 at batch 1, a saliency pass whose dense layers called ``@`` with
-    OpenBLAS's two threads took 381 ms (median of 16, alternating in one process) against 279 ms with
-    the dense products here, though each product alone took the same time either way (13 ms for fc1
-    backward): OpenBLAS's woken threads slowed the convolutions that followed. Returns the product.
+    given). Every product of a layer goes through here, so that none wakes BLAS's own threads: a
+    product run with OpenBLAS's threads takes no longer alone, but the woken threads then slow the
+    convolutions that follow (benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings").
+    Returns the product.
     """
     if get_xp(a) is np:
         return matmul(a, b, out=out)

@@ -2,8 +2,8 @@
 
 Winograd convolution (minicnn/kernels/winograd.py, winograd_f4.py) multiplies by U = G w G^T, not by
 w: 16 or 36 values per 3x3 kernel (backward multiplies by the same U, transposed). Built on every
-call, U cost 1-3 ms per 512 x 512 layer with F(2x2, 3x3) and 4x that with F(4x4, 3x3): a tenth of a
-VGG16 saliency pass at batch 1. The weights rarely change between calls (a saliency map, a
+call, U would cost a sizeable share of a pass (it reads every weight and writes 16/9 or 4 times as
+much; benchmarks/RESULTS.md, "Batch 1"). The weights rarely change between calls (a saliency map, a
 reconstruction, a class-model loop: thousands of passes with the same weights), so a layer keeps
 its last U for each lowering.
 
@@ -16,8 +16,8 @@ with old weights. So the key is the weights' content: a 64-bit fingerprint of th
 
 words being the raw float bits. Changing any one weight changes h for certain (d * m_i = 0 mod 2^64
 with m_i odd needs d = 0 mod 2^64); several changes cancel only if they happen to sum to 0 mod
-2^64, a 2^-64 chance for changes that are not built to do it. Reading the weights once costs ~1/10
-of building U with F(4x4, 3x3) (benchmarks/RESULTS.md, "Batch 1"), and no writer needs to cooperate.
+2^64, a 2^-64 chance for changes that are not built to do it. Reading the weights once costs a
+fraction of building U (which reads them too, and writes more), and no writer needs to cooperate.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ _WORDS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # item size -> unsigned typ
 def _fingerprint(words):
     """sum_i words[i] * (2i + 1) * _GOLDEN mod 2^64; words: 1-D uint32 or uint64 (the raw float bits).
 
-    One thread: reading is all it does, and one thread reads at the memory's speed here. In a VGG16
-    pass at batch 1 its 512-channel kernels (2.36 M words each) took 446 us per call on one thread
-    and 563 us on two (medians of 120 calls, alternating).
+    One thread: reading is all it does, and one thread already reads at the memory's speed; a second
+    thread only adds a hand-off (benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings").
     """
     total = np.uint64(0)
     for i in range(words.size):

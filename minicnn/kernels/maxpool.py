@@ -5,11 +5,11 @@ The switch of an output is the flat offset ``ky * kw + kx`` of its maximum insid
 max-pooling are the same operation: put each output's signal back at its switch, zeros elsewhere.
 Ties go to the first maximum in raster order, so results are deterministic.
 
-VGG's pooling (2x2 windows at stride 2) has kernels of its own: the general loops over a window of
-any size ran at ~5 GB/s on a 2-core machine (3.0 ms forward on 64 x 224 x 224 at batch 1), the
-unrolled window at ~17 GB/s (0.9 ms), and its backward writes every input once (the windows tile
-the input) instead of zeroing dx and then scattering into it (2.5 -> 1.25 ms; benchmarks/RESULTS.md,
-issue 19). Both give the general kernels' results exactly (tests/engine/test_naive_reference.py).
+VGG's pooling (2x2 windows at stride 2) has kernels of its own: the window unrolled, so the
+compiler keeps it in registers and vectorises across outputs (the general loops over a window of
+any size do not), and a backward that writes every input once (the windows tile the input) instead
+of zeroing dx and then scattering into it, which halves its memory traffic. Both give the general
+kernels' results exactly (tests/engine/test_naive_reference.py).
 Below minicnn/kernels/threads.py's size they run on the calling thread (waking Numba's threads
 costs more than the loop).
 """

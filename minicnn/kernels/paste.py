@@ -7,9 +7,9 @@ its inverse, crop one window per batch item out of a single (zero-padded) map.
 Incremental occlusion (minicnn/tools/incremental.py) moves the changed rectangle of every occluder
 position through the network this way: at every layer it crops the input rows a patch's outputs
 read from the clean activation and pastes the changed patch over them. CPU: Numba loops over
-(item, channel), no temporaries (cropping with NumPy padded the whole map, gathered with fancy
-indexing and transposed: 3 copies, ~15% of an occlusion batch on VGG16; benchmarks/RESULTS.md,
-issue 19). GPU: the same with array operations (no host round trip of the data).
+(item, channel), no temporaries (cropping with NumPy pads the whole map, gathers with fancy
+indexing and transposes: three copies of data that a loop reads once). GPU: the same with array
+operations (no host round trip of the data).
 """
 
 from __future__ import annotations

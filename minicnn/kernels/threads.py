@@ -1,31 +1,26 @@
 """Numba's threading layer, and when a Numba kernel runs on all of its threads or on the calling one.
 
-The layer (``choose_threading_layer``, called by minicnn/kernels/__init__.py before any kernel
-runs): TBB where the ``tbb`` package is installed, else "workqueue"; never OpenMP, unless
-NUMBA_THREADING_LAYER says otherwise. A ``parallel=True`` kernel hands its loop to the layer's
-threads on every call, and a VGG16 saliency pass at batch 1 makes ~60 such calls (and ~30
-``gemm.run_parts`` hand-offs). Measured on this project's 2-core virtual machines, a call that
-does nothing (2,000 calls, medians): workqueue ~105 us (its two workers sleep on a condition
-variable and the calling thread waits for both; waking a halted virtual CPU is slow), TBB ~12 us
-(the calling thread takes part, and a worker spins a moment before it sleeps), GNU OpenMP ~2 us.
-VGG16 saliency passes at batch 1, 6 processes per layer, alternating, 12 passes each: TBB 226 ms
-(median of the process medians; 212-246) against workqueue 250 ms (235-258). OpenMP is left out
-although its hand-off is the fastest: its idle threads spin ~11 ms (GOMP_SPINCOUNT's default)
-while ``gemm.run_parts``'s threads need the cores (passes took 400 ms); the spin count is read
-once per process from the environment by libgomp, which PyTorch's wheel also ships under the same
-name, so whichever loads first sets it for both; and a process that forks after using GNU OpenMP
-cannot run a parallel kernel in the child (Numba terminates it). TBB and workqueue are fork-safe.
+The layer (``choose_threading_layer``, applied by ``minicnn.tune_process()``, never on import): TBB
+where the ``tbb`` package is installed, else "workqueue"; never OpenMP, unless NUMBA_THREADING_LAYER
+says otherwise. A ``parallel=True`` kernel hands its loop to the layer's threads on every call, and
+a VGG16 pass makes dozens of such calls, so the cost of a hand-off counts:
 
-Most of the elementwise kernels of a VGG16 pass at batch 1 have less work than a workqueue hand-off:
-timed alone (medians of 61 calls, 2 threads, the data in cache), a ReLU over 100,352 float32 values
-(a 14 x 14 x 512 activation) took 93 us in parallel under workqueue, 10 us under TBB and 10 us on
-one thread; over 401,408 148 / 23 / 38 us; over 802,816 (56 x 56 x 256) 244 / 38 / 81 us; over
-3,211,264 (224 x 224 x 64) 1055 / 381 / 828 us. In a pass the large arrays come from memory, not
-cache, and two threads draw more bandwidth: VGG16's first max-pool backward (3.2 M values written)
-took 2.0 ms in parallel and 3.7 ms on one thread under workqueue (medians of 15 passes). So such
-kernels run in parallel from ``PARALLEL_MIN_ELEMENTS[layer]`` elements, and below it as their
-``serial`` build. Results are the same bits either way: the kernels that go through ``sized``
-(ReLU, max-pooling) compute each output element on its own.
+- workqueue's workers sleep on a condition variable and the calling thread waits for all of them,
+  so each hand-off wakes sleeping threads (slow on virtual CPUs);
+- TBB's calling thread takes part in the loop, and a worker spins a moment before it sleeps, so a
+  hand-off costs a fraction of workqueue's;
+- GNU OpenMP hands off fastest, but its idle threads spin (GOMP_SPINCOUNT) while the threads of
+  ``gemm.run_parts`` need the cores; libgomp reads the spin count once per process, and PyTorch's
+  wheel ships a libgomp of the same name, so whichever loads first sets it for both; and a process
+  that forks after using GNU OpenMP cannot run a parallel kernel in the child (Numba terminates
+  it). TBB and workqueue are fork-safe.
+
+An elementwise kernel over a small array has less work than one hand-off, so the kernels that go
+through ``sized`` (ReLU, max-pooling) run in parallel from ``PARALLEL_MIN_ELEMENTS[layer]``
+elements and below it as their ``serial`` build; large arrays come from memory rather than cache,
+and two threads draw more memory bandwidth than one. Results are the same bits either way: those
+kernels compute each output element on its own. (The hand-off and kernel timings behind the layer
+choice and the thresholds: benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings".)
 
 ``serial`` builds are also what each thread of ``gemm.run_parts`` runs (Winograd's small layers,
 minicnn/kernels/winograd.py): there a parallel kernel must not run, because the workqueue layer

@@ -232,9 +232,8 @@ def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
 # Transformed inputs and products are built this many elements at a time (2 MB each in float32), so
 # that V is still in cache when the GEMMs read it, but with at least as many tiles per step as the
 # layer has channels (max(C, O); never more than the budget itself), because BLAS runs GEMMs whose
-# third side is much shorter than the other two slowly. Measured one thread, process CPU time,
-# F(4x4) at batch 1: 128 -> 128 at 112x112 20.5 ms with 2 MB steps against 25.8 ms with 8 MB; but
-# 128 -> 256 at 56x56, 2 MB steps with 56 columns made it 1.25x slower.
+# third side is much shorter than the other two slowly (the layer timings behind both choices:
+# benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings").
 WINOGRAD_TILE_ELEMENTS = 1 << 19
 _GAP = 16  # elements left between the matrices of V and of M: one cache line in float32
 
@@ -271,22 +270,19 @@ def _buffer(a: int, columns: int, dtype):
 
     The transforms get this 2-D array itself, not the (a, C, k) view BLAS gets: with the gap that
     view is not contiguous, and Numba compiles a kernel for a non-contiguous array with strides it
-    cannot see, so LLVM did not vectorise a single loop that read or wrote V or M ("cannot identify
-    array bounds"). On the 2-D array the matrices' rows are contiguous runs, c * k + p, and those
-    loops vectorise: F(4x4, 3x3) transforms of a 64-channel 224 x 224 layer 15-25% faster, a VGG16
-    saliency pass at batch 1 7% (benchmarks/RESULTS.md, issue 19 fifth session)."""
+    cannot see, so LLVM vectorises no loop that reads or writes V or M ("cannot identify array
+    bounds"). On the 2-D array the matrices' rows are contiguous runs, c * k + p, and those loops
+    vectorise."""
     return np.empty((a, columns + _GAP), dtype=dtype)
 
 
 # Layers whose U is at most this many bytes, with at least two steps per thread, are split between the
 # threads by steps, each thread running transform, GEMM and transform on its own run of steps
-# (``_thread_steps``); the others step by step, each kernel and GEMM split among the threads.
-# Measured at batch 1, 2 threads, wall-clock, medians of 21 alternating, VGG16's layers in place
-# (split / step by step): block1_conv2 (U 0.6 MB, 14 steps) forward 0.67-0.94, backward 0.79-1.00;
-# block2 (U 1.2-2.4 MB, 6 steps) forward 0.67-0.98, backward 0.84-1.17, noise included. A tile-row
-# split of the one-step layers gained at 128 -> 256 on 56 x 56 (forward 0.79) but changed which
-# columns share a GEMM, and with them the float32 bits; at 256 -> 256 (U 9.4 MB) it gained nothing
-# (1.03), each thread reading all of U for half the columns.
+# (``_thread_steps``); the others step by step, each kernel and GEMM split among the threads. A
+# thread that runs its own steps reads back from its own cache the tiles it has just transformed,
+# which pays while each thread can read all of U; the layers with one step are not split by tile
+# rows, because that would change which columns share a GEMM, and with them the float32 bits (the
+# per-layer ratios: benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings").
 ROWS_SPLIT_MAX_U_BYTES = 8 << 20
 
 

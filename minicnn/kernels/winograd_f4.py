@@ -38,8 +38,8 @@ The price is rounding: the transforms multiply by up to 8 and divide by 24, so f
 few times the rounding error of F(2x2, 3x3). tests/engine/test_winograd_f4.py measures it on every
 VGG16 layer shape against float64 (the target: within 1e-5 of the largest output, relative). Most of
 it comes from the products U[xi] @ V[xi]; the kernel and output transforms are computed in float64
-(rounded once, on store), the input transform in the input's precision (float64 there measured no
-more accurate and 10-20% slower).
+(rounded once, on store), the input transform in the input's precision (float64 there is slower and
+no more accurate).
 
 Tiles are numbered p = (n * tiles_h + ty) * tiles_w + tx over the whole batch, and worked on a range
 [r0, r1) of tile rows at a time, exactly as in F(2x2, 3x3) (whose driver, ``winograd.run_tiles``, runs
@@ -217,7 +217,7 @@ def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
     k = (r1 - r0) * tiles_w
     # Parallel over output channels. Like the input transform, a whole row of tiles at a time: first
     # down (s = A^T m, 6 matrices read as 6 streams along the row), then across, so that the inner
-    # loops run along tx and vectorise; tile by tile (36 values gathered per tile) was 2x slower.
+    # loops run along tx and vectorise; tile by tile (36 values gathered per tile) they do not.
     # Across, each tile's four outputs go to a buffer first and then into y's row, four apart: the
     # two in one loop (with the crop) did not vectorise.
     for o in numba.prange(c_out):
@@ -253,7 +253,7 @@ def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
 def _a_adjoint(y0, y1, y2, y3):
     """A @ (y0, ..., y3), A = (A^T)^T (6x4): the output transform's adjoint along one axis. Column k of
     A^T holds the powers of point k. In the gradient's precision, like the input transform (float64
-    here cost 1.6x the time; the float32 error is measured in tests/engine/test_winograd_f4.py)."""
+    here is slower; the float32 error is measured in tests/engine/test_winograd_f4.py)."""
     even, odd = y0 + y2, y1 + y3
     return (
         y0,
@@ -341,8 +341,8 @@ def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
     # into six rows of the input, where tile tx's last two columns are tile tx + 1's first two.
     # Tile row ty's last two rows are ty + 1's first two: they are carried to the next tile row and
     # added here, so that most rows of dx are written once (=), not read and written (+=) twice
-    # (which is 1.5x dx's memory traffic; the time saved was within this machine's noise when
-    # measured). Only the rows shared with a tile row of another call (another step) are added to dx.
+    # (which is 1.5x dx's memory traffic). Only the rows shared with a tile row of another call
+    # (another step) are added to dx.
     for c in numba.prange(c_in):
         s = np.empty((6, 6, tiles_w), dtype=e.dtype)
         row = np.empty((6, width), dtype=e.dtype)

@@ -2,13 +2,13 @@
 
 Backward: dx = dy @ W, dW = dy.T @ x, db = sum of dy over the batch.
 
-The forward product is computed as (W @ x.T).T: the same product (rounded in another order), but
-OpenBLAS runs it 20% faster at batch 8-32 on VGG16's fc1 (4096 x 25088: 33 vs 42 ms at batch 8, 54
-vs 68 ms at batch 32, 2 cores; the same at batch 1; measured, not analysed: OpenBLAS packs the
-operands of the two orders differently). Backward's dy @ W is already the faster of its two orders
-(benchmarks/RESULTS.md, issue 19). The products go through minicnn.kernels.gemm.product (BLAS on
-one thread per part of the product), which keeps BLAS's own threads asleep during a pass; for one
-image, the input gradient reads only the rows of W whose dy is nonzero (minicnn/kernels/dense.py).
+The forward product is computed as (W @ x.T).T: the same product (rounded in another order), which
+OpenBLAS runs faster at batch 8 and more on VGG16's fc1 shape (it packs the operands of the two
+orders differently; an observation, not a derivation); backward's dy @ W is already the faster of
+its two orders (benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings"). The products
+go through minicnn.kernels.gemm.product (BLAS on one thread per part of the product), which keeps
+BLAS's own threads asleep during a pass; for one image, the input gradient reads only the rows of W
+whose dy is nonzero (minicnn/kernels/dense.py).
 """
 
 from __future__ import annotations
