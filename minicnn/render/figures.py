@@ -108,16 +108,20 @@ def reconstruction_figure(image, signals: dict, title: str = "") -> np.ndarray:
 def occlusion_figure(
     image, prob_map, class_map, class_names, target_name: str, attribution=None, title: str = ""
 ) -> np.ndarray:
-    """Input | probability of the target class per occluder position (bar 0..1) | most probable
-    class (legend) | (optionally) the pixel attribution, mean score drop over the windows covering
-    each pixel (diverging bar: red, hiding the pixel lowers the score).
+    """Input | probability of the target class per occluder position | most probable class
+    (legend) | (optionally) the pixel attribution, mean score drop over the windows covering each
+    pixel (diverging bar: red, hiding the pixel lowers the score).
+
+    The probability panel spans the map's own lowest to highest value, labelled on its colour bar:
+    a confident network's map often stays within a few hundredths of 1, and a fixed 0..1 scale then
+    draws it in one flat colour.
 
     prob_map: (H, W) in [0, 1]; class_map: (H, W) int class indices: the occluder-grid values
     spread to pixels by ``positions_to_pixels`` (Zeiler & Fergus 2013, fig. 7 (b) and (e));
     attribution: (H, W), signed.
     """
     f = _factor(image.shape)
-    prob = _heat(prob_map, f, f"p({target_name})", lo=0.0, hi=1.0)
+    prob = _heat(prob_map, f, f"p({target_name})")
     classes = np.asarray(class_map, dtype=np.intp)
     colors = class_colors(max(len(class_names), int(classes.max()) + 1))
     present = [int(c) for c in np.unique(classes)]

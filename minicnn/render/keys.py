@@ -15,10 +15,22 @@ from minicnn.render.grid import WHITE, _font, _text_size
 BAR_HEIGHT = 10  # pixels of colour gradient
 
 
-def _fmt(value: float) -> str:
-    """A tick label: 3 significant digits, no '-0'."""
-    text = f"{value:.3g}"
+def _fmt(value: float, digits: int = 3) -> str:
+    """A tick label: ``digits`` significant digits, no '-0'."""
+    text = f"{value:.{digits}g}"
     return "0" if text in ("-0", "0.0", "-0.0") else text
+
+
+def end_labels(lo: float, hi: float) -> tuple[str, str]:
+    """The labels of a bar's two ends: 3 significant digits, more (up to 7) until each label is
+    within 5% of the bar's span of its value (a probability map from 0.99912 to 0.99981 is
+    labelled 0.9991 and 0.9998, not 0.999 and 1)."""
+    for digits in range(3, 8):
+        left, right = _fmt(lo, digits), _fmt(hi, digits)
+        tolerance = 0.05 * (hi - lo)
+        if abs(float(left) - lo) <= tolerance and abs(float(right) - hi) <= tolerance:
+            break
+    return left, right
 
 
 def colorbar(width: int, lo: float, hi: float, cmap: str = "inferno", unit: str = "", size: int = 11):
@@ -33,7 +45,7 @@ def colorbar(width: int, lo: float, hi: float, cmap: str = "inferno", unit: str 
     strip.paste(Image.fromarray(np.repeat(ramp[None], BAR_HEIGHT, axis=0)), (4, 2))
     draw = ImageDraw.Draw(strip)
     y = BAR_HEIGHT + 4
-    left, right = _fmt(lo), _fmt(hi)
+    left, right = end_labels(lo, hi)
     draw.text((4, y), left, fill=(0, 0, 0), font=_font(size))
     draw.text((width - 4 - _text_size(right, size)[0], y), right, fill=(0, 0, 0), font=_font(size))
     room = width - 16 - _text_size(left, size)[0] - _text_size(right, size)[0]

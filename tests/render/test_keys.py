@@ -9,7 +9,7 @@ from PIL import Image
 
 from minicnn.render import figures, heatmap, overlay
 from minicnn.render.colors import class_colors
-from minicnn.render.keys import BAR_HEIGHT, colorbar, legend, with_colorbar
+from minicnn.render.keys import BAR_HEIGHT, colorbar, end_labels, legend, with_colorbar
 
 
 def test_colorbar_runs_through_the_heat_map_colours_from_lo_to_hi():
@@ -57,3 +57,30 @@ def test_overlay_of_a_sparse_map_stays_visible():
     changed = lambda o: (np.abs(o.astype(float).mean(axis=2) - grey) > 10)[40:60, 40:60].mean()  # noqa: E731
     assert changed(overlay(image, values, percentile=100.0)) < 0.05
     assert changed(overlay(image, values)) > 0.95
+
+
+def test_occlusion_probability_panel_spans_its_own_values():
+    """A confident network's occlusion map: p = 0.90 where the left half is hidden, 0.95 for the
+    right half. On a fixed 0..1 scale both halves are nearly the same colour (inferno 230 and 242
+    of 255); scaled to the map they are its two ends, each filling half the panel, and the bar's
+    labels say 0.9 and 0.95."""
+    from minicnn.render.colors import _lut
+
+    image = np.full((28, 28, 3), 128, np.uint8)  # mid-grey: no inferno end colour in the input
+    prob = np.full((28, 28), 0.95)
+    prob[:, :14] = 0.90
+    picture = figures.occlusion_figure(image, prob, np.zeros((28, 28), int), ["zero"], "zero")
+    pixels = picture.reshape(-1, 3)
+    lut = _lut("inferno")
+    area = (28 * 8) ** 2  # the panel: 28 pixels upscaled 8 times
+    for end in (lut[0], lut[255]):
+        count = int((pixels == end).all(axis=1).sum())
+        assert 0.45 * area < count < 0.55 * area + 400, (end, count)  # + its share of the bar
+    assert end_labels(0.90, 0.95) == ("0.9", "0.95")
+
+
+def test_bar_labels_tell_close_ends_apart():
+    assert end_labels(0.99912, 0.99981) == ("0.9991", "0.9998")  # 3 digits would write 0.999 and 1
+    assert end_labels(-2.0, 2.0) == ("-2", "2")
+    assert end_labels(0.5, 0.5) == ("0.5", "0.5")  # a constant map: one value, written at both ends
+    assert end_labels(-1e-9, 1e-9) == ("-1e-09", "1e-09")
