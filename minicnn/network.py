@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minicnn.backend import get_xp, module_for, to_device
+from minicnn.backend import device_of, get_xp, module_for, to_device
 from minicnn.errors import MinicnnError
 from minicnn.layers.base import Layer
 from minicnn.record import PassRecord
@@ -108,9 +108,9 @@ class Sequential:
         """Raise MinicnnError unless x is a finite (N, ...) array of the network's dtype and device."""
         if not hasattr(x, "dtype") or not hasattr(x, "shape"):
             raise MinicnnError(f"expected an array (N, C, H, W), got {type(x).__name__}")
-        xp = get_xp(x)
-        if xp is not self.xp:
+        if device_of(x) != self.device:
             raise MinicnnError(f"input is on the wrong device: the network is on {self.device}")
+        xp = get_xp(x)
         if x.dtype != self.dtype:
             raise MinicnnError(f"expected input of dtype {self.dtype}, got {x.dtype}")
         if x.ndim < 2 or x.shape[0] < 1:
