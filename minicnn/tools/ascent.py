@@ -36,8 +36,8 @@ class AscentResult:
     image:   (N, C, H, W) net.dtype, the optimised input in the network's input space (ready for
              ``net.forward``), on the network's device.
     display: (N, H, W, C) float32 in [0, 1] on the host: the image deprocessed with the network's
-             ``meta["preprocess"]`` (mean added back, BGR -> RGB for "caffe") and then stretched
-             per image to [0, 1] (min-max), since optimised images leave the pixel range.
+             ``meta["preprocess"]`` (mean added back, BGR -> RGB for "caffe"), its deviation from
+             the reference image scaled by one factor for all channels (see to_display).
     history: (N, steps) float64, the objective (regularisers included) at the start of each step.
     info:    extra per-run records (e.g. the raw score per step, the relative feature error).
     """
@@ -85,23 +85,41 @@ def reference_image(net, shape):
     return xp.zeros(shape, dtype=net.dtype)
 
 
-def to_display(net, x) -> np.ndarray:
+def to_display(net, x, ref=None) -> np.ndarray:
     """x (N, C, H, W) in the network's input space -> (N, H, W, C) float32 in [0, 1] for viewing.
 
-    Deprocessed with ``meta["preprocess"]`` ("none" when absent, or when a per-RGB-channel mean
-    meets an input that does not have 3 channels), then min-max stretched per image (a constant
-    image maps to 0.5).
+    Optimised images leave the pixel range, so they must be scaled; the rule keeps colours true.
+    Both x and ``ref`` (C, H, W), the image the optimisation treats as zero (default:
+    reference_image, e.g. the mean image), are deprocessed to pixels with ``meta["preprocess"]``
+    (mean added back, BGR -> RGB for "caffe"). Each image is then shown as
+
+        ref + s (x - ref),   s = 127.5 / (99.5th percentile of |x - ref| over its pixels and channels)
+
+    one scale s for all three channels and the reference fixed: the reference appears in its true
+    colours, and a deviation keeps its hue (its channels keep their ratios); the strong deviations
+    reach half the range, the strongest are clipped. (Min-max stretching over all channels together
+    would turn the near-grey mean pixel of ImageNet, (124, 117, 104), into orange.)
+    Simonyan et al. (2013, fig. 1) and Yosinski et al. (2015) show their images with the mean added
+    back. Without a known convention ("none", or a per-RGB-channel mean on an input that does not
+    have 3 channels) the reference has no colour of its own and is drawn mid-grey.
     """
     convention = net.meta.get("preprocess") or "none"
     x = to_numpy(x)
+    if ref is None:
+        ref = reference_image(net, x.shape[1:])
+    ref = to_numpy(ref)
     if convention in MEAN_SUBTRACTED and x.shape[1] != 3:
         convention = "none"
     img = deprocess(x, convention, clip=False).astype(np.float64)
-    lo = img.reshape(len(img), -1).min(axis=1)[:, None, None, None]
-    hi = img.reshape(len(img), -1).max(axis=1)[:, None, None, None]
-    span = hi - lo
-    out = np.where(span > 0, (img - lo) / np.where(span > 0, span, 1), 0.5)
-    return out.astype(np.float32)
+    base = deprocess(ref, convention, clip=False).astype(np.float64)[None]
+    if convention == "none":
+        base = np.full_like(base, 127.5)  # no pixel scale known: the reference is drawn mid-grey
+        dev = img - deprocess(ref, "none", clip=False).astype(np.float64)[None]
+    else:
+        dev = img - base
+    spread = np.percentile(np.abs(dev).reshape(len(dev), -1), 99.5, axis=1)
+    scale = np.where(spread > 0, 127.5 / np.where(spread > 0, spread, 1.0), 1.0)[:, None, None, None]
+    return np.clip((base + scale * dev) / 255.0, 0.0, 1.0).astype(np.float32)
 
 
 def check_schedule(steps, lr) -> tuple[int, float]:
@@ -205,4 +223,4 @@ def run_ascent(
         for m in modifiers:
             x = m.after(x, step, ref)
     x = x.astype(net.dtype, copy=False)
-    return AscentResult(x, to_display(net, x), history, {"objective": raw, "start": x0})
+    return AscentResult(x, to_display(net, x, ref), history, {"objective": raw, "start": x0})

@@ -158,19 +158,50 @@ def test_shipped_models_recognise_their_class_models(which, request):
     assert list(top1) == classes
 
 
-def test_display_deprocesses_then_stretches():
-    """ "caffe" input: add the BGR means back, BGR -> RGB, then min-max per image to [0, 1]."""
+CAFFE_MEAN_RGB = np.array([123.68, 116.779, 103.939])  # Keras's ImageNet mean pixel, R, G, B
+
+
+def test_display_shows_the_mean_image_in_its_true_colours():
+    """A "caffe" network's zero input is the ImageNet mean pixel: it must be drawn as that pixel
+    (123.68, 116.779, 103.939) / 255, a warm grey, not stretched to orange (R 1, G 0.65, B 0)."""
     from minicnn.tools.ascent import to_display
 
     net = mc.Sequential([mc.Flatten()], meta={"preprocess": "caffe"})
-    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32) * 20
-    rgb = (x.astype(np.float64) + np.array([103.939, 116.779, 123.68])[:, None, None])[:, ::-1]
-    rgb = rgb.transpose(0, 2, 3, 1)
-    lo = rgb.min(axis=(1, 2, 3), keepdims=True)
-    hi = rgb.max(axis=(1, 2, 3), keepdims=True)
-    assert_close(to_display(net, x), (rgb - lo) / (hi - lo), rtol=1e-5)
-    flat = to_display(mc.Sequential([mc.Flatten()], meta={"preprocess": "unit"}), np.ones((1, 1, 3, 3)))
-    assert np.all(flat == 0.5)
+    shown = to_display(net, np.zeros((1, 3, 4, 5), np.float32))
+    assert_close(shown, np.broadcast_to(CAFFE_MEAN_RGB / 255, (1, 4, 5, 3)), rtol=1e-6)
+
+
+def test_display_keeps_the_hue_of_a_colour_image():
+    """A synthetic colour image: the mean pixel plus an orange-red deviation d = t * (1, 0.4, 0.1)
+    (R, G, B, t varying over the image). Drawn, the deviation from the mean must keep its channel
+    ratios (one scale for all channels), its strong values must reach half the range, and the
+    channels must not be stretched separately (which would make every pixel's deviation grey)."""
+    from minicnn.tools.ascent import to_display
+
+    net = mc.Sequential([mc.Flatten()], meta={"preprocess": "caffe"})
+    t = np.linspace(-300, 300, 20 * 20).reshape(20, 20)  # a ramp far outside the pixel range
+    hue = np.array([1.0, 0.4, 0.1])
+    rgb = t[..., None] * hue  # (H, W, 3): the deviation from the mean pixel, R, G, B
+    x = rgb[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32)  # caffe input: BGR, mean removed
+    shown = to_display(net, x)[0].astype(np.float64) * 255 - CAFFE_MEAN_RGB
+    inside = np.abs(t) < 0.9 * np.percentile(np.abs(t), 99.5) * (103.9 / 300)  # no channel clipped
+    assert inside.sum() > 50
+    scale = shown[inside][:, 0] / rgb[inside][:, 0]  # one scale s, whatever the channel
+    assert_close(shown[inside], scale[:, None] * rgb[inside], rtol=1e-4, atol=0.05, what="hue")
+    assert np.ptp(scale) < 1e-3 * scale.mean()
+    expected = 127.5 / (np.percentile(np.abs(rgb), 99.5))  # the stated rule: p99.5 -> half the range
+    assert scale.mean() == pytest.approx(expected, rel=1e-3)
+
+
+def test_display_without_a_convention_is_grey_at_the_reference():
+    """With no known pixel scale ("none") the reference is mid-grey and a constant deviation is
+    drawn at half the range above it, equal in every channel."""
+    from minicnn.tools.ascent import to_display
+
+    flat = to_display(mc.Sequential([mc.Flatten()], meta={}), np.full((1, 3, 3, 3), 2.0))
+    assert_close(flat, np.ones((1, 3, 3, 3)), rtol=1e-6)  # 127.5 + 127.5 of 255
+    unit = mc.Sequential([mc.Flatten()], meta={"preprocess": "unit"})  # black reference, 0..1 pixels
+    assert_close(to_display(unit, np.full((1, 1, 3, 3), 0.2)), np.full((1, 3, 3, 1), 0.5), rtol=1e-6)
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 1.7])
