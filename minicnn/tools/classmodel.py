@@ -14,7 +14,6 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
-from minicnn.layers.softmax import Softmax
 from minicnn.tools.ascent import AscentResult, input_shape_of, reference_image, run_ascent
 from minicnn.tools.penalties import L2Penalty
 from minicnn.tools.regularizers import check_regularizers
@@ -22,9 +21,9 @@ from minicnn.tools.regularizers import check_regularizers
 
 def score_layer(net) -> str:
     """Name of the layer whose output are the class scores: the last one, or the one before a
-    final Softmax layer (the scores must be taken before it)."""
+    final layer that turns scores into probabilities (a Softmax: the scores must be taken before it)."""
     last = net.layers[-1]
-    if isinstance(last, Softmax):
+    if last.is_probability:
         if len(net.layers) < 2:
             raise MinicnnError("the network has no layer before its Softmax")
         return net.layers[-2].name
