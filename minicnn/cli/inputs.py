@@ -113,11 +113,15 @@ def load_inputs(
         keep_size = any(layer.is_global_pool for layer in net.layers)
     size = None if keep_size or not shape else (int(shape[1]), int(shape[2]))
     labels = boxes = None
-    if getattr(args, "image", None) is None and samples == "clutter":
+    image = getattr(args, "image", None)
+    kind = shipped_kind(image)
+    if kind is not None:  # --image digits or clutter: the shipped samples, as without --image
+        image, samples = None, samples if kind == "heldout" and samples == "dataset" else kind
+    if image is None and samples == "clutter":
         images, labels, boxes, names = shipped_clutter(count)
-    elif getattr(args, "image", None) is None and samples == "dataset":
+    elif image is None and samples == "dataset":
         images, labels, names = shipped_samples(count, one_per_class=False)
-    elif getattr(args, "image", None) is None:
+    elif image is None:
         images, labels, names = shipped_samples(count)
         if images.shape[-1] != channels:
             raise MinicnnError(
@@ -172,6 +176,21 @@ def display_images(net, x) -> np.ndarray:
         convention = "none"
     pixels = mc.deprocess(x, convention, clip=True) / 255.0  # "none": taken as 0..255 pixels
     return np.stack([to_rgb(p) for p in pixels])
+
+
+def shipped_kind(image) -> str | None:
+    """The shipped samples ``image`` names: "heldout" for the digits file, "clutter" for the
+    canvases (what the short names ``digits`` and ``clutter`` name, minicnn.paths.SHIPPED), else
+    None."""
+    from minicnn import paths
+
+    if image is None:
+        return None
+    for name, kind in (("digits", "heldout"), ("clutter", "clutter")):
+        shipped = paths.shipped(name)
+        if Path(image) == shipped or (Path(image).exists() and Path(image).resolve() == shipped.resolve()):
+            return kind
+    return None
 
 
 def shipped_clutter(count: int = DEFAULT_SAMPLES):

@@ -69,10 +69,18 @@ def occluder_fill(text: str) -> str | float:
 
 
 def image_path(text: str) -> Path:
-    """An existing image file or folder of images (what --image names)."""
+    """An existing image file or folder of images (what --image names), else the short name of a
+    shipped sample (minicnn.paths.SHIPPED: digits, clutter, photos, ...; an existing path wins)."""
+    from minicnn import paths
+
     path = Path(text)
     if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text}: not found (expected an image file or a folder of images)")
+        if text in paths.short_names("images"):
+            return paths.shipped(text)
+        raise argparse.ArgumentTypeError(
+            f"{text}: not found (expected an image file, a folder of images, or a shipped sample: "
+            f"{', '.join(paths.short_names('images'))})"
+        )
     return path
 
 
