@@ -100,23 +100,23 @@ def class_model(
             raise MinicnnError(f"mean_image must have shape {shape}, got {tuple(ref.shape)}")
     rows = xp.arange(len(classes))
     cols = xp.asarray(classes)
+    at_start = True  # the first call of the objective sees the start image
 
     def objective(x):
+        nonlocal at_start
         record = net.run(x, stop=stop)
         scores = record.output()
         dy = xp.zeros_like(scores)
         dy[rows, cols] = 1
         grad = record.backward(dy, mode="gradient", start=stop)
-        if first[0] and not bool((grad != 0).reshape(len(grad), -1).any(axis=1).all()):
+        if at_start and not bool((grad != 0).reshape(len(grad), -1).any(axis=1).all()):
             warnings.warn(
                 "class model: the score has zero gradient at the start image (every ReLU off?); "
                 "the image will not move: pass mean_image= (e.g. the mean training image)",
                 stacklevel=4,
             )
-        first[0] = False
+        at_start = False
         return to_numpy(scores[rows, cols]), grad
-
-    first = [True]
 
     x0 = xp.broadcast_to(ref, (len(classes), *shape)).copy()
     regs = (L2Penalty(l2),) + check_regularizers(regularizers)

@@ -66,7 +66,8 @@ def invert(
             1 for "unit", see PIXEL_RANGE); V = B / 6.5 as in the paper.
         regularizers: extra penalties and input modifiers (e.g. Jitter; see tools/regularizers.py).
         seed: the start is the mean image plus Gaussian noise of std B / 10, drawn from seed
-            (smaller noise on a black digit canvas can leave every deep ReLU off: zero gradient).
+            (smaller noise on a black digit canvas can leave every deep ReLU off: zero gradient);
+            the random input modifiers (Jitter) then draw from the same stream.
         record: optional PassRecord of a full forward pass over this same x (``record.input is
             x``), from which phi0 is read instead of running the network again.
 
@@ -110,7 +111,7 @@ def invert(
         steps=steps,
         lr=lr * scale,
         regularizers=regs,
-        seed=None if seed is None else seed + 1,
+        seed=rng,  # the same stream goes on: the modifiers' draws follow the start's noise
         optimizer=optimizer,
         maximize=False,
         ref=ref,

@@ -91,7 +91,8 @@ def maximize(
         unit: for a (C, H, W) layer an int (feature map c: its mean, or its sum with reduce="sum")
             or (c, y, x) (one unit); for a (F,) layer an int; or a list of these (one batch).
         starts: random starts per unit, each uniform in [0, 1] per pixel in the network's input
-            space (Erhan et al.), drawn from ``seed``.
+            space (Erhan et al.), drawn from ``seed``; the random input modifiers (Jitter) then
+            draw from the same stream, so one seed fixes the whole run.
         steps, lr, optimizer: gradient ascent; "normalized" (default) moves each pixel by lr on
             average per step, whatever the scale of the unit's gradient (it differs by orders of
             magnitude between layers); "sgd", "momentum" and "adam" are also available.
@@ -161,7 +162,7 @@ def maximize(
         steps=steps,
         lr=lr,
         regularizers=regs,
-        seed=None if seed is None else seed + 1,
+        seed=rng,  # the same stream goes on: the modifiers' draws follow the starts'
         optimizer=optimizer,
         project=project,
         ref=ref,

@@ -84,10 +84,9 @@ def saliency(
         scores = rec.output()
         grad = rec.backward(one_hot(resolve_targets(target, scores), scores), mode="gradient")
     else:
-        if isinstance(target, str):
-            targets = resolve_targets(target, forward_record(net, x, record).output())
-        else:
-            targets = resolve_targets(target, np.zeros((len(x), net.shapes(x.shape[1:])[-1][0])))
+        # The clean image's scores give "predicted" its classes and check given indices against the
+        # network's classes: one forward pass beside the samples' passes (none with the caller's record).
+        targets = resolve_targets(target, forward_record(net, x, record).output())
         grad = _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input, progress)
     if times_input and samples == 0:
         grad = grad * x

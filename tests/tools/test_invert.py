@@ -153,3 +153,16 @@ def test_record_of_the_callers_forward_gives_the_same_result(make_small_vgg):
     assert_close(given.history, alone.history, rtol=0)
     with pytest.raises(MinicnnError, match="same x"):
         mc.invert(net, x, "relu_1", steps=1, record=net.run(x.copy()))
+
+
+def test_one_seed_fixes_the_start_and_the_jitter(make_small_vgg):
+    """The start's noise and the Jitter shifts come from one stream named by the seed."""
+    from minicnn.tools.regularizers import Jitter
+
+    net = make_small_vgg(seed=7)
+    x = np.random.default_rng(4).standard_normal((1, 3, 16, 16)).astype(net.dtype)
+    runs = [
+        mc.invert(net, x, "relu_1", steps=4, seed=s, regularizers=(Jitter(2),), progress=False).image
+        for s in (1, 1, 2)
+    ]
+    assert np.array_equal(runs[0], runs[1]) and not np.allclose(runs[0], runs[2])

@@ -101,3 +101,16 @@ def test_beats_random_inputs_shipped(digit_net):
 def test_bad_input(make_small_vgg, args, kwargs, message):
     with pytest.raises(MinicnnError, match=message):
         mc.maximize(make_small_vgg(seed=0), *args, **kwargs)
+
+
+def test_one_seed_fixes_the_starts_and_the_jitter(make_small_vgg):
+    """The random starts and the Jitter shifts come from one stream named by the seed: the same seed
+    gives the same images, another seed other starts and other shifts."""
+    from minicnn.tools.regularizers import Jitter
+
+    net = make_small_vgg(seed=5)
+    runs = [
+        mc.maximize(net, "conv2d_2", 0, steps=4, seed=s, regularizers=(Jitter(2),), progress=False).image
+        for s in (3, 3, 4)
+    ]
+    assert np.array_equal(runs[0], runs[1]) and not np.allclose(runs[0], runs[2])
