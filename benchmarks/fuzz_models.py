@@ -51,12 +51,12 @@ def report(name: str, result: dict, seconds: float) -> int:
     return len(unclean)
 
 
-def report_foreign(fmt: str, result: dict, seconds: float) -> int:
+def report_foreign(run: str, result: dict, seconds: float) -> int:
     """Print one foreign reader's counts; returns the number of unclean cases."""
     unclean = result["unclean"]
     clean = result["error"] + result["exact"] + result["changed"]
     print(
-        f"{fmt} byte flips: tried {result['tried']}, clean {clean} (error line {result['error']}, "
+        f"{run} byte flips: tried {result['tried']}, clean {clean} (error line {result['error']}, "
         f"exact original {result['exact']}, changed weights {result['changed']}), unclean {len(unclean)}, "
         f"{seconds:.0f} s, worker peak RSS {result['peak_mb']:.0f} MB"
     )
@@ -172,10 +172,10 @@ def main(argv=None) -> int:
             unclean += report(name, result, time.perf_counter() - start)
             total["tried"] += result["tried"]
             total["clean"] += result["clean"]
-        for fmt in fc.FOREIGN_SEEDS if args.only != "hdf5" else ():
+        for run in fc.FOREIGN_RUNS if args.only != "hdf5" else ():
             start = time.perf_counter()
-            result = fc.run_foreign_flips(fmt, args.foreign_flips, args.seed, work, args.timeout)
-            unclean += report_foreign(fmt, result, time.perf_counter() - start)
+            result = fc.run_foreign_flips(run, args.foreign_flips, args.seed, work, args.timeout)
+            unclean += report_foreign(run, result, time.perf_counter() - start)
             total["tried"] += result["tried"]
             total["clean"] += result["tried"] - len(result["unclean"])
     print(f"total: tried {total['tried']}, clean {total['clean']}, unclean {unclean}")

@@ -337,7 +337,8 @@ class TorchFile:
         storages = _Storages(6, locate)
         obj = _unpickle(f, self._size - f.tell(), find_class, storages)
         keys = header()
-        if not isinstance(keys, list) or len(set(keys)) != len(keys) or set(keys) != set(declared):
+        strings = isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+        if not strings or len(set(keys)) != len(keys) or set(keys) != set(declared):
             raise MinicnnError("the legacy storage list does not match the storages the pickle declares")
         # the bytes follow in the order of the key list: walk the count headers, read nothing else
         self._offsets: dict[str, int] = {}

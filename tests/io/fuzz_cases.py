@@ -373,6 +373,16 @@ FOREIGN_SEEDS = {
     "safetensors": "tiny_vgg.safetensors",
     "onnx": "tiny_vgg.onnx",
 }
+#: fuzz runs: name -> (format, mutation). "bytes" flips a byte of the seed file; "pickle" flips a
+#: byte of the zip's data.pkl and writes the archive again with correct CRC-32s, so that the flip
+#: reaches the pickle interpreter and the tensor checks instead of stopping at the checksum
+FOREIGN_RUNS = {
+    "torch-zip": ("torch-zip", "bytes"),
+    "torch-zip data.pkl": ("torch-zip", "pickle"),
+    "torch-legacy": ("torch-legacy", "bytes"),
+    "safetensors": ("safetensors", "bytes"),
+    "onnx": ("onnx", "bytes"),
+}
 #: a flipped file of a few KB whose load raises the worker's peak memory by more than this is a bomb
 FOREIGN_MEMORY_MB = 200
 
@@ -421,9 +431,30 @@ for line in sys.stdin:
 """
 
 
-def run_foreign_flips(fmt: str, count: int, seed: int, workdir: Path, timeout: float = 10.0) -> dict:
-    """Flip ``count`` seeded bytes of FOREIGN_SEEDS[fmt], one at a time, each loaded by the
-    format's reader in a worker process. Returns {"tried", "error", "exact", "changed", "unclean":
+def _rezipped(src: bytes, offset: int, xor: int) -> bytes:
+    """The zip archive ``src`` with byte ``offset`` of its data.pkl flipped, its CRC-32s correct."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(src)) as z, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as w:
+        for info in z.infolist():
+            data = z.read(info)
+            w.writestr(info, flipped(data, offset, xor) if info.filename.endswith("/data.pkl") else data)
+    return out.getvalue()
+
+
+def _pickle_of(src: bytes) -> bytes:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(src)) as z:
+        return z.read(next(n for n in z.namelist() if n.endswith("/data.pkl")))
+
+
+def run_foreign_flips(run: str, count: int, seed: int, workdir: Path, timeout: float = 10.0) -> dict:
+    """Flip ``count`` seeded bytes as FOREIGN_RUNS[run] says, one file at a time, each loaded by
+    the format's reader in a worker process. Returns {"tried", "error", "exact", "changed", "unclean":
     [(offset, xor, status, text)], "reasons": Counter, "peak_mb"}.
 
     Clean: one printable MinicnnError line (at most 500 characters), or a load (the exact
@@ -431,10 +462,14 @@ def run_foreign_flips(fmt: str, count: int, seed: int, workdir: Path, timeout: f
     legacy torch, safetensors and ONNX files are undetectable by design; a zip archive's CRC-32s
     cover every byte read). Unclean: any other exception, a multi-line or unprintable message, a
     crash, a hang (``timeout``), a peak memory FOREIGN_MEMORY_MB above the undamaged load's, and
-    changed weights from a zip.
+    changed weights from a zip whose bytes were flipped (not its pickle: a flip there that keeps
+    every record valid is a different, well-formed file).
     """
+    fmt, mutation = FOREIGN_RUNS[run]
     src_path = HERE / "data" / FOREIGN_SEEDS[fmt]
     src = src_path.read_bytes()
+    flipped_file = flipped if mutation == "bytes" else lambda _, offset, xor: _rezipped(src, offset, xor)
+    flip_over = src if mutation == "bytes" else _pickle_of(src)
     target = workdir / f"flipped-{src_path.name}"
     result = {"tried": 0, "error": 0, "exact": 0, "changed": 0, "unclean": [], "peak_mb": 0.0}
     result["reasons"] = collections.Counter()
@@ -455,7 +490,7 @@ def run_foreign_flips(fmt: str, count: int, seed: int, workdir: Path, timeout: f
         return tuple(json.loads(line))
 
     try:
-        for offset, xor in flip_cases(src, count, seed):
+        for offset, xor in flip_cases(flip_over, count, seed):
             if proc is None or proc.poll() is not None:
                 # a fresh worker first loads the undamaged file: the control and the memory baseline
                 proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -464,13 +499,13 @@ def run_foreign_flips(fmt: str, count: int, seed: int, workdir: Path, timeout: f
                 status, text, baseline = ask(target)
                 if status != "exact":
                     raise RuntimeError(f"the undamaged {fmt} file does not load in the worker: {text}")
-            target.write_bytes(flipped(src, offset, xor))
+            target.write_bytes(flipped_file(src, offset, xor))
             status, text, rss = ask(target)
             result["tried"] += 1
             result["peak_mb"] = max(result["peak_mb"], rss)
             if status in ("error", "exact", "changed") and rss - baseline > FOREIGN_MEMORY_MB:
                 status, text = "memory", f"peak memory rose {rss - baseline:.0f} MB ({status})"
-            if status == "changed" and fmt == "torch-zip":
+            if status == "changed" and run == "torch-zip":
                 status, text = "unchecked", "a zip loaded with changed weights (the CRC-32 was not checked)"
             if status in ("error", "exact", "changed"):
                 result[status] += 1

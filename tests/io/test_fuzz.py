@@ -6,7 +6,8 @@ changed weights, a traceback, a hang, a crash or a temporary file left behind. T
 outcome rules live in fuzz_cases.py, shared with benchmarks/fuzz_models.py (deeper runs). About
 30 s on 2 cores: 400 byte flips of a small format-2 file, every crafted class of the issue, the
 issue's six hang/segfault reproducers through the command line's guard, images, SIGTERM, a full disk,
-and 150 flips each of a torch zip, a legacy torch, a safetensors and an ONNX file (about 8 s).
+and 150 flips each of a torch zip (its bytes, and its pickle with the archive rewritten), a legacy
+torch, a safetensors and an ONNX file (about 10 s).
 """
 
 from __future__ import annotations
@@ -235,16 +236,16 @@ def test_shipped_models_are_format_2_with_checksums():
             mc.load(path)
 
 
-@pytest.mark.parametrize("fmt", list(fc.FOREIGN_SEEDS))
-def test_byte_flips_over_foreign_files_are_clean(fmt, workdir):
+@pytest.mark.parametrize("run", list(fc.FOREIGN_RUNS))
+def test_byte_flips_over_foreign_files_are_clean(run, workdir):
     """150 seeded flips of a tiny VGG written by torch, loaded by the format's own reader in a worker:
     each one printable MinicnnError line or a load (changed weights only where the format has no
     checksum), never another exception, a crash, a hang or a memory bomb (fuzz_cases)."""
-    result = fc.run_foreign_flips(fmt, 150, seed=30, workdir=workdir)
-    print(fmt, {k: v for k, v in result.items() if k not in ("unclean", "reasons")})
+    result = fc.run_foreign_flips(run, 150, seed=30, workdir=workdir)
+    print(run, {k: v for k, v in result.items() if k not in ("unclean", "reasons")})
     assert result["tried"] == 150 and result["unclean"] == [], result["unclean"][:5]
     assert result["error"] >= 30  # the flips do reach the parsers: most structure bytes are checked
-    if fmt == "torch-zip":
+    if run == "torch-zip":
         assert result["changed"] == 0  # every byte read is under a CRC-32
 
 

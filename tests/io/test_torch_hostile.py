@@ -126,8 +126,8 @@ def _huge_key(path):
     return ht.torch_zip(path, ht.state_dict([(key, ht.integer(1))]), {})
 
 
-def _legacy_duplicate_keys(path):
-    """A legacy file whose storage list names storage "0" twice (its bytes would be read twice)."""
+def _legacy(path, keys):
+    """A legacy file of one tensor on storage "0" whose storage key list is ``keys``."""
     pid = b"(" + ht.text("storage") + ht.global_("torch", "FloatStorage") + ht.text("0") + ht.text("cpu")
     pid += ht.integer(4) + b"Nt" + b"Q"
     obj = ht.state_dict([(W, ht.tensor(pid, 0, (4,), (1,)))])
@@ -135,9 +135,19 @@ def _legacy_duplicate_keys(path):
         pickle.dumps(x, protocol=2) for x in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True})
     )
     count = struct.pack("<q", 4)
-    data = head + obj + pickle.dumps(["0", "0"], protocol=2) + (count + FLOATS[:16]) * 2
+    data = head + obj + pickle.dumps(keys, protocol=2) + (count + FLOATS[:16]) * 2
     path.write_bytes(data)
     return path
+
+
+def _legacy_duplicate_keys(path):
+    """The storage list names storage "0" twice (its bytes would be read twice)."""
+    return _legacy(path, ["0", "0"])
+
+
+def _legacy_unhashable_keys(path):
+    """The storage list holds a list (once a TypeError from set())."""
+    return _legacy(path, [["0"]])
 
 
 CASES = {  # name -> (builder, what the one line must say)
@@ -157,6 +167,7 @@ CASES = {  # name -> (builder, what the one line must say)
     "escape-codes": (_escape_codes, r"asks for os\x1b[2J\x1b]0;owned\x07.system"),
     "huge-key": (_huge_key, "entry 'kkkk"),
     "legacy-duplicate-keys": (_legacy_duplicate_keys, "the legacy storage list does not match"),
+    "legacy-unhashable-keys": (_legacy_unhashable_keys, "the legacy storage list does not match"),
 }
 
 # loads each file named on the command line in one process; per file: the outcome, the seconds and
