@@ -14,7 +14,6 @@ import numpy as np
 
 from minicnn.errors import MinicnnError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 DEFAULT_SAMPLES = 4  # shipped held-out digits used when --image is not given
 
 
@@ -36,15 +35,13 @@ class Inputs:
 
 
 def image_files(path: Path) -> list[Path]:
-    """The image files of a folder (sorted by name), or [path] for a file."""
+    """The image files of a folder (its own, not its subfolders', sorted by name:
+    ``io.image_folder``), or [path] for a file."""
+    from minicnn.io.image_folder import image_files as folder_images
+
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise MinicnnError(
-                f"folder {path} has no images (expected files ending in {', '.join(IMAGE_SUFFIXES)})"
-            )
-        return files
+        return folder_images(path, recursive=False)
     if not path.exists():
         raise MinicnnError(f"image {path} not found (expected an image file or a folder of images)")
     return [path]

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.jobs.dataset import Dataset
-from minicnn.jobs.perimage import bad_arrays, read_shard_images
+from minicnn.jobs.driver import bad_arrays
+from minicnn.jobs.perimage import read_shard_images
 from minicnn.jobs.shards import Shard, code_version, provenance
 
 
@@ -42,7 +43,7 @@ class AttributeJob:
     code: str = field(default_factory=code_version)  # the client's, checked by each worker
 
     def provenance(self, phase: str, shard: Shard) -> dict:
-        images = self.dataset.fingerprint(shard.start, shard.stop)
+        images = self.dataset.fingerprint(range(shard.start, shard.stop))
         return provenance(phase, self.model_sha256, shard, images, method=self.method,
                           settings=dict(self.settings))  # fmt: skip
 

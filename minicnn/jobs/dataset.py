@@ -18,7 +18,6 @@ import numpy as np
 
 from minicnn.errors import MinicnnError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 NPZ_KEYS = ("images", "x")  # the array an .npz dataset holds, the first one present
 
 
@@ -62,12 +61,31 @@ class Dataset:
             return self.ids[index]
         return self.ids[self.positions.index(index)]
 
-    def fingerprint(self, start: int = 0, stop: int | None = None) -> str:
-        """sha256 of the ids in [start, stop) and of how they are read: a shard's result is valid
-        for exactly these images, at this shape and preprocessing."""
-        h = hashlib.sha256(repr((self.source, self.shape, self.preprocess, self.dtype, self.key)).encode())
-        for name in self.ids[start:stop]:
+    def fingerprint(self, indices) -> str:
+        """sha256 of the images at dataset positions ``indices`` and of how they are read: a shard's
+        result is valid for exactly these images, at this shape and preprocessing.
+
+        It covers the source's path, each image's id, and the content: for a folder, each file's
+        size and sha256 (an image edited under the same name is another image); for an .npz, the
+        file's size and sha256 (another array of the same length is another dataset). Read on the
+        client, once per shard; an .npz is hashed once per process (``_npz_hash``).
+        """
+        from minicnn.jobs.shards import file_hash
+
+        h = hashlib.sha256(
+            repr((self.source, self.path, self.shape, self.preprocess, self.dtype, self.key)).encode()
+        )
+        if self.source == "npz":
+            h.update(_npz_hash(self.path).encode())
+        for i in indices:
+            name = self.id_of(int(i))
             h.update(name.encode() + b"\0")
+            if self.source == "folder":
+                path = Path(self.path) / name
+                try:
+                    h.update(f"{path.stat().st_size}:{file_hash(path)}".encode())
+                except OSError as exc:  # unreadable now: the worker reports it; a later run retries
+                    h.update(f"unreadable:{type(exc).__name__}".encode())
         return h.hexdigest()
 
     def read(self, indices):
@@ -107,6 +125,19 @@ class Dataset:
 
 
 _NPZ_CACHE: dict = {}
+_NPZ_HASHES: dict = {}
+
+
+def _npz_hash(path: str) -> str:
+    """ "<size>:<sha256>" of an .npz file, computed once per process for each (path, size, mtime, inode)."""
+    from minicnn.jobs.shards import file_hash
+
+    stat = Path(path).stat()
+    key = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _NPZ_HASHES:
+        _NPZ_HASHES.clear()
+        _NPZ_HASHES[key] = f"{stat.st_size}:{file_hash(path)}"
+    return _NPZ_HASHES[key]
 
 
 def _npz_array(path: str, key: str):
@@ -181,19 +212,9 @@ def open_dataset(path, shape, preprocess: str, dtype="float32", count: int | Non
         raise MinicnnError("a dataset needs the network's input shape (C, H, W) (meta['input_shape'])")
     shape = tuple(int(v) for v in shape)
     if path.is_dir():
-        ids = tuple(
-            sorted(
-                p.relative_to(path).as_posix()
-                for p in path.rglob("*")
-                if p.suffix.lower() in IMAGE_SUFFIXES
-                and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        )
-        if not ids:
-            raise MinicnnError(
-                f"folder {path} has no images (expected files ending in {', '.join(IMAGE_SUFFIXES)})"
-            )
+        from minicnn.io.image_folder import image_files
+
+        ids = tuple(p.relative_to(path).as_posix() for p in image_files(path, recursive=True))
         source, key = "folder", None
     elif path.is_file() and path.suffix.lower() == ".npz":
         try:
@@ -229,6 +250,12 @@ def _npz_shape(data, key):
 def _check_item(path, item, shape):
     dtype, rest = item
     c, h, w = shape
+    # complex, bool, object or text arrays are not images: a cast would drop the imaginary part (with
+    # only NumPy's warning) or turn True into 1.0 silently
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise MinicnnError(
+            f"{path}: images of dtype {dtype}; expected uint8 pixels or real-valued (float) network input"
+        )
     if dtype == np.uint8:
         ok = rest in ((h, w), (h, w, c)) if c == 1 else rest == (h, w, c)
         want = f"uint8 pixels (N, {h}, {w}{', ' + str(c) if c != 1 else ''})"

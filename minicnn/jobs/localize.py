@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minicnn.jobs.dataset import Dataset
-from minicnn.jobs.perimage import bad_arrays, read_shard_images
+from minicnn.jobs.driver import bad_arrays
+from minicnn.jobs.perimage import read_shard_images
 from minicnn.jobs.shards import Shard, code_version, provenance
 
 
@@ -28,7 +29,7 @@ class LocalizeJob:
     code: str = field(default_factory=code_version)  # the client's, checked by each worker
 
     def provenance(self, phase: str, shard: Shard) -> dict:
-        images = self.dataset.fingerprint(shard.start, shard.stop)
+        images = self.dataset.fingerprint(range(shard.start, shard.stop))
         return provenance(phase, self.model_sha256, shard, images, annotations_sha256=self.annotations_sha256)
 
 

@@ -66,8 +66,9 @@ class Session:
             self.client.close()
 
     def run(self, fn, tasks: list, on_result, desc: str = "shards", done: int = 0) -> None:
-        """Run ``fn(task)`` for every task and call ``on_result(task, result)`` on the client as
-        each finishes (in any order). ``done``: tasks finished before (resumed), for the bar."""
+        """Run ``fn(task)`` for every task and call ``on_result(i, result)`` on the client as each
+        finishes (in any order; i: the task's position in ``tasks``). ``done``: tasks finished
+        before (resumed), for the bar."""
         from tqdm.auto import tqdm
 
         bar = tqdm(
@@ -75,8 +76,8 @@ class Session:
         )
         count = [done]
 
-        def finished(task, result):
-            on_result(task, result)
+        def finished(i, result):
+            on_result(i, result)
             bar.update(1)
             count[0] += 1
             for hook in HOOKS:
@@ -90,8 +91,8 @@ class Session:
             elif self.runner.jobs > 1 or self.runner.processes:
                 self._processes(fn, tasks, finished)
             else:
-                for task in tasks:
-                    finished(task, fn(task))
+                for i, task in enumerate(tasks):
+                    finished(i, fn(task))
         finally:
             bar.close()
 
@@ -129,7 +130,7 @@ class Session:
                     futures = {self.pool.submit(fn, tasks[i]): i for i in pending}
                 for future in as_completed(futures):
                     i = futures[future]
-                    finished(tasks[i], future.result())
+                    finished(i, future.result())
                     pending.remove(i)
                 return
             except BrokenProcessPool:
@@ -155,7 +156,7 @@ class Session:
             for i, task in enumerate(tasks):
                 futures[self.client.submit(fn, task, retries=self.runner.retries, pure=False)] = i
             for future in as_completed(list(futures), loop=self.client.loop):
-                finished(tasks[futures[future]], future.result())
+                finished(futures[future], future.result())
         finally:
             self.client.cancel(list(futures))
 

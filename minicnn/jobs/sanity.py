@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minicnn.jobs.dataset import Dataset
-from minicnn.jobs.perimage import bad_arrays, read_shard_images
+from minicnn.jobs.driver import bad_arrays
+from minicnn.jobs.perimage import read_shard_images
 from minicnn.jobs.shards import Shard, code_version, provenance
 
 
@@ -45,7 +46,7 @@ class SanityJob:
     def provenance(self, phase: str, shard: Shard) -> dict:
         from minicnn.tools.sanity_similarity import METRICS
 
-        images = self.dataset.fingerprint(shard.start, shard.stop)
+        images = self.dataset.fingerprint(range(shard.start, shard.stop))
         return provenance(phase, self.model_sha256, shard, images, methods=list(self.methods),
                           layers=list(self.layers), metrics=list(METRICS), cascade=self.cascade,
                           seed=self.seed)  # fmt: skip

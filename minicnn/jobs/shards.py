@@ -4,9 +4,10 @@ A shard is a range [start, stop) of dataset positions; the plan depends only on 
 length and the shard size, never on the number of workers, so every runner computes the same
 shards and a re-run finds the same files. A shard's file is an .npz written under a temporary name
 and renamed (``io.atomic``): it either holds a whole result or does not exist. Beside the arrays it
-holds its provenance (the model file's hash, the job's settings, the shard's range and the
-fingerprint of its images, the code version); ``--resume`` reuses a file only when all of it
-matches the run asking, so a changed model, layer, k or dataset is recomputed, never mixed in.
+holds its provenance (the model file's hash, the job's settings, the shard's range, the fingerprint
+of its images (ids, sizes and content hashes), the hash of the whole installed package's code);
+``--resume`` reuses a file only when all of it matches the run asking, so a changed model, layer,
+k, image, dataset file or line of code is recomputed, never mixed in.
 """
 
 from __future__ import annotations
@@ -50,18 +51,30 @@ def file_hash(path) -> str:
     return h.hexdigest()
 
 
-@functools.lru_cache(maxsize=1)
+# The installed package whose code computes every shard result (tests point it at a copy).
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
 def code_version() -> str:
-    """minicnn's version and a hash of the sources that compute shard results (tools/, jobs/,
-    layers/, kernels/): a result computed by other code is not reused, and a worker that runs other
-    code than the client refuses to work (``check_code``). Computed once per process."""
+    """minicnn's version and a hash of every .py file of the installed package (``PACKAGE_ROOT``):
+    a result computed by other code (the network, the record, the preprocessing, the tools, ...) is
+    not reused, and a worker that runs other code than the client refuses to work (``check_code``).
+
+    Hashed once per process (and package root): the code a process runs is the code it imported,
+    so a file edited while it runs does not change what this process computes; a worker process
+    started after the edit hashes the new files and refuses the client's tasks.
+    """
+    return _package_hash(str(PACKAGE_ROOT))
+
+
+@functools.lru_cache(maxsize=4)
+def _package_hash(root: str) -> str:
     from minicnn import __version__
 
-    root = Path(__file__).resolve().parents[1]
+    files = sorted((p.relative_to(root).as_posix(), p) for p in Path(root).rglob("*.py"))
     h = hashlib.sha256()
-    for folder in ("tools", "jobs", "layers", "kernels"):
-        for src in sorted((root / folder).glob("*.py")):
-            h.update(src.name.encode() + src.read_bytes())
+    for name, path in files:
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return f"{__version__}+{h.hexdigest()[:16]}"
 
 

@@ -9,31 +9,20 @@ Two phases, each cut into shards that any runner can run:
    cropped to their receptive fields (``tools.topk.project_slots``).
 
 A worker holds one batch of images and one shard's k-per-map result at a time, so its memory does
-not grow with the dataset. Each shard's result is saved atomically with its provenance
-(``shards.py``) as it arrives, so an interrupted run resumes where it stopped.
+not grow with the dataset. Each phase is a spec (``ScanPhase``, ``ProjectPhase``) that the one
+driver (``driver.py``) plans, resumes, runs, saves shard by shard and merges.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from minicnn.errors import MinicnnError
 from minicnn.jobs.dataset import Dataset
-from minicnn.jobs.runners import Session
-from minicnn.jobs.shards import (
-    Shard,
-    check_code,
-    code_version,
-    load_shard,
-    plan,
-    provenance,
-    save_shard,
-    shard_path,
-)
+from minicnn.jobs.driver import Driver, Phase, bad_arrays
+from minicnn.jobs.shards import Shard, check_code, code_version, plan, provenance
 from minicnn.jobs.worker import network
 
 
@@ -53,9 +42,9 @@ class TopkJob:
     batch_size: int
     code: str = field(default_factory=code_version)  # the client's, checked by each worker
 
-    def provenance(self, phase: str, shard: Shard, **extra) -> dict:
-        """What produced a shard's file: compared in full by --resume."""
-        images = self.dataset.fingerprint(shard.start, shard.stop) if phase == "scan" else None
+    def provenance(self, phase: str, shard: Shard, images: str, **extra) -> dict:
+        """What produced a shard's file (``images``: the fingerprint of the images it read):
+        compared in full by --resume."""
         return provenance(f"topk-{phase}", self.model_sha256, shard, images, layer=self.layer, k=self.k,
                           mode=self.mode, channels=list(self.channels), batch_size=self.batch_size,
                           **extra)  # fmt: skip
@@ -77,13 +66,7 @@ def scan_shard(task) -> dict:
         bad += unread
         if len(ok):
             best = merge_partials(best, scan_batch(net, images, ok, job.layer, chans, job.k), job.k)
-    return {
-        "values": best.values,
-        "index": best.index,
-        "flatpos": best.flatpos,
-        "bad_index": np.asarray([i for i, _ in bad], dtype=np.int64),
-        "bad_reason": np.asarray([r for _, r in bad], dtype=str),
-    }
+    return {"values": best.values, "index": best.index, "flatpos": best.flatpos, **bad_arrays(bad)}
 
 
 def project_chunk(task) -> dict:
@@ -102,14 +85,82 @@ def project_chunk(task) -> dict:
     return {"patches": patches, "projections": projections}
 
 
+class ScanPhase(Phase):
+    """Phase 1: each shard of images -> its top-k per map; merged with ``merge_partials``."""
+
+    name = "scan"
+    worker = staticmethod(scan_shard)
+
+    def __init__(self, job: TopkJob, shard_size: int):
+        from minicnn.tools.topk import empty_partial
+
+        self.job, self.desc = job, f"top-{job.k} scan"
+        self.shards = plan(len(job.dataset), shard_size)
+        self.best = empty_partial(len(job.channels), job.k)
+
+    def task(self, shard: Shard):
+        return replace(self.job, dataset=self.job.dataset.subset(range(shard.start, shard.stop))), shard
+
+    def provenance(self, shard: Shard) -> dict:
+        return self.job.provenance(
+            "scan", shard, self.job.dataset.fingerprint(range(shard.start, shard.stop))
+        )
+
+    def merge(self, shard: Shard, arrays: dict) -> None:
+        from minicnn.tools.topk import Partial, merge_partials
+
+        part = Partial(arrays["values"], arrays["index"], arrays["flatpos"])
+        self.best = merge_partials(self.best, part, self.job.k)
+
+
+class ProjectPhase(Phase):
+    """Phase 2: the filled slots of the merged top-k (M, k), row-major (a fixed order), in chunks of
+    ``batch_size`` slots -> patches and projections placed at their (channel row, rank)."""
+
+    name = "project"
+    worker = staticmethod(project_chunk)
+
+    def __init__(self, job: TopkJob, best, position, boxes, dtype):
+        self.job, self.desc = job, f"top-{job.k} projections"
+        self.index, self.position, self.boxes = best.index, position, boxes
+        self.rows = np.argwhere(best.index >= 0)  # (slots, 2): (channel row, rank)
+        self.shards = plan(len(self.rows), job.batch_size)
+        m, k, c = len(job.channels), job.k, job.dataset.shape[0]
+        rh, rw = int(boxes[0, 0, 3] - boxes[0, 0, 1]), int(boxes[0, 0, 2] - boxes[0, 0, 0])
+        self.patches = np.zeros((m, k, c, rh, rw), dtype=dtype)
+        self.projections = np.zeros_like(self.patches)
+
+    def slots(self, chunk: Shard):
+        """(rows (S,), ranks (S,), (channel (S,), image index (S,), position (S, 2), boxes (S, 4)))."""
+        r, q = self.rows[chunk.start : chunk.stop, 0], self.rows[chunk.start : chunk.stop, 1]
+        chans = np.asarray(self.job.channels, dtype=np.int64)
+        return r, q, (chans[r], self.index[r, q], self.position[r, q], self.boxes[r, q])
+
+    def task(self, chunk: Shard):
+        info = self.slots(chunk)[2]
+        images = sorted(set(int(i) for i in info[1]))
+        return replace(self.job, dataset=self.job.dataset.subset(images)), chunk, info
+
+    def provenance(self, chunk: Shard) -> dict:
+        info = self.slots(chunk)[2]
+        images = self.job.dataset.fingerprint(sorted(set(int(i) for i in info[1])))
+        return self.job.provenance("project", chunk, images, slots=_slots_hash(*info))
+
+    def merge(self, chunk: Shard, arrays: dict) -> None:
+        r, q, _ = self.slots(chunk)
+        self.patches[r, q], self.projections[r, q] = arrays["patches"], arrays["projections"]
+
+
 def _slots_hash(*arrays) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
 
 
-def run_topk(job: TopkJob, net, work, session: Session, shard_size: int = 256, resume: bool = False,
+def run_topk(job: TopkJob, net, work, session, shard_size: int = 256, resume: bool = False,
              skip_bad: bool = False, say=print):  # fmt: skip
     """Run the job; returns (TopK, bad) with bad the list of (image id, reason) left out.
 
@@ -119,100 +170,21 @@ def run_topk(job: TopkJob, net, work, session: Session, shard_size: int = 256, r
     skip_bad: without it, an unreadable image ends the run with one line once every shard is done
     (the finished shards are kept, so ``--resume --skip-bad`` completes it at once).
     """
-    from minicnn.tools.topk import Partial, TopK, _boxes, empty_partial, merge_partials, unit_positions
+    from minicnn.tools.topk import TopK, unit_boxes, unit_positions
 
-    work = Path(work)
-    m, k, data = len(job.channels), job.k, job.dataset
-    shards = plan(len(data), shard_size)
-    state = {"best": empty_partial(m, k), "bad": {}}
-
-    def absorb(shard, arrays):
-        part = Partial(arrays["values"], arrays["index"], arrays["flatpos"])
-        state["best"] = merge_partials(state["best"], part, k)
-        for i, reason in zip(arrays["bad_index"].tolist(), arrays["bad_reason"].tolist()):
-            state["bad"][int(i)] = str(reason)
-
-    todo = []
-    for shard in shards:
-        got = load_shard(shard_path(work, "scan", shard), job.provenance("scan", shard)) if resume else None
-        if got is None:
-            todo.append(shard)
-        else:
-            absorb(shard, got)
-    if resume:
-        say(f"  resumed: {len(shards) - len(todo)} of {len(shards)} scan shard(s) already done in {work}")
-
-    def scanned(task, arrays):
-        shard = task[1]
-        save_shard(shard_path(work, "scan", shard), arrays, job.provenance("scan", shard))
-        absorb(shard, arrays)
-
-    tasks = [(_for_shard(job, shard), shard) for shard in todo]
-    session.run(scan_shard, tasks, scanned, desc=f"top-{k} scan", done=len(shards) - len(todo))
-
-    bad = [(data.ids[i], state["bad"][i]) for i in sorted(state["bad"])]
-    for name, reason in bad:
-        say(f"  unreadable image {name}: {reason}")
-    if bad and not skip_bad:
-        raise MinicnnError(
-            f"{len(bad)} unreadable image(s), first {bad[0][0]}: {bad[0][1]}; --skip-bad leaves them out "
-            "(finished shards are kept: add --resume)"
-        )
-    best = state["best"]
-    if (best.index < 0).all():
+    driver = Driver(session, work, resume, skip_bad, say)
+    data = job.dataset
+    scan = ScanPhase(job, shard_size)
+    driver.run(scan)
+    bad = driver.unreadable(data)
+    if (scan.best.index < 0).all():
         raise MinicnnError(f"no readable image in {data.path}")
-
     out_shape = tuple(net.shapes(data.shape)[net.index(job.layer)])
-    position = unit_positions(out_shape, best.flatpos)
-    boxes = _boxes(net, job.layer, data.shape, position)
-    rows = np.argwhere(best.index >= 0)  # (slots, 2): (channel row, rank), row-major: a fixed order
+    position = unit_positions(out_shape, scan.best.flatpos)
+    boxes = unit_boxes(net, job.layer, data.shape, position)
+    project = ProjectPhase(job, scan.best, position, boxes, net.dtype)
+    driver.run(project)
     chans = np.asarray(job.channels, dtype=np.int64)
-    c, rh, rw = data.shape[0], int(boxes[0, 0, 3] - boxes[0, 0, 1]), int(boxes[0, 0, 2] - boxes[0, 0, 0])
-    patches = np.zeros((m, k, c, rh, rw), dtype=net.dtype)
-    projections = np.zeros_like(patches)
-
-    def slots(chunk):
-        r, q = rows[chunk.start : chunk.stop, 0], rows[chunk.start : chunk.stop, 1]
-        return r, q, (chans[r], best.index[r, q], position[r, q], boxes[r, q])
-
-    def proj_provenance(chunk):
-        return job.provenance("project", chunk, slots=_slots_hash(*slots(chunk)[2]))
-
-    def place(chunk, arrays):
-        r, q, _ = slots(chunk)
-        patches[r, q], projections[r, q] = arrays["patches"], arrays["projections"]
-
-    chunks = plan(len(rows), job.batch_size)
-    todo = []
-    for chunk in chunks:
-        got = load_shard(shard_path(work, "project", chunk), proj_provenance(chunk)) if resume else None
-        if got is None:
-            todo.append(chunk)
-        else:
-            place(chunk, got)
-
-    def projected(task, arrays):
-        chunk = task[1]
-        save_shard(shard_path(work, "project", chunk), arrays, proj_provenance(chunk))
-        place(chunk, arrays)
-
-    tasks = []
-    for chunk in todo:
-        info = slots(chunk)[2]
-        tasks.append((_for_images(job, info[1]), chunk, info))
-    session.run(project_chunk, tasks, projected, desc=f"top-{k} projections", done=len(chunks) - len(todo))
-    result = TopK(chans, best.values, best.index, position, boxes, patches, projections, None)
+    result = TopK(chans, scan.best.values, scan.best.index, position, boxes, project.patches,
+                  project.projections, None)  # fmt: skip
     return result, bad
-
-
-def _for_shard(job: TopkJob, shard: Shard) -> TopkJob:
-    """The job with only the shard's own images (what is sent to a worker)."""
-    from dataclasses import replace
-
-    return replace(job, dataset=job.dataset.subset(range(shard.start, shard.stop)))
-
-
-def _for_images(job: TopkJob, index) -> TopkJob:
-    from dataclasses import replace
-
-    return replace(job, dataset=job.dataset.subset(sorted(set(int(i) for i in index))))

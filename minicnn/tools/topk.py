@@ -76,21 +76,15 @@ class TopK:
     files: list | None = None
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
-
 class _Dataset:
     """An array (N, C, H, W) or a folder of image files, read in batches as network input."""
 
     def __init__(self, net, images, input_shape):
         self.net, self.files, self.array = net, None, None
         if isinstance(images, (str, Path)):
-            folder = Path(images)
-            if not folder.is_dir():
-                raise MinicnnError(f"{folder}: not a folder of images")
-            self.files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-            if not self.files:
-                raise MinicnnError(f"{folder}: the folder holds no images")
+            from minicnn.io.image_folder import image_files
+
+            self.files = image_files(images, recursive=True)
             self.shape = tuple(input_shape or net.input_shape or ())
             if len(self.shape) != 3:
                 raise MinicnnError("a folder dataset needs input_shape=(C, H, W) or meta['input_shape']")
@@ -102,6 +96,9 @@ class _Dataset:
                 )
             if len(images) == 0:
                 raise MinicnnError("the dataset is empty: expected at least one image")
+            dtype = np.dtype(getattr(images, "dtype", None))
+            if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+                raise MinicnnError(f"expected real-valued images (float or integer), got dtype {dtype}")
             self.array = images
             self.shape = tuple(images.shape[1:])
             self.length = len(images)
@@ -161,8 +158,9 @@ def topk(
 
     Args:
         net: a Sequential. images: an (N, C, H, W) array in network input space, or a folder of
-            image files (read with mc.load_image at input_shape and preprocessed with
-            ``meta["preprocess"]``; an unreadable file is skipped with a warning naming it).
+            image files, searched recursively (``io.image_folder``), read with mc.load_image at
+            input_shape and preprocessed with ``meta["preprocess"]`` (an unreadable file is skipped
+            with a warning naming it).
         layer: any layer; for a (C, h, w) output each channel is a feature map, for an (F,)
             output each unit is its own "map" (receptive field: the whole image).
         k: images per map (default 9, as in Zeiler & Fergus fig. 2). mode: the projection's
@@ -255,17 +253,24 @@ def finish(net, shape, layer, chans, best: Partial, mode, batch_size, take, file
     """Positions, boxes, patches and projections of a merged top-k; ``take(indices)`` -> images."""
     out_shape = tuple(net.shapes(shape)[net.index(layer)])
     position = unit_positions(out_shape, best.flatpos)
-    boxes = _boxes(net, layer, shape, position)
+    boxes = unit_boxes(net, layer, shape, position)
     patches, projections = _project(net, take, layer, chans, best.index, position, boxes, mode, batch_size)
     return TopK(chans, best.values, best.index, position, boxes, patches, projections, files)
 
 
-def _boxes(net, layer, shape, position):
-    """Receptive-field boxes (M, k, 4) (x0, y0, x1, y1) for unit positions (M, k, 2) (y, x)."""
+def unit_boxes(net, layer: str, shape, position) -> np.ndarray:
+    """The receptive-field box of each unit of ``layer`` at ``position``, in input pixels.
+
+    shape: the network's input (C, H, W); position: (..., 2) int (y, x) of units in the layer's
+    output. Returns (..., 4) int64 (x0, y0, x1, y1), ends exclusive (``receptive_field``); a box may
+    reach outside the image (padding). Every box is the whole image (0, 0, W, H) when the layer's
+    units see all of it (after Flatten, Dense or global pooling).
+    """
     rf = receptive_field(net, layer)
-    m, k = position.shape[:2]
+    position = np.asarray(position)
     if rf is None:
-        return np.broadcast_to(np.array([0, 0, shape[2], shape[1]]), (m, k, 4)).copy()
+        whole = np.array([0, 0, shape[2], shape[1]], np.int64)
+        return np.broadcast_to(whole, (*position.shape[:-1], 4)).copy()
     (rh, rw), (jh, jw), (oh, ow) = rf
     y0 = oh + position[..., 0] * jh
     x0 = ow + position[..., 1] * jw

@@ -18,7 +18,10 @@ SMALL = ["--layer", LAYER, "--channels", "0", "1", "--k", "3", "--shard-size", "
 
 
 def one_line_error(capsys, args):
-    code = main(args)
+    try:
+        code = main(args)
+    except SystemExit as exc:  # an option's value refused by the parser, before the command runs
+        code = exc.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2, err
     errors = [line for line in err if "error:" in line]

@@ -140,6 +140,7 @@ def test_fewer_images_than_k(make_small_vgg, data):
         ({"mode": "backprop"}, "mode"),
         ({"batch_size": 0}, "batch_size"),
         ({"images": np.zeros((0, 3, 16, 16), np.float32)}, "empty"),
+        ({"images": np.ones((2, 3, 16, 16), np.complex64)}, "real-valued images"),
         ({"images": np.zeros((2, 3, 3, 3), np.float32)}, "smaller"),
     ],
 )
