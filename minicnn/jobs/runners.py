@@ -11,6 +11,9 @@ ends the run with its one line. Progress is one tqdm bar of shards on the client
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from dataclasses import dataclass
 
 from minicnn.errors import MinicnnError, install_hint
@@ -52,18 +55,27 @@ class Session:
             raise MinicnnError(f"--jobs must be a positive integer, got {runner.jobs!r}")
         if runner.threads < 1:
             raise MinicnnError(f"--threads must be a positive integer, got {runner.threads!r}")
-        self.runner, self.pool, self.client = runner, None, None
+        self.runner, self.pool, self.client, self._sigterm = runner, None, None, None
 
     def __enter__(self):
         if self.runner.scheduler:
             self.client = _connect(self.runner)
+        elif self.runner.jobs > 1 or self.runner.processes:
+            self._sigterm = _sigterm_raises()
+            self._sigterm.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.client is not None:
-            self.client.close()
+    def __exit__(self, exc_type, exc, tb):
+        """A normal end waits for the workers to finish; an exception (Ctrl-C, SIGTERM, a failed
+        task) kills them at once: a running shard is abandoned, never half-saved (the client saves)."""
+        try:
+            self._stop_pool(kill=exc_type is not None)
+            if self.client is not None:
+                self.client.close()
+        finally:
+            if getattr(self, "_sigterm", None) is not None:
+                self._sigterm.__exit__(None, None, None)
+                self._sigterm = None
 
     def run(self, fn, tasks: list, on_result, desc: str = "shards", done: int = 0) -> None:
         """Run ``fn(task)`` for every task and call ``on_result(i, result)`` on the client as each
@@ -96,19 +108,38 @@ class Session:
         finally:
             bar.close()
 
+    def _stop_pool(self, kill: bool) -> None:
+        """Shut the pool down: wait for its workers, or (kill) SIGKILL them first and wait for
+        nothing."""
+        from minicnn.jobs.lifeline import kill_workers
+
+        if self.pool is None:
+            return
+        if kill:
+            # NOTE: no future is cancelled here: Python 3.11's pool thread, finding a worker dead,
+            # sets an exception on every pending future and raises on a cancelled one
+            kill_workers(self.pool)
+            self.pool.shutdown(wait=False)
+        else:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool = None
+
     def _new_pool(self):
-        """A spawn-context process pool (no fork of a process that holds BLAS/Numba threads)."""
+        """A spawn-context process pool (no fork of a process that holds BLAS/Numba threads) whose
+        workers die with this process (``lifeline``)."""
         import multiprocessing
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
-        from minicnn.jobs.threads import limit_threads, thread_environment
+        from minicnn.jobs.lifeline import start_worker
+        from minicnn.jobs.threads import thread_environment
 
         with thread_environment(self.runner.threads):
             return ProcessPoolExecutor(
                 max_workers=self.runner.jobs,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=limit_threads,
-                initargs=(self.runner.threads,),
+                initializer=start_worker,
+                initargs=(self.runner.threads, os.getpid()),
             )
 
     def _processes(self, fn, tasks, finished) -> None:
@@ -142,8 +173,7 @@ class Session:
                         "(finished shards are kept: run again with --resume)"
                     ) from None
             except BaseException:
-                for future in futures:
-                    future.cancel()
+                self._stop_pool(kill=True)  # Ctrl-C, SIGTERM, a failed task: now, not after the shards
                 raise
 
     def _dask(self, fn, tasks, finished) -> None:
@@ -159,6 +189,29 @@ class Session:
                 finished(futures[future], future.result())
         finally:
             self.client.cancel(list(futures))
+
+
+def _terminate(signum, frame):
+    from minicnn.io.atomic import Terminated
+
+    raise Terminated(128 + signum)
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While local workers run, SIGTERM raises ``io.atomic.Terminated`` (exit code 143) in the main
+    thread instead of ending the process at once, so that the session kills its workers and no
+    temporary file is left; a handler someone else installed is left alone."""
+    install = threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    )
+    if install:
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        if install:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _connect(runner: Runner):
