@@ -365,6 +365,30 @@ def upward_imports(root: Path, floors: dict[str, int], may: dict[int, set]) -> l
     return found
 
 
+NUMBA_DECORATORS = (
+    "numba.njit",
+    "numba.jit",
+    "numba.vectorize",
+    "numba.guvectorize",
+    "numba.cfunc",
+    "numba.stencil",
+)
+
+
+def numba_disk_caches(root: Path) -> list[str]:
+    """Numba decorators asked for ``cache=True``: Numba would write the compiled code next to the
+    source (site-packages/minicnn/.../__pycache__), where it outlives the install. minicnn's kernels
+    take ``kernels/compiled.njit``, which caches in the user's folder."""
+    found = []
+    for relative, _, tree, names in files(root):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and dotted(node.func, names) in NUMBA_DECORATORS:
+                cache = [k for k in node.keywords if k.arg == "cache"]
+                if cache and not (isinstance(cache[0].value, ast.Constant) and cache[0].value.value is False):
+                    found.append(f"{relative}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
 # History belongs in commit messages and benchmarks/RESULTS.md, not in the code's explanations.
 HISTORY = re.compile(
     r"\bissues? \d+|(?<![\w&])#\d+\b|\b20\d\d-\d\d-\d\d\b"
@@ -447,6 +471,10 @@ def test_the_layer_classes_are_found():
     assert {"Conv2D", "ReLU", "MaxPool2D", "Dense", "Flatten", "Softmax"} <= layer_classes(PACKAGE)
 
 
+def test_numba_kernels_cache_outside_the_package():
+    assert numba_disk_caches(PACKAGE) == []
+
+
 def test_explanations_state_rules_not_history():
     assert history_in_explanations(PACKAGE) == []
 
@@ -510,6 +538,12 @@ PROBE = {
     "io/typed.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from probe.tools import fork\n",
     "geometry.py": "from probe.errors import *\nfrom probe.tools import fork  # floor 0 importing floor 5\n",
     "pages.py": "from probe import geometry  # floor 0 may import errors only\n",
+    "kernels/cached.py": (
+        "import numba\nfrom numba import njit as jit\n"
+        "@numba.njit(cache=True)\ndef a(x):\n    return x\n"
+        "@jit(parallel=True, cache=True)\ndef b(x):\n    return x\n"
+        "@numba.njit(cache=False)\ndef fine(x):\n    return x\n"
+    ),
     "history.py": (
         '"""Faster since issue 19."""\n'
         "COLOR = '#222; see #30'  # a string in code, not an explanation\n"
@@ -600,3 +634,7 @@ def test_probe_floors(probe):
 
 def test_probe_history(probe):
     assert _lines(history_in_explanations(probe)) == {"history.py:1", "history.py:4"}
+
+
+def test_probe_numba_disk_caches(probe):
+    assert _lines(numba_disk_caches(probe)) == {"kernels/cached.py:3", "kernels/cached.py:6"}

@@ -19,11 +19,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 from tqdm.auto import trange
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
+from minicnn.kernels.compiled import njit
 
 HARD = 1e9  # capacity of a seed's terminal edge: never cut
 
@@ -36,7 +36,7 @@ class Localization(NamedTuple):
     masks: np.ndarray
 
 
-@njit(cache=True)
+@njit
 def label_components(mask):
     """4-connected components of a bool (H, W) mask -> int32 labels (H, W), 0 = background, and
     the component count. Breadth-first search with an explicit queue (one pass over the pixels)."""
