@@ -1,5 +1,8 @@
 """ARCHITECTURE.md kept true, read from the syntax tree: the import floors (from the page's own table),
-no import cycle, the one device fork, layers that describe themselves.
+no import cycle (function-level imports included), the one device fork (no array-module comparison
+outside kernels/ and backend.py), layers that describe themselves (no ``.kind`` switch and no test
+of a Layer class outside layers/), Numba's cache kept out of the package, and comments that state
+rules rather than history.
 
 Each rule is a function of a package folder that returns what breaks it, so the rules run on
 minicnn itself and, to show that each can fail, on probe packages written to a temporary folder.

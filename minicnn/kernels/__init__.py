@@ -1,11 +1,11 @@
 """Device kernels: the only place where the CPU (Numba) and GPU (CuPy) paths fork.
 
 Each file holds one kind of data movement and a dispatch function that picks the CPU kernel or the
-GPU kernel by the array module of its input. The two sit side by side in one file where both
-exist (im2col.py, maxpool.py, relu.py, paste.py); the GPU twins of the elementwise kernels are
-CuPy templates in gpu.py; Winograd's transforms, the split products (gemm.py), the threads
-(threads.py), the transformed-kernel cache (kernel_cache.py) and a dense layer's row gradient
-(dense.py) are CPU code, and on the GPU the same steps are CuPy's own array operations.
+GPU path by the array module of its input. The CPU kernels are Numba loops in their own files; the
+GPU kernels of im2col, max-pooling and the ReLU backward are CuPy templates in gpu.py, and paste.py
+holds its GPU twin beside the CPU one. Winograd (winograd.py, winograd_f4.py, kernel_cache.py), the
+split products (gemm.py), the threads (threads.py) and a dense layer's row gradient (dense.py) are
+CPU code: on the GPU, convolution takes im2col and products are CuPy's own.
 
 Importing this package changes nothing in the process: Numba's threading layer is Numba's default
 unless the program asks for minicnn's choice (minicnn.tune_process, minicnn/kernels/threads.py).
