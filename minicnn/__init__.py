@@ -35,7 +35,7 @@ _API = {
     "Softmax": "minicnn.layers.softmax",
     "vgg16": "minicnn.zoo",
     "vgg19": "minicnn.zoo",
-    "MODES": "minicnn.layers.relu",
+    "MODES": "minicnn.rules",
     # weights and images
     "load": "minicnn.io.loader",
     "save": "minicnn.io.native",
