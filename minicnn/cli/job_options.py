@@ -9,7 +9,8 @@ from minicnn.errors import MinicnnError
 
 
 def add_job_options(parser, shard_size: int = 256) -> None:
-    """--jobs, --scheduler, --threads, --shard-size, --batch-size, --work, --resume, --skip-bad."""
+    """--jobs, --scheduler, --scheduler-timeout, --threads, --shard-size, --batch-size, --work,
+    --resume, --skip-bad."""
     group = parser.add_argument_group("dataset jobs (run on one core, local processes or a Dask cluster)")
     group.add_argument(
         "--jobs", type=int, default=1, metavar="N",
@@ -19,6 +20,11 @@ def add_job_options(parser, shard_size: int = 256) -> None:
         "--scheduler", default=None, metavar="tcp://HOST:PORT",
         help='run the shards on an existing Dask cluster (pip install "minicnn-vis[dask]"); workers read the '
         "images and the model file from the same paths, so they must all see them",
+    )  # fmt: skip
+    group.add_argument(
+        "--scheduler-timeout", type=float, default=30.0, metavar="S",
+        help="with --scheduler: seconds for each step of joining the cluster (connect, handshake, a "
+        "worker present, a first small task), each failing with one line (default 30)",
     )  # fmt: skip
     group.add_argument(
         "--threads", type=int, default=1, metavar="T",
@@ -52,9 +58,14 @@ def runner_of(args):
     for name in ("jobs", "threads", "shard_size", "batch_size"):
         if getattr(args, name) < 1:
             raise MinicnnError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 < args.scheduler_timeout < float("inf"):
+        raise MinicnnError(
+            f"--scheduler-timeout must be a positive number of seconds, got {args.scheduler_timeout}"
+        )
     return Runner(
         jobs=args.jobs,
         scheduler=args.scheduler,
+        timeout=args.scheduler_timeout,
         threads=args.threads,
         progress=not getattr(args, "no_progress", False),
     )

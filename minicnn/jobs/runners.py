@@ -16,7 +16,7 @@ import signal
 import threading
 from dataclasses import dataclass
 
-from minicnn.errors import MinicnnError, install_hint
+from minicnn.errors import MinicnnError
 
 # Called as hook(done) on the client after each finished task (done: tasks finished so far). Tests
 # use them to interrupt a run halfway or to kill a worker while others are running.
@@ -27,14 +27,15 @@ HOOKS: list = []
 class Runner:
     """jobs: local worker processes (1: in this process); scheduler: a Dask scheduler address
     (overrides jobs); threads: BLAS/Numba threads per local worker; retries: re-runs of a failed
-    task; timeout: seconds to wait for the scheduler; progress: the tqdm bar; processes: use worker
-    processes even for jobs=1 (to measure what one worker process costs)."""
+    task; timeout: seconds for each step of joining a Dask cluster (``cluster.connect``); progress:
+    the tqdm bar; processes: use worker processes even for jobs=1 (to measure what one worker
+    process costs)."""
 
     jobs: int = 1
     scheduler: str | None = None
     threads: int = 1
     retries: int = 2
-    timeout: float = 5.0
+    timeout: float = 30.0
     progress: bool = True
     processes: bool = False
 
@@ -59,7 +60,9 @@ class Session:
 
     def __enter__(self):
         if self.runner.scheduler:
-            self.client = _connect(self.runner)
+            from minicnn.jobs.cluster import connect
+
+            self.client = connect(self.runner.scheduler, self.runner.timeout)
         elif self.runner.jobs > 1 or self.runner.processes:
             self._sigterm = _sigterm_raises()
             self._sigterm.__enter__()
@@ -212,19 +215,3 @@ def _sigterm_raises():
     finally:
         if install:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _connect(runner: Runner):
-    """A Dask client of the scheduler at runner.scheduler, or one line within runner.timeout."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise MinicnnError(f"--scheduler needs Dask distributed: {install_hint('dask')}") from None
-    try:
-        return Client(runner.scheduler, timeout=runner.timeout, set_as_default=False)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise MinicnnError(
-            f"cannot reach the Dask scheduler at {runner.scheduler} within {runner.timeout:g} s "
-            f"({reason[:120]})"
-        ) from None
