@@ -23,9 +23,11 @@ examples:
 
 
 def add_arguments(parser) -> None:
+    from minicnn.cli.options import nonnegative_int
+
     add_common(parser)
     parser.add_argument(
-        "--smoothgrad", type=int, default=0, metavar="N",
+        "--smoothgrad", type=nonnegative_int, default=0, metavar="N",
         help="average over N noisy copies (SmoothGrad, Smilkov et al. 2017; default 0: off)",
     )  # fmt: skip
     parser.add_argument(
@@ -69,11 +71,32 @@ def run(args) -> Report:
         pick = np.abs(sal).argmax(axis=1)[:, None]
         sal = np.take_along_axis(sal, pick, axis=1)[:, 0]
     model = Path(args.weights).name
+    kind = method_name(args.smoothgrad, times_input)
     for i, name in enumerate(ctx.inputs.names):
-        stem = ctx.stem(i, "saliency" + ("_signed" if signed else "") + ("_x_input" if times_input else ""))
-        title = f"saliency ({unit}) of {ctx.label(i)}, {model}"
+        stem = ctx.stem(i, file_part(args.smoothgrad, times_input, signed))
+        title = f"{kind} ({unit}) of {ctx.label(i)}, {model}"
         ctx.out.png(f"{stem}.png", figures.saliency_figure(ctx.inputs.display[i], sal[i], title, unit), title)
-        meta = ctx.meta(i, "saliency", smoothgrad=args.smoothgrad, signed=signed, times_input=times_input)
+        meta = ctx.meta(i, kind, smoothgrad=args.smoothgrad, signed=signed, times_input=times_input)
         ctx.out.arrays(f"{stem}.npz", {"saliency": sal[i]}, meta)
         ctx.report.numbers[f"{name} saliency max"] = float(sal[i].max())
     return ctx.report
+
+
+def method_name(smoothgrad: int, times_input: bool) -> str:
+    """The method that made the map, in words, for titles and metadata: "saliency", "gradient x
+    input", "SmoothGrad of saliency over 50 noisy copies", ... (the unit beside it in the title says
+    whether the sign is kept)."""
+    name = "gradient x input" if times_input else "saliency"
+    if smoothgrad:
+        name = f"SmoothGrad of {name} over {smoothgrad} noisy copies"
+    return name
+
+
+def file_part(smoothgrad: int, times_input: bool, signed: bool) -> str:
+    """The method in a file name: "saliency" or "smoothgrad", then "_signed" and "_x_input" as set
+    (e.g. ``cat_smoothgrad_x_input_class281.png``)."""
+    return (
+        ("smoothgrad" if smoothgrad else "saliency")
+        + ("_signed" if signed else "")
+        + ("_x_input" if times_input else "")
+    )
