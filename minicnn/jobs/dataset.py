@@ -92,6 +92,8 @@ class Dataset:
         """Images at ``indices`` -> (ok (B,) int64, images (B, C, H, W) of self.dtype, bad), where
         ``bad`` lists (index, reason) for each image that could not be read (left out of ok)."""
         indices = [int(i) for i in indices]
+        if not indices:  # nothing to read is an empty batch, not an error of the preprocessing
+            return np.zeros(0, np.int64), np.zeros((0, *self.shape), dtype=self.dtype), []
         if self.source == "npz":
             return self._read_npz(indices)
         root = Path(self.path)

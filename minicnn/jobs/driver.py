@@ -52,8 +52,8 @@ class Phase:
 
     name: str = "shards"
     desc: str = "shards"
-    shards: list = []
-    worker = None
+    shards: list  # set by each spec's __init__
+    worker = None  # set by each spec
 
     def task(self, shard: Shard):
         """What the worker receives for ``shard`` (small: only the shard's own image ids)."""

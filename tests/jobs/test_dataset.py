@@ -69,6 +69,14 @@ def test_npz_with_no_images(tmp_path):
         open_dataset(tmp_path / "x.npz", (1, 28, 28), "unit")
 
 
+def test_reading_no_image_is_an_empty_batch(tmp_path, digit_folder):
+    np.savez(tmp_path / "x.npz", images=np.zeros((3, 28, 28), np.uint8))
+    for source in (tmp_path / "x.npz", digit_folder[0]):
+        ok, images, bad = open_dataset(source, (1, 28, 28), "unit").read([])
+        assert ok.shape == (0,) and ok.dtype == np.int64 and bad == []
+        assert images.shape == (0, 1, 28, 28) and images.dtype == np.float32
+
+
 def test_one_folder_reader_for_every_user(tmp_path):
     """io.image_folder is the one reader: the same files, in the same order, for the dataset jobs,
     mc.topk and --image (which reads the folder's own files only); hidden files, other suffixes and
