@@ -38,6 +38,7 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
+from minicnn.rules import MODES
 
 METHODS = ("saliency", "gradient", "gradient_x_input", "deconvnet", "guided", "grad_cam", "occlusion")
 LAYOUTS = ("auto", "NCHW", "NHWC", "NHW", "CHW", "HWC", "HW")
@@ -185,10 +186,10 @@ def minicnn_map(net, x, method: str, target="predicted", layer=None, size=8, str
     if method not in METHODS:
         raise MinicnnError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     x = as_batch(net, x)
-    if method in ("gradient", "gradient_x_input", "deconvnet", "guided"):
+    if method in (*MODES, "gradient_x_input"):
         rec = forward_record(net, x)
         scores = rec.output()
-        mode = method if method in ("deconvnet", "guided") else "gradient"
+        mode = method if method in MODES else "gradient"  # gradient x input: the gradient rule
         g = rec.backward(one_hot(resolve_targets(target, scores), scores), mode=mode)
         out = g * x if method == "gradient_x_input" else g
     elif method == "saliency":
