@@ -31,14 +31,16 @@ examples:
 
 
 def add_arguments(parser) -> None:
+    from minicnn.cli.options import nonnegative_float, positive_float, positive_int
+
     add_common(parser, image=False, target=False)
     parser.add_argument(
         "--target", default="all", metavar="CLASS",
         help="'all' (default: every class, at most 16), a class index or a class name",
     )  # fmt: skip
-    parser.add_argument("--steps", type=int, default=200, help="ascent steps (default 200)")
-    parser.add_argument("--lr", type=float, default=0.1, help="step size (default 0.1)")
-    parser.add_argument("--l2", type=float, default=0.01, help="lambda of ||I||^2 (default 0.01)")
+    parser.add_argument("--steps", type=positive_int, default=200, help="ascent steps (default 200)")
+    parser.add_argument("--lr", type=positive_float, default=0.1, help="step size (default 0.1)")
+    parser.add_argument("--l2", type=nonnegative_float, default=0.01, help="lambda of ||I||^2 (default 0.01)")
     parser.add_argument("--regularize", action="store_true", help="add Yosinski et al. (2015) image priors")
     parser.add_argument(
         "--start", choices=("auto", "zero"), default="auto",
@@ -51,17 +53,23 @@ def add_arguments(parser) -> None:
 def mean_image(net, choice: str):
     """The start and L2 centre of the ascent (Simonyan et al. start from the training mean).
 
-    "auto": None (the tool's default) when the file stores ``meta["mean_image"]``; for a one-channel
-    "unit" network of the digits' size without one, the mean of the shipped held-out digits (a digit
-    model can be dead at the black image: every first-layer ReLU off, zero gradient).
-    "zero": the tool's default (black for "unit" inputs, the mean for "caffe"/"torch").
+    "auto": None (the tool's default: ``meta["mean_image"]`` when the file stores one, else the
+    zero input); for a one-channel "unit" network of the digits' size without one, the mean of the
+    shipped held-out digits (a digit model can be dead at the black image: every first-layer ReLU
+    off, zero gradient).
+    "zero": the zero input itself, (C, H, W) zeros (black for "unit" inputs, the mean image for
+    "caffe"/"torch"), passed explicitly: the tool's default would be the stored mean image.
     """
-    if choice == "zero" or net.meta.get("mean_image") is not None:
+    import numpy as np
+
+    if choice == "zero":
+        from minicnn.tools.ascent import input_shape_of
+
+        return np.zeros(input_shape_of(net), dtype=net.dtype)
+    if net.meta.get("mean_image") is not None:
         return None
     if net.meta.get("preprocess") != "unit" or tuple(net.input_shape or ()) != (1, 28, 28):
         return None
-    import numpy as np
-
     images, _, _ = shipped_samples(10**9, one_per_class=False)
     mean = images.astype(np.float64).mean(axis=0) / 255.0  # (28, 28, 1): the held-out digits
     return np.moveaxis(mean, -1, 0).astype(net.dtype)
@@ -143,7 +151,13 @@ def run(args) -> Report:
     meta = {"model": str(args.weights), "method": "class model", "classes": [int(c) for c in classes],
             "class_names": [names[c] for c in classes], "start": start, "steps": args.steps, "lr": args.lr,
             "l2": args.l2, "regularize": bool(args.regularize)}  # fmt: skip
-    out.arrays(f"{stem}.npz", {"image": result.image, "history": result.history, "recognised_as": top}, meta)
+    arrays = {
+        "image": result.image,
+        "start": result.info["start"],
+        "history": result.history,
+        "recognised_as": top,
+    }
+    out.arrays(f"{stem}.npz", arrays, meta)
     return report
 
 

@@ -1,5 +1,5 @@
-"""Pictures that say what made them: saliency figures and files name the method (SmoothGrad,
-gradient x input, signed)."""
+"""Pictures that say what made them: the class model's start is the one asked for (and the figure
+names it), saliency figures and files name the method (SmoothGrad, gradient x input, signed)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,39 @@ import json
 import numpy as np
 import pytest
 
+import minicnn as mc
 from minicnn.cli.cmd_demo import command_args
 
 
 def run_command(name, **options):
     run, args = command_args(name, **options)
     return run(args)
+
+
+def test_classmodel_start_zero_starts_at_zero(shipped, tmp_path, capsys):
+    """--start zero on the shipped model (which stores meta["mean_image"]): the ascent starts at the
+    zero input, not at the stored mean; --start auto starts at that mean. The shipped digit model
+    is dead at black (every first-layer ReLU off), so the zero start does not move at all, as the
+    command warns, while the mean start does."""
+    mean = np.asarray(mc.load(shipped.DEFAULT_MODEL).meta["mean_image"], dtype=np.float32)
+    assert mean.shape == (1, 28, 28) and mean.max() > 0.1
+    starts, images = {}, {}
+    for start in ("zero", "auto"):
+        out = tmp_path / start
+        report = run_command("classmodel", out=out, target="3", steps=3, start=start, save_arrays=True)
+        saved = np.load(out / "classmodels_class3.npz")
+        starts[start], images[start] = saved["start"], saved["image"]
+        assert json.loads(str(saved["meta"]))["start"] == report.settings["start"]
+        (caption,) = report.figures
+        assert f"from {report.settings['start']}" in caption
+    assert np.array_equal(starts["zero"], np.zeros((1, 1, 28, 28), np.float32))
+    assert np.array_equal(starts["auto"], mean[None])
+    assert np.array_equal(images["zero"], starts["zero"])  # dead at black: the image stays at zero
+    assert np.abs(images["auto"] - starts["auto"]).max() > 1e-3
+    printed = capsys.readouterr()
+    assert "zero gradient at the zero input (black)" in printed.err
+    assert "from the zero input (black)" in printed.out
+    assert "from the model's mean image (meta['mean_image'])" in printed.out
 
 
 @pytest.mark.parametrize(
