@@ -15,8 +15,10 @@ layers (an LRP or DeepLIFT rule for convolutions) is named here too, and those l
 ``reads_rule`` and read it.
 
 ``check_mode`` is the one check: the public entry points that take a rule (``PassRecord.backward``,
-``reconstruct``, ``topk``, the CLI's ``--mode``) call it before any work, so a misspelt rule is one
-line naming the choices, and the layers trust what they receive.
+``reconstruct``, ``topk``) call it before any work, and the CLI's ``--mode`` offers MODES as its
+choices, so a misspelt rule is one line naming the choices, and the layers trust what they receive.
+This module sits on the lowest floor (it imports only minicnn.errors) so that the command line can
+build its options without loading the layers and Numba.
 """
 
 from __future__ import annotations
