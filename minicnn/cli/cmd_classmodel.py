@@ -104,6 +104,7 @@ def run(args) -> Report:
     report.model = str(args.weights)
     start = start_text(net, args.start)
     report.say(f"minicnn classmodel: {args.weights.name}, classes {classes}, {args.steps} steps from {start}")
+    say_estimate(report, net, len(classes), args.steps)
     report.methods.append("class model by gradient ascent (Simonyan et al. 2013)")
     if args.regularize:
         report.methods.append("image priors: jitter, L2 decay, blur, clipping (Yosinski et al. 2015)")
@@ -175,3 +176,18 @@ def start_text(net, choice: str) -> str:
     if mean_subtracted:
         return "the zero input (the mean image of a mean-subtracted network)"
     return "the zero input (no mean image stored)"
+
+
+def say_estimate(report, net, classes: int, steps: int) -> None:
+    """Print the work before it starts: classes x steps passes of one image, and the time that takes
+    at one measured pass (cli/estimate.py); a first run also says that it compiled kernels."""
+    from minicnn.cli.estimate import duration, measure_pass
+
+    one = measure_pass(net)
+    if one.compiled:
+        report.say(f"  compiling kernels, first run only ({duration(one.first)})")
+    report.say(
+        f"  {classes} classes x {steps} steps = {classes * steps} forward + backward passes of one image, "
+        f"about {duration(classes * steps * one.seconds)} at {one.seconds * 1000:.0f} ms a pass (measured)"
+        + ("; --target CLASS or --steps N for less" if classes * steps * one.seconds > 60 else "")
+    )

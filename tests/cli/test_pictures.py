@@ -1,5 +1,6 @@
 """Pictures that say what made them: the class model's start is the one asked for (and the figure
-names it), saliency figures and files name the method (SmoothGrad, gradient x input, signed)."""
+names it), saliency figures and files name the method (SmoothGrad, gradient x input, signed), and
+classmodel says how much work it is about to do before it starts."""
 
 from __future__ import annotations
 
@@ -41,6 +42,25 @@ def test_classmodel_start_zero_starts_at_zero(shipped, tmp_path, capsys):
     assert "zero gradient at the zero input (black)" in printed.err
     assert "from the zero input (black)" in printed.out
     assert "from the model's mean image (meta['mean_image'])" in printed.out
+
+
+def test_classmodel_states_its_work_before_it_starts(shipped, tmp_path, monkeypatch, capsys):
+    """With one pass fixed at 50 ms: every class (10) x 200 steps = 2000 passes, 100 s, printed
+    before the ascent's first step, with the way to shorten it."""
+    from minicnn.cli import estimate
+
+    monkeypatch.setattr(estimate, "measure_pass", lambda net, shape=None: estimate.PassTime(0.05, 0.05))
+    import minicnn.tools.classmodel as tool
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt  # the estimate must already be out when the ascent starts
+
+    monkeypatch.setattr(tool, "run_ascent", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_command("classmodel", out=tmp_path)
+    printed = capsys.readouterr().out
+    assert "10 classes x 200 steps = 2000 forward + backward passes of one image" in printed
+    assert "about 1 min 40 s at 50 ms a pass (measured)" in printed and "--steps N for less" in printed
 
 
 @pytest.mark.parametrize(
