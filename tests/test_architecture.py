@@ -218,9 +218,9 @@ def layer_classes(root: Path) -> set[str]:
 
 
 def layer_type_checks(root: Path) -> list[str]:
-    """``isinstance(x, C)``, ``issubclass(t, C)`` or ``type(x) is/== C`` with C a Layer subclass of
-    this package (resolved through the imports: torch's nn.ReLU is not minicnn's ReLU), outside
-    layers/."""
+    """``isinstance(x, C)``, ``issubclass(t, C)``, ``type(x) is/== C`` with C a Layer subclass of this
+    package (resolved through the imports: torch's nn.ReLU is not minicnn's ReLU), or
+    ``type(x).__name__ == "C"``, outside layers/."""
     package, classes = root.name, layer_classes(root)
 
     def is_layer_class(node, names) -> bool:
@@ -230,6 +230,12 @@ def layer_type_checks(root: Path) -> list[str]:
             if full and full.split(".")[0] == package and full.split(".")[-1] in classes:
                 return True
         return False
+
+    def names_a_layer_class(node) -> bool:
+        """A string (or a tuple, list or set of strings) naming a Layer subclass: the class's name
+        compared with ``type(x).__name__`` is the same test as isinstance, spelt as text."""
+        targets = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return any(isinstance(t, ast.Constant) and t.value in classes for t in targets)
 
     found = []
     for relative, _, tree, names in files(root, lambda r: r.startswith("layers/")):
@@ -247,6 +253,9 @@ def layer_type_checks(root: Path) -> list[str]:
                     isinstance(o, ast.Call) and isinstance(o.func, ast.Name) and o.func.id == "type"
                     for o in operands
                 ) and any(is_layer_class(o, names) for o in operands)
+                hit |= any(isinstance(o, ast.Attribute) and o.attr == "__name__" for o in operands) and any(
+                    names_a_layer_class(o) for o in operands
+                )
             if hit:
                 found.append(f"{relative}:{node.lineno}: {ast.unparse(node)}")
     return found
@@ -533,6 +542,7 @@ PROBE = {
         "def b(layer):\n    return isinstance(layer, (int, mc.layers.conv.Conv2D))\n"
         "def c(layer):\n    return type(layer) is C\n"
         "def d(layer):\n    return issubclass(type(layer), _Shared)\n"
+        "def e(layer):\n    return type(layer).__name__ in ('Conv2D', 'X')\n"
         "def fine(module):\n    return isinstance(module, nn.Conv2D)  # torch's, not ours\n"
     ),
     "io/__init__.py": "from probe.io.loader import load\n",
@@ -609,6 +619,7 @@ def test_probe_layer_type_checks(probe):
         "tools/types.py:8",
         "tools/types.py:10",
         "tools/types.py:12",
+        "tools/types.py:14",
     }
 
 
