@@ -64,7 +64,7 @@ TILE = 4  # output pixels per tile side
 def _g(g0, g1, g2):
     """G @ (g0, g1, g2) in float64 (U is rounded once, when it is stored). Multiplications by the
     reciprocals (rounded in float64, far below float32's rounding) instead of divisions, which do not
-    vectorise and made the transform 10x slower."""
+    vectorise."""
     g0, g1, g2 = np.float64(g0), np.float64(g1), np.float64(g2)
     sixth, fifteenth = 1.0 / 6.0, 1.0 / 15.0
     return (
@@ -126,7 +126,7 @@ def _kernel_tiles(w, u):
     """u[:, o, c] = G w[o, c] G^T for w (O, C, 3, 3). Each thread owns u[:, o, :]."""
     for o in numba.prange(u.shape[1]):
         # The 36 matrices of u lie O*C*4 bytes apart, often a multiple of 4 KiB: writing one (o, c)
-        # at a time would touch 36 lines of the same cache set (10x slower at 512 x 512). Build the
+        # at a time would touch 36 lines of the same cache set, evicting each other. Build the
         # row u[:, o, :] in a small buffer, one tile after another, then store it matrix by matrix.
         row = np.empty((u.shape[2], 36), dtype=u.dtype)
         for c in range(u.shape[2]):
