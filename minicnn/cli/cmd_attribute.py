@@ -35,6 +35,8 @@ METHODS = ("saliency", "cam", "gradcam", "occlusion", "reconstruct")
 
 
 def add_arguments(parser) -> None:
+    from minicnn.cli.options import nonnegative_int, positive_int
+
     add_common(parser, target=False, layer="")
     parser.add_argument("--method", choices=METHODS, default="saliency", help="the map (default saliency)")
     parser.add_argument(
@@ -42,20 +44,23 @@ def add_arguments(parser) -> None:
         help="class index for every image, or 'predicted' (default: each image's predicted class)",
     )  # fmt: skip
     parser.add_argument(
-        "--smoothgrad", type=int, default=0, metavar="N", help="SmoothGrad samples (default 0)"
+        "--smoothgrad", type=nonnegative_int, default=0, metavar="N", help="SmoothGrad samples (default 0)"
     )
     parser.add_argument("--times-input", action="store_true", help="gradient x input (saliency)")
-    parser.add_argument("--size", type=int, default=8, help="occluder side in pixels (occlusion; default 8)")
     parser.add_argument(
-        "--stride", type=int, default=4, help="occluder step in pixels (occlusion; default 4)"
+        "--size", type=positive_int, default=8, help="occluder side in pixels (occlusion; default 8)"
+    )
+    parser.add_argument(
+        "--stride", type=positive_int, default=4, help="occluder step in pixels (occlusion; default 4)"
     )
     parser.add_argument(
         "--mode", choices=MODES, default="deconvnet",
         help="backward rule of reconstruct (default deconvnet)",
     )  # fmt: skip
     parser.add_argument(
-        "--count", type=int, default=200, help="shipped held-out digits without --image (default 200)"
-    )
+        "--count", type=positive_int, default=200,
+        help="shipped held-out digits without --image (default 200)",
+    )  # fmt: skip
     add_job_options(parser, shard_size=64)
 
 
@@ -95,6 +100,7 @@ def method_settings(args, net):
 
 def run(args) -> Report:
 
+    from minicnn.cli.context import preprocessing
     from minicnn.cli.loading import load_network
     from minicnn.cli.output import open_output
     from minicnn.jobs.attribute import AttributeJob, attribute_shard, writer
@@ -106,6 +112,7 @@ def run(args) -> Report:
     runner = runner_of(args)
     out = open_output(args, "attribute")
     net = load_network(args.weights, args.device)
+    how = preprocessing(net, args)  # --preprocess, else the file's; said below
     data, targets = dataset_and_targets(args, net)
     settings, method = method_settings(args, net)
     weights = str(Path(args.weights).absolute())
@@ -117,6 +124,8 @@ def run(args) -> Report:
     report.model, report.inputs = str(args.weights), [data.path]
     report.say(f"minicnn attribute: {method}, {Path(args.weights).name}, {len(data)} image(s) in "
                f"{data.path}, shards of {args.shard_size}, run {runner.describe()}")  # fmt: skip
+    report.say(f"  {how}")
+    report.settings["preprocess"] = net.meta["preprocess"]
     report.methods.append(method)
     report.settings.update(settings, method=args.method, target=args.target)
     folder = out.folder / args.method

@@ -11,7 +11,7 @@ import re
 import time
 import traceback
 
-from minicnn.cli.options import add_run_options
+from minicnn.cli.options import add_preprocess, add_run_options
 from minicnn.cli.output import open_output
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
@@ -103,14 +103,18 @@ STEPS = (
 def add_arguments(parser) -> None:
     from pathlib import Path
 
+    from minicnn.io.formats import model_files
+
     parser.add_argument(
         "--weights", type=Path, default=None, metavar="FILE",
-        help="run every tool on this model file (default: the shipped digit models, VGG-style and GAP)",
+        help=f"run every tool on this model file ({model_files()}; default: the shipped digit models, "
+        "VGG-style and GAP)",
     )  # fmt: skip
     parser.add_argument(
         "--image", type=Path, default=None, metavar="PATH",
         help="an image file or a folder of images for every tool (default: the shipped samples)",
     )  # fmt: skip
+    add_preprocess(parser)  # given to every tool that reads images
     add_run_options(parser, "demo")
 
 
@@ -166,7 +170,8 @@ def run(args) -> Report:
     for path, option in ((weights, "--weights"), (image, "--image")):
         if path is not None and not path.exists():
             raise MinicnnError(f"{option} {path} not found (expected a file or a folder)")
-    own = {k: v for k, v in (("weights", weights), ("image", image)) if v is not None}
+    users = (("weights", weights), ("image", image), ("preprocess", getattr(args, "preprocess", None)))
+    own = {k: v for k, v in users if v is not None}
     sections, failed, log = [], [], []
     start = time.perf_counter()
     bar = tqdm(STEPS, desc="minicnn demo", unit="tool", disable=quiet)

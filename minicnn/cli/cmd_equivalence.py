@@ -27,9 +27,11 @@ examples:
 
 
 def add_arguments(parser) -> None:
+    from minicnn.cli.options import positive_float
+
     add_common(parser)
     parser.add_argument(
-        "--tol", type=float, default=None, metavar="T",
+        "--tol", type=positive_float, default=None, metavar="T",
         help="an entry differs above T times the layer's largest value (default: by dtype, 1e-5 float32)",
     )  # fmt: skip
 

@@ -29,9 +29,11 @@ examples:
 
 
 def add_arguments(parser) -> None:
+    from minicnn.cli.options import existing_file
+
     add_common(parser, weights="gap", target=False)
     parser.add_argument(
-        "--boxes", type=Path, required=True, metavar="FILE",
+        "--boxes", type=existing_file, required=True, metavar="FILE",
         help="CSV or JSON with a true box (and a label) per image",
     )  # fmt: skip
     parser.add_argument(
@@ -44,6 +46,7 @@ def add_arguments(parser) -> None:
 def run(args) -> Report:
     import numpy as np
 
+    from minicnn.cli.context import preprocessing
     from minicnn.cli.loading import load_network
     from minicnn.cli.output import open_output
     from minicnn.jobs.dataset import open_dataset
@@ -60,6 +63,7 @@ def run(args) -> Report:
     runner = runner_of(args)
     out = open_output(args, "evaluate")
     net = load_network(args.weights, args.device)
+    how = preprocessing(net, args)  # --preprocess, else the file's; said below
     shape = _input_shape(net, args.image)
     data = open_dataset(args.image, shape, net.meta.get("preprocess") or "none", net.dtype)
     truth = read_annotations(args.boxes, data.ids)
@@ -79,6 +83,8 @@ def run(args) -> Report:
     report.model, report.inputs = str(args.weights), [data.path]
     report.say(f"minicnn evaluate: {Path(args.weights).name}, {len(data)} image(s) in {data.path} "
                f"named in {args.boxes}, shards of {args.shard_size}, run {runner.describe()}")  # fmt: skip
+    report.say(f"  {how}")
+    report.settings["preprocess"] = net.meta["preprocess"]
     report.methods.append(
         "saliency + graph cut localisation, IoU with true boxes (Simonyan et al. 2013, sec. 3.1)"
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from minicnn.cli.context import prepare
 from minicnn.cli.layer_choice import check_layer, feature_layer
-from minicnn.cli.options import add_common
+from minicnn.cli.options import add_common, positive_float, positive_int
 from minicnn.cli.report import Report
 
 HELP = "inversion: reconstruct an image from its representation at a layer (Mahendran & Vedaldi 2015)"
@@ -24,8 +24,8 @@ examples:
 
 def add_arguments(parser) -> None:
     add_common(parser, target=False, layer="")
-    parser.add_argument("--steps", type=int, default=200, help="optimisation steps (default 200)")
-    parser.add_argument("--lr", type=float, default=0.05, help="Adam step size (default 0.05)")
+    parser.add_argument("--steps", type=positive_int, default=200, help="optimisation steps (default 200)")
+    parser.add_argument("--lr", type=positive_float, default=0.05, help="Adam step size (default 0.05)")
 
 
 def default_layers(net) -> list[str]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from minicnn.cli.context import prepare
-from minicnn.cli.options import add_common
+from minicnn.cli.options import add_common, positive_int
 from minicnn.cli.report import Report
-from minicnn.errors import MinicnnError
 
 HELP = "localisation: a box around the object from its saliency map and a graph cut"
 EPILOG = """\
@@ -26,7 +25,7 @@ examples:
 
 def add_arguments(parser) -> None:
     add_common(parser, weights="gap")
-    parser.add_argument("--count", type=int, default=4, help="shipped canvases used (default 4)")
+    parser.add_argument("--count", type=positive_int, default=4, help="shipped canvases used (default 4)")
 
 
 def run(args) -> Report:
@@ -37,8 +36,6 @@ def run(args) -> Report:
     from minicnn.render import figures
     from minicnn.tools.localize import box_iou
 
-    if args.count < 1:
-        raise MinicnnError(f"--count must be >= 1, got {args.count}")
     # a fully convolutional (GAP) network takes any size: keep the canvases' and images' own size
     # (the shipped canvases are 84x84, the digits it was trained on 28x28)
     ctx = prepare(args, "localize", count=args.count, keep_size="gap", samples="clutter")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from minicnn.cli.layer_choice import check_layer, feature_layer
 from minicnn.cli.loading import load_network
-from minicnn.cli.options import add_common, parse_unit
+from minicnn.cli.options import add_common, parse_unit, positive_float, positive_int
 from minicnn.cli.output import open_output
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
@@ -29,9 +29,9 @@ def add_arguments(parser) -> None:
         "--units", nargs="+", default=None, metavar="UNIT",
         help="feature maps c or activations c,y,x (default: the first 8 of the layer)",
     )  # fmt: skip
-    parser.add_argument("--steps", type=int, default=100, help="ascent steps (default 100)")
-    parser.add_argument("--lr", type=float, default=0.05, help="step size (default 0.05)")
-    parser.add_argument("--starts", type=int, default=1, help="random starts per unit (default 1)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="ascent steps (default 100)")
+    parser.add_argument("--lr", type=positive_float, default=0.05, help="step size (default 0.05)")
+    parser.add_argument("--starts", type=positive_int, default=1, help="random starts per unit (default 1)")
 
 
 def run(args) -> Report:

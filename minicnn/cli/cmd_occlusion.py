@@ -28,18 +28,21 @@ examples:
 
 
 def add_arguments(parser) -> None:
+    from minicnn.cli.options import occluder_fill, positive_int
+
     add_common(parser)
     parser.add_argument(
-        "--size", type=int, default=None,
+        "--size", type=positive_int, default=None,
         help="occluder side in pixels (default: 2/7 of the image height, 8 on the digits)",
     )  # fmt: skip
     parser.add_argument(
-        "--stride", type=int, default=None,
+        "--stride", type=positive_int, default=None,
         help="step between positions in pixels (default: 1/14 of the image height, 2 on the digits)",
     )  # fmt: skip
     parser.add_argument(
-        "--fill", default="grey", help="grey (default), zero, mean, or a number in input space"
-    )
+        "--fill", type=occluder_fill, default="grey",
+        help="grey (default), zero, mean, or a number in input space",
+    )  # fmt: skip
 
 
 def run(args) -> Report:

@@ -32,8 +32,11 @@ examples:
 
 
 def add_arguments(parser) -> None:
+    from minicnn.cli.options import positive_int
+    from minicnn.io.formats import model_files
+
     add_common(parser)
-    parser.add_argument("--count", type=int, default=4, help="shipped digits used (default 4)")
+    parser.add_argument("--count", type=positive_int, default=4, help="shipped digits used (default 4)")
     parser.add_argument(
         "--methods", default="all", metavar="LIST",
         help="comma-separated methods, or 'all' (every method the network allows; default)",
@@ -48,14 +51,15 @@ def add_arguments(parser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--pointing-weights", type=Path, default=None, metavar="FILE",
-        help="the network for the pointing game on the shipped 84x84 canvases (default: the shipped "
-        "GAP model; it must accept 84x84 inputs)",
+        help=f"the network for the pointing game on the shipped 84x84 canvases ({model_files()}; default: "
+        "the shipped GAP model; it must accept 84x84 inputs)",
     )  # fmt: skip
-    parser.add_argument("--pointing-count", type=int, default=20, help="canvases (default 20)")
+    parser.add_argument("--pointing-count", type=positive_int, default=20, help="canvases (default 20)")
     parser.add_argument(
         "--permuted-weights", type=Path, default=None, metavar="FILE",
-        help="the same architecture trained on permuted labels, for the data randomisation test "
-        "(default: the shipped mnist_vgg_permuted.h5 when --weights is the shipped mnist_vgg.h5)",
+        help=f"the same architecture trained on permuted labels ({model_files()}), for the data "
+        "randomisation test (default: the shipped mnist_vgg_permuted.h5 when --weights is the shipped "
+        "mnist_vgg.h5)",
     )  # fmt: skip
 
 

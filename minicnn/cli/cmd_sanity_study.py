@@ -32,6 +32,8 @@ TESTS = ("cascade", "independent")
 
 
 def add_arguments(parser) -> None:
+    from minicnn.cli.options import positive_int
+
     add_common(parser, target=False)
     parser.add_argument(
         "--target", default="predicted", metavar="CLASS",
@@ -50,8 +52,9 @@ def add_arguments(parser) -> None:
         help="comma-separated learned layers to re-initialise (default: all, from the top down)",
     )  # fmt: skip
     parser.add_argument(
-        "--count", type=int, default=100, help="shipped held-out digits without --image (default 100)"
-    )
+        "--count", type=positive_int, default=100,
+        help="shipped held-out digits without --image (default 100)",
+    )  # fmt: skip
     add_job_options(parser, shard_size=16)
 
 
@@ -61,6 +64,7 @@ def run(args) -> Report:
     import numpy as np
 
     from minicnn.cli.cmd_sanity import choose
+    from minicnn.cli.context import preprocessing
     from minicnn.cli.loading import load_network
     from minicnn.cli.output import open_output
     from minicnn.jobs.perimage import run_per_image
@@ -76,6 +80,7 @@ def run(args) -> Report:
     runner = runner_of(args)
     out = open_output(args, "sanity-study")
     net = load_network(args.weights, args.device)
+    how = preprocessing(net, args)  # --preprocess, else the file's; said below
     methods = (
         available_methods(net) if args.methods.strip() == "all" else choose(args.methods, METHODS, "method")
     )
@@ -91,6 +96,8 @@ def run(args) -> Report:
     report.say(f"minicnn sanity-study: {', '.join(methods)}, {' and '.join(tests)} randomisation, "
                f"{Path(args.weights).name}, {len(data)} image(s) in {data.path}, shards of "
                f"{args.shard_size}, run {runner.describe()}")  # fmt: skip
+    report.say(f"  {how}")
+    report.settings["preprocess"] = net.meta["preprocess"]
     report.methods += [f"{METHODS[m][0]} ({METHODS[m][1]})" for m in methods]
     report.methods.append("model parameter randomisation test (Adebayo et al. 2018, sec. 3)")
     report.settings.update(tests=tests, seed=args.seed, layers=layers, target=args.target)

