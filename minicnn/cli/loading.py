@@ -46,12 +46,13 @@ def load_network(path, device: str = "cpu"):
     """Load a model file (or a shipped model by its short name) with ``load_model_file`` and move it
     to ``device``; any failure becomes one MinicnnError naming the file (or the device)."""
     from minicnn import paths
+    from minicnn.io.formats import model_files
 
     given = Path(path)
     if not given.exists() and os.fspath(path) not in paths.short_names("model"):
         raise MinicnnError(
-            f"weights file {given} not found (expected a model file, or a shipped model: "
-            f"{', '.join(paths.short_names('model'))})"
+            f"weights file {given} not found (expected a model file: {model_files()}; or a shipped "
+            f"model: {', '.join(paths.short_names('model'))})"
         )
     return move_network(load_model_file(path), device)
 

@@ -54,7 +54,12 @@ def open_h5(file, name=None):
         f = h5py.File(file, "r")
     except Exception as exc:  # noqa: BLE001 - OSError from libhdf5, or worse from a damaged superblock
         if not _has_signature(file):  # asked only after a failure, so that a good file is read once
-            raise MinicnnError(f"{name}: not an HDF5 file (expected a minicnn or Keras .h5 model)") from None
+            from minicnn.io.formats import model_files
+
+            # the other formats were tried first (io/foreign.py): none matched either
+            raise MinicnnError(
+                f"{name}: not an HDF5 file nor another model file (expected {model_files()})"
+            ) from None
         text = str(exc).splitlines()[0] if str(exc) else ""
         reason = f"{type(exc).__name__}: {quote(text, 160)}" if text else type(exc).__name__
         raise MinicnnError(f"{name}: cannot open HDF5 file, truncated or corrupt ({reason})") from None

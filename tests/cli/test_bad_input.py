@@ -118,3 +118,15 @@ def test_verify_help_is_truthful_about_float64_and_formats():
     text = " ".join(ok("verify", "--help").stdout.split())
     assert "refused with --against keras" in text and "Keras is float32" in text
     assert "--against keras supports gradient, saliency, gradient_x_input and grad_cam" in text
+
+
+def test_model_file_errors_name_every_format_read(tmp_path, out):
+    """A model that is missing, or is none of the formats, is refused with a line that names every
+    format minicnn reads (it said '.h5' only while .pth, .safetensors and .onnx load)."""
+    formats = ("minicnn .h5", "Keras .h5", "PyTorch .pth", ".safetensors", "ONNX .onnx")
+    line = fails("saliency", "--weights", tmp_path / "none.pth", "--out", out, match="not found", out=out)
+    assert all(f in line for f in formats), line
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model of any kind")
+    line = fails("info", text, match="not an HDF5 file nor another model file")
+    assert all(f in line for f in formats), line
