@@ -51,8 +51,8 @@ def load_network(path, device: str = "cpu"):
     given = Path(path)
     if not given.exists() and os.fspath(path) not in paths.short_names("model"):
         raise MinicnnError(
-            f"weights file {given} not found (expected a model file: {model_files()}; or a shipped "
-            f"model: {', '.join(paths.short_names('model'))})"
+            f"weights file {given} not found (expected a model file, or a shipped model: "
+            f"{', '.join(paths.short_names('model'))}; model files: {model_files()})"
         )
     return move_network(load_model_file(path), device)
 
