@@ -504,6 +504,8 @@ def run_foreign_flips(run: str, count: int, seed: int, workdir: Path, timeout: f
             result["peak_mb"] = max(result["peak_mb"], rss)
             if status in ("error", "exact", "changed") and rss - baseline > FOREIGN_MEMORY_MB:
                 status, text = "memory", f"peak memory rose {rss - baseline:.0f} MB ({status})"
+                proc.kill()  # the peak never falls again: the next case needs a fresh baseline
+                proc.wait()
             if status in ("error", "exact", "changed"):
                 result[status] += 1
                 result["reasons"][_kind(text) if status == "error" else status] += 1
