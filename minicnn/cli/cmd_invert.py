@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minicnn.cli.context import prepare
+from minicnn.cli.context import prepare, say_work
 from minicnn.cli.layer_choice import check_layer, feature_layer
 from minicnn.cli.options import add_common, positive_float, positive_int
 from minicnn.cli.report import Report
@@ -47,6 +47,11 @@ def run(args) -> Report:
     ctx = prepare(args, "invert", count=2)
     net = ctx.net
     layers = [check_layer(net, name) for name in requested] if requested else default_layers(net)
+    n = len(ctx.inputs.names)
+    say_work(
+        ctx.report, net, f"{len(layers)} layers x {args.steps} steps x {n} images",
+        len(layers) * args.steps * n, "--layer or --steps", shape=tuple(ctx.inputs.x.shape[1:]),
+    )  # fmt: skip
     tiles, labels = [], []
     results = {}
     for layer in layers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from minicnn.cli.context import say_work
 from minicnn.cli.layer_choice import check_layer, feature_layer
 from minicnn.cli.loading import load_network
 from minicnn.cli.options import add_common, parse_unit, positive_float, positive_int
@@ -54,6 +55,10 @@ def run(args) -> Report:
     report.say(
         f"minicnn maximize: {args.weights.name}, layer {layer} {shape}, units {units}, {args.steps} steps"
     )
+    say_work(
+        report, net, f"{len(units)} units x {args.starts} starts x {args.steps} steps",
+        len(units) * args.starts * args.steps, "--units, --starts or --steps",
+    )  # fmt: skip
     report.model = str(args.weights)
     report.methods.append("activation maximisation (Erhan et al. 2009)")
     report.settings.update(layer=layer, units=[str(u) for u in units], steps=args.steps, lr=args.lr)

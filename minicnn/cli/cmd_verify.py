@@ -120,6 +120,21 @@ def check_options(args) -> None:
         )
 
 
+def _say_occlusion_work(report, net, x, args) -> None:
+    """Occlusion runs one forward pass per occluder position and image, in minicnn and again in the
+    reference: say how many, and about how long, before they start (a forward pass is counted as a
+    whole forward + backward pass: an upper bound)."""
+    from minicnn.cli.context import say_work
+    from minicnn.tools.occlusion import grid_positions
+
+    n, _, h, w = x.shape
+    rows, cols = (len(grid_positions(side, args.size, args.stride)) for side in (h, w))
+    runs = 2 if args.against is not None else 1
+    what = f"occlusion: {rows * cols} positions x {n} images"
+    what += " x 2 (minicnn and the reference)" if runs == 2 else ""
+    say_work(report, net, what, rows * cols * n * runs, "a larger --stride", shape=tuple(x.shape[1:]))
+
+
 def run(args) -> Report:
     from minicnn.cli.classes import parse_target
     from minicnn.cli.loading import load_network, move_network
@@ -140,6 +155,8 @@ def run(args) -> Report:
     scores = net.run(x).output()
     targets = resolve_targets(parse_target(net, args.target), scores)
     fill = args.fill
+    if args.method == "occlusion":  # the one long method: one forward pass per occluder position
+        _say_occlusion_work(out.report, net, x, args)
     if args.against == "captum":
         from minicnn.tools.captum_reference import captum_map
 

@@ -61,6 +61,36 @@ class Context:
         }
 
 
+# work above this many seconds also says which options ask for less
+LONG_SECONDS = 60.0
+
+
+def say_work(report, net, what: str, passes: int, fewer: str, shape=None) -> float | None:
+    """State the work before it starts: ``what`` (e.g. "8 units x 1 start x 100 steps") as ``passes``
+    forward + backward passes of one image, and the time they take at one pass measured now
+    (cli/estimate.py, at ``shape`` (C, H, W), default the network's input); a first run also says
+    that it compiled kernels, and work above LONG_SECONDS names the options that ask for less
+    (``fewer``). Returns the estimate in seconds (also in the report's numbers), or None when the
+    network's input size is unknown (the work is then stated without a time)."""
+    from minicnn.cli.estimate import duration, measure_pass
+
+    shape = shape if shape is not None else net.input_shape
+    if shape is None:
+        report.say(f"  {what} = {passes:,} forward + backward passes of one image")
+        return None
+    one = measure_pass(net, shape)
+    if one.compiled:
+        report.say(f"  compiling kernels, first run only ({duration(one.first)})")
+    seconds = passes * one.seconds
+    report.say(
+        f"  {what} = {passes:,} forward + backward passes of one image, about {duration(seconds)} at "
+        f"{one.seconds * 1000:.0f} ms a pass (measured)"
+        + (f"; {fewer} for less" if seconds > LONG_SECONDS else "")
+    )
+    report.numbers["estimated seconds"] = seconds
+    return seconds
+
+
 def preprocessing(net, args) -> str:
     """Fix the pixel convention of this run's images in ``net.meta["preprocess"]`` (where input
     loading, display and saved metadata read it): --preprocess when given, else the model file's,

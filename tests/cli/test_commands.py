@@ -252,3 +252,55 @@ def test_localize_keeps_the_size_of_a_users_canvas(shipped, tmp_path):
     (saved,) = out.glob("canvas_localization_class*.npz")
     assert np.load(saved)["mask"].shape == (84, 84)  # not resized to the 28x28 digits
     assert png_size(saved.with_suffix(".png"))[1] == panels_width(3, 168)
+
+
+# -- long work is stated before it starts -------------------------------------------------------------
+def test_maximize_and_invert_state_their_work_first(shipped, tmp_path):
+    """The passes counted by hand, the statement printed before the first result line."""
+    r = ok("maximize", "--units", "0", "1", "2", "--starts", "2", "--steps", "5", "--out", tmp_path / "m")
+    lines = r.stdout.splitlines()
+    (i,) = [
+        n for n, line in enumerate(lines) if "3 units x 2 starts x 5 steps = 30 forward + backward" in line
+    ]
+    assert i < min(n for n, line in enumerate(lines) if line.strip().startswith("unit "))
+    assert "ms a pass (measured)" in lines[i] and "for less" not in lines[i]  # seconds, not minutes
+    r = ok("invert", "--layer", "block1_pool,fc1_relu", "--steps", "4", "--out", tmp_path / "i")
+    lines = r.stdout.splitlines()
+    (i,) = [
+        n for n, line in enumerate(lines) if "2 layers x 4 steps x 2 images = 16 forward + backward" in line
+    ]
+    assert i < min(n for n, line in enumerate(lines) if "relative feature error" in line)
+
+
+def test_long_work_names_the_options_that_ask_for_less(shipped, monkeypatch):
+    """The estimate is passes x one measured pass; above a minute it says which options ask for less.
+    A pass measured at 0.5 s (faked): 1600 passes are 800 s, 100 passes 50 s."""
+    import minicnn as mc
+    from minicnn.cli import estimate
+    from minicnn.cli.context import say_work
+    from minicnn.cli.report import Report
+
+    monkeypatch.setattr(estimate, "measure_pass", lambda net, shape=None: estimate.PassTime(0.5, 0.5))
+    net = mc.load(shipped.DEFAULT_MODEL)
+    long, short = Report("x"), Report("y")
+    assert say_work(long, net, "8 units x 200 steps", 1600, "--steps") == 800.0
+    assert long.messages == [
+        "  8 units x 200 steps = 1,600 forward + backward passes of one image, about 13 min 20 s at 500 ms "
+        "a pass (measured); --steps for less"
+    ]
+    assert say_work(short, net, "100 steps", 100, "--steps") == 50.0
+    assert short.messages[0].endswith("about 50 s at 500 ms a pass (measured)")
+
+
+def test_verify_states_the_occlusion_passes_first(shipped, tmp_path):
+    """28 x 28 digits, a 14-pixel occluder every 7 pixels: corners 0, 7, 14 on each axis, 9 positions,
+    run by minicnn and again by Captum."""
+    pytest.importorskip("captum")
+    r = ok("verify", "--method", "occlusion", "--against", "captum", "--size", "14", "--stride", "7",
+           "--out", tmp_path)  # fmt: skip
+    lines = r.stdout.splitlines()
+    (i,) = [
+        n for n, line in enumerate(lines)
+        if "occlusion: 9 positions x 1 images x 2 (minicnn and the reference) = 18 forward" in line
+    ]  # fmt: skip
+    assert i < min(n for n, line in enumerate(lines) if line.startswith("minicnn verify:"))
