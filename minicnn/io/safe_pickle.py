@@ -29,8 +29,9 @@ from minicnn.errors import MinicnnError, quoted
 
 #: the deepest nesting of containers accepted; a state dict needs 5 (dict, _metadata, its entries)
 MAX_DEPTH = 64
-#: the most opcodes one pickle may run: a state dict needs about 20 per tensor
-MAX_OPS = 1_000_000
+#: the most opcodes one pickle may run: a state dict needs about 20 per tensor, so this admits
+#: 10,000 tensors (minicnn reads VGGs: about 90) and bounds the objects made at about 30 MB
+MAX_OPS = 200_000
 #: the longest line of a GLOBAL opcode (a module or attribute name)
 MAX_NAME = 256
 

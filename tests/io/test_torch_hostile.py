@@ -60,8 +60,9 @@ def _deep_tuple_key(path):
 
 
 def _repeated_string(path):
-    """A 1 MB string memoized once, then a persistent id of 500,000 references to it."""
-    pid = b"(" + ht.text("x" * 1_000_000) + b"q\x00" + b"h\x00" * 500_000 + b"tQ"
+    """A 1 MB string memoized once, then a persistent id of 150,000 references to it (150 GB as
+    text: the old reader's message formatting ran out of memory)."""
+    pid = b"(" + ht.text("x" * 1_000_000) + b"q\x00" + b"h\x00" * 150_000 + b"tQ"
     return ht.torch_zip(path, ht.state_dict([(W, pid)]), {})
 
 
@@ -332,7 +333,9 @@ def test_interpreter_depth_limit_is_exact():
         (b"\x80\x02N}b.", "sets attributes on a NoneType"),
         (b"\x80\x02NN.", "STOP with other than one object"),
         (b"\x80\x02}(}Nu.", "a dict key of type dict"),
+        (b"\x80\x02" + b"N0" * 100_001 + b".", "more than 200000 opcodes"),
     ],
+    ids=["sealed", "self-append", "memo", "length", "global", "newobj", "build", "stop", "key", "ops"],
 )
 def test_interpreter_refuses(data, why):
     with pytest.raises(MinicnnError) as err:
