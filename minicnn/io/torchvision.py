@@ -146,7 +146,7 @@ def _torchvision_head(shapes, plan, used, channels) -> int:
     idx = sorted({int(m.group(1)) for k in shapes if (m := _CLASSIFIER.fullmatch(k))})
     if idx != list(range(0, 3 * len(idx), 3)):
         raise MinicnnError(
-            f"classifier linear layers at {', '.join(map(str, idx))}: expected classifier.0, "
+            f"classifier linear layers at {quoted(idx)[1:-1]}: expected classifier.0, "
             "classifier.3, classifier.6, ... (Linear, ReLU, Dropout between them)"
         )
     width = shapes.get("classifier.0.weight", (0, 0))

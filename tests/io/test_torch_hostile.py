@@ -410,3 +410,18 @@ def test_safetensors_header_longer_than_the_file(tmp_path):
         read_header(path)
     with pytest.raises(MinicnnError, match="not an HDF5 file|declares"):  # not sniffed as safetensors
         mc.load(path)
+
+
+def test_vgg_messages_stay_short_for_huge_state_dicts():
+    """Keys and indices from the file are quoted, a few at a time: 30,000 classifier layers or a
+    megabyte key do not make a megabyte message."""
+    from minicnn.io.torchvision import _check_vgg, build_vgg
+
+    shapes = {"features.0.weight": (4, 3, 3, 3), "features.0.bias": (4,)}
+    shapes.update({f"classifier.{i}.weight": (2, 2) for i in range(1, 30001)})
+    with pytest.raises(MinicnnError, match=r"classifier linear layers at 1, 2, 3, 4, 5, 6, \.\.\.:") as err:
+        build_vgg(shapes, read=None, source="test")
+    assert len(str(err.value)) < 400
+    with pytest.raises(MinicnnError, match="architecture minicnn does not read") as err:
+        _check_vgg(["k" * 1_000_000 + "\x1b[2J", "fc.weight"])
+    assert len(str(err.value)) < 400 and str(err.value).isprintable()
