@@ -136,7 +136,7 @@ def test_bench_scripts_from_an_installed_package(installed):
 
 def test_readme_install_order_leaves_nothing_that_shadows_the_editable_install(tmp_path):
     """README's order on one machine: ``pip install .``, run a command (Numba compiles and caches
-    kernels), then ``pip install -e .``. Uninstalling the first copy must leave no folder named
+    kernels), then ``pip install -e ".[test,train]"``. Uninstalling the first copy must leave no folder named
     minicnn in site-packages (a cache written inside the package would be one): such a folder is a
     namespace package that Python's path finder returns before the editable install's finder, so
     ``import minicnn`` would find an empty package."""
@@ -151,6 +151,8 @@ def test_readme_install_order_leaves_nothing_that_shadows_the_editable_install(t
     work.mkdir()
     run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path)
     python = venv / "bin" / "python"
+    # README's commands as written, offline: every dependency, the test and train extras' too, is
+    # already in the system's site-packages, which the venv sees (--no-index would fail otherwise)
     pip = [
         sys.executable,
         "-m",
@@ -158,13 +160,13 @@ def test_readme_install_order_leaves_nothing_that_shadows_the_editable_install(t
         "--python",
         python,
         "install",
-        "--no-deps",
+        "--no-index",
         "--no-build-isolation",
         "-q",
     ]
     run([*pip, source], tmp_path)
     run([venv / "bin" / "minicnn", "saliency", "--no-progress", "--out", work / "sal"], work)
-    run([*pip, "-e", source], tmp_path)
+    run([*pip, "-e", f"{source}[test,train]"], tmp_path)
     site = Path(
         run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], work).stdout.strip()
     )
