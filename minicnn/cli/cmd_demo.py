@@ -115,11 +115,40 @@ def add_arguments(parser) -> None:
         help="an image file or a folder of images for every tool (default: the shipped samples)",
     )  # fmt: skip
     add_preprocess(parser)  # given to every tool that reads images
+    parser.add_argument(
+        "--tools", default="all", metavar="LIST",
+        help=f"comma-separated steps to run, or 'all' (default): {', '.join(s[0] for s in STEPS)}",
+    )  # fmt: skip
     add_run_options(parser, "demo")
 
 
 # options of the shipped-digit demo that would be wrong for another model: dropped with --weights
 DIGIT_ONLY = {"occlusion": ("size", "stride"), "topk": ("count",)}
+
+# Large inputs (a side of LARGE pixels or more, e.g. VGG16's 224x224) make every pass hundreds of times
+# dearer than on a digit: the optimisation steps run a forward and backward pass of the whole batch per
+# step (16 class models, 8 units, every image at 6 layers) and the sanity checks run every method once
+# per re-initialised layer, so the digit demo's settings would take over half an hour on two CPU cores.
+# There the demo takes fewer steps, the three methods that tell the papers' story (the gradient, guided
+# backpropagation, which barely changes when the weights are re-initialised, and Grad-CAM) and the
+# cheaper tests; every choice is printed with the option that undoes it.
+LARGE = 112
+LARGE_OPTIONS = {
+    "classmodel": {"steps": 8},
+    "maximize": {"steps": 10},
+    "invert": {"steps": 8},
+    "sanity": {"methods": "gradient,guided,grad_cam", "tests": "cascade,class,recovery,pointing"},
+}
+
+# The shipped inputs a step reads when --image is not given: (what, shape (C, H, W)); the other steps
+# read no image. Every image step reads the held-out digits except localisation, which finds a digit
+# on the larger digits-in-clutter canvases (minicnn/cli/inputs.py).
+DIGITS = ("the shipped 28x28 one-channel digits", (1, 28, 28))
+CANVASES = ("the shipped 84x84 one-channel digits-in-clutter canvases", (1, 84, 84))
+SHIPPED_INPUTS = {
+    "saliency": DIGITS, "reconstruct": DIGITS, "equivalence": DIGITS, "occlusion": DIGITS, "cam": DIGITS,
+    "invert": DIGITS, "topk": DIGITS, "localize": CANVASES, "sanity": DIGITS,
+}  # fmt: skip
 
 
 def natural(path) -> list:
@@ -127,17 +156,41 @@ def natural(path) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
+class _DeclaredOptions(argparse.ArgumentParser):
+    """An ArgumentParser that keeps the Action every ``add_argument`` returns (its public return
+    value), its groups' included, so that a command's declared defaults can be read without parsing."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, add_help=False, **kwargs)
+        self.declared = []
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        self.declared.append(action)
+        return action
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+
+        def recorded(*a, **k):
+            action = add(*a, **k)
+            self.declared.append(action)
+            return action
+
+        group.add_argument = recorded
+        return group
+
+
 def command_args(command: str, **options):
     """(the command's ``run``, its arguments): every option at the default the command declares in
     ``add_arguments``, then ``options`` (dest -> value). What the command line would give, built
     directly: no argv is written out and parsed back."""
     module = importlib.import_module(f"minicnn.cli.cmd_{command}")
-    parser = argparse.ArgumentParser(prog=f"minicnn {command}")
+    parser = _DeclaredOptions(prog=f"minicnn {command}")
     module.add_arguments(parser)
     defaults = {}
-    for action in parser._actions:  # argparse's list of declared options (no public accessor)
-        if action.dest == "help":
-            continue
+    for action in parser.declared:
         value = action.default
         if isinstance(value, str) and action.type is not None:  # argparse converts string defaults
             value = action.type(value)
@@ -150,39 +203,135 @@ def flags(options: dict) -> str:
     return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in options.items())
 
 
+def chosen_steps(text) -> list[tuple]:
+    """--tools 'all' or 'a,b' -> the STEPS entries, in the demo's order (a MinicnnError names the valid
+    steps)."""
+    names = [s[0] for s in STEPS]
+    valid = f"expected 'all' or a comma-separated list of: {', '.join(names)}"
+    if text is None or str(text).strip() == "all":
+        return list(STEPS)
+    wanted = [t.strip() for t in str(text).split(",") if t.strip()]
+    for name in wanted:
+        if name not in names:
+            raise MinicnnError(f"--tools: unknown step {name!r}; {valid}")
+    if not wanted:
+        raise MinicnnError(f"--tools is empty; {valid}")
+    return [s for s in STEPS if s[0] in wanted]
+
+
+def unfit_reason(command: str, tool_args, net) -> str | None:
+    """Why ``command`` cannot run on ``net`` with the shipped inputs, or None: without --image a step
+    reads the shipped digits or canvases (SHIPPED_INPUTS), and a network whose input size or channels
+    differ (a dense top fixes the size) cannot take them."""
+    from pathlib import Path
+
+    if getattr(tool_args, "image", None) is not None or command not in SHIPPED_INPUTS:
+        return None
+    what, shape = SHIPPED_INPUTS[command]
+    try:
+        net.shapes(shape)
+    except MinicnnError as exc:
+        return f"{what} do not fit {Path(tool_args.weights).name} ({exc}); pass --image with your own images"
+    return None
+
+
+def image_count(command: str, tool_args, images: int | None) -> int:
+    """The images a step reads: the --image files, else the shipped samples it takes by default."""
+    from minicnn.cli.inputs import DEFAULT_SAMPLES
+
+    if images is not None:
+        return images
+    if command in ("topk", "localize", "sanity"):
+        return int(tool_args.count)
+    return DEFAULT_SAMPLES
+
+
+def passes(command: str, tool_args, net, n: int) -> float:
+    """A step's cost in forward + backward passes of one image (the unit of cli/estimate.py), n the
+    images it reads. Counted from what each tool runs; the constants of equivalence, occlusion and
+    sanity are passes per image measured on the shipped digit model and on VGG16."""
+    from minicnn.cli.layer_choice import feature_layer
+
+    steps = getattr(tool_args, "steps", 0)
+    if command in ("saliency", "cam", "localize"):
+        return n  # one forward and one backward pass per image
+    if command == "reconstruct":
+        return 2 * n  # one forward, three backward rules
+    if command == "equivalence":
+        return 12 * n  # measured
+    if command == "occlusion":
+        return 30 * n  # measured: 121 occluder positions, each an incremental forward pass
+    if command == "classmodel":
+        return min(16, len(net.meta.get("class_names") or range(16))) * steps  # a pass per class and step
+    if command == "maximize":
+        units = min(8, net.shapes()[net.index(feature_layer(net))][0])
+        return units * getattr(tool_args, "starts", 1) * steps
+    if command == "invert":
+        from minicnn.cli.cmd_invert import default_layers
+
+        return n * len(default_layers(net)) * steps  # each layer's pass counted whole
+    if command == "topk":
+        return n + tool_args.k * 4  # the images, then k projections for each of 4 feature maps
+    if command == "sanity":
+        return n * sanity_maps(tool_args, net)
+    return n
+
+
+def sanity_maps(tool_args, net) -> int:
+    """Passes per image of the sanity checks: each method's map (SmoothGrad's samples each a pass) once
+    per re-initialised layer in the cascade and independent tests, per top class in the class test,
+    twice in recovery and with the permuted network. The pointing game runs on the shipped GAP digit
+    model, whose passes cost next to nothing."""
+    from minicnn.tools.sanity import check_layers
+    from minicnn.tools.sanity_methods import SMOOTHGRAD_SAMPLES, available_methods
+    from minicnn.tools.sanity_suite import TESTS
+
+    def chosen(text, every):
+        return list(every) if str(text).strip() == "all" else [t.strip() for t in str(text).split(",")]
+
+    maps = sum(
+        SMOOTHGRAD_SAMPLES if m == "smoothgrad" else 1
+        for m in chosen(tool_args.methods, available_methods(net))
+    )
+    layers = len(check_layers(net, tool_args.layers))
+    per_test = {"cascade": layers + 1, "independent": layers, "class": 3, "recovery": 2, "data": 2}
+    return maps * sum(per_test.get(t, 0) for t in chosen(tool_args.tests, TESTS))
+
+
 def run(args) -> Report:
     from tqdm import tqdm
 
+    from minicnn.cli.estimate import duration
     from minicnn.io.atomic import atomic_path
     from minicnn.render.html import Section, write_index
 
+    steps = chosen_steps(getattr(args, "tools", "all"))  # before anything is loaded
     out = open_output(args, "demo")
     report = out.report
-    if args.device == "gpu":  # fail once, in one line, rather than once per tool
+    if args.device == "gpu":  # fail once, in one line (a MinicnnError), rather than once per tool
         from minicnn.backend import cupy_module
 
-        try:
-            cupy_module()
-        except RuntimeError as exc:
-            raise MinicnnError(f"--device gpu: {exc}") from None
+        cupy_module()
     weights, image = getattr(args, "weights", None), getattr(args, "image", None)
     quiet = getattr(args, "no_progress", False)
-    for path, option in ((weights, "--weights"), (image, "--image")):
-        if path is not None and not path.exists():
-            raise MinicnnError(f"{option} {path} not found (expected a file or a folder)")
+    if image is not None and not image.exists():
+        raise MinicnnError(f"--image {image} not found (expected a file or a folder)")
     users = (("weights", weights), ("image", image), ("preprocess", getattr(args, "preprocess", None)))
     own = {k: v for k, v in users if v is not None}
-    sections, failed, log = [], [], []
+    plan = _plan(steps, own, args, report)
+    sections, failed, skipped, log = [], [], {}, []
     start = time.perf_counter()
-    bar = tqdm(STEPS, desc="minicnn demo", unit="tool", disable=quiet)
-    for command, options, title, text, paper in bar:
+    bar = tqdm(plan, desc="minicnn demo", unit="tool", disable=quiet)
+    for command, given, (title, text, paper), reason in bar:
         bar.set_postfix_str(command)
-        if weights is not None:
-            options = {k: v for k, v in options.items() if k not in DIGIT_ONLY.get(command, ())}
-        tool, tool_args = command_args(command)
-        given = {k: v for k, v in {**own, **options}.items() if hasattr(tool_args, k)}
+        tool, _ = command_args(command)
         section = Section(title, f"minicnn {command} {flags(given)}".strip(), text, paper)
         sections.append(section)
+        if reason is not None:
+            skipped[command] = reason
+            section.note = f"skipped: {reason}"
+            log.append(f"$ minicnn {command} {flags(given)}\nskipped: {reason}\n")
+            continue
         # the demo's folder is its own: a rerun replaces the files of the previous demo
         shared = {"out": out.folder / command, "device": args.device, "seed": args.seed, "overwrite": True,
                   "no_progress": quiet}  # fmt: skip
@@ -198,6 +347,7 @@ def run(args) -> Report:
         seconds = time.perf_counter() - t0
         typed = {k: v for k, v in shared.items() if k in ("out", "device", "seed")}
         log.append(f"$ minicnn {command} {flags({**given, **typed})}\n{buffer.getvalue()}({seconds:.1f} s)\n")
+        report.numbers[f"{command} seconds"] = seconds
         if made is None or made.exit_code != 0:
             failed.append(command)
             section.note = f"failed: {buffer.getvalue().strip().splitlines()[-1]}"
@@ -224,12 +374,73 @@ def run(args) -> Report:
         "the top-5 predictions and the class index each map was made for). Each picture says above it "
         "what it shows: model, target class with its index, layer or unit, and method."
     )
+    if skipped:
+        intro += f" Skipped (they cannot run on this model): {', '.join(skipped)}; each section says why."
     index = write_index(out.folder, "minicnn demo", intro, sections)
     report.paths += [log_path, index]
     for command in failed:
         report.say(f"minicnn demo: {command} failed (see {log_path})")
-    report.say(f"minicnn demo: {len(STEPS) - len(failed)} tools in {total:.1f} s")
+    ran = len(plan) - len(failed) - len(skipped)
+    report.say(
+        f"minicnn demo: {ran} tools in {duration(total)}" + (f", {len(skipped)} skipped" if skipped else "")
+    )
     report.say(f"minicnn demo: open {index.resolve()}")
-    report.numbers.update(tools=len(STEPS) - len(failed), seconds=total)
+    report.numbers.update(tools=ran, skipped=len(skipped), seconds=total)
+    report.settings["skipped"] = dict(skipped)
     report.exit_code = 1 if failed else 0
     return report
+
+
+def _plan(steps, own: dict, args, report) -> list[tuple]:
+    """Per step: (command, its options (dest -> value), (title, text, paper), why it is skipped or
+    None). Loads each model the steps use once, says which steps cannot run and why, and prints the
+    time estimate (cli/estimate.py) and the step counts chosen for large inputs, before any tool
+    runs."""
+    from pathlib import Path
+
+    from minicnn.cli.estimate import duration, measure_pass
+    from minicnn.cli.inputs import image_files
+    from minicnn.cli.loading import load_network
+
+    images = len(image_files(own["image"])) if "image" in own else None
+    nets, units, plan, costs = {}, {}, [], []
+    for command, options, title, text, paper in steps:
+        if "weights" in own:
+            options = {k: v for k, v in options.items() if k not in DIGIT_ONLY.get(command, ())}
+        _, tool_args = command_args(command)
+        given = {k: v for k, v in {**own, **options}.items() if hasattr(tool_args, k)}
+        _, tool_args = command_args(command, **given)
+        path = Path(tool_args.weights)
+        if path not in nets:
+            nets[path] = load_network(path, args.device)
+        net = nets[path]
+        size = tuple(net.input_shape or (0, 0, 0))[1:]
+        if command in LARGE_OPTIONS and max(size) >= LARGE:
+            given.update(LARGE_OPTIONS[command])
+            _, tool_args = command_args(command, **given)
+            report.say(
+                f"minicnn demo: {command} with {flags(LARGE_OPTIONS[command])} for {path.name}'s "
+                f"{size[0]}x{size[1]} inputs (the command's defaults: minicnn {command} --weights ...)"
+            )
+        reason = unfit_reason(command, tool_args, net)
+        if reason is not None:
+            report.say(f"minicnn demo: {command} skipped: {reason}")
+        else:
+            if path not in units:
+                units[path] = measure_pass(net)
+                if units[path].compiled:
+                    report.say(
+                        f"minicnn demo: compiling kernels, first run only ({duration(units[path].first)})"
+                    )
+            n = image_count(command, tool_args, images)
+            costs.append((command, passes(command, tool_args, net, n) * units[path].seconds))
+        plan.append((command, given, (title, text, paper), reason))
+    if costs:
+        total = sum(c for _, c in costs)
+        each = ", ".join(f"{c} {duration(t)}" for c, t in costs)
+        per = "; ".join(f"{p.name} {units[p].seconds * 1000:.0f} ms" for p in units)
+        report.say(f"minicnn demo: estimated {duration(total)} ({each}): one forward + backward pass of "
+                   f"one image measured ({per}) times each tool's count of passes; loading and drawing "
+                   "add seconds per tool")  # fmt: skip
+        report.numbers["estimated seconds"] = total
+    return plan

@@ -332,8 +332,13 @@ def test_demo_runs_every_tool_on_the_users_model_and_images(monkeypatch, tmp_pat
     for command, *_ in cmd_demo.STEPS:
         monkeypatch.setattr(importlib.import_module(f"minicnn.cli.cmd_{command}"), "run", fake(command))
     model, photos = tmp_path / "mine.h5", tmp_path / "photos"
-    model.write_bytes(b"not read by the fake tools")
+    import shutil
+
+    from minicnn import paths
+
+    shutil.copy(paths.DEFAULT_MODEL, model)  # the demo reads the model and counts the images first
     photos.mkdir()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(photos / "a.png")
     args = argparse.Namespace(out=tmp_path / "demo", device="cpu", seed=0, weights=model, image=photos)
     assert cmd_demo.run(args).exit_code == 0
     for command, args in calls.items():

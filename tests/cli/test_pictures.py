@@ -49,7 +49,9 @@ def test_classmodel_states_its_work_before_it_starts(shipped, tmp_path, monkeypa
     before the ascent's first step, with the way to shorten it."""
     from minicnn.cli import estimate
 
-    monkeypatch.setattr(estimate, "measure_pass", lambda net, shape=None: estimate.PassTime(0.05, 0.05))
+    monkeypatch.setattr(
+        estimate, "measure_pass", lambda net, shape=None: estimate.PassTime(0.05, 0.05, False)
+    )
     import minicnn.tools.classmodel as tool
 
     def stop(*args, **kwargs):
