@@ -166,6 +166,62 @@ def test_model_files(tmp_path, name):
         assert_close(res.signals[mode], ref.detach().numpy(), rtol=1e-6, what=f"{name} {mode}")
 
 
+def onnx_average_graph(path):
+    """An ONNX graph torch's exporter does not write: Conv -> Relu -> AveragePool(3, 2, pads 1,
+    count_include_pad=0: the divisor counts real inputs only) -> Conv -> Relu -> GlobalAveragePool
+    -> Flatten -> Gemm, on (1, 3, 13, 11); seeded weights."""
+    onnx = oracle("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(8)
+    inits = [
+        numpy_helper.from_array(a.astype(np.float32), name)
+        for name, a in [
+            ("w1", rng.standard_normal((5, 3, 3, 3)) * 0.5), ("b1", rng.uniform(-0.1, 0.1, 5)),
+            ("w2", rng.standard_normal((6, 5, 3, 3)) * 0.4), ("b2", rng.uniform(-0.1, 0.1, 6)),
+            ("wg", rng.standard_normal((4, 6))), ("bg", rng.uniform(-0.5, 0.5, 4)),
+        ]
+    ]  # fmt: skip
+    N = onnx.helper.make_node
+    nodes = [
+        N("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        N("Relu", ["c1"], ["r1"], name="relu1"),
+        N("AveragePool", ["r1"], ["p1"], name="pool1", kernel_shape=[3, 3], strides=[2, 2],
+          pads=[1, 1, 1, 1], count_include_pad=0),
+        N("Conv", ["p1", "w2", "b2"], ["c2"], name="conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        N("Relu", ["c2"], ["r2"], name="relu2"),
+        N("GlobalAveragePool", ["r2"], ["g"], name="gap"),
+        N("Flatten", ["g"], ["f"], name="flatten"),
+        N("Gemm", ["f", "wg", "bg"], ["y"], name="fc", transB=1),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "average",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 13, 11])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def test_onnx_average_pool_without_padding_in_its_divisor(tmp_path):
+    """The padded AveragePool of ONNX's default (count_include_pad=0): its row agrees, and the whole
+    DeconvNet equals Captum's Deconvolution on the torch mirror (float64)."""
+    torch, attr = oracle("torch"), oracle("captum.attr")
+    net = mc.load(onnx_average_graph(tmp_path / "average.onnx")).astype(np.float64)
+    pools = [layer for layer in net.layers if layer.is_pooling]
+    assert [layer.config()["count_include_pad"] for layer in pools] == [False]
+    x = np.random.default_rng(9).standard_normal((2, 3, 13, 11))
+    res = check_against_torch(net, x, [2, 0])
+    assert {"AvgPool2D", "GlobalAvgPool2D"} <= {r.kind for r in res.rows}
+    xt = torch.tensor(x, requires_grad=True)
+    ref = attr.Deconvolution(to_torch(net, torch.float64)).attribute(xt, target=[2, 0])
+    assert_close(res.signals["deconvnet"], ref.detach().numpy(), rtol=1e-12)
+
+
 def test_torchvision_vgg16_at_224(tmp_path):
     """Full-size torchvision VGG16 (AdaptiveAvgPool2d((7, 7)), 138M parameters) from a .pth file
     at 224 x 224, float32: the table the DeconvNet used to refuse. ~20 s (half of it torch
