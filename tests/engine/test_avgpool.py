@@ -12,6 +12,7 @@ from support import assert_close, oracle
 
 import minicnn as mc
 from minicnn.backend import gpu_available, to_device, to_numpy
+from minicnn.errors import MinicnnError
 
 CASES = [  # kernel, stride, padding, count_include_pad, input (H, W)
     (2, 2, 0, True, (8, 8)),
@@ -174,3 +175,17 @@ def test_float32_reverse_keeps_its_dtype():
         dec = layer.reverse(np.ones_like(y), cache, x.shape)
         assert dec.dtype == np.float32 and dec.shape == x.shape
         assert_close(dec, layer.backward(np.ones_like(y), cache)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("include", [True, False])
+def test_declared_torch_module_keeps_the_divisor(include):
+    """The torch module the layer declares (verify --against captum, the test mirror) divides as the
+    layer does; Keras, which has no pool that skips the padding, is refused in one line."""
+    torch = oracle("torch")
+    layer = mc.AvgPool2D(3, 2, 1, count_include_pad=include)
+    x = np.random.default_rng(8).standard_normal((2, 3, 9, 7))
+    out = layer.torch_module(torch.nn)(torch.tensor(x)).numpy()
+    assert_close(out, layer.forward(x)[0], rtol=1e-12)
+    if not include:
+        with pytest.raises(MinicnnError, match="skips the padding"):
+            layer.keras_layers(None, (3, 9, 7))
