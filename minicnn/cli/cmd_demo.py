@@ -23,13 +23,17 @@ maximisation, inversion, top-9 projections, localisation and the sanity checks o
 models and sample inputs, with step counts chosen to finish in seconds on two CPU cores, and writes
 <out>/index.html with every picture, the measured equivalence table and the papers behind them.
 --weights and --image build the same report for your own model and images (every tool then uses
-them; expect minutes for a VGG16 on a CPU, with progress bars). Files of an earlier demo in the same
-folder are replaced.
+them). Before the first tool the demo prints its time estimate (each tool's count of forward +
+backward passes times one pass measured on the model) and, for inputs of 112 pixels or more, the
+shorter settings it takes there (e.g. 8 class-model steps at 224x224); a step that cannot run on the
+model (the shipped 84x84 canvases on a model with a dense top) is skipped with the reason. --tools
+runs some steps only. Files of an earlier demo in the same folder are replaced.
 
 examples:
   minicnn demo                       # -> minicnn-out/demo/index.html
   minicnn demo --out /tmp/report --device gpu
   minicnn demo --weights vgg16_weights_tf_dim_ordering_tf_kernels.h5 --image photos/ --out vgg16-report
+  minicnn demo --tools saliency,occlusion,classmodel
 """
 
 # (command, options changed from the command's defaults (dest -> value), title, what the pictures show,
