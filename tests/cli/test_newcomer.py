@@ -282,8 +282,9 @@ def test_install_hints_name_the_free_distribution_never_the_taken_one():
     torch_hints = [h for h in hints if re.search(r"pip install[^.;,]*\btorch\b", h[1]) and "/cpu" not in h[1]]
     assert not torch_hints, f"name errors.TORCH_CPU_INSTALL instead: {torch_hints}"
     assert "--index-url https://download.pytorch.org/whl/cpu" in TORCH_CPU_INSTALL
-    for path, extra in (("io/onnx_loader.py", "onnx"), ("jobs/runners.py", "dask"), ("backend.py", "gpu")):
-        assert f"install_hint('{extra}')" in (REPO / "minicnn" / path).read_text(encoding="utf-8")
+    sources = "".join(p.read_text(encoding="utf-8") for p in (REPO / "minicnn").rglob("*.py"))
+    for extra in ("onnx", "dask", "gpu", "train"):  # each missing extra's error builds its hint
+        assert f"install_hint('{extra}')" in sources, extra
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert not taken.search(readme) and '"minicnn-vis[onnx]"' in readme
 
