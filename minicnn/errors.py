@@ -28,37 +28,28 @@ def install_hint(extra: str) -> str:
     return f'pip install "{DISTRIBUTION}[{extra}]"'
 
 
-def quote(text, limit: int = 80) -> str:
-    """``text`` taken from a file (str or bytes), quoted for a one-line message: at most ``limit``
-    characters (then "..."), and every character that is not printable (newlines, a terminal's escape
-    codes, direction overrides) escaped as ``repr`` does, so a file cannot rewrite the user's screen.
+def quote(value, limit: int = 80) -> str:
+    """``value`` taken from a file, quoted for a one-line message, the one way every reader does it.
+
+    A str (or bytes, decoded with backslash escapes) shows its first ``limit`` characters (then
+    "...") with every character that is not printable (newlines, a terminal's escape codes,
+    direction overrides) escaped as ``repr`` does, so a file cannot rewrite the user's screen:
 
     >>> quote("conv1\\x1b[2J" + "x" * 100, 8)
     "'conv1\\\\x1b[2...'"
+
+    Any other value (a tuple, a list, a number) is shown by a bounded repr built from bounded
+    pieces (the first characters of each string, the first items of each container, three levels
+    deep), never from the whole object, and cut to ``limit`` characters: a file can hold a tuple of
+    a million references to one megabyte string, whose full repr would take terabytes.
     """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "backslashreplace")
-    text = str(text)
-    shown = repr(text[:limit])
-    return shown[:-1] + "..." + shown[-1] if len(text) > limit else shown
-
-
-#: the most characters of a file's contents that one error message quotes
-QUOTE_LIMIT = 200
-
-
-def quoted(value, limit: int = QUOTE_LIMIT) -> str:
-    """``value`` (a name, key or object taken from a file) as it may appear in an error message:
-    repr-style quoting with every control and non-printable character escaped (``\\x1b``, ``\\n``,
-    ``\\u202e``), so that a file cannot move the terminal's cursor, recolour it or break the message
-    over lines, and at most ``limit`` characters long, ending in "..." when cut.
-
-    The text is built from bounded pieces (the first characters of a string, the first items of a
-    container, three levels deep), never from the whole object: a file can hold a tuple of a
-    million references to one megabyte string, whose full repr would take terabytes.
-    """
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value[: limit + 1]).decode("utf-8", "backslashreplace")
+    if isinstance(value, str):
+        shown = repr(value[:limit])
+        return shown[:-1] + "..." + shown[-1] if len(value) > limit else shown
     text = _BoundedRepr(limit).repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 
 
 class _BoundedRepr(reprlib.Repr):

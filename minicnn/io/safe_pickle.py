@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from minicnn.errors import MinicnnError, quoted
+from minicnn.errors import MinicnnError, quote
 
 #: the deepest nesting of containers accepted; a state dict needs 5 (dict, _metadata, its entries)
 MAX_DEPTH = 64
@@ -99,16 +99,12 @@ class BoundedUnpickler:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise self._error(f"a string that is not UTF-8 ({quoted(raw, 40)})") from None
+            raise self._error(f"a string that is not UTF-8 ({quote(raw, 40)})") from None
 
     def _error(self, why: str) -> MinicnnError:
         return MinicnnError(f"damaged or unsupported pickle at byte {self.pos}: {why}")
 
     # -- containers: depth and seals ------------------------------------------------------------
-    def _depth(self, x) -> int:
-        m = self.meta.get(id(x))
-        return m.depth if m is not None else 0
-
     def _made(self, obj, depth: int):
         if depth > MAX_DEPTH:
             raise self._error(f"containers nested more than {MAX_DEPTH} deep")
@@ -256,7 +252,7 @@ class BoundedUnpickler:
             self._use([pid])
             push(self.persistent_load(pid))
         else:
-            raise self._error(f"opcode {quoted(op)} is not one a state dict needs")
+            raise self._error(f"opcode 0x{op[0]:02x} is not one a state dict needs")
 
     def _top(self):
         if len(self.stack) <= (self.marks[-1] if self.marks else 0):

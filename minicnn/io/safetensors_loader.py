@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.errors import MinicnnError, quoted
+from minicnn.errors import MinicnnError, quote
 
 # safetensors dtype names -> NumPy dtypes (little-endian, as the format stores them); NumPy has no
 # bfloat16, so BF16 files are refused
@@ -59,7 +59,7 @@ def read_header(path) -> dict:
     except MinicnnError:
         raise
     except (ValueError, RecursionError) as exc:  # also an int of more digits than int() converts
-        raise MinicnnError(f"damaged safetensors header ({quoted(str(exc).splitlines()[0], 120)})") from None
+        raise MinicnnError(f"damaged safetensors header ({quote(str(exc).splitlines()[0], 120)})") from None
     if not isinstance(header, dict):
         raise MinicnnError("damaged safetensors header (not a JSON object)")
     data_size = size - 8 - n
@@ -69,17 +69,17 @@ def read_header(path) -> dict:
         need = math.prod(shape) * np.dtype(_NUMPY_DTYPE[dtype]).itemsize
         if end - begin != need or begin < 0:
             raise MinicnnError(
-                f"tensor {quoted(name)}: {end - begin} bytes declared for shape {tuple(shape)} ({dtype})"
+                f"tensor {quote(name)}: {end - begin} bytes declared for shape {tuple(shape)} ({dtype})"
             )
         if end > data_size:
             raise MinicnnError(
-                f"truncated file: tensor {quoted(name)} ends at byte {end}, the data holds {data_size}"
+                f"truncated file: tensor {quote(name)} ends at byte {end}, the data holds {data_size}"
             )
         spec["file_span"] = (8 + n + begin, 8 + n + end)  # where its bytes lie in the file
     spans = sorted((spec["data_offsets"][0], spec["data_offsets"][1], name) for name, spec in tensors.items())
     for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
         if begin < end:
-            raise MinicnnError(f"tensors {quoted(first)} and {quoted(second)} share bytes")
+            raise MinicnnError(f"tensors {quote(first)} and {quote(second)} share bytes")
     return tensors
 
 
@@ -88,7 +88,7 @@ def _unique_keys(pairs) -> dict:
     out = {}
     for key, value in pairs:
         if key in out:
-            raise MinicnnError(f"the safetensors header names {quoted(key)} twice")
+            raise MinicnnError(f"the safetensors header names {quote(key)} twice")
         out[key] = value
     return out
 
@@ -98,10 +98,10 @@ def _entry(name, spec) -> tuple[str, list, tuple]:
     try:
         dtype, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
     except (KeyError, TypeError):
-        raise MinicnnError(f"tensor {quoted(name)}: damaged header entry") from None
+        raise MinicnnError(f"tensor {quote(name)}: damaged header entry") from None
     if not isinstance(dtype, str) or dtype not in _NUMPY_DTYPE:
         raise MinicnnError(
-            f"tensor {quoted(name)} has dtype {quoted(dtype)}; minicnn reads {', '.join(_NUMPY_DTYPE)}"
+            f"tensor {quote(name)} has dtype {quote(dtype)}; minicnn reads {', '.join(_NUMPY_DTYPE)}"
         )
     counts = (
         isinstance(shape, list) and len(shape) <= MAX_NDIM and isinstance(offsets, list) and len(offsets) == 2
@@ -112,7 +112,7 @@ def _entry(name, spec) -> tuple[str, list, tuple]:
         or math.prod(max(d, 1) for d in shape) > MAX_SHAPE
     ):
         raise MinicnnError(
-            f"tensor {quoted(name)}: shape and data_offsets must be lists of non-negative ints "
+            f"tensor {quote(name)}: shape and data_offsets must be lists of non-negative ints "
             f"(at most {MAX_NDIM} dimensions, {MAX_SHAPE} elements)"
         )
     return dtype, shape, tuple(offsets)
@@ -142,7 +142,7 @@ def read_safetensors(path):
         raise
     except Exception as exc:  # the package's SafetensorError
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise MinicnnError(f"cannot read the safetensors file ({quoted(text, 160)})") from None
+        raise MinicnnError(f"cannot read the safetensors file ({quote(text, 160)})") from None
     shapes = {name: tuple(spec["shape"]) for name, spec in header.items()}
     with open(path, "rb") as f:
         return build_vgg(shapes, lambda name: _read_tensor(f, name, header[name]), "safetensors")
@@ -159,14 +159,12 @@ def _agree(header: dict, package: dict) -> None:
     """The package's view of the file (name -> PySafeSlice) must be ours: same names, dtypes, shapes."""
     if set(package) != set(header):
         extra = sorted(set(package) ^ set(header))
-        raise MinicnnError(
-            f"the safetensors header is ambiguous (tensor {quoted(extra[0])} read differently)"
-        )
+        raise MinicnnError(f"the safetensors header is ambiguous (tensor {quote(extra[0])} read differently)")
     for name, spec in header.items():
         found = (package[name].get_dtype(), tuple(package[name].get_shape()))
         if found != (spec["dtype"], tuple(spec["shape"])):
             raise MinicnnError(
-                f"tensor {quoted(name)}: the header is ambiguous ({quoted(found)} against {quoted(spec)})"
+                f"tensor {quote(name)}: the header is ambiguous ({quote(found)} against {quote(spec)})"
             )
 
 
@@ -177,5 +175,5 @@ def _read_tensor(f, name: str, spec: dict) -> np.ndarray:
     begin, end = spec["file_span"]
     f.seek(begin)
     if out.nbytes and f.readinto(memoryview(out).cast("B")) != end - begin:
-        raise MinicnnError(f"truncated file: tensor {quoted(name)} is cut short")
+        raise MinicnnError(f"truncated file: tensor {quote(name)} is cut short")
     return out

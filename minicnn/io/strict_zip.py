@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from minicnn.errors import MinicnnError, quoted
+from minicnn.errors import MinicnnError, quote
 
 _LOCAL = b"PK\x03\x04"
 _LOCAL_SIZE = 30  # fixed part of a local file header (APPNOTE.TXT 4.3.7)
@@ -56,20 +56,20 @@ def entries(file, file_size: int) -> dict[str, Entry]:
     spans = []
     for info in infos:
         if info.filename in found:
-            raise MinicnnError(f"the archive holds two entries named {quoted(info.filename)}")
+            raise MinicnnError(f"the archive holds two entries named {quote(info.filename)}")
         entry, start = _local(file, file_size, info)
         found[info.filename] = entry
         spans.append((start, entry.offset + entry.stored, info.filename))
     spans.sort()
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
-            raise MinicnnError(f"zip entries {quoted(first)} and {quoted(second)} overlap")
+            raise MinicnnError(f"zip entries {quote(first)} and {quote(second)} overlap")
     return found
 
 
 def _local(file, file_size: int, info: zipfile.ZipInfo) -> tuple[Entry, int]:
     """(Entry, start of its local header) from the local header the directory points at."""
-    name = quoted(info.filename)
+    name = quote(info.filename)
     if not 0 <= info.header_offset < file_size:
         raise MinicnnError(f"zip entry {name}: its local header lies outside the file")
     file.seek(info.header_offset)
@@ -95,7 +95,7 @@ def _local(file, file_size: int, info: zipfile.ZipInfo) -> tuple[Entry, int]:
 def read_entry(file, entry: Entry, cap: int) -> bytes:
     """All of ``entry``'s uncompressed bytes, refused when it declares more than ``cap`` bytes,
     yields more or fewer than it declares, or fails its CRC-32."""
-    name = quoted(entry.name)
+    name = quote(entry.name)
     if entry.size > cap:
         raise MinicnnError(f"zip entry {name} declares {entry.size} bytes, more than the {cap} accepted")
     file.seek(entry.offset)
@@ -125,13 +125,13 @@ def _inflate(file, entry: Entry) -> bytes:
                     break
             out += inflater.decompress(data, entry.size + 1 - len(out))
             if len(out) > entry.size:
-                raise MinicnnError(f"zip entry {quoted(entry.name)} inflates to more than its declared size")
+                raise MinicnnError(f"zip entry {quote(entry.name)} inflates to more than its declared size")
             if inflater.eof:
                 break
     except zlib.error as exc:
-        raise MinicnnError(f"zip entry {quoted(entry.name)} is damaged ({_first(exc)})") from None
+        raise MinicnnError(f"zip entry {quote(entry.name)} is damaged ({_first(exc)})") from None
     return bytes(out)
 
 
 def _first(exc) -> str:
-    return quoted(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 120)
+    return quote(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 120)

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn.errors import MinicnnError, quoted
+from minicnn.errors import MinicnnError, quote
 from minicnn.io import safe_pickle, strict_zip
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -135,7 +135,7 @@ def _ints(values, what: str) -> tuple:
     if not isinstance(values, tuple) or len(values) > MAX_NDIM:
         raise MinicnnError(f"a tensor record's {what} is not a tuple of at most {MAX_NDIM} ints")
     if not all(type(v) is int and v >= 0 for v in values):
-        raise MinicnnError(f"a tensor record has an invalid {what} {quoted(values)}")
+        raise MinicnnError(f"a tensor record has an invalid {what} {quote(values)}")
     return values
 
 
@@ -145,10 +145,10 @@ def _tensor(storage, offset, size, stride) -> TensorRef:
     if not isinstance(storage, StorageRef):
         raise MinicnnError("a tensor record does not point at a storage")
     if type(offset) is not int or offset < 0:
-        raise MinicnnError(f"a tensor record has an invalid offset {quoted(offset)}")
+        raise MinicnnError(f"a tensor record has an invalid offset {quote(offset)}")
     shape, stride = _ints(size, "size"), _ints(stride, "stride")
     if len(shape) != len(stride) or math.prod(max(n, 1) for n in shape) > MAX_SHAPE:
-        raise MinicnnError(f"a tensor record has size {quoted(shape)} and stride {quoted(stride)}")
+        raise MinicnnError(f"a tensor record has size {quote(shape)} and stride {quote(stride)}")
     t = TensorRef(storage, offset, shape, stride)
     count = t.numel
     if count == 0:
@@ -156,12 +156,12 @@ def _tensor(storage, offset, size, stride) -> TensorRef:
     last = offset + sum((n - 1) * s for n, s in zip(shape, stride))
     if last >= storage.numel:
         raise MinicnnError(
-            f"a tensor of shape {quoted(shape)} reaches element {last} of storage "
-            f"{quoted(storage.key)}, which holds only {storage.numel}"
+            f"a tensor of shape {quote(shape)} reaches element {last} of storage "
+            f"{quote(storage.key)}, which holds only {storage.numel}"
         )
     if count > storage.numel:
         raise MinicnnError(
-            f"a tensor of shape {quoted(shape)} has {count} elements over a storage of "
+            f"a tensor of shape {quote(shape)} has {count} elements over a storage of "
             f"{storage.numel}: expanded tensors (stride 0) are not read"
         )
     return t
@@ -202,13 +202,13 @@ def find_class(module, name):
     if module == "torch" and name in STORAGE_DTYPES:
         return StorageType(name, STORAGE_DTYPES[name])
     raise MinicnnError(
-        f"refused: the pickle asks for {quoted(f'{module}.{name}')[1:-1]}, which a state dict does "
+        f"refused: the pickle asks for {quote(f'{module}.{name}')[1:-1]}, which a state dict does "
         f"not need (allowed: {ALLOWED}); save model.state_dict() with torch.save"
     )
 
 
 def _no_globals(module, name):
-    raise MinicnnError(f"refused: the legacy header asks for {quoted(f'{module}.{name}')[1:-1]}")
+    raise MinicnnError(f"refused: the legacy header asks for {quote(f'{module}.{name}')[1:-1]}")
 
 
 class _Storages:
@@ -221,20 +221,20 @@ class _Storages:
 
     def __call__(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == self.fields and pid[0] == "storage"):
-            raise MinicnnError(f"refused: unexpected persistent id {quoted(pid, 80)} (expected a storage)")
+            raise MinicnnError(f"refused: unexpected persistent id {quote(pid, 80)} (expected a storage)")
         _, stype, key, _location, numel = pid[:5]
         if not isinstance(stype, StorageType):
             raise MinicnnError("refused: a storage record without a torch storage type")
         if self.fields == 6 and pid[5] is not None:
             raise MinicnnError("storage views (legacy format) are not supported")
         if not isinstance(key, str) or len(key) > 64:
-            raise MinicnnError(f"a storage key {quoted(key, 80)} (expected a short string)")
+            raise MinicnnError(f"a storage key {quote(key, 80)} (expected a short string)")
         if type(numel) is not int or numel < 0:
-            raise MinicnnError(f"storage {quoted(key)} has an invalid element count {quoted(numel)}")
+            raise MinicnnError(f"storage {quote(key)} has an invalid element count {quote(numel)}")
         if key in self.refs:
             ref = self.refs[key]
             if (ref.stype, ref.numel) != (stype, numel):
-                raise MinicnnError(f"storage {quoted(key)} is declared twice with different types or sizes")
+                raise MinicnnError(f"storage {quote(key)} is declared twice with different types or sizes")
             return ref
         ref = self.refs[key] = self.locate(key, stype, numel)
         return ref
@@ -287,21 +287,21 @@ class TorchFile:
             raw = strict_zip.read_entry(self._file, found[f"{prefix}byteorder"], 16)
             order = raw.decode("ascii", "replace").strip()
             if order not in ("little", "big"):
-                raise MinicnnError(f"unknown byte order {quoted(order)} in the archive")
+                raise MinicnnError(f"unknown byte order {quote(order)} in the archive")
             self._big = order == "big"
 
         def locate(key, stype, numel) -> StorageRef:
             entry = found.get(f"{prefix}data/{key}")
             if entry is None:
-                raise MinicnnError(f"storage {quoted(key)} is missing from the archive")
+                raise MinicnnError(f"storage {quote(key)} is missing from the archive")
             if entry.method != zipfile.ZIP_STORED:
                 raise MinicnnError(
-                    f"storage {quoted(key)} is compressed; torch.save stores storages uncompressed"
+                    f"storage {quote(key)} is compressed; torch.save stores storages uncompressed"
                 )
             need = numel * stype.dtype.itemsize
             if entry.size != need:
                 raise MinicnnError(
-                    f"storage {quoted(key)} has {entry.size} bytes, its {numel} elements need {need}"
+                    f"storage {quote(key)} has {entry.size} bytes, its {numel} elements need {need}"
                 )
             return StorageRef(key, stype, numel, entry.offset, entry.size)
 
@@ -320,7 +320,7 @@ class TorchFile:
         version = header()
         if version != LEGACY_PROTOCOL:
             raise MinicnnError(
-                f"unsupported legacy torch protocol {quoted(version)} (expected {LEGACY_PROTOCOL})"
+                f"unsupported legacy torch protocol {quote(version)} (expected {LEGACY_PROTOCOL})"
             )
         info = header()
         if not isinstance(info, dict):
@@ -346,15 +346,15 @@ class TorchFile:
             f.seek(pos)
             head = f.read(8)
             if len(head) != 8:
-                raise MinicnnError(f"truncated file: storage {quoted(key)} is missing")
+                raise MinicnnError(f"truncated file: storage {quote(key)} is missing")
             (count,) = struct.unpack(">q" if self._big else "<q", head)
             if count != ref.numel:
                 raise MinicnnError(
-                    f"storage {quoted(key)} holds {count} elements, the pickle declares {ref.numel}"
+                    f"storage {quote(key)} holds {count} elements, the pickle declares {ref.numel}"
                 )
             if pos + 8 + ref.nbytes > self._size:
                 raise MinicnnError(
-                    f"truncated file: storage {quoted(key)} needs {ref.nbytes} bytes, "
+                    f"truncated file: storage {quote(key)} needs {ref.nbytes} bytes, "
                     f"{max(self._size - pos - 8, 0)} remain"
                 )
             self._offsets[key] = pos + 8
@@ -398,11 +398,11 @@ class TorchFile:
         """Exactly ``nbytes`` bytes of the file from ``offset`` (checked against the file's size), as
         a uint8 array (np.empty: not zeroed first, unlike a bytearray, which costs a pass)."""
         if offset < 0 or offset + nbytes > self._size:
-            raise MinicnnError(f"truncated file: tensor {quoted(name)} ends beyond the end of the file")
+            raise MinicnnError(f"truncated file: tensor {quote(name)} ends beyond the end of the file")
         buf = np.empty(nbytes, np.uint8)
         self._file.seek(offset)
         if self._file.readinto(memoryview(buf)) != nbytes:
-            raise MinicnnError(f"truncated file: tensor {quoted(name)} is cut short")
+            raise MinicnnError(f"truncated file: tensor {quote(name)} is cut short")
         return buf
 
 
@@ -445,7 +445,7 @@ def _state_dict(obj) -> dict[str, TensorRef]:
         raise MinicnnError(f"expected a state dict (names -> tensors), found {type(obj).__name__}")
     bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, TensorRef)]
     if bad:
-        raise MinicnnError(f"entry {quoted(bad[0])} of the state dict is not a tensor")
+        raise MinicnnError(f"entry {quote(bad[0])} of the state dict is not a tensor")
     return dict(obj)
 
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from minicnn.errors import MinicnnError, quoted
+from minicnn.errors import MinicnnError, quote
 from minicnn.io.fold_batchnorm import fold_batchnorm
 from minicnn.io.h5common import assign
 from minicnn.io.imagenet import class_names as imagenet_class_names
@@ -146,7 +146,7 @@ def _torchvision_head(shapes, plan, used, channels) -> int:
     idx = sorted({int(m.group(1)) for k in shapes if (m := _CLASSIFIER.fullmatch(k))})
     if idx != list(range(0, 3 * len(idx), 3)):
         raise MinicnnError(
-            f"classifier linear layers at {quoted(idx)[1:-1]}: expected classifier.0, "
+            f"classifier linear layers at {quote(idx)[1:-1]}: expected classifier.0, "
             "classifier.3, classifier.6, ... (Linear, ReLU, Dropout between them)"
         )
     width = shapes.get("classifier.0.weight", (0, 0))
@@ -242,7 +242,7 @@ def build_vgg(shapes: dict, read: Callable[[str], np.ndarray], source: str):
     surplus = sorted(set(shapes) - used)
     if surplus:
         raise MinicnnError(
-            f"unexpected key {quoted(surplus[0])} (shape {quoted(shapes[surplus[0]])}); expected {EXPECTED}"
+            f"unexpected key {quote(surplus[0])} (shape {quote(shapes[surplus[0]])}); expected {EXPECTED}"
         )
     for layer, src in zip(plan.layers, plan.sources):
         if src is not None:
@@ -289,7 +289,7 @@ def read_torch_file(path, fmt: str):
 
 def _check_vgg(names) -> None:
     if not looks_like_vgg(names):
-        first = ", ".join(quoted(n, 80) for n in list(names)[:3])
+        first = ", ".join(quote(n, 80) for n in list(names)[:3])
         raise MinicnnError(
             f"a state dict of an architecture minicnn does not read (keys {first}, ...); expected {EXPECTED}"
         )

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from support import oracle
 
-from minicnn.errors import MinicnnError, quoted
+from minicnn.errors import MinicnnError, quote
 from minicnn.io import safe_pickle
 from minicnn.io.torch_pickle import TorchFile
 
@@ -329,7 +329,7 @@ def test_interpreter_depth_limit_is_exact():
         (b"\x80\x02h\x05.", "memo entry 5 was never stored"),
         (b"\x80\x02X\xff\xff\xff\x7f.", "an argument of 2147483647 bytes, only 1 left"),
         (b"\x80\x02cos\nsystem\n.", "no globals (os.system)"),
-        (b"\x80\x02)\x81.", r"opcode b'\x81' is not one a state dict needs"),
+        (b"\x80\x02)\x81.", "opcode 0x81 is not one a state dict needs"),
         (b"\x80\x02N}b.", "sets attributes on a NoneType"),
         (b"\x80\x02NN.", "STOP with other than one object"),
         (b"\x80\x02}(}Nu.", "a dict key of type dict"),
@@ -344,12 +344,16 @@ def test_interpreter_refuses(data, why):
     assert str(err.value).startswith("damaged or unsupported pickle at byte") or "os.system" in why
 
 
-def test_quoted_is_bounded_and_escaped():
+def test_quote_is_bounded_and_escaped():
     big = ("x" * 1_000_000,) * 1_000_000  # a terabyte as a full repr
-    assert len(quoted(big)) == 200 and quoted(big).startswith("('xxx")
-    assert quoted("a\x1b[2J\n\u202e") == r"'a\x1b[2J\n\u202e'"
-    assert quoted(2**5000) == "<int of 5001 bits>"
-    assert quoted({"k": 1.5}) == "{'k': 1.5}"
+    assert len(quote(big)) == 80 and quote(big).startswith("('xxx") and quote(big).endswith("...")
+    assert len(quote(big, 200)) == 200
+    assert quote("a\x1b[2J\n\u202e") == r"'a\x1b[2J\n\u202e'"
+    assert quote("k" * 100, 8) == "'kkkkkkkk...'"
+    assert quote(b"\xff\x1bab") == r"'\\xff\x1bab'"  # bytes: undecodable ones as \\xff, then repr
+    assert quote(2**5000) == "<int of 5001 bits>"
+    assert quote({"k": 1.5}) == "{'k': 1.5}" and quote(["F32"]) == "['F32']"
+    assert quote(object()) == "<object>"  # a foreign __repr__ is never called
 
 
 # -- safetensors headers ---------------------------------------------------------------------------
