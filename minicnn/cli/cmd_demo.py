@@ -107,7 +107,7 @@ STEPS = (
 def add_arguments(parser) -> None:
     from pathlib import Path
 
-    from minicnn.io.formats import model_files
+    from minicnn.io.formats import image_files, model_files
 
     parser.add_argument(
         "--weights", type=Path, default=None, metavar="FILE",
@@ -116,7 +116,8 @@ def add_arguments(parser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--image", type=Path, default=None, metavar="PATH",
-        help="an image file or a folder of images for every tool (default: the shipped samples)",
+        help=f"an image file or a folder of images ({image_files()}) for every tool (default: the "
+        "shipped samples)",
     )  # fmt: skip
     add_preprocess(parser)  # given to every tool that reads images
     parser.add_argument(
@@ -132,7 +133,7 @@ DIGIT_ONLY = {"occlusion": ("size", "stride"), "topk": ("count",)}
 # Large inputs (a side of LARGE pixels or more, e.g. VGG16's 224x224) make every pass hundreds of times
 # dearer than on a digit: the optimisation steps run a forward and backward pass of the whole batch per
 # step (16 class models, 8 units, every image at 6 layers) and the sanity checks run every method once
-# per re-initialised layer, so the digit demo's settings would take over half an hour on two CPU cores.
+# per re-initialised layer: with the digit demo's settings they would outlast all the other steps together.
 # There the demo takes fewer steps, the three methods that tell the papers' story (the gradient, guided
 # backpropagation, which barely changes when the weights are re-initialised, and Grad-CAM) and the
 # cheaper tests; every choice is printed with the option that undoes it.
@@ -443,8 +444,10 @@ def _plan(steps, own: dict, args, report) -> list[tuple]:
         total = sum(c for _, c in costs)
         each = ", ".join(f"{c} {duration(t)}" for c, t in costs)
         per = "; ".join(f"{p.name} {units[p].seconds * 1000:.0f} ms" for p in units)
+        # loading, compiling and drawing are not passes: on a small network they are most of the run
+        rest = "most of the time on a network this small" if total < 60 else "seconds per tool"
         report.say(f"minicnn demo: estimated {duration(total)} ({each}): one forward + backward pass of "
                    f"one image measured ({per}) times each tool's count of passes; loading and drawing "
-                   "add seconds per tool")  # fmt: skip
+                   f"add {rest}")  # fmt: skip
         report.numbers["estimated seconds"] = total
     return plan
