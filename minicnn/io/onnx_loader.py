@@ -167,6 +167,8 @@ def read_onnx(path):
     shape = list(chw)  # (C, H, W) or (F,) of the current tensor; None where unknown
     for k, node in enumerate(nodes):
         op, attrs = node.op_type, g.attrs(node)
+        if not node.output:  # the chain follows each node's first output, a Constant's included
+            raise MinicnnError(f"{_where(node)}: a node without an output")
         if op == "Constant":
             g.constants[node.output[0]] = numpy_helper.to_array(attrs["value"])
             continue

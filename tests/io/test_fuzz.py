@@ -247,6 +247,20 @@ def test_byte_flips_over_foreign_files_are_clean(run, workdir):
     assert result["error"] >= 30  # the flips do reach the parsers: most structure bytes are checked
 
 
+def test_onnx_node_without_output_is_one_line(workdir):
+    """Found by 10,000 flips (seed 7): one bit of the tiny VGG's ONNX file empties the output list
+    of the first Gemm node, which the reader once indexed (an IndexError escaped)."""
+    from minicnn.io import foreign
+
+    src = (fc.HERE / "data" / fc.FOREIGN_SEEDS["onnx"]).read_bytes()
+    path = workdir / "no-output.onnx"
+    path.write_bytes(fc.flipped(src, 1381, 32))
+    with pytest.raises(
+        MinicnnError, match=r"node '/classifier/classifier.0/Gemm' \(Gemm\): a node without an output"
+    ):
+        foreign.read(path, "onnx")
+
+
 # -- images -------------------------------------------------------------------------------------
 def _png(width, height, payload=b"\0" * 1000) -> bytes:
     def chunk(kind, data):
