@@ -95,7 +95,7 @@ def add_common(
     """Add the shared options. ``weights``: "default" (digit VGG) or "gap" (the CAM model);
     ``layer``: None (no --layer option), "" (optional, no default) or a default layer name."""
     from minicnn import paths
-    from minicnn.io.formats import model_files
+    from minicnn.io.formats import image_files, model_files
 
     default_weights = paths.GAP_MODEL if weights == "gap" else paths.DEFAULT_MODEL
     parser.add_argument(
@@ -106,7 +106,7 @@ def add_common(
     if image:
         parser.add_argument(
             "--image", type=image_path, default=None, metavar="PATH",
-            help="an image file or a folder of images (default: shipped held-out digits)",
+            help=f"an image file or a folder of images ({image_files()}; default: shipped held-out digits)",
         )  # fmt: skip
         add_preprocess(parser)
     if target:
@@ -130,13 +130,13 @@ def add_common(
 def add_preprocess(parser) -> None:
     """--preprocess: how images become network input, when the model file does not say (or says
     wrong). Every command that reads images has it; the one used is printed (context.preprocessing)."""
-    from minicnn.io.preprocess import CONVENTIONS
+    from minicnn.io.preprocess import CONVENTION_NOTES, CONVENTIONS
 
+    notes = ", ".join(f"{c} ({CONVENTION_NOTES[c]})" for c in CONVENTIONS)
     parser.add_argument(
         "--preprocess", choices=CONVENTIONS, default=None,
-        help="pixel convention of the model: caffe (Keras VGG16/VGG19: BGR, ImageNet mean subtracted), "
-        "torch (torchvision: /255, ImageNet mean and std), unit (/255), none (raw 0..255 pixels); "
-        "default: the one the model file names, else none (the choice is printed)",
+        help=f"pixel convention of the model: {notes}; default: the one the model file names, else "
+        "none (the choice is printed)",
     )  # fmt: skip
 
 

@@ -23,6 +23,13 @@ from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 
 CONVENTIONS = ("caffe", "torch", "unit", "none")
+# each convention in a few words, for help texts (the module docstring has the numbers)
+CONVENTION_NOTES = {
+    "caffe": "Keras VGG16/VGG19: BGR, ImageNet mean subtracted",
+    "torch": "torchvision: /255, ImageNet mean and std",
+    "unit": "/255",
+    "none": "raw 0..255 pixels",
+}
 RGB_ONLY = ("caffe", "torch")  # conventions defined for 3-channel RGB images only
 BGR_ORDER = ("caffe",)  # conventions whose network input has the channels in BGR order
 

@@ -167,3 +167,19 @@ def test_train_recipes_are_the_trainers():
     from minicnn.train.models import MODELS
 
     assert RECIPES == tuple(MODELS)
+
+
+def test_every_image_option_names_the_files_read_and_every_convention():
+    """--image help names each image suffix a folder is read for; --preprocess help describes each
+    convention (from io/preprocess.CONVENTION_NOTES, one entry per convention)."""
+    from minicnn.io.image_folder import IMAGE_SUFFIXES
+    from minicnn.io.preprocess import CONVENTION_NOTES, CONVENTIONS
+
+    assert tuple(CONVENTION_NOTES) == CONVENTIONS
+    for name, parser in subcommands().items():
+        for action in parser._actions:
+            entry = " ".join((action.help or "").split())
+            if action.dest == "image":
+                assert all(s in entry for s in IMAGE_SUFFIXES), (name, entry)
+            if "--preprocess" in action.option_strings:
+                assert all(f"{c} ({CONVENTION_NOTES[c]})" in entry for c in CONVENTIONS), (name, entry)
