@@ -87,6 +87,8 @@ def run(args) -> Report:
     if args.count < 1 or args.pointing_count < 1:
         raise MinicnnError("--count and --pointing-count must be >= 1")
     tests = choose(args.tests, TESTS, "test")
+    if args.methods.strip() != "all":
+        choose(args.methods, METHODS, "method")  # the names, before the model loads
     ctx = prepare(args, "sanity", count=args.count)
     net = ctx.net
     methods = (

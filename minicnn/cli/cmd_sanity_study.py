@@ -77,6 +77,8 @@ def run(args) -> Report:
     from minicnn.tools.sanity_similarity import METRICS
 
     tests = choose(args.tests, TESTS, "test")
+    if args.methods.strip() != "all":
+        choose(args.methods, METHODS, "method")  # the names, before the model loads
     runner = runner_of(args)
     out = open_output(args, "sanity-study")
     net = load_network(args.weights, args.device)

@@ -130,3 +130,20 @@ def test_model_file_errors_name_every_format_read(tmp_path, out):
     text.write_text("not a model of any kind")
     line = fails("info", text, match="not an HDF5 file nor another model file")
     assert all(f in line for f in formats), line
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [(["sanity", "--methods", "gradient,bogus"], "unknown method 'bogus'"),
+     (["sanity-study", "--methods", "bogus"], "unknown method 'bogus'"),
+     (["sanity", "--tests", "bogus"], "unknown test 'bogus'"),
+     (["demo", "--tools", "saliency,bogus"], "--tools: unknown step 'bogus'"),
+     (["maximize", "--units", "x"], "--unit 'x'"),
+     (["reconstruct", "--unit", "a,b"], "--unit 'a,b'")],
+    ids=lambda a: " ".join(a) if isinstance(a, list) else None,
+)  # fmt: skip
+def test_names_and_lists_are_checked_before_the_model_is_read(argv, expected, tmp_path, out):
+    """Names that do not depend on the network (methods, tests, steps, unit syntax) are refused before
+    the (missing) model is looked at; only layer and class names wait for it."""
+    line = fails(*argv, "--weights", tmp_path / "missing.h5", "--out", out, match=expected, out=out)
+    assert "missing.h5" not in line
