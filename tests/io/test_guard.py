@@ -70,9 +70,17 @@ def hanging(tmp_path_factory) -> Path:
     return path
 
 
-def test_modules_planted_beside_the_model_never_run(tmp_path, entry):
+@pytest.fixture(params=["console-script", "python -m"])
+def any_entry(request, entry) -> list[str]:
+    """Both ways the README starts minicnn: the console script and ``python -m minicnn`` (which puts
+    the current folder first on sys.path)."""
+    return entry if request.param == "console-script" else [sys.executable, "-m", "minicnn"]
+
+
+def test_modules_planted_beside_the_model_never_run(tmp_path, any_entry):
     """h5py.py, numpy.py and json.py in the current folder write a marker when imported; ``minicnn
     info model.h5`` there guards the file in a child (it is not a shipped model) and reads it."""
+    entry = any_entry
     work = tmp_path / "work"
     work.mkdir()
     marker = tmp_path / "planted-code-ran"
