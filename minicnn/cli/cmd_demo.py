@@ -139,6 +139,7 @@ DIGIT_ONLY = {"occlusion": ("size", "stride"), "topk": ("count",)}
 # cheaper tests; every choice is printed with the option that undoes it.
 LARGE = 112
 LARGE_OPTIONS = {
+    "occlusion": {"stride": 32},  # 6 x 6 positions of the 64-pixel square at 224, not 11 x 11
     "classmodel": {"steps": 8},
     "maximize": {"steps": 10},
     "invert": {"steps": 8},
@@ -253,8 +254,9 @@ def image_count(command: str, tool_args, images: int | None) -> int:
 
 def passes(command: str, tool_args, net, n: int) -> float:
     """A step's cost in forward + backward passes of one image (the unit of cli/estimate.py), n the
-    images it reads. Counted from what each tool runs; the constants of equivalence, occlusion and
-    sanity are passes per image measured on the shipped digit model and on VGG16."""
+    images it reads. Counted from what each tool runs with ``tool_args``; the passes per image of
+    equivalence and the quarter pass per occluder position of incremental occlusion were measured
+    (on VGG16)."""
     from minicnn.cli.layer_choice import feature_layer
 
     steps = getattr(tool_args, "steps", 0)
@@ -263,18 +265,25 @@ def passes(command: str, tool_args, net, n: int) -> float:
     if command == "reconstruct":
         return 2 * n  # one forward, three backward rules
     if command == "equivalence":
-        return 12 * n  # measured
-    if command == "occlusion":
-        return 30 * n  # measured: 121 occluder positions, each an incremental forward pass
-    if command == "classmodel":
-        return min(16, len(net.meta.get("class_names") or range(16))) * steps  # a pass per class and step
-    if command == "maximize":
-        units = min(8, net.shapes()[net.index(feature_layer(net))][0])
-        return units * getattr(tool_args, "starts", 1) * steps
-    if command == "invert":
+        return 12 * n
+    if command == "occlusion":  # an incremental forward pass per occluder position, about 1/4 pass
+        from minicnn.tools.occlusion import default_occluder, grid_positions
+
+        height = int(net.input_shape[1])
+        size, stride = default_occluder(height)
+        size, stride = tool_args.size or size, tool_args.stride or stride
+        return n * len(grid_positions(height, size, stride)) ** 2 / 4
+    if command == "classmodel":  # a pass per class and step; 'all' is every class, at most 16
+        classes = min(16, net.shapes()[-1][0]) if str(tool_args.target).lower() == "all" else 1
+        return classes * steps
+    if command == "maximize":  # a pass per unit, start and step; by default the layer's first 8 units
+        layer = tool_args.layer or feature_layer(net)
+        units = len(tool_args.units) if tool_args.units else min(8, net.shapes()[net.index(layer)][0])
+        return units * tool_args.starts * steps
+    if command == "invert":  # a pass per image, layer and step, each layer's pass counted whole
         from minicnn.cli.cmd_invert import default_layers
 
-        return n * len(default_layers(net)) * steps  # each layer's pass counted whole
+        return n * (1 if tool_args.layer else len(default_layers(net))) * steps
     if command == "topk":
         return n + tool_args.k * 4  # the images, then k projections for each of 4 feature maps
     if command == "sanity":

@@ -156,7 +156,7 @@ def test_demo_says_when_it_compiles_and_shortens_the_optimisation_on_large_input
 ):
     """A first run (Numba's cache empty, the first pass 5 s) prints the compile note with its
     duration; a model with 3x128x128 inputs (LARGE or more) gets the demo's short step counts, said
-    before the tools run and passed to them."""
+    before the tools run, passed to them and counted in the estimate."""
     import minicnn as mc
     from minicnn.cli import cmd_demo
 
@@ -170,10 +170,12 @@ def test_demo_says_when_it_compiles_and_shortens_the_optimisation_on_large_input
 
     Image.fromarray(np.zeros((128, 128, 3), np.uint8)).save(photo)
     _fixed_pass(monkeypatch, 0.01, 5.01, compiled=True)
-    cmd_demo.run(
-        _demo_args(tmp_path / "demo", tools="classmodel,maximize,invert", weights=model, image=photo)
-    )
+    args = _demo_args(tmp_path / "demo", tools="classmodel,maximize,invert", weights=model, image=photo)
+    report = cmd_demo.run(args)
     printed = capsys.readouterr().out
+    # 3 classes x 8 steps, 4 feature maps (relu_0 has 4) x 10 steps, 1 image x 2 layers (the pool and
+    # the last ReLU) x 8 steps
+    assert report.numbers["estimated seconds"] == pytest.approx((3 * 8 + 4 * 10 + 2 * 8) * 0.01)
     assert "compiling kernels, first run only (5.0 s)" in printed
     for command in ("classmodel", "maximize", "invert"):
         steps = cmd_demo.LARGE_OPTIONS[command]["steps"]
