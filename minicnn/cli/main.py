@@ -103,6 +103,9 @@ def main(argv=None) -> int:
         # a file name that is not UTF-8 (kept by Python as surrogates) must print, not raise
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    from minicnn.cli.terminal import escape_terminal_output
+
+    escape_terminal_output()  # strings from files never reach the terminal as control sequences
     args = build_parser().parse_args(argv)
     if args.no_progress:
         # every tqdm bar, also in code that takes no progress= argument; tqdm reads its TQDM_*
@@ -118,6 +121,11 @@ def main(argv=None) -> int:
             report = args.run(args)
         print(json.dumps(report.summary(), indent=2, allow_nan=False))
         return report.exit_code
+    except BrokenPipeError:
+        # the reader of stdout left (``minicnn info m.h5 | head``): stop quietly, as a pipe's writer
+        # does; Python's own flush at exit must not fail on the closed pipe either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+        return 141
     except (MinicnnError, OSError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"minicnn {args.command}: error: {text}", file=sys.stderr)
