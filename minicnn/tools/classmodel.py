@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from minicnn.backend import to_numpy
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, quote
 from minicnn.tools.ascent import AscentResult, input_shape_of, reference_image, run_ascent
 from minicnn.tools.penalties import L2Penalty
 from minicnn.tools.regularizers import check_regularizers
@@ -34,7 +34,7 @@ def check_classes(target, num_classes: int) -> np.ndarray:
     """target: one class index or a list of them -> (M,) int64, each in [0, num_classes)."""
     arr = np.atleast_1d(np.asarray(target))
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise MinicnnError(f"target must be a class index or a non-empty list of them, got {target!r}")
+        raise MinicnnError(f"target must be a class index or a non-empty list of them, got {quote(target)}")
     bad = arr[(arr < 0) | (arr >= num_classes)]
     if bad.size:
         raise MinicnnError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.backend import to_numpy
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, quote
 from minicnn.seeding import make_rng
 from minicnn.tools.ascent import AscentResult, input_shape_of, reference_image, run_ascent
 from minicnn.tools.penalties import L2Penalty
@@ -34,7 +34,7 @@ def parse_units(unit, out_shape: tuple, layer: str) -> list[tuple]:
     for u in units:
         arr = np.atleast_1d(np.asarray(u, dtype=object if isinstance(u, str) else None))
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise MinicnnError(f"a unit is an int or a tuple of ints, got {u!r}")
+            raise MinicnnError(f"a unit is an int or a tuple of ints, got {quote(u)}")
         idx = tuple(int(v) for v in arr)
         if len(idx) not in (1, len(out_shape)) or (len(idx) == 1 and len(out_shape) not in (1, 3)):
             raise MinicnnError(
