@@ -281,6 +281,37 @@ def test_a_flipped_storage_byte_loads_as_torch_loads_it(tmp_path):
         TorchFile(path, "torch-zip")
 
 
+def test_big_endian_archive_reads_the_same_numbers(tmp_path):
+    """A zip written on a big-endian machine says "big" in its byteorder entry and stores every
+    element byte-swapped (torch's serialization.py): the same file rewritten that way reads the
+    same arrays, strided views included, as native-endian arrays."""
+    import zipfile
+
+    torch = oracle("torch")
+    base = torch.arange(60, dtype=torch.float32).reshape(6, 10)
+    sd = {"t": base.t(), "slice": base[2:, 3:7], "h": torch.arange(5, dtype=torch.float16)}
+    little, big = tmp_path / "little.pth", tmp_path / "big.pth"
+    torch.save(sd, little)
+    dtypes = {}
+    with TorchFile(little, "torch-zip") as tf:
+        expected = {name: tf.array(name) for name in sd}
+        for t in tf.tensors.values():
+            dtypes[t.storage.key] = t.storage.stype.dtype
+    with zipfile.ZipFile(little) as src, zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data, key = src.read(info), info.filename.rsplit("/", 1)[-1]
+            if info.filename.endswith("/byteorder"):
+                data = b"big"
+            elif "/data/" in info.filename:
+                data = np.frombuffer(data, dtypes[key]).byteswap().tobytes()
+            dst.writestr(info, data)
+    with TorchFile(big, "torch-zip") as tf:
+        for name, want in expected.items():
+            got = tf.array(name)
+            assert got.dtype == want.dtype and got.dtype.isnative, name
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
 # -- the bounded interpreter against Python's pickle ---------------------------------------------
 _PLAIN = {
     "ints": [0, 1, -1, 255, 256, 65535, 65536, -(2**31), 2**31 - 1, 2**31, 2**100, -(2**100)],
