@@ -35,6 +35,10 @@ class Sequential:
         dtype: parameter dtype, float32 by default; use ``astype(np.float64)`` for gradient checks.
     """
 
+    #: Whether each layer reads the output of the layer before it (a Graph's nodes name their
+    #: inputs instead): code that walks ``layers`` as a chain asks ``require_chain`` first.
+    is_chain = True
+
     def __init__(self, layers, seed=None, meta=None, dtype=np.float32):
         self.layers: list[Layer] = list(layers)
         if not self.layers:
@@ -61,6 +65,12 @@ class Sequential:
         self.device = "cpu"  # where the parameters live, "cpu" or "gpu" (set by ``to``)
         self.last: PassRecord | None = None  # the record of the last ``forward`` (for short scripts)
         self._grads: dict = {}  # the parameter gradients of the last ``backward`` (the optimiser's input)
+
+    def require_chain(self, what: str) -> None:
+        """MinicnnError unless the network is a chain: ``what`` walks ``layers`` one after another."""
+        if not self.is_chain:
+            name = self.meta.get("architecture", "this network")
+            raise MinicnnError(f"{what} runs on chains of layers (Sequential); {name} is a graph of layers")
 
     # -- names ---------------------------------------------------------------------------------
     @property

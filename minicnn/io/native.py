@@ -132,6 +132,7 @@ def save(net, path) -> Path:
 
     if not isinstance(net, Sequential):
         raise MinicnnError(f"save expects a minicnn Sequential network, got {type(net).__name__}")
+    net.require_chain("save")  # the format stores layers in order, not a graph's inputs
     path = Path(path)
     if not path.parent.is_dir():
         raise MinicnnError(f"cannot save to {path}: folder {path.parent} does not exist")

@@ -8,8 +8,10 @@ Every kind also declares what base.DECLARATIONS names (its DeconvNet reverse sta
 row, its torch and Keras twins); tests/engine/test_layer_coverage.py walks LAYER_KINDS for them.
 """
 
+from minicnn.layers.add import Add
 from minicnn.layers.avgpool import AdaptiveAvgPool2D, AvgPool2D
 from minicnn.layers.base import DECLARATIONS, Layer
+from minicnn.layers.batchnorm import BatchNorm2D
 from minicnn.layers.conv import Conv2D
 from minicnn.layers.dense import Dense
 from minicnn.layers.dropout import Dropout
@@ -34,6 +36,8 @@ LAYER_KINDS = {
         Dropout,
         GlobalAvgPool2D,
         Softmax,
+        BatchNorm2D,
+        Add,
     )
 }
 
@@ -41,7 +45,9 @@ __all__ = [
     "DECLARATIONS",
     "LAYER_KINDS",
     "AdaptiveAvgPool2D",
+    "Add",
     "AvgPool2D",
+    "BatchNorm2D",
     "MODES",
     "Conv2D",
     "Dense",

@@ -65,6 +65,10 @@ class Layer:
     # where a rule changes the layer's backward (the ReLU). Callers pass the rule to those layers
     # alone (rules.layer_backward), so a layer that ignores the rule never sees it.
     reads_rule = False
+    # Whether the layer takes several inputs (Add): ``forward`` then takes a tuple of arrays,
+    # ``output_shape`` a tuple of shapes, and ``backward`` / ``reverse`` return one signal per input.
+    # Only a graph network (minicnn/graph.py) runs such a layer.
+    several_inputs = False
     # The layer's row in the equivalence table (tools/equivalence.py), in the notation of Simonyan
     # et al. (2013, sec. 4): (forward pass, DeconvNet rule, gradient rule), X the forward input,
     # R the DeconvNet signal, dX the gradient.

@@ -34,7 +34,24 @@ SAMPLES = {
     "Dropout": (lambda: [mc.Dropout(0.5)], (3, 4, 5)),
     "GlobalAvgPool2D": (lambda: [mc.GlobalAvgPool2D()], (3, 4, 5)),
     "Softmax": (lambda: [mc.Flatten(), mc.Softmax()], (3, 2, 2)),
+    "BatchNorm2D": (lambda: [random_batchnorm(3)], (3, 4, 5)),
+    # a layer with several_inputs: its one layer and the shapes of its inputs
+    "Add": (lambda: [mc.Add()], [(3, 4, 5), (3, 4, 5), (3, 4, 5)]),
 }
+
+
+def random_batchnorm(channels, seed=0):
+    """A BatchNorm2D whose gamma, beta and statistics are random (its initial state is the identity)."""
+    rng = np.random.default_rng(seed)
+    bn = mc.BatchNorm2D(channels, eps=1e-3)
+    bn.weight, bn.bias = rng.uniform(0.5, 1.5, channels), rng.uniform(-0.3, 0.3, channels)
+    bn.running_mean, bn.running_var = rng.normal(0, 0.5, channels), rng.uniform(0.3, 3.0, channels)
+    return bn
+
+
+#: the kinds that take one input (checked on a Sequential) and several (checked on their own)
+SEVERAL = sorted(kind for kind, cls in LAYER_KINDS.items() if cls.several_inputs)
+SINGLE = sorted(set(LAYER_KINDS) - set(SEVERAL))
 
 
 def check_declared(kinds) -> None:
@@ -85,17 +102,49 @@ def test_a_kind_lacking_a_declaration_fails():
 def sample(kind, dtype=np.float64):
     layers, shape = SAMPLES[kind]
     net = mc.Sequential(layers(), seed=1, dtype=dtype)
+    net.astype(dtype)  # parameters a sample set itself, too
     x = np.random.default_rng(2).standard_normal((2, *shape)).astype(dtype)
     return net, x
 
 
+def several(kind, dtype=np.float64):
+    """(layer, inputs) of a kind with several inputs: its sample layer and one array per input."""
+    layers, shapes = SAMPLES[kind]
+    rng = np.random.default_rng(2)
+    return layers()[-1], tuple(rng.standard_normal((2, *shape)).astype(dtype) for shape in shapes)
+
+
 @pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
 def test_sample_is_the_kind(kind):
-    net, _ = sample(kind)
-    assert type(net.layers[-1]) is LAYER_KINDS[kind]
+    layer = several(kind)[0] if kind in SEVERAL else sample(kind)[0].layers[-1]
+    assert type(layer) is LAYER_KINDS[kind]
 
 
-@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+@pytest.mark.parametrize("kind", SEVERAL)
+def test_several_inputs_torch_keras_and_reverse(kind):
+    """A layer with several inputs: its torch module on the inputs, the vector-Jacobian product of
+    that module for each input as the reverse stage (float64), and its Keras layers (float32)."""
+    torch = oracle("torch")
+    layer, xs = several(kind)
+    y, cache = layer.forward(xs)
+    module = layer.torch_module(torch.nn).double()
+    txs = [torch.tensor(x, requires_grad=True) for x in xs]
+    out = module(*txs)
+    assert_close(out.detach().numpy(), y, rtol=1e-12, what=f"{kind} forward")
+    signal = np.random.default_rng(3).standard_normal(y.shape)
+    out.backward(torch.tensor(signal))
+    dec = layer.reverse(signal, cache, xs[0].shape)
+    assert len(dec) == len(xs)
+    for i, (d, tx) in enumerate(zip(dec, txs)):
+        assert_close(d, tx.grad.numpy(), rtol=1e-12, what=f"{kind} reverse stage, input {i}")
+    keras = oracle("keras")
+    made, weights = layer.keras_layers(keras, xs[0].shape[1:])
+    assert not weights
+    theirs = made[0]([x.astype(np.float32).transpose(0, 2, 3, 1) for x in xs]).detach().cpu().numpy()
+    assert_close(theirs.transpose(0, 3, 1, 2), y, rtol=1e-5, what=f"{kind} Keras forward")
+
+
+@pytest.mark.parametrize("kind", SINGLE)
 def test_torch_module_and_reverse_stage(kind):
     """The torch module computes the layer's forward; the reverse stage is torch autograd's
     vector-Jacobian product of that module (the transposed linear map, Simonyan et al. 2013,
@@ -118,7 +167,7 @@ def test_torch_module_and_reverse_stage(kind):
         assert_close(dec, tx.grad.numpy(), rtol=1e-12, what=f"{kind} reverse stage")
 
 
-@pytest.mark.parametrize("kind", sorted(LAYER_KINDS))
+@pytest.mark.parametrize("kind", SINGLE)
 def test_keras_layers(kind):
     """The Keras layers compute the layer's forward on channels-last input (float32)."""
     oracle("keras")
