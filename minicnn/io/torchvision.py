@@ -275,14 +275,17 @@ def _params(layer, src, read) -> dict:
 
 
 def read_torch_file(path, fmt: str):
-    """Load a ``torch.save``d VGG state dict (fmt "torch-zip" or "torch-legacy") without torch.
+    """Load a ``torch.save``d VGG or ResNet state dict ("torch-zip" or "torch-legacy") without torch.
 
     The pickle is read by minicnn.io.torch_pickle (allow-listed records only); the weights are read
     one tensor at a time after every shape was checked (see ``build_vgg``).
     """
     from minicnn.io.torch_pickle import TorchFile
+    from minicnn.io.torchvision_resnet import build_resnet, looks_like_resnet
 
     with TorchFile(path, fmt) as tf:
+        if looks_like_resnet(tf.tensors):  # a ResNet: minicnn/io/torchvision_resnet.py
+            return build_resnet({k: t.shape for k, t in tf.tensors.items()}, tf.array, fmt)
         _check_vgg(tf.tensors)
         return build_vgg({k: t.shape for k, t in tf.tensors.items()}, tf.array, fmt)
 

@@ -1,0 +1,158 @@
+"""torchvision ResNet state dicts, read without torch, against torch itself; ResNet gradients.
+
+The reference models are torchvision's ResNet-18 and ResNet-50 written in plain torch.nn with
+torchvision's module names (tests/resnet_torch.py: torchvision is not installable here), with seeded
+He-normal weights and random BatchNorm statistics, saved by torch.save as a torchvision user would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from resnet_torch import torch_resnet
+from support import assert_close, oracle
+
+import minicnn as mc
+from minicnn.errors import MinicnnError
+
+
+def saved(tmp_path, name="resnet18", edit=None, classes=1000):
+    """(torch model, path of its torch.save'd state dict); ``edit`` changes the dict first."""
+    torch = oracle("torch")
+    model = torch_resnet(name, classes=classes)
+    state = model.state_dict()
+    if edit is not None:
+        edit(state)
+    path = tmp_path / f"{name}.pth"
+    torch.save(state, path)
+    return model, path
+
+
+def torch_keys(model) -> dict:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_zoo_names_and_shapes_are_torchvisions(name):
+    """mc.resnetNN's parameters, named layer.key, are torchvision's state dict keys with their shapes
+    (the convolutions' zero biases aside: torchvision's convolutions have none)."""
+    net = getattr(mc, name)(seed=0)
+    ours = {
+        f"{layer.name}.{key}": tuple(value.shape)
+        for layer, key, value in net.parameters()
+        if not (layer.is_convolution and key == "bias")
+    }
+    assert ours == torch_keys(torch_resnet(name))
+    assert all(not layer.bias.any() for layer in net.layers if layer.is_convolution)
+    assert net.shapes()[-1] == (1000,)
+
+
+@pytest.mark.parametrize("name, batch", [("resnet18", 2), ("resnet50", 1)])
+def test_scores_equal_torch_at_224(tmp_path, name, batch):
+    """Class scores within 1e-4 of the largest (float32), and the output of the last block
+    (``layer4.1`` in ResNet-18: torchvision's model.layer4[1]) equal to torch's there."""
+    torch = oracle("torch")
+    model, path = saved(tmp_path, name)
+    net = mc.load(path)
+    assert net.meta["architecture"] == name and net.meta["batchnorm_folded"] is True
+    assert not net.is_chain and len(net.meta["class_names"]) == 1000
+    x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    taps = {}
+    model.layer4[-1].register_forward_hook(lambda m, i, o: taps.update(layer4=o.clone()))
+    with torch.no_grad():
+        theirs = model(torch.tensor(x)).numpy()
+    rec = net.run(x)
+    assert_close(rec.output(), theirs, rtol=1e-4, what=f"{name} scores")
+    assert_close(rec.output("layer4.1" if name == "resnet18" else "layer4.2"), taps["layer4"].numpy(),
+                 rtol=1e-4, what="layer4 output")  # fmt: skip
+
+
+def float64_pair(seed=0):
+    """mc.resnet18 in float64 with random BatchNorm statistics (BatchNorm layers kept, not folded)
+    and the torch model holding the same numbers, in float64."""
+    torch = oracle("torch")
+    net = mc.resnet18(seed=seed, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        if "running_var" in layer.params:
+            c = layer.channels
+            layer.weight, layer.bias = rng.uniform(0.5, 1.5, c), rng.uniform(-0.3, 0.3, c)
+            layer.running_mean, layer.running_var = rng.normal(0, 0.5, c), rng.uniform(0.3, 3.0, c)
+        elif layer.is_linear:
+            layer.bias = rng.uniform(-0.1, 0.1, layer.bias.shape)
+    model = torch_resnet("resnet18").double()
+    state = {
+        f"{layer.name}.{key}": torch.from_numpy(value)
+        for layer, key, value in net.parameters()
+        if not (layer.is_convolution and key == "bias")
+    }
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing)
+    return net, model
+
+
+@pytest.mark.parametrize("size", [64, 224])
+def test_resnet18_saliency_equals_torch_autograd(size):
+    """dS_c/dx through every residual block (the sum rule at each Add), BatchNorm and the padded
+    stem pool: mc.saliency's signed map against torch autograd, float64, 1e-6 of the largest."""
+    torch = oracle("torch")
+    net, model = float64_pair()
+    x = np.random.default_rng(1).standard_normal((1, 3, size, size))
+    targets = [7]
+    ours = mc.saliency(net, x, target=targets, signed=True)
+    tx = torch.tensor(x, requires_grad=True)
+    model(tx)[0, 7].backward()
+    assert_close(ours, tx.grad.numpy(), rtol=1e-6, what=f"ResNet-18 saliency at {size}")
+
+
+def test_a_graph_is_not_saved_as_a_chain(tmp_path):
+    with pytest.raises(
+        MinicnnError, match=r"^save runs on chains of layers \(Sequential\); resnet18 is a graph"
+    ):
+        mc.save(mc.resnet18(seed=0), tmp_path / "r.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _drop(key):
+    return lambda state: state.pop(key)
+
+
+def _reshape(key):
+    return lambda state: state.__setitem__(key, state[key][:-1])
+
+
+def _add(key):
+    return lambda state: state.__setitem__(key, state["fc.bias"].clone())
+
+
+def _drop_block(state):
+    for key in [k for k in state if k.startswith("layer4.1.")]:
+        state.pop(key)
+
+
+BROKEN = [
+    (
+        _drop("layer2.0.downsample.1.running_var"),
+        r"missing layer2\.0\.downsample\.1\.running_var \(expected shape \(128,\)\) in a resnet18 state",
+    ),
+    (
+        _reshape("layer3.1.bn2.weight"),
+        r"layer3\.1\.bn2\.weight should have shape \(256,\) in a resnet18, found \(255,\)$",
+    ),
+    (
+        _add("layer1.0.bn3.bias"),
+        r"unexpected key 'layer1\.0\.bn3\.bias' \(shape \(10,\)\); expected torchvision ResNet keys",
+    ),
+    (
+        _drop_block,
+        r"a ResNet with BasicBlocks per stage \(2, 2, 2, 1\): expected one of resnet18 \(2, 2, 2, 2\), ",
+    ),
+]
+
+
+@pytest.mark.parametrize("edit, message", BROKEN)
+def test_broken_state_dicts_are_one_line(tmp_path, edit, message):
+    _, path = saved(tmp_path, edit=edit, classes=10)
+    with pytest.raises(MinicnnError, match=message) as info:
+        mc.load(path)
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"{path}: ")
