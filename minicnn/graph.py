@@ -31,11 +31,8 @@ import numpy as np
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError
 from minicnn.network import Sequential
-from minicnn.record import PassRecord
+from minicnn.record import INPUT, PassRecord
 from minicnn.rules import check_mode, layer_backward
-
-#: the name of the network's input among the nodes' inputs
-INPUT = "input"
 
 
 def _parse(nodes) -> tuple[list, dict]:
@@ -115,9 +112,14 @@ class Graph(Sequential):
             )
         self.layers = [self[name] for name in order]
         self._index = {name: i for i, name in enumerate(order)}
-        self.inputs = inputs  # layer name -> the names of the nodes it reads, in order
+        self._inputs = inputs  # layer name -> the names of the nodes it reads, in order
         if self.input_shape is not None:
             self.shapes()  # bad shapes fail now, naming the node
+
+    @property
+    def inputs(self) -> dict:
+        """Layer name -> the names of the nodes it reads, in order (``"input"``: the network's input)."""
+        return self._inputs
 
     def shapes(self, input_shape=None) -> list[tuple]:
         """Output shape (no batch axis) of every node, in run order, for ``input_shape`` (C, H, W);
@@ -159,7 +161,12 @@ class GraphRecord(PassRecord):
 
     def __init__(self, layers, x, caches, outputs, network_names, inputs):
         super().__init__(layers, x, caches, outputs, network_names)
-        self.inputs = dict(inputs)
+        self._inputs = dict(inputs)
+
+    @property
+    def inputs(self) -> dict:
+        """Layer name -> the names of the nodes it read, in order (``"input"``: the network's input)."""
+        return self._inputs
 
     def backward(self, dy, mode: str = "gradient", start: str | None = None, stop: str | None = None,
                  need_params: bool = False):  # fmt: skip

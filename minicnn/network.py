@@ -21,7 +21,7 @@ import numpy as np
 from minicnn.backend import device_of, get_xp, module_for, to_device
 from minicnn.errors import MinicnnError
 from minicnn.layers.base import Layer
-from minicnn.record import PassRecord
+from minicnn.record import INPUT, PassRecord
 from minicnn.seeding import make_rng
 
 
@@ -71,6 +71,13 @@ class Sequential:
         if not self.is_chain:
             name = self.meta.get("architecture", "this network")
             raise MinicnnError(f"{what} runs on chains of layers (Sequential); {name} is a graph of layers")
+
+    @property
+    def inputs(self) -> dict:
+        """Layer name -> the names of the layers it reads (``"input"``: the network's input); in a
+        chain, the layer before it."""
+        names = [INPUT, *self.names]
+        return {name: (names[i],) for i, name in enumerate(names[1:])}
 
     # -- names ---------------------------------------------------------------------------------
     @property

@@ -17,6 +17,9 @@ from __future__ import annotations
 from minicnn.errors import MinicnnError
 from minicnn.rules import check_mode, layer_backward
 
+#: the name of the network's input where a layer's inputs are named (``inputs``; minicnn/graph.py)
+INPUT = "input"
+
 
 class PassRecord:
     """What a forward pass through ``layers`` computed.
@@ -39,6 +42,13 @@ class PassRecord:
     def names(self) -> list[str]:
         """The names of the layers this pass ran, in order."""
         return [layer.name for layer in self._layers]
+
+    @property
+    def inputs(self) -> dict:
+        """Layer name -> the names of the layers whose outputs it read (``INPUT``: the network's
+        input); in a chain each layer reads the one before it (a GraphRecord names its own)."""
+        names = [INPUT, *self.names]
+        return {name: (names[i],) for i, name in enumerate(names[1:])}
 
     def _where(self, name: str) -> int:
         try:

@@ -110,3 +110,42 @@ def torch_resnet(name="resnet18", classes=1000, seed=0):
                 m.running_var.uniform_(0.3, 3.0, generator=gen)
                 m.num_batches_tracked.fill_(100)
     return model.eval()
+
+
+def rule_relu(mode: str):
+    """A torch module computing max(x, 0) whose backward follows ``mode`` (minicnn.rules.MODES):
+    gradient dy [x > 0]; deconvnet max(dy, 0) (Zeiler & Fergus 2013, sec. 2.1); guided both
+    (Springenberg et al. 2015, fig. 1). torch's own chain rule does the rest, adding the signals
+    where branches meet."""
+    torch = oracle("torch")
+
+    class RuleReLU(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x.clamp(min=0)
+
+        @staticmethod
+        def backward(ctx, dy):
+            (x,) = ctx.saved_tensors
+            if mode == "gradient":
+                return dy * (x > 0)
+            if mode == "deconvnet":
+                return dy.clamp(min=0)
+            return dy.clamp(min=0) * (x > 0)
+
+    class Rule(torch.nn.Module):
+        def forward(self, x):
+            return RuleReLU.apply(x)
+
+    return Rule()
+
+
+def with_rule(model, mode: str):
+    """``model`` with every nn.ReLU replaced, in place, by ``rule_relu(mode)``; returns it."""
+    torch = oracle("torch")
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.ReLU):
+                setattr(parent, name, rule_relu(mode))
+    return model

@@ -28,13 +28,22 @@ ReLU).
 
 The switches and every layer's input shape are read from a PassRecord of the forward pass
 (``rec.cache(name)``, ``rec.output(name)``), so one forward pass serves any number of reverse passes.
+
+On a graph network (minicnn/graph.py, residual blocks) the reverse network is the graph reversed:
+a layer with several inputs (Add) returns one reverse signal per input (for a sum, the signal
+itself, copied to each branch), and where one output fed several layers (a block's input feeds
+the block and its shortcut) the reverse signals coming back from them add up, as the transpose of
+copying a signal to several readers is their sum. A chain is the graph in which each layer reads
+the one before it (``record.inputs``).
 """
 
 from __future__ import annotations
 
+from minicnn.backend import get_xp
 from minicnn.layers.conv import filter_transposed, transposed_filters  # noqa: F401 (re-exported)
 from minicnn.layers.pool import unpool  # noqa: F401 (re-exported)
 from minicnn.layers.relu import rectify  # noqa: F401 (re-exported)
+from minicnn.record import INPUT
 from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
 
@@ -42,16 +51,16 @@ def reverse_layer(layer, signal, record):
     """One reverse stage: the DeconvNet signal at ``layer``'s output -> the signal at its input.
 
     record: the PassRecord of the forward pass (switches from ``record.cache``, the input shape from
-    the previous layer's output). Returns an array shaped like the layer's input.
+    the output the layer read). Returns an array shaped like the layer's input; for a layer with
+    several inputs (Add), a tuple of them, one per input.
     """
     return layer.reverse(signal, record.cache(layer.name), input_shape(layer, record))
 
 
 def input_shape(layer, record) -> tuple:
-    """The (N, ...) shape of ``layer``'s input in the forward pass of ``record``."""
-    names = record.names
-    i = names.index(layer.name)
-    return tuple((record.input if i == 0 else record.output(names[i - 1])).shape)
+    """The (N, ...) shape of ``layer``'s (first) input in the forward pass of ``record``."""
+    source = record.inputs[layer.name][0]
+    return tuple((record.input if source == INPUT else record.output(source)).shape)
 
 
 def deconvnet_backward(net, record, signal, start: str | None = None, stop: str | None = None):
@@ -64,9 +73,20 @@ def deconvnet_backward(net, record, signal, start: str | None = None, stop: str 
     names = record.names
     last = len(names) - 1 if start is None else names.index(net[start].name)
     first = 0 if stop is None else names.index(net[stop].name) + 1
+    signals = {names[last]: signal}  # the reverse signal at each output, summed over its readers
     for i in range(last, first - 1, -1):
-        signal = reverse_layer(net[names[i]], signal, record)
-    return signal
+        layer = net[names[i]]
+        if layer.name not in signals:  # no reverse signal reaches it from ``start``
+            continue
+        below = reverse_layer(layer, signals.pop(layer.name), record)
+        for source, part in zip(record.inputs[layer.name], below if layer.several_inputs else (below,)):
+            # a new array, never a sum in place: one reverse stage may hand one array to two inputs
+            signals[source] = part if source not in signals else signals[source] + part
+    wanted = INPUT if stop is None else net[stop].name
+    if wanted not in signals:  # ``start`` does not depend on it: the reverse signal there is zero
+        shape = record.input.shape if stop is None else record.output(wanted).shape
+        return get_xp(signal).zeros(shape, dtype=signal.dtype)
+    return signals[wanted]
 
 
 def deconvnet(net, x, target="predicted", record=None):

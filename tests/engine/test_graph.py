@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from resnet_torch import rule_relu
 from support import assert_close, oracle
 
 import minicnn as mc
@@ -65,21 +66,7 @@ def torch_graph(net, mode="gradient"):
     """The graph in torch (float64): each layer's torch module, the ReLU's backward by ``mode``."""
     torch = oracle("torch")
 
-    class RuleReLU(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x.clamp(min=0)
-
-        @staticmethod
-        def backward(ctx, dy):
-            (x,) = ctx.saved_tensors
-            if mode == "gradient":
-                return dy * (x > 0)
-            if mode == "deconvnet":
-                return dy.clamp(min=0)
-            return dy.clamp(min=0) * (x > 0)
-
+    rule = rule_relu(mode)
     modules = {}
     for layer in net.layers:
         m = layer.torch_module(torch.nn).double()
@@ -93,7 +80,7 @@ def torch_graph(net, mode="gradient"):
         for layer in net.layers:
             given = [outputs[n] for n in net.inputs[layer.name]]
             if layer.is_rectifier:
-                outputs[layer.name] = RuleReLU.apply(given[0])
+                outputs[layer.name] = rule(given[0])
             else:
                 outputs[layer.name] = modules[layer.name](*given)
         return outputs
@@ -214,6 +201,29 @@ def test_padded_max_pool_never_picks_padding(size):
     assert_close(theirs.transpose(0, 3, 1, 2), y, rtol=1e-6, what="Keras forward")
     with pytest.raises(MinicnnError, match="padding must be between 0 and half the window, got 2"):
         mc.MaxPool2D(3, stride=2, padding=2)
+
+
+@pytest.mark.parametrize("start, stop", [(None, None), ("b2.add", "b1"), ("b2", "maxpool")])
+def test_the_independent_deconvnet_on_a_graph_equals_torch(start, stop):
+    """tools/deconvnet.py's reverse network on a residual graph (Add's reverse stage copies the
+    signal to both branches, and the branches' signals add where they split) equals torch's chain
+    rule with DeconvNet's ReLU, from the scores or an inner node, to the input or an inner node."""
+    torch = oracle("torch")
+    from minicnn.tools.deconvnet import deconvnet_backward
+
+    net = residual()
+    x = np.random.default_rng(0).standard_normal((2, 3, 12, 12))
+    rec = net.run(x)
+    tx = torch.tensor(x, requires_grad=True)
+    outputs = torch_graph(net, "deconvnet")(tx)
+    top = start or "fc"
+    signal = np.random.default_rng(1).standard_normal(rec.output(top).shape)
+    ours = deconvnet_backward(net, rec, signal, start=start, stop=stop)
+    below = tx if stop is None else outputs[stop]
+    (theirs,) = torch.autograd.grad(outputs[top], below, torch.tensor(signal))
+    assert_close(ours, theirs.numpy(), rtol=1e-12, what=f"DeconvNet {top} -> {stop or 'input'}")
+    assert_close(ours, rec.backward(signal, "deconvnet", start=start, stop=stop), rtol=1e-12,
+                 what="the engine's deconvnet rule")  # fmt: skip
 
 
 # -- bad graphs: one line naming the node ---------------------------------------------------------

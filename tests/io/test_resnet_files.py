@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from resnet_torch import torch_resnet
+from resnet_torch import torch_resnet, with_rule
 from support import assert_close, oracle
 
 import minicnn as mc
@@ -103,6 +103,26 @@ def test_resnet18_saliency_equals_torch_autograd(size):
     tx = torch.tensor(x, requires_grad=True)
     model(tx)[0, 7].backward()
     assert_close(ours, tx.grad.numpy(), rtol=1e-6, what=f"ResNet-18 saliency at {size}")
+
+
+@pytest.mark.parametrize("mode", ["deconvnet", "guided"])
+def test_resnet18_rules_equal_torch(mode):
+    """DeconvNet and guided backpropagation through ResNet-18 (float64, 64 x 64): the engine's rule,
+    and for DeconvNet also the independent reverse network (mc.deconvnet), against torch's chain
+    rule with the rule's ReLU; 1e-6 of the largest."""
+    torch = oracle("torch")
+    net, model = float64_pair()
+    with_rule(model, mode)
+    x = np.random.default_rng(1).standard_normal((2, 3, 64, 64))
+    dy = np.zeros((2, 1000))
+    dy[0, 7], dy[1, 42] = 1.0, 1.0
+    tx = torch.tensor(x, requires_grad=True)
+    model(tx).backward(torch.tensor(dy))
+    rec = net.run(x)
+    assert_close(rec.backward(dy, mode=mode), tx.grad.numpy(), rtol=1e-6, what=f"ResNet-18 {mode}")
+    if mode == "deconvnet":
+        ours = mc.deconvnet(net, x, target=[7, 42], record=rec)
+        assert_close(ours, tx.grad.numpy(), rtol=1e-6, what="ResNet-18 independent DeconvNet")
 
 
 def test_a_graph_is_not_saved_as_a_chain(tmp_path):
