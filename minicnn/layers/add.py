@@ -60,6 +60,8 @@ class Add(Layer):
             """The sum of the module's positional inputs."""
 
             def forward(self, *xs):
+                if len(xs) < 2:  # a chain's mirror hands it one tensor: refuse, never pass it on
+                    raise ValueError("Add sums two or more inputs: run it in a graph, not a chain")
                 y = xs[0]
                 for x in xs[1:]:
                     y = y + x

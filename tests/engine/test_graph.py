@@ -270,3 +270,12 @@ def test_a_record_keeps_each_node_and_backward_errors_name_it():
         rec.backward(np.ones((1, 5)))
     with pytest.raises(MinicnnError, match="unknown backward mode"):
         rec.backward(np.ones((1, 4, 6, 6)), mode="deconv")
+
+
+def test_adds_torch_module_refuses_a_single_input():
+    """A chain's torch mirror (one tensor per module) cannot pass an Add off as the identity."""
+    torch = oracle("torch")
+    module = mc.Add(name="add").torch_module(torch.nn)
+    with pytest.raises(ValueError, match="run it in a graph, not a chain"):
+        module(torch.ones(2))
+    assert module(torch.ones(2), torch.ones(2), torch.ones(2)).tolist() == [3.0, 3.0]
