@@ -119,10 +119,11 @@ def _entry(name, spec) -> tuple[str, list, tuple]:
 
 
 def read_safetensors(path):
-    """Load a VGG from a safetensors file (torchvision or timm names; see minicnn/io/torchvision.py).
+    """Load a VGG from a safetensors file (torchvision or timm names; see minicnn/io/torchvision.py),
+    or a torchvision ResNet (minicnn/io/torchvision_resnet.py).
 
-    Returns a float32 Sequential with meta preprocess "torch" and, for 1000 classes, the ImageNet
-    class names. MinicnnError on a damaged file or a non-VGG state dict.
+    Returns a float32 Sequential (a Graph for a ResNet) with meta preprocess "torch" and, for 1000
+    classes, the ImageNet class names. MinicnnError on a damaged file or another state dict.
     """
     try:
         from safetensors import safe_open
@@ -132,9 +133,12 @@ def read_safetensors(path):
         ) from None
 
     from minicnn.io.torchvision import _check_vgg, build_vgg
+    from minicnn.io.torchvision_resnet import build_resnet, looks_like_resnet
 
     header = read_header(path)
-    _check_vgg(header)
+    build = build_resnet if looks_like_resnet(header) else build_vgg  # ResNet: io/torchvision_resnet.py
+    if build is build_vgg:
+        _check_vgg(header)
     try:
         with safe_open(str(path), framework="numpy") as f:  # the package's own header checks
             _agree(header, {name: f.get_slice(name) for name in f.keys()})
@@ -145,7 +149,7 @@ def read_safetensors(path):
         raise MinicnnError(f"cannot read the safetensors file ({quote(text, 160)})") from None
     shapes = {name: tuple(spec["shape"]) for name, spec in header.items()}
     with open(path, "rb") as f:
-        return build_vgg(shapes, lambda name: _read_tensor(f, name, header[name]), "safetensors")
+        return build(shapes, lambda name: _read_tensor(f, name, header[name]), "safetensors")
 
 
 # Why the bytes are not read through the package: it memory-maps the whole file, and every page a

@@ -67,6 +67,20 @@ def test_scores_equal_torch_at_224(tmp_path, name, batch):
                  rtol=1e-4, what="layer4 output")  # fmt: skip
 
 
+def test_safetensors_resnet_equals_the_pth(tmp_path):
+    """The same ResNet-18 state dict as safetensors: the same graph and the same scores as torch."""
+    torch = oracle("torch")
+    st = pytest.importorskip("safetensors.torch")
+    model, path = saved(tmp_path, classes=10)
+    st.save_file(model.state_dict(), tmp_path / "r.safetensors")
+    net = mc.load(tmp_path / "r.safetensors")
+    assert net.meta["source"] == "safetensors" and net.names == mc.load(path).names
+    x = np.random.default_rng(0).standard_normal((1, 3, 96, 96)).astype(np.float32)
+    with torch.no_grad():
+        theirs = model(torch.tensor(x)).numpy()
+    assert_close(net.run(x).output(), theirs, rtol=1e-4, what="safetensors ResNet-18 scores")
+
+
 def float64_pair(seed=0):
     """mc.resnet18 in float64 with random BatchNorm statistics (BatchNorm layers kept, not folded)
     and the torch model holding the same numbers, in float64."""
