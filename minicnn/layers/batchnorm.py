@@ -8,6 +8,8 @@ diagonal Jacobian: dx = a * dy under every backward rule, and the DeconvNet reve
 same diagonal map (its own transpose). Parameters are named as torch.nn.BatchNorm2d names them
 (weight = gamma, bias = beta, running_mean, running_var). Where a BatchNorm directly follows a
 convolution, loaders fold the pair into one convolution instead (minicnn/io/fold_batchnorm.py).
+``train=True`` changes nothing: the running statistics are used, never the batch's, so a trained
+network learns gamma and beta of a fixed per-channel affine map (the statistics' gradients are zero).
 """
 
 from __future__ import annotations

@@ -81,6 +81,32 @@ def test_safetensors_resnet_equals_the_pth(tmp_path):
     assert_close(net.run(x).output(), theirs, rtol=1e-4, what="safetensors ResNet-18 scores")
 
 
+PAPER = {"resnet34": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3), "resnet152": (3, 8, 36, 3)}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER))
+def test_every_depth_is_told_apart_by_its_keys(name):
+    """A state dict with a ResNet-34/101/152's keys and shapes (torchvision's, as mc.zoo names them)
+    builds that architecture: blocks per stage and Bottleneck's conv3 name it."""
+    from minicnn.io.torchvision_resnet import build_resnet
+    from minicnn.zoo import resnet_nodes
+
+    nodes, _ = resnet_nodes(name)
+    shapes = {}
+    for layer in (n[0] if isinstance(n, tuple) else n for n in nodes):
+        for key, shape in layer.param_shapes().items():
+            if not (layer.is_convolution and key == "bias"):
+                shapes[f"{layer.name}.{key}"] = shape
+    shapes["bn1.num_batches_tracked"] = ()
+    net = build_resnet(shapes, lambda key: np.ones(shapes[key], np.float32), "test")
+    assert net.meta["architecture"] == name
+    stages = tuple(
+        len({n.split(".")[1] for n in net.names if n.startswith(f"layer{s}.")}) for s in range(1, 5)
+    )
+    assert stages == PAPER[name]  # He et al. 2016, table 1
+    assert ("layer1.0.conv3" in net.names) == (name != "resnet34")
+
+
 def float64_pair(seed=0):
     """mc.resnet18 in float64 with random BatchNorm statistics (BatchNorm layers kept, not folded)
     and the torch model holding the same numbers, in float64."""
