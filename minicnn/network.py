@@ -51,6 +51,11 @@ class Sequential:
                 base = layer.kind.lower()
                 layer.name = f"{base}_{counts.get(base, 0)}"
                 counts[base] = counts.get(base, 0) + 1
+        several = [layer.name for layer in self.layers if layer.several_inputs]
+        if several and self.is_chain:  # a chain hands each layer one array (minicnn/graph.py names inputs)
+            raise MinicnnError(
+                f"layer {several[0]!r} takes several inputs: a chain cannot run it, a Graph can"
+            )
         names = [layer.name for layer in self.layers]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

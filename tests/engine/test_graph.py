@@ -279,3 +279,23 @@ def test_adds_torch_module_refuses_a_single_input():
     with pytest.raises(ValueError, match="run it in a graph, not a chain"):
         module(torch.ones(2))
     assert module(torch.ones(2), torch.ones(2), torch.ones(2)).tolist() == [3.0, 3.0]
+
+
+def test_a_chain_refuses_a_layer_with_several_inputs(tmp_path):
+    """Sequential([..., Add]) would add the images of a batch; it is refused, and so is a native
+    file whose chain holds an Add (written by hand here, as a hostile file would be)."""
+    with pytest.raises(
+        MinicnnError, match=r"^layer 'sum' takes several inputs: a chain cannot run it, a Graph can$"
+    ):
+        mc.Sequential([mc.ReLU(name="r"), mc.Add(name="sum")])
+    from minicnn.io.native import to_bytes
+
+    net = mc.Sequential([mc.ReLU(name="r")], meta={"input_shape": [3, 4, 4]})
+    net.layers.append(mc.Add(name="sum"))  # past the check: what a crafted file holds
+    path = tmp_path / "chain_with_add.h5"
+    path.write_bytes(to_bytes(net))
+    with pytest.raises(
+        MinicnnError, match=r"layer 'sum' takes several inputs: a chain cannot run it"
+    ) as info:
+        mc.load(path)
+    assert "\n" not in str(info.value)
