@@ -150,6 +150,18 @@ class Graph(Sequential):
         del outputs[INPUT]
         return GraphRecord(self.layers[: last + 1], x, caches, outputs, self.names, self.inputs)
 
+    def summary(self, input_shape=None) -> str:
+        """Sequential's table with a last column naming what each node reads, where it reads more
+        than the row above it (a branch's start, a sum's inputs)."""
+        lines = super().summary(input_shape).split("\n")
+        width = max(map(len, lines))
+        previous, rows = INPUT, [lines[0].ljust(width) + "  reads"]
+        for line, layer in zip(lines[1:], self.layers):
+            reads = self.inputs[layer.name]
+            rows.append(line if reads == (previous,) else line.ljust(width) + "  " + ", ".join(reads))
+            previous = layer.name
+        return "\n".join([*rows, lines[-1]])
+
     def __repr__(self):
         inner = ",\n  ".join(f"({layer!r}, {self.inputs[layer.name]!r})" for layer in self.layers)
         return f"Graph([\n  {inner}\n])"

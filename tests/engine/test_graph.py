@@ -299,3 +299,13 @@ def test_a_chain_refuses_a_layer_with_several_inputs(tmp_path):
     ) as info:
         mc.load(path)
     assert "\n" not in str(info.value)
+
+
+def test_the_summary_names_what_branches_and_sums_read():
+    rows = residual().summary().split("\n")
+    assert rows[0].split() == ["layer", "kind", "output", "params", "reads"]
+    by_name = {row.split()[0]: row for row in rows[1:]}
+    assert by_name["b1.add"].endswith("  b1.conv2, maxpool") and "(4, 6, 6)" in by_name["b1.add"]
+    assert by_name["b2.downsample"].endswith("  b1") and by_name["b2.add"].endswith("b2.conv2, b2.downsample")
+    assert by_name["b1.conv1"] == by_name["b1.conv1"].rstrip() and not by_name["b1.conv1"].endswith("maxpool")
+    assert rows[-1].split() == ["total", f"{residual().num_params():,}"]
