@@ -309,3 +309,23 @@ def test_the_summary_names_what_branches_and_sums_read():
     assert by_name["b2.downsample"].endswith("  b1") and by_name["b2.add"].endswith("b2.conv2, b2.downsample")
     assert by_name["b1.conv1"] == by_name["b1.conv1"].rstrip() and not by_name["b1.conv1"].endswith("maxpool")
     assert rows[-1].split() == ["total", f"{residual().num_params():,}"]
+
+
+def test_an_sgd_step_on_a_graph_keeps_the_running_statistics():
+    """The trainer's SGD (minicnn/train/optim.py) on a graph: weights and gamma move by the rule
+    w -= lr * g (first step, no decay), the BatchNorm running statistics stay as they were."""
+    from minicnn.train.optim import SGD
+
+    net = residual()
+    before = {(layer.name, key): value.copy() for layer, key, value in net.parameters()}
+    x = np.random.default_rng(0).standard_normal((2, 3, 12, 12))
+    net.forward(x, train=True)
+    net.backward(np.random.default_rng(1).standard_normal((2, 5)), need_params=True)
+    grads = {(name, key): g.copy() for name, gs in net.grads.items() for key, g in gs.items()}
+    SGD(net, momentum=0.9, weight_decay=0.0).step(0.1)
+    for layer, key, value in net.parameters():
+        expected = before[layer.name, key] - 0.1 * grads[layer.name, key]
+        np.testing.assert_allclose(value, expected, rtol=1e-15, atol=1e-15)
+        if key.startswith("running_"):
+            np.testing.assert_array_equal(value, before[layer.name, key])
+    assert np.abs(net["bn1"].weight - before["bn1", "weight"]).max() > 0
