@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
-from minicnn.layers.relu import check_mode
+from minicnn.rules import check_mode
 
 
 def receptive_field(net, layer: str):
