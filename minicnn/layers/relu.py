@@ -18,7 +18,6 @@ from __future__ import annotations
 from minicnn.backend import get_xp
 from minicnn.kernels import relu as kernels
 from minicnn.layers.base import Layer
-from minicnn.rules import MODES, check_mode  # noqa: F401 (re-exported from their home)
 
 # The table above: rule -> (mask by the forward input, rectify the backward signal).
 MASKS = {"gradient": (True, False), "deconvnet": (False, True), "guided": (True, True)}
