@@ -181,3 +181,17 @@ def test_demo_says_when_it_compiles_and_shortens_the_optimisation_on_large_input
         steps = cmd_demo.LARGE_OPTIONS[command]["steps"]
         assert recorded[command].steps == steps < 100
         assert f"{command} with --steps {steps} for wide.h5's 128x128 inputs" in printed
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_measure_pass_asks_numbas_cache_whether_it_compiled(shipped, monkeypatch, cached):
+    """The compile note follows Numba's cache (kernels.compiled.kernels_compiled), not the first
+    call's time (on a busy machine a warm first call is slow too)."""
+    import minicnn as mc
+    from minicnn.cli.estimate import measure_pass
+    from minicnn.kernels import compiled
+
+    monkeypatch.setattr(compiled, "kernels_compiled", lambda: cached)
+    timed = measure_pass(mc.load(shipped.DEFAULT_MODEL))
+    assert timed.compiled is (not cached)
+    assert 0 < timed.seconds and 0 < timed.first
