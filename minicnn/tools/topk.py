@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
+from minicnn.record import INPUT
 from minicnn.rules import check_mode
 
 
@@ -32,18 +33,40 @@ def receptive_field(net, layer: str):
     composing these through the stack gives size = 1 + sum_l (k_l - 1) J_(l-1), jump J = prod s_l
     and offset = -sum_l p_l J_(l-1), with J_(l-1) the product of the strides below layer l. Each
     layer gives its own (k, s, p) (``layer.window()``; pointwise layers have k = s = 1, p = 0).
-    Returns None when the layer's units see the whole image (after Flatten, Dense or global pooling).
+
+    In a graph (residual blocks) a node sees what each of its inputs sees, so its window is the
+    union over its input paths (``union``): the smallest start and the largest end; a 1x1 strided
+    shortcut adds nothing beyond the block's main path. Returns None when the layer's units see the
+    whole image (after Flatten, Dense or global pooling).
     """
-    size, jump, offset = [1, 1], [1, 1], [0, 0]
+    fields = {INPUT: ((1, 1), (1, 1), (0, 0))}
     for lay in net.layers[: net.index(layer) + 1]:
+        given = [fields[name] for name in net.inputs[lay.name]]
         window = lay.window()
-        if window is None:
-            return None
+        if window is None or any(g is None for g in given):
+            fields[lay.name] = None
+            continue
+        size, jump, offset = (list(v) for v in union(lay.name, given))
         for a in (0, 1):
             size[a] += (window.kernel[a] - 1) * jump[a]
             offset[a] -= window.padding[a] * jump[a]
             jump[a] *= window.stride[a]
-    return tuple(size), tuple(jump), tuple(offset)
+        fields[lay.name] = (tuple(size), tuple(jump), tuple(offset))
+    return fields[layer]
+
+
+def union(name: str, fields: list) -> tuple:
+    """One (size, jump, offset) covering every window in ``fields`` (the inputs of node ``name``).
+
+    Inputs that are added have one shape, so their units step by one jump; the union of
+    [o_i + y J, o_i + y J + s_i - 1] is then [min o_i + y J, max (o_i + s_i) - 1 + y J]. Inputs
+    with different jumps have no common window (MinicnnError)."""
+    jump = fields[0][1]
+    if any(f[1] != jump for f in fields):
+        raise MinicnnError(f"node {name!r}: its inputs step by different strides {[f[1] for f in fields]}")
+    start = tuple(min(f[2][a] for f in fields) for a in (0, 1))
+    end = tuple(max(f[2][a] + f[0][a] for f in fields) for a in (0, 1))
+    return tuple(end[a] - start[a] for a in (0, 1)), jump, start
 
 
 @dataclass
