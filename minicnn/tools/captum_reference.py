@@ -1,7 +1,8 @@
 """Captum as the reference for ``verify --against captum``: the same network in torch.nn, the same
 weights, the same input, and Captum's implementation of each method (Kokhlikyan et al. 2020).
 
-``torch_mirror(net)`` builds a torch.nn.Sequential layer by layer, each module the one the layer
+``torch_mirror(net)`` builds a torch.nn.Sequential layer by layer (for a graph, a module that runs
+the nodes in order, each given the outputs of the nodes it reads), each module the one the layer
 declares (``Layer.torch_module``), and copies the weights (OIHW convolutions and (out, in) linear
 weights are torch's own layouts; Flatten is (C, H, W) in both). It needs torch only, and is the one
 torch mirror of the project: the tests compare the engine with it too (tests/torch_mirror.py).
@@ -17,6 +18,7 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import TORCH_CPU_INSTALL, MinicnnError
+from minicnn.record import INPUT
 
 
 def _torch(captum: bool = True):
@@ -35,8 +37,9 @@ def _torch(captum: bool = True):
 
 
 def torch_mirror(net, dtype=None):
-    """A torch.nn.Sequential in eval mode equal to ``net``, on the CPU, in ``dtype`` (a torch dtype;
-    default: net's), without gradients on its parameters. Module i is layer i's ``torch_module``."""
+    """A torch module in eval mode equal to ``net``, on the CPU, in ``dtype`` (a torch dtype;
+    default: net's), without gradients on its parameters. Module i (``model[i]``) is layer i's
+    ``torch_module``: a torch.nn.Sequential for a chain, a ``graph_module`` for a graph."""
     torch = _torch(captum=False)
     if dtype is None:
         dtype = torch.float64 if np.dtype(net.dtype) == np.float64 else torch.float32
@@ -47,10 +50,37 @@ def torch_mirror(net, dtype=None):
             for key, value in layer.params.items():
                 getattr(m, key).copy_(torch.from_numpy(np.ascontiguousarray(to_numpy(value))))
         modules.append(m)
-    model = torch.nn.Sequential(*modules).eval()
+    model = torch.nn.Sequential(*modules) if net.is_chain else graph_module(torch.nn, net, modules)
+    model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def graph_module(nn, net, modules):
+    """A torch.nn.Module running ``modules`` (one per layer of the graph ``net``, in its run order)
+    as the graph does: each module is given the outputs of the nodes its layer reads
+    (``net.inputs``); the last node's output is the module's output. Torch's autograd then adds
+    the gradients where branches meet, as GraphRecord.backward does."""
+    names = [layer.name for layer in net.layers]
+    position = {INPUT: -1, **{name: i for i, name in enumerate(names)}}
+    reads = [tuple(position[r] for r in net.inputs[name]) for name in names]
+
+    class GraphMirror(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.nodes = nn.ModuleList(modules)  # layer names hold dots, which torch refuses as keys
+
+        def __getitem__(self, i):
+            return self.nodes[i]
+
+        def forward(self, x):
+            outputs = {-1: x}
+            for i, module in enumerate(self.nodes):
+                outputs[i] = module(*(outputs[r] for r in reads[i]))
+            return outputs[len(self.nodes) - 1]
+
+    return GraphMirror()
 
 
 def captum_map(net, x, method: str, targets, layer=None, size: int = 8, stride: int = 4, fill="zero"):

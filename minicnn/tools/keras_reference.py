@@ -23,6 +23,7 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import TORCH_CPU_INSTALL, MinicnnError
+from minicnn.record import INPUT
 
 METHODS = ("gradient", "saliency", "gradient_x_input", "grad_cam")
 
@@ -45,20 +46,24 @@ def _keras():
 
 def keras_mirror(net, input_shape, upto: str | None = None):
     """(keras.Model with outputs [scores] or [scores, output of layer ``upto``]) equal to net, for
-    channels-last input of (C, H, W) = input_shape."""
+    channels-last input of (C, H, W) = input_shape. A graph's nodes become Keras's functional graph:
+    each node's layers are applied to the outputs of the nodes it reads (Add to the list of them)."""
     keras, _ = _keras()
     c, h, w = input_shape
     inp = keras.Input((h, w, c))
-    y, tapped, weights = inp, None, {}
-    shape = tuple(input_shape)
+    tapped, weights = None, {}
+    outputs, shapes = {INPUT: inp}, {INPUT: tuple(input_shape)}  # a graph's nodes read these by name
     for layer in net.layers:
+        given = [outputs[name] for name in net.inputs[layer.name]]
+        shape = [shapes[name] for name in net.inputs[layer.name]]
+        y, shape = (given, shape) if layer.several_inputs else (given[0], shape[0])
         made, params = layer.keras_layers(keras, shape)
         for k in made:
             y = k(y)
         weights.update(params)
         if layer.name == upto:
             tapped = y
-        shape = layer.output_shape(shape)
+        outputs[layer.name], shapes[layer.name] = y, layer.output_shape(shape)
     for k, values in weights.items():
         k.set_weights([np.asarray(v, dtype=np.float32) for v in values])
     return keras.Model(inp, [y] if tapped is None else [y, tapped])

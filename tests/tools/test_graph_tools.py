@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import assert_close, oracle
 
 import minicnn as mc
 from minicnn.errors import MinicnnError
@@ -91,3 +92,59 @@ def test_receptive_field_of_inputs_with_different_strides_is_refused():
 
     with pytest.raises(MinicnnError, match="different strides"):
         union("add", [((3, 3), (2, 2), (0, 0)), ((1, 1), (4, 4), (0, 0))])
+
+
+# -- Captum and Keras references on a ResNet-18 file -------------------------------------------
+@pytest.fixture(scope="module")
+def resnet_file(tmp_path_factory):
+    """(torch ResNet-18 in float64 with random BatchNorm statistics, the path of its torch.save'd
+    state dict, minicnn's network loaded from it in float64, x (2, 3, 64, 64) float64)."""
+    torch = oracle("torch")
+    from resnet_torch import torch_resnet
+
+    model = torch_resnet("resnet18", classes=10, seed=2)
+    path = tmp_path_factory.mktemp("r") / "resnet18.pth"
+    torch.save(model.state_dict(), path)
+    net = mc.load(path).astype(np.float64)
+    x = np.random.default_rng(5).standard_normal((2, 3, 64, 64))
+    return model.to(torch.float64), path, net, x
+
+
+def test_captum_graph_mirror_equals_the_original_model(resnet_file):
+    """The mirror verify --against captum builds runs the nodes by their inputs: its scores equal
+    the torch ResNet's (BatchNorm folded into float32 weights at load: 1e-6)."""
+    torch = oracle("torch")
+    from minicnn.tools.captum_reference import torch_mirror
+
+    model, _, net, x = resnet_file
+    mirror = torch_mirror(net)
+    with torch.no_grad():
+        ours, theirs = mirror(torch.from_numpy(x)).numpy(), model(torch.from_numpy(x)).numpy()
+    assert_close(ours, theirs, 1e-6, "mirror scores")
+    assert mirror[net.index("layer4.1")] is not None  # Grad-CAM's module is found by position
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradient", "deconvnet", "guided", "grad_cam"])
+def test_verify_against_captum_on_a_resnet(resnet_file, method):
+    """minicnn's maps of the ResNet-18 equal Captum's on the graph mirror (float64, 1e-6)."""
+    oracle("captum")
+    from minicnn.tools.captum_reference import captum_map
+
+    _, _, net, x = resnet_file
+    targets = [3, 7]
+    result = mc.verify(net, x, captum_map(net, x, method, targets), method, targets, tol=1e-6)
+    assert result.agree, result.lines()
+    assert result.rank_correlation > 0.99999
+
+
+def test_keras_mirror_of_a_graph():
+    """verify --against keras builds Keras's functional graph (Add of the branches): its gradient
+    equals minicnn's on the small ResNet (float32 in Keras: 1e-4)."""
+    oracle("keras")
+    from minicnn.tools.keras_reference import keras_map
+
+    net = small_resnet(channels=3).astype(np.float32)
+    x = np.random.default_rng(2).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    for method in ("gradient", "grad_cam"):
+        result = mc.verify(net, x, keras_map(net, x, method, [1, 4]), method, [1, 4], tol=1e-4)
+        assert result.agree, result.lines()
