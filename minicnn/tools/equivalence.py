@@ -15,6 +15,11 @@ Winograd adjoint, the max-pool kernel's scatter) is applied to the same incoming
 So a conv, pool or dense row is a real measurement: break either code and its rows show it
 (tests/tools/test_equivalence.py). It also compares the three whole-network signals (gradient,
 DeconvNet, guided). Each row's rules, in words, are the layer's own ``equivalence_row``.
+
+On a graph (residual blocks) the DeconvNet pass walks the nodes in reverse order as
+tools/deconvnet.py does: an Add row compares the signals sent down its branches (the sum's
+transpose copies the signal to each: DeconvNet and gradient agree exactly), and a node read by
+several (a block's input) receives the sum of their signals before its own row.
 """
 
 from __future__ import annotations
@@ -81,8 +86,9 @@ class EquivalenceResult:
 
     def table(self) -> str:
         """The measured version of Simonyan et al.'s table, as text."""
+        wide = max([20, *(len(r.name) + 2 for r in self.rows)])  # ResNet names: layer2.0.downsample.0
         head = (
-            f"{'layer':<20}{'kind':<19}{'forward pass':<17}{'DeconvNet':<15}{'gradient':<15}"
+            f"{'layer':<{wide}}{'kind':<19}{'forward pass':<17}{'DeconvNet':<15}{'gradient':<15}"
             f"{'max rel diff':>13}{'differing':>11}"
         )
         lines = [
@@ -94,7 +100,7 @@ class EquivalenceResult:
         ]
         for r in self.rows:
             lines.append(
-                f"{r.name:<20}{r.kind:<19}{r.forward:<17}{r.deconvnet:<15}{r.gradient:<15}"
+                f"{r.name:<{wide}}{r.kind:<19}{r.forward:<17}{r.deconvnet:<15}{r.gradient:<15}"
                 f"{r.rel_diff:>13.2e}{r.frac_differ:>10.1%}"
             )
         lines += ["", "whole network, input-space signals:"]
@@ -130,7 +136,9 @@ def equivalence(
     """Measure, for every layer of ``net``, the DeconvNet rule against the gradient rule.
 
     Args:
-        net: a Sequential. x: images (N, C, H, W) in network-input space, or one (C, H, W) image.
+        net: a Sequential or a Graph (the rows follow the graph's nodes, the output first; an Add's
+            row compares the signals sent down its branches).
+        x: images (N, C, H, W) in network-input space, or one (C, H, W) image.
         target: class index, list of N indices, or "predicted": the DeconvNet pass starts from the
             one-hot target score (the class-specific reconstruction of Simonyan et al. sec. 4).
         tol: entries count as differing when |gradient - deconvnet| > tol * the layer's scale;
@@ -152,16 +160,27 @@ def equivalence(
     targets = resolve_targets(target, scores)
     dy = one_hot(targets, scores)
     rows = []
-    signal = dy
+    signals = {net.layers[-1].name: dy}  # the DeconvNet signal at each output, summed over its readers
     for layer in tqdm(
         list(reversed(net.layers)), desc="equivalence", unit="layer", leave=False, disable=not progress
     ):
+        if layer.name not in signals:  # a graph node the class score does not depend on
+            continue
+        signal = signals.pop(layer.name)
         dec = reverse_layer(layer, signal, rec)  # Zeiler & Fergus's reverse stage
         grad, _ = layer_backward(layer, signal, rec.cache(layer.name), "gradient")
-        rel, frac = compare(grad, dec, tol)
+        if layer.several_inputs:  # (Add) one signal per input, all of one shape: compared together
+            xp = get_xp(signal)
+            rel, frac = compare(xp.stack(grad), xp.stack(dec), tol)
+        else:
+            rel, frac = compare(grad, dec, tol)
+            dec = (dec,)
         fwd, rule_dec, rule_grad = layer.equivalence_row  # (kind: the name in printed tables)
         rows.append(LayerRow(layer.name, layer.kind, fwd, rule_dec, rule_grad, rel, frac))
-        signal = dec  # continue along the real DeconvNet pass
+        # continue along the real DeconvNet pass; in a graph, the signals of a node's readers add
+        # (a new array, never in place: Add's reverse may hand one array to two inputs)
+        for source, part in zip(rec.inputs[layer.name], dec):
+            signals[source] = part if source not in signals else signals[source] + part
     signals = {mode: rec.backward(dy, mode=mode) for mode in MODES}  # the engine's three rules
     pairs = []
     for a, b in (("gradient", "deconvnet"), ("gradient", "guided"), ("deconvnet", "guided")):

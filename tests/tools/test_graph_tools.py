@@ -148,3 +148,54 @@ def test_keras_mirror_of_a_graph():
     for method in ("gradient", "grad_cam"):
         result = mc.verify(net, x, keras_map(net, x, method, [1, 4]), method, [1, 4], tol=1e-4)
         assert result.agree, result.lines()
+
+
+# -- the equivalence table on a graph -----------------------------------------------------------
+def test_equivalence_table_on_a_resnet(resnet_file):
+    """Every node has a row (Add rows included); conv, pool, dense and add rows agree to float64
+    precision, ReLU rows differ (Simonyan et al. 2013, sec. 4); the whole-network DeconvNet and
+    gradient signals equal Captum's Deconvolution and Saliency on the graph mirror."""
+    oracle("captum")
+    from minicnn.tools.captum_reference import captum_map
+
+    _, _, net, x = resnet_file
+    res = mc.equivalence(net, x, [3, 7], progress=False)
+    assert [r.name for r in res.rows] == [layer.name for layer in reversed(net.layers)]
+    kinds = {r.kind for r in res.rows}
+    assert {"Conv2D", "MaxPool2D", "Dense", "Add", "GlobalAvgPool2D", "ReLU"} <= kinds
+    for r in res.rows:
+        if r.kind == "ReLU":
+            continue
+        assert r.rel_diff < 1e-12 and r.frac_differ == 0, r
+    assert max(r.rel_diff for r in res.rows if r.kind == "ReLU") > 0.1
+    add = next(r for r in res.rows if r.kind == "Add")
+    assert (add.deconvnet, add.gradient) == ("R to each X_i", "dX to each X_i")
+    for mode in ("deconvnet", "gradient"):
+        ref = captum_map(net, x, mode, [3, 7])
+        assert_close(res.signals[mode], ref, 1e-6, f"whole-network {mode}")
+
+
+def test_equivalence_command_on_a_resnet_file(resnet_file, tmp_path):
+    """The Done-when of the command: ``minicnn equivalence --weights <resnet .pth> --image <photo>``
+    prints conv, pool, dense and add rows and exits 0."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    _, path, _, _ = resnet_file
+    photo = tmp_path / "photo.png"
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(photo)
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo), TQDM_DISABLE="1")
+    cmd = [sys.executable, "-m", "minicnn.cli.main", "equivalence", "--weights", str(path)]
+    cmd += ["--image", str(photo), "--out", str(tmp_path / "out")]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line.split()[1] for line in r.stdout.splitlines() if line[:1].isalpha()}
+    for name, kind in [("layer4.1.conv2", "Conv2D"), ("maxpool", "MaxPool2D"), ("fc", "Dense"),
+                       ("layer4.1.add", "Add"), ("layer2.0.downsample.0", "Conv2D")]:  # fmt: skip
+        assert rows.get(name) == kind, (name, r.stdout[-3000:])
