@@ -18,6 +18,7 @@ import numpy as np
 
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError
+from minicnn.record import INPUT
 from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
 
@@ -52,13 +53,15 @@ def upsample_bilinear(maps, size):
 
 
 def _cam_head(net):
-    """(index of the GlobalAvgPool2D layer, the Dense layer after it) or a MinicnnError."""
+    """(index of the GlobalAvgPool2D layer, the Dense layer after it) or a MinicnnError.
+
+    In a graph the Dense layer must read the pooling and the pooling be the one node before it."""
     layers = net.layers
     end = len(layers)
     while end > 0 and _is_tail(layers[end - 1]):
         end -= 1
     ok = end >= 2 and layers[end - 1].is_linear and layers[end - 2].is_global_pool
-    if not ok:
+    if not ok or net.inputs[layers[end - 1].name] != (layers[end - 2].name,):
         kinds = [layer.kind for layer in layers[-3:]]  # display text
         raise MinicnnError(
             "CAM needs a network ending in GlobalAvgPool2D -> Dense (Zhou et al. 2016); this one ends "
@@ -86,24 +89,47 @@ def cam(net, x, target="predicted", upsample: bool = True, record=None):
     gap, dense = _cam_head(net)
     rec = forward_record(net, x, record)
     targets = resolve_targets(target, rec.output())
-    feats = x if gap == 0 else rec.output(net.layers[gap - 1].name)  # (N, K, h, w)
+    (source,) = net.inputs[net.layers[gap].name]  # what the pooling reads (a graph: by name)
+    feats = x if source == INPUT else rec.output(source)  # (N, K, h, w)
     xp = get_xp(feats)
     weights = dense.weight[xp.asarray(targets)]  # (N, K)
     maps = xp.einsum("nk,nkhw->nhw", weights, feats)
     return upsample_bilinear(maps, x.shape[2:]) if upsample else maps
 
 
+def main_path(net) -> list[int]:
+    """Indices (in run order) of the nodes every path from the input to the output goes through:
+    after node i runs, its output is the only one that later nodes still read. In a chain that is
+    every layer; in a ResNet, the stem and each block's output (the ReLU after its sum), not the
+    layers inside a residual branch or a shortcut."""
+    names = net.names
+    last_read = {}  # node name -> the last position that reads it
+    for i, name in enumerate(names):
+        for source in net.inputs[name]:
+            last_read[source] = i
+    path = []
+    for i, name in enumerate(names):
+        live = {n for n in [INPUT, *names[: i + 1]] if last_read.get(n, -1) > i}
+        if live <= {name}:
+            path.append(i)
+    return path
+
+
 def gradcam_layer(net, layer: str | None, input_shape) -> str:
     """The layer whose output Grad-CAM uses: ``layer`` itself, or the ReLU right after a conv layer.
 
-    Selvaraju et al. use the rectified maps of the last convolutional layer, so a Conv2D name that is
-    followed by a ReLU means that ReLU's output. None: the last layer with a (C, h, w) output
-    that is a Conv2D or ReLU.
+    Selvaraju et al. use the rectified maps of the last convolutional layer, so a Conv2D name whose
+    one reader is a ReLU means that ReLU's output. None: the last Conv2D, ReLU or sum (Add) with a
+    (C, h, w) output on the network's main path (``main_path``): in a ResNet the last block's output (the ReLU
+    after its sum, torchvision's ``layer4[-1]``), not a convolution inside its residual branch.
     """
     shapes = net.shapes(input_shape)
     spatial = [i for i, s in enumerate(shapes) if len(s) == 3]
     if layer is None:
-        convs = [i for i in spatial if net.layers[i].is_convolution or net.layers[i].is_rectifier]
+        path = set(main_path(net))
+        kept = [net.layers[i].is_convolution or net.layers[i].is_rectifier or net.layers[i].several_inputs
+                for i in range(len(net.layers))]  # fmt: skip
+        convs = [i for i in spatial if i in path and kept[i]]
         if not convs:
             raise MinicnnError("grad_cam needs a network with a convolutional layer")
         i = convs[-1]
@@ -115,10 +141,11 @@ def gradcam_layer(net, layer: str | None, input_shape) -> str:
                 f"grad_cam needs a layer with (C, h, w) feature maps, {layer!r} outputs "
                 f"{shapes[i]}; choose one of: {names}"
             )
-    nxt = net.layers[i + 1] if i + 1 < len(net.layers) else None
-    if net.layers[i].is_convolution and nxt is not None and nxt.is_rectifier:
-        i += 1
-    return net.layers[i].name
+    name = net.layers[i].name
+    readers = [n for n in net.names if name in net.inputs[n]]
+    if net.layers[i].is_convolution and len(readers) == 1 and net[readers[0]].is_rectifier:
+        return readers[0]
+    return name
 
 
 def grad_cam(net, x, target="predicted", layer: str | None = None, upsample: bool = True, record=None):

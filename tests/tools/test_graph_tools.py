@@ -199,3 +199,54 @@ def test_equivalence_command_on_a_resnet_file(resnet_file, tmp_path):
     for name, kind in [("layer4.1.conv2", "Conv2D"), ("maxpool", "MaxPool2D"), ("fc", "Dense"),
                        ("layer4.1.add", "Add"), ("layer2.0.downsample.0", "Conv2D")]:  # fmt: skip
         assert rows.get(name) == kind, (name, r.stdout[-3000:])
+
+
+# -- CAM and Grad-CAM on a ResNet ---------------------------------------------------------------
+def test_gradcam_default_is_the_last_block_output_and_equals_cam(resnet_file):
+    """Grad-CAM's default layer on ResNet-18 is the last block's output ``layer4.1`` (torchvision's
+    model.layer4[1]); there, before GAP -> fc, Grad-CAM = ReLU(CAM) / (h w) (Selvaraju et al. 2017,
+    sec. 3.1), and CAM equals sum_k w_ck f_k computed from the torch ResNet's own layer4 output."""
+    torch = oracle("torch")
+    from minicnn.tools.cam import gradcam_layer, main_path
+
+    model, _, net, x = resnet_file
+    assert gradcam_layer(net, None, x.shape[1:]) == "layer4.1"
+    path = [net.layers[i].name for i in main_path(net)]
+    assert "layer4.1" in path and "layer1.0" in path and "layer4.1.conv2" not in path
+    assert "layer2.0.downsample.0" not in path and "maxpool" in path
+    targets = [3, 7]
+    ours = mc.grad_cam(net, x, targets, upsample=False)
+    cam = mc.cam(net, x, targets, upsample=False)
+    h, w = cam.shape[1:]
+    assert_close(ours, np.maximum(cam, 0) / (h * w), 1e-10, "Grad-CAM = ReLU(CAM) / hw")
+    taps = {}
+    hook = model.layer4[-1].register_forward_hook(lambda m, i, o: taps.update(f=o.detach().numpy()))
+    with torch.no_grad():
+        model(torch.from_numpy(x))
+    hook.remove()
+    theirs = np.einsum("nk,nkhw->nhw", model.fc.weight.detach().numpy()[targets], taps["f"])
+    assert_close(cam, theirs, 1e-6, "CAM from torch's layer4 output")
+
+
+def test_gradcam_rectified_conv_is_its_reader_not_the_next_in_order():
+    """A conv's rectified output is the ReLU that reads it: in a graph the node run next may be a
+    ReLU of another branch, which must not be taken."""
+    from minicnn.tools.cam import gradcam_layer
+
+    net = mc.Graph(
+        [
+            mc.Conv2D(1, 4, 3, padding=1, name="conv"),
+            mc.ReLU(name="relu"),
+            (mc.Conv2D(4, 4, 3, padding=1, name="a"), "relu"),
+            (mc.Conv2D(4, 4, 1, name="shortcut"), "relu"),
+            (mc.ReLU(name="a.relu"), "a"),
+            (mc.Add(name="add"), ("a.relu", "shortcut")),
+            mc.GlobalAvgPool2D(name="gap"),
+            mc.Dense(4, 3, name="fc"),
+        ],
+        seed=0,
+    )
+    assert [layer.name for layer in net.layers][2:5] == ["a", "shortcut", "a.relu"]
+    assert gradcam_layer(net, "shortcut", (1, 8, 8)) == "shortcut"
+    assert gradcam_layer(net, "a", (1, 8, 8)) == "a.relu"
+    assert gradcam_layer(net, None, (1, 8, 8)) == "add"  # the block's output, not a branch's ReLU
