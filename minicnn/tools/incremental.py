@@ -14,8 +14,13 @@ reading the input rows they need from the clean activation and pasting the chang
 Pointwise layers (ReLU, dropout) act on the patch. Once the changed region covers most of the map
 (``full_above`` of its area), or at the first layer that mixes all positions (window None: Flatten,
 global pooling, Dense), the patches are pasted into full maps and the rest of the network runs
-normally. The results equal the full recomputation up to float rounding (the same sums,
-summed in another order).
+normally; so does a layer whose padding a zero-padded crop cannot stand for (a max pooling padded
+with -inf refuses ``forward_padded``). The results equal the full recomputation up to float
+rounding (the same sums, summed in another order).
+
+The changed rectangle is carried along a chain of layers. A graph (residual blocks) has several
+maps alive at once, each with its own changed region: ``chain_only`` says why such a network is
+scored by full recomputation instead (tools/occlusion.py).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.errors import MinicnnError
 from minicnn.geometry import POINTWISE
 from minicnn.kernels.paste import crop, paste
 
@@ -38,6 +44,17 @@ def _changed_outputs(window, axis, start, length, size_out):
     lo, hi = window.output_span(axis, start, length, size_out)
     count = max(1, int((hi - lo).max()) + 1)
     return np.clip(lo, 0, size_out - count), count
+
+
+def chain_only(net) -> str | None:
+    """None when incremental inference can run ``net``; else the reason, one line (a graph)."""
+    if net.is_chain:
+        return None
+    name = net.meta.get("architecture", "this network")
+    return (
+        f"incremental occlusion follows a chain of layers and {name} is a graph of layers "
+        "(residual blocks): each occluder is scored by a full forward pass"
+    )
 
 
 def clean_outputs(net, image) -> dict:
@@ -89,7 +106,14 @@ def incremental_scores(net, image, positions, size: int, fill, full_above: float
             hin, win = (nh - 1) * sh + kh, (nw - 1) * sw + kw
             reads = crop(clean_in, pad_h, o_r * sh, o_c * sw, hin, win)
             paste(reads, patch, r0 + pad_h - o_r * sh, c0 + pad_w - o_c * sw)
-            patch = layer.forward_padded(reads)  # the layer's own forward (and lowering)
+            try:
+                out = layer.forward_padded(reads)  # the layer's own forward (and lowering)
+            except MinicnnError:
+                # a layer whose padding a zero-padded crop cannot stand for (max pooling pads
+                # with -inf) refuses: recompute from it on in full (patch and r0, c0 still
+                # describe its input)
+                break
+            patch = out
             r0, c0 = o_r, o_c
         else:
             patch = layer.forward_padded(patch)

@@ -250,3 +250,52 @@ def test_gradcam_rectified_conv_is_its_reader_not_the_next_in_order():
     assert gradcam_layer(net, "shortcut", (1, 8, 8)) == "shortcut"
     assert gradcam_layer(net, "a", (1, 8, 8)) == "a.relu"
     assert gradcam_layer(net, None, (1, 8, 8)) == "add"  # the block's output, not a branch's ReLU
+
+
+# -- occlusion ----------------------------------------------------------------------------------
+def naive_occlusion_scores(net, image, target, size, stride, value):
+    """The target's score under each occluder position, one full forward pass per position."""
+    h, w = image.shape[1:]
+    ys, xs = range(0, h - size + 1, stride), range(0, w - size + 1, stride)
+    scores = np.empty((len(ys), len(xs)))
+    for a, y in enumerate(ys):
+        for b, x in enumerate(xs):
+            occluded = image.copy()
+            occluded[:, y : y + size, x : x + size] = value
+            scores[a, b] = net.forward(occluded[None])[0, target]
+    return scores
+
+
+def test_occlusion_on_a_graph_is_the_naive_loop_and_says_why_not_incremental():
+    """On a graph incremental occlusion is refused with its reason (a warning) and every position
+    is scored by a full pass: the scores equal a naive loop (float64, 1e-12)."""
+    net = small_resnet(channels=3)
+    image = np.random.default_rng(3).standard_normal((3, 24, 24))
+    with pytest.warns(UserWarning, match="is a graph of layers .*full forward pass"):
+        res = mc.occlusion(net, image, 2, size=6, stride=3, fill="zero", progress=False)
+    ref = naive_occlusion_scores(net, image, 2, 6, 3, 0.0)
+    assert res.score.shape == (1, *ref.shape)
+    assert_close(res.score[0], ref, 1e-12, "graph occlusion scores")
+
+
+def test_incremental_occlusion_through_a_padded_max_pool_in_a_chain():
+    """A padded max-pool (-inf padding) in a chain: incremental inference recomputes from it on in
+    full instead of stopping with an error; the scores equal the naive loop (float64, 1e-10)."""
+    net = mc.Sequential(
+        [
+            mc.Conv2D(3, 4, 3, padding=1),
+            mc.ReLU(),
+            mc.Conv2D(4, 4, 3, padding=1),
+            mc.ReLU(),
+            mc.MaxPool2D(3, stride=2, padding=1),
+            mc.Conv2D(4, 4, 3, padding=1),
+            mc.ReLU(),
+            mc.Flatten(),
+            mc.Dense(4 * 12 * 12, 5),
+        ],
+        seed=1,
+        dtype=np.float64,
+    )
+    image = np.random.default_rng(4).standard_normal((3, 24, 24))
+    res = mc.occlusion(net, image, 4, size=4, stride=2, fill="zero", progress=False, incremental=True)
+    assert_close(res.score[0], naive_occlusion_scores(net, image, 4, 4, 2, 0.0), 1e-10, "padded pool")
