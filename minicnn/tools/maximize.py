@@ -13,6 +13,7 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError, quote
+from minicnn.record import INPUT
 from minicnn.seeding import make_rng
 from minicnn.tools.ascent import AscentResult, input_shape_of, reference_image, run_ascent
 from minicnn.tools.penalties import L2Penalty
@@ -136,8 +137,9 @@ def maximize(
     # ReLU layer the ascent climbs its input (the pre-activation): where the unit is on, both have
     # the same value and gradient, and the maximiser is the same.
     target = layer
-    if net[layer].is_rectifier and net.index(layer) > 0:
-        target = net.layers[net.index(layer) - 1].name
+    if net[layer].is_rectifier:
+        (source,) = net.inputs[net[layer].name]  # what the ReLU reads: in a graph, not the node run before
+        target = layer if source == INPUT else source
 
     def objective(x):
         record = net.run(x, stop=target)

@@ -299,3 +299,27 @@ def test_incremental_occlusion_through_a_padded_max_pool_in_a_chain():
     image = np.random.default_rng(4).standard_normal((3, 24, 24))
     res = mc.occlusion(net, image, 4, size=4, stride=2, fill="zero", progress=False, incremental=True)
     assert_close(res.score[0], naive_occlusion_scores(net, image, 4, 4, 2, 0.0), 1e-10, "padded pool")
+
+
+def test_maximize_a_relu_in_a_graph_climbs_its_own_input():
+    """For a ReLU layer the ascent climbs the ReLU's input (tools/maximize.py): in a graph that is
+    the node the ReLU reads, not the node run just before it (here the shortcut)."""
+    net = mc.Graph(
+        [
+            mc.Conv2D(1, 4, 3, padding=1, name="conv"),
+            mc.ReLU(name="relu"),
+            (mc.Conv2D(4, 4, 3, padding=1, name="a"), "relu"),
+            (mc.Conv2D(4, 4, 1, name="shortcut"), "relu"),
+            (mc.ReLU(name="a.relu"), "a"),
+            (mc.Add(name="add"), ("a.relu", "shortcut")),
+            mc.GlobalAvgPool2D(name="gap"),
+            mc.Dense(4, 3, name="fc"),
+        ],
+        seed=0,
+        dtype=np.float64,
+        meta={"input_shape": (1, 8, 8)},
+    )
+    res = mc.maximize(net, "a.relu", 2, starts=2, steps=1, seed=0, progress=False)
+    start = res.info["start"]
+    expected = net.forward(start, stop="a")[:, 2].mean(axis=(1, 2))
+    assert_close(np.asarray(res.info["objective"])[:, 0], expected, 1e-12, "objective at the start")
