@@ -1,4 +1,4 @@
-"""ONNX graphs of VGG-style networks (a chain of supported operators), read with the ``onnx`` package.
+"""ONNX graphs of VGG-style chains and ResNet-style graphs (residual Adds), read with ``onnx``.
 
 ``pip install "minicnn-vis[onnx]"`` installs it. Supported operators (ONNX operator docs, opset 7+),
 each mapped to one minicnn layer:
@@ -7,7 +7,7 @@ each mapped to one minicnn layer:
     BatchNormalization (right after a Conv)               folded into that Conv (inference only,
                                                           minicnn/io/fold_batchnorm.py, the node's eps)
     Relu                                                  ReLU
-    MaxPool (no padding, floor mode)                      MaxPool2D
+    MaxPool (floor mode; symmetric pads <= kernel / 2)    MaxPool2D(padding=p) (-inf padding)
     AveragePool (floor mode; count_include_pad as set)    AvgPool2D
     GlobalAveragePool                                     GlobalAvgPool2D (the (N, C, 1, 1) output is
                                                           (N, C) in minicnn; the Flatten after it is
@@ -17,10 +17,17 @@ each mapped to one minicnn layer:
     Dropout                                               Dropout (the identity at inference)
     Softmax (last node only)                              dropped: minicnn's outputs are the scores
                                                           before softmax; meta["final_activation"]
+    Add of two computed tensors                           Add (a residual block's sum: the network is
+                                                          then a minicnn Graph)
     Constant / Identity                                   constants for the operators above / nothing
 
-The nodes must form a chain: each one's data input is the previous one's output, the other inputs
-are initializers. Anything else is refused with one line naming the operator and the node.
+Each node's first input is a tensor computed from the image; its other inputs are initializers or
+Constants, except Add, which may sum two computed tensors. The nodes are put in dependency order
+(a node reading a tensor no node, initializer or input provides, or a cycle, is refused naming the
+node); a network where every layer reads the one before it is a Sequential, one that branches (a
+tensor read by two nodes, then added) a Graph. A BatchNormalization folds into the Conv before it
+only when nothing else reads that Conv's output. Anything else is refused with one line naming the
+operator and the node.
 
 Nothing outside the named file is read. An ONNX tensor may keep its bytes in another file ("external
 data", a location relative to the model), and ``onnx.numpy_helper.to_array`` reads that file from
@@ -43,6 +50,7 @@ from minicnn.errors import MinicnnError, install_hint, quote
 from minicnn.io.fold_batchnorm import fold_batchnorm
 from minicnn.io.h5common import assign
 from minicnn.io.imagenet import class_names as imagenet_class_names
+from minicnn.record import INPUT
 
 SUPPORTED = (
     "Conv, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, "
@@ -146,8 +154,32 @@ def _input_shape(graph, inits) -> list | None:
     return data[0].name, shape[1:]
 
 
+def _order(nodes, known: set) -> list:
+    """The nodes ordered so that each comes after the nodes whose outputs it reads (the file's order
+    kept where possible). ``known``: tensor names that need no node (the data input, initializers,
+    Constant outputs). MinicnnError naming the node for an input nobody produces or a cycle."""
+    producer = {out: node for node in nodes for out in node.output if out}
+    for node in nodes:
+        for name in node.input:
+            if name and name not in known and name not in producer:
+                raise MinicnnError(
+                    f"{_where(node)}: input {quote(name, 60)} is not produced by any node, initializer "
+                    f"or the graph's input (a dangling input)"
+                )
+    ready_names, order, pending = set(known), [], list(nodes)
+    while pending:
+        k = next((i for i, n in enumerate(pending) if all(not x or x in ready_names for x in n.input)), None)
+        if k is None:  # every pending node waits on another pending node: a cycle
+            raise MinicnnError(f"{_where(pending[0])}: the graph has a cycle through this node")
+        node = pending.pop(k)
+        order.append(node)
+        ready_names.update(o for o in node.output if o)
+    return order
+
+
 def read_onnx(path):
-    """Load an ONNX graph file as a float32 Sequential (see the module docstring for what is read).
+    """Load an ONNX graph file as a float32 Sequential, or a Graph where it branches (Add of two
+    tensors: residual blocks); see the module docstring for what is read.
 
     meta: architecture "onnx", input_shape from the graph's input (C, H, W) when fixed, preprocess
     "torch", class_names for 1000 outputs, final_activation "softmax" when the graph ended in one.
@@ -161,60 +193,105 @@ def read_onnx(path):
         raise MinicnnError(f"not a readable ONNX model, truncated or damaged ({text[:160]})") from None
     refuse_external_data(model, onnx)
     g = _Graph(model.graph, numpy_helper, onnx)
-    current, chw = _input_shape(model.graph, g.inits)
-    layers, params, meta = [], {}, {"architecture": "onnx", "preprocess": "torch", "source": "onnx"}
-    nodes = list(model.graph.node)
-    shape = list(chw)  # (C, H, W) or (F,) of the current tensor; None where unknown
+    data, chw = _input_shape(model.graph, g.inits)
+    meta = {"architecture": "onnx", "preprocess": "torch", "source": "onnx"}
+    layers, reads, params = [], [], {}
+    computing = []
+    for node in model.graph.node:
+        if not node.output:  # each node is followed by its first output, a Constant's included
+            raise MinicnnError(f"{_where(node)}: a node without an output")
+        if node.op_type == "Constant":
+            g.constants[node.output[0]] = numpy_helper.to_array(g.attrs(node)["value"])
+        else:
+            computing.append(node)
+    nodes = _order(computing, {data, *g.inits, *g.constants})
+    readers: dict[str, int] = {}  # tensor name -> how many nodes read it
+    for node in nodes:
+        for name in set(node.input):
+            readers[name] = readers.get(name, 0) + 1
+    outputs = [o.name for o in model.graph.output]
+    # source: ONNX tensor name -> the minicnn node that computes it (INPUT for the data input);
+    # a node that becomes no layer (a folded BatchNormalization, Identity) passes its input's on
+    source = {data: INPUT}
+    shapes = {INPUT: list(chw)}  # (C, H, W) or (F,) of each minicnn node's output; None where unknown
+    by_name = {}
     for k, node in enumerate(nodes):
         op, attrs = node.op_type, g.attrs(node)
-        if not node.output:  # the chain follows each node's first output, a Constant's included
-            raise MinicnnError(f"{_where(node)}: a node without an output")
-        if op == "Constant":
-            g.constants[node.output[0]] = numpy_helper.to_array(attrs["value"])
-            continue
-        if not node.input or node.input[0] != current:
-            raise MinicnnError(
-                f"{_where(node)}: the graph is not a chain (its input is not the previous output)"
-            )
+        if not node.input or node.input[0] not in source:
+            raise MinicnnError(f"{_where(node)}: its first input must be a tensor computed from the image")
+        prev = source[node.input[0]]
         name = node.name or f"{op.lower()}_{k}"
+        if name in by_name or name == INPUT:
+            name = f"{name}_{k}"
         try:
-            layer = _layer(g, node, op, attrs, name, shape, layers, params, nodes[k + 1 :], meta)
+            if op == "Add" and len(node.input) == 2 and node.input[1] in source:
+                layer, inputs = _add(node, name, source, shapes), tuple(source[i] for i in node.input)
+            else:
+                producer = by_name.get(prev)
+                if op in ("BatchNormalization", "Add") and readers.get(node.input[0], 0) != 1:
+                    producer = None  # folding into a layer whose output something else reads too
+                layer = _layer(g, node, op, attrs, name, shapes[prev], producer, params, nodes[k + 1 :], meta)
+                inputs = prev
         except MinicnnError:
             raise
         except Exception as exc:  # a damaged node: missing attribute, wrong type, bad shapes
             text = str(exc).splitlines()[0][:120] if str(exc) else ""
             raise MinicnnError(f"{_where(node)}: malformed node ({type(exc).__name__}: {text})") from None
-        if layer is not None:
-            layers.append(layer)
-            if layer.has_params or hasattr(layer, "output_shape"):
-                shape = _next_shape(layer, shape)
-        current = node.output[0]
-    outputs = [o.name for o in model.graph.output]
-    if outputs != [current]:
-        raise MinicnnError(
-            f"the graph's output {quote(outputs)} is not the end of the chain ({quote(current, 60)})"
-        )
+        if layer is None:
+            source[node.output[0]] = prev
+            continue
+        layers.append(layer)
+        reads.append(inputs)
+        by_name[name] = layer
+        source[node.output[0]] = name
+        given = shapes[inputs] if isinstance(inputs, str) else [shapes[i] for i in inputs]
+        shapes[name] = _next_shape(layer, given)
     if not layers:
         raise MinicnnError("the graph has no layers")
+    last = layers[-1].name
+    if len(outputs) != 1 or source.get(outputs[0]) != last:
+        raise MinicnnError(f"the graph's output {quote(outputs)} is not its last node ({quote(last, 60)})")
     for layer in layers:
         if layer.has_params:
             assign(layer, params[layer.name])
-    from minicnn.network import Sequential
-
     if all(s is not None for s in chw):
         meta["input_shape"] = [int(s) for s in chw]
+    shape = shapes[last]
     if shape and len(shape) == 1 and shape[0] == 1000:
         meta["class_names"] = imagenet_class_names()
-    return Sequential(layers, meta=meta)
+    chain = [INPUT] + [layer.name for layer in layers[:-1]]
+    if all(r == before for r, before in zip(reads, chain)):
+        from minicnn.network import Sequential
+
+        return Sequential(layers, meta=meta)
+    from minicnn.graph import Graph
+
+    return Graph(list(zip(layers, reads)), meta=meta)
+
+
+def _add(node, name, source, shapes):
+    """An Add of two computed tensors (a residual block's sum): a minicnn Add layer."""
+    from minicnn import layers as L
+
+    known = [shapes[source[i]] for i in node.input]
+    if all(s is not None and all(d is not None for d in s) for s in known) and known[0] != known[1]:
+        raise MinicnnError(f"{_where(node)}: inputs of shapes {known[0]} and {known[1]} do not add")
+    return L.Add(name=name)
 
 
 def _next_shape(layer, shape):
-    if shape is None or any(s is None for s in shape):
+    """The output shape for the input shape (a list of shapes for a layer with several inputs)."""
+    shapes = shape if layer.several_inputs else [shape]
+    if any(s is None or any(d is None for d in s) for s in shapes):
         return None
+    if layer.several_inputs:
+        return list(layer.output_shape([tuple(s) for s in shapes]))
     return list(layer.output_shape(tuple(shape)))
 
 
-def _layer(g, node, op, attrs, name, shape, layers, params, rest, meta):
+def _layer(g, node, op, attrs, name, shape, prev, params, rest, meta):
+    """The minicnn layer for one ONNX node (None where it folds into ``prev``, the layer computing its
+    input when nothing else reads that output, or is a no-op)."""
     from minicnn import layers as L
 
     if op in ("Relu",):
@@ -240,7 +317,6 @@ def _layer(g, node, op, attrs, name, shape, layers, params, rest, meta):
         params[name] = {"weight": w, "bias": b}
         return L.Conv2D(w.shape[1], w.shape[0], kernel, stride=sh, padding=ph, name=name)
     if op == "BatchNormalization":
-        prev = layers[-1] if layers else None
         if prev is None or not prev.is_convolution:
             raise MinicnnError(f"{_where(node)}: BatchNormalization is supported right after a Conv only")
         stats = [g.const(node, i, what) for i, what in enumerate(("scale", "B", "mean", "var"), start=1)]
@@ -255,11 +331,13 @@ def _layer(g, node, op, attrs, name, shape, layers, params, rest, meta):
         stride = _pair(node, attrs.get("strides", [1, 1]), "strides")
         pad = _padding(node, attrs)
         if op == "MaxPool":
-            if any(pad) or stride[0] != stride[1] or attrs.get("storage_order", 0):
+            if pad[0] != pad[1] or stride[0] != stride[1] or attrs.get("storage_order", 0):
                 raise MinicnnError(
-                    f"{_where(node)}: max-pooling with padding or unequal strides is not supported"
+                    f"{_where(node)}: max-pooling with unequal strides or pads along H and W is not supported"
                 )
-            return L.MaxPool2D(kernel, stride[0], name=name)
+            if 2 * pad[0] > min(kernel):
+                raise MinicnnError(f"{_where(node)}: max-pooling padding {pad[0]} exceeds half the kernel")
+            return L.MaxPool2D(kernel, stride[0], padding=pad[0], name=name)
         return L.AvgPool2D(
             kernel, stride, pad, count_include_pad=bool(attrs.get("count_include_pad", 0)), name=name
         )
@@ -291,7 +369,6 @@ def _layer(g, node, op, attrs, name, shape, layers, params, rest, meta):
         params[name] = {"weight": np.ascontiguousarray(w), "bias": np.array(b)}
         return L.Dense(w.shape[1], w.shape[0], name=name)
     if op == "Add":
-        prev = layers[-1] if layers else None
         if prev is None or not prev.is_linear or params[prev.name]["bias"].any():
             raise MinicnnError(f"{_where(node)}: Add is supported only as the bias of a MatMul")
         b = g.const(node, 1, "bias").ravel()
