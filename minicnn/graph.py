@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.backend import get_xp
-from minicnn.errors import MinicnnError
+from minicnn.errors import MinicnnError, quote
 from minicnn.network import Sequential
 from minicnn.record import INPUT, PassRecord
 from minicnn.rules import check_mode, layer_backward
@@ -64,7 +64,9 @@ def topological_order(names: list[str], inputs: dict) -> list[str]:
         if ready is None:  # every pending node waits on another pending node: a cycle
             node = pending[0]
             waits = next(r for r in inputs[node] if r not in placed)
-            raise MinicnnError(f"graph node {node!r} is on a cycle: it reads {waits!r}, which depends on it")
+            raise MinicnnError(
+                f"graph node {quote(node)} is on a cycle: it reads {quote(waits)}, which depends on it"
+            )
         pending.remove(ready)
         placed.add(ready)
         order.append(ready)
@@ -94,13 +96,13 @@ class Graph(Sequential):
             for name in names:
                 if name != INPUT and name not in self._index:
                     raise MinicnnError(
-                        f"graph node {layer.name!r} reads {name!r}, which is not a node "
-                        f"(nodes: {', '.join(listed)}; the network's input is {INPUT!r})"
+                        f"graph node {quote(layer.name)} reads {quote(name)}, which is not a node "
+                        f"(nodes: {quote(', '.join(listed), 200)[1:-1]}; the network's input is {INPUT!r})"
                     )
             if len(names) != 1 and not layer.several_inputs:
-                raise MinicnnError(f"graph node {layer.name!r} takes one input, given {len(names)}")
+                raise MinicnnError(f"graph node {quote(layer.name)} takes one input, given {len(names)}")
             if len(names) < 2 and layer.several_inputs:
-                raise MinicnnError(f"graph node {layer.name!r} takes two or more inputs, given 1")
+                raise MinicnnError(f"graph node {quote(layer.name)} takes two or more inputs, given 1")
             inputs[layer.name] = tuple(names)
         order = topological_order(listed, inputs)
         output = listed[-1]
@@ -108,7 +110,8 @@ class Graph(Sequential):
         unused = [name for name in listed if name not in read and name != output]
         if unused:
             raise MinicnnError(
-                f"graph node {unused[0]!r}: its output is never read (the output is the last node {output!r})"
+                f"graph node {quote(unused[0])}: its output is never read "
+                f"(the output is the last node {quote(output)})"
             )
         self.layers = [self[name] for name in order]
         self._index = {name: i for i, name in enumerate(order)}

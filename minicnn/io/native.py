@@ -3,12 +3,21 @@
 Layout (format "minicnn", version 2)::
 
     /                     attrs: format="minicnn", format_version=2, dtype="float32",
-                                 layers=JSON [{"kind", "name", "config"}, ...] in order,
+                                 layers=JSON [{"kind", "name", "config"}, ...] in order
+                                        (a Graph's entries also carry "inputs": [name, ...]),
                                  meta=JSON (input_shape, class_names, preprocess, provenance, ...),
                                  arrays=JSON {"params/<layer>/<key>": {"shape", "dtype", "sha256"}},
                                  header_sha256=SHA-256 of the five attributes above
     /params/<layer name>/weight   conv (O, C, kh, kw) or dense (out, in), engine layout
     /params/<layer name>/bias     (O,) or (out,)
+    /params_escaped/<name>/...    the same for a layer whose name holds "/" (ONNX names such as
+                                  "/features/features.0/Conv"), with "%" and "/" written %25, %2F
+
+A Graph (residual blocks) is stored as its layers in run order, each entry with the names of the
+nodes it reads ("input" is the network's input); the last entry is the output. A chain's entries
+have no "inputs", so a chain's file is the same as before graphs existed. Reading a file with
+inputs builds the Graph through its constructor, which refuses a cycle, a name that is no node, an
+unused output and (when meta holds input_shape) shapes that do not add, naming the node.
 
 The architecture is stored as each layer's ``kind`` and ``config()``, so reading rebuilds it as
 ``LAYER_KINDS[kind](**config, name=name)``; parameters are stored in their own dtype, so a save and
@@ -86,16 +95,33 @@ def _fixed(text: str) -> np.bytes_:
     return np.bytes_(text.encode("utf-8"))
 
 
+def param_path(layer_name: str, key: str) -> str:
+    """The dataset path of one parameter. HDF5 reads "/" as a group separator, so a name holding
+    "/" is percent-escaped ("%" and "/") under its own group: the path of every other name is the
+    one files have always used, and no escaped name can meet an unescaped one."""
+    if "/" not in layer_name:
+        return f"params/{layer_name}/{key}"
+    return f"params_escaped/{layer_name.replace('%', '%25').replace('/', '%2F')}/{key}"
+
+
+def _layer_spec(net, layer) -> dict:
+    """One entry of the "layers" attribute; a graph's entries name the nodes each layer reads."""
+    spec = {"kind": layer.kind, "name": layer.name, "config": layer.config()}
+    if not net.is_chain:
+        spec["inputs"] = list(net.inputs[layer.name])
+    return spec
+
+
 def to_bytes(net) -> bytes:
     """The whole minicnn file for ``net`` as bytes (built in memory by libhdf5)."""
     import h5py
 
-    layers = json.dumps([{"kind": la.kind, "name": la.name, "config": la.config()} for la in net.layers])
+    layers = json.dumps([_layer_spec(net, la) for la in net.layers])
     try:
         meta = json.dumps(net.meta, default=_json_default)
     except (TypeError, ValueError) as exc:
         raise MinicnnError(f"cannot save net.meta as JSON: {exc}") from None
-    params = [(f"params/{layer.name}/{key}", to_numpy(value)) for layer, key, value in net.parameters()]
+    params = [(param_path(layer.name, key), to_numpy(value)) for layer, key, value in net.parameters()]
     arrays = {
         name: {"shape": list(a.shape), "dtype": a.dtype.str, "sha256": array_sha256(a)} for name, a in params
     }
@@ -121,7 +147,7 @@ def to_bytes(net) -> bytes:
 
 
 def save(net, path) -> Path:
-    """Write ``net`` (a Sequential) to ``path`` in minicnn's HDF5 format, atomically.
+    """Write ``net`` (a Sequential or a Graph) to ``path`` in minicnn's HDF5 format, atomically.
 
     Everything needed to use the network is stored: the layers (kind, hyper-parameters, name), the
     parameters in the network's dtype (float32 by default) with a SHA-256 each, and ``net.meta``
@@ -132,7 +158,6 @@ def save(net, path) -> Path:
 
     if not isinstance(net, Sequential):
         raise MinicnnError(f"save expects a minicnn Sequential network, got {type(net).__name__}")
-    net.require_chain("save")  # the format stores layers in order, not a graph's inputs
     path = Path(path)
     if not path.parent.is_dir():
         raise MinicnnError(f"cannot save to {path}: folder {path.parent} does not exist")
@@ -176,12 +201,12 @@ def _read_params(datasets: dict, layer, manifest: dict | None) -> dict:
     """
     import h5py
 
-    prefix = f"params/{layer.name}/"
+    prefix = param_path(layer.name, "")
     found = sorted(name[len(prefix) :] for name in datasets if name.startswith(prefix))
     shapes = layer.param_shapes()
     if not found:
         raise MinicnnError(
-            f"layer {quote(layer.name)}: parameters missing (expected params/{quote(layer.name)[1:-1]})"
+            f"layer {quote(layer.name)}: parameters missing (expected {quote(prefix[:-1])[1:-1]})"
         )
     if found != sorted(shapes):
         raise MinicnnError(
@@ -206,8 +231,27 @@ def _read_params(datasets: dict, layer, manifest: dict | None) -> dict:
     return values
 
 
+def _graph_nodes(specs: list, layers: list):
+    """[(layer, input names), ...] when the entries of "layers" carry "inputs" (a Graph), None for
+    a chain (no entry has them); a MinicnnError naming the layer when only some do, or when an
+    entry's inputs are not a non-empty list of names."""
+    given = ["inputs" in spec for spec in specs]
+    if not any(given):
+        return None
+    nodes = []
+    for spec, layer in zip(specs, layers):
+        reads = spec.get("inputs")
+        if not isinstance(reads, list) or not reads or not all(isinstance(r, str) for r in reads):
+            raise MinicnnError(
+                f"layer {quote(layer.name)}: expected 'inputs' to be a non-empty list of node names, "
+                f"found {quote(reads)}"
+            )
+        nodes.append((layer, tuple(reads)))
+    return nodes
+
+
 def read_native(f, datasets: dict | None = None):
-    """Rebuild the Sequential stored in the open h5py File ``f`` (see the module docstring).
+    """Rebuild the Sequential (or Graph) stored in the open h5py File ``f`` (see the module docstring).
 
     datasets: {path: DatasetID} from ``minicnn.io.h5check.check_structure(f)`` (computed here when
     not given). Raises MinicnnError (without the file name; the caller adds it) on an unknown format
@@ -265,6 +309,13 @@ def read_native(f, datasets: dict | None = None):
                 f"layer {quote(name)} ({kind}): bad configuration ({quote(str(exc))})"
             ) from None
         layers.append(layer)
+    nodes = _graph_nodes(specs, layers)
+    if nodes is not None:
+        from minicnn.graph import Graph
+
+        # the constructor checks the node list (cycles, names that are no node, shapes when
+        # meta holds input_shape) before a weight byte is read; parameters are set in place later
+        net = Graph(nodes, meta=meta, dtype=dtype)
     # the header is verified once the architecture parsed (so that a hand-edited file names its
     # first wrong layer) and before a single weight byte is read
     manifest = _verify_header(attrs) if version == 2 else None
@@ -278,4 +329,6 @@ def read_native(f, datasets: dict | None = None):
             assign(layer, _read_params(datasets, layer, manifest), dtype=dtype)
     if manifest is not None and len(manifest) != sum(len(la.param_shapes()) for la in layers):
         raise MinicnnError("the checksum list does not match the layers (the file is corrupt)")
+    if nodes is not None:
+        return net
     return Sequential(layers, meta=meta, dtype=dtype)
