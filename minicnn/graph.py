@@ -153,17 +153,60 @@ class Graph(Sequential):
         del outputs[INPUT]
         return GraphRecord(self.layers[: last + 1], x, caches, outputs, self.names, self.inputs)
 
+    def blocks(self) -> list[tuple[int, str, object]]:
+        """The nodes in run order as an indented list of blocks: (depth, name, layer), with a row
+        (depth, block name, None) opening each block.
+
+        A block is a dotted prefix of two or more node names (``layer1`` and ``layer1.0`` hold
+        ``layer1.0.conv1``, ``layer1.0.bn1``, ...); a node is one level deeper than the innermost
+        block it is in. A node named like a block (``layer1.0``, the ReLU after the sum) comes
+        after its block, at the block's own depth: it is the block's output."""
+        members: dict[str, int] = {}
+        for name in self.names:
+            parts = name.split(".")
+            for k in range(1, len(parts)):
+                prefix = ".".join(parts[:k])
+                members[prefix] = members.get(prefix, 0) + 1
+        rows, open_blocks = [], []
+        for layer in self.layers:
+            parts = layer.name.split(".")
+            prefixes = [".".join(parts[:k]) for k in range(1, len(parts))]
+            blocks = [p for p in prefixes if members.get(p, 0) >= 2]
+            while open_blocks != blocks[: len(open_blocks)]:
+                open_blocks.pop()
+            for block in blocks[len(open_blocks) :]:
+                rows.append((len(open_blocks), block, None))
+                open_blocks.append(block)
+            rows.append((len(open_blocks), layer.name, layer))
+        return rows
+
     def summary(self, input_shape=None) -> str:
-        """Sequential's table with a last column naming what each node reads, where it reads more
-        than the row above it (a branch's start, a sum's inputs)."""
-        lines = super().summary(input_shape).split("\n")
-        width = max(map(len, lines))
-        previous, rows = INPUT, [lines[0].ljust(width) + "  reads"]
-        for line, layer in zip(lines[1:], self.layers):
-            reads = self.inputs[layer.name]
-            rows.append(line if reads == (previous,) else line.ljust(width) + "  " + ", ".join(reads))
-            previous = layer.name
-        return "\n".join([*rows, lines[-1]])
+        """Sequential's table drawn as an indented list of blocks (``blocks``), with a last column
+        naming what each node reads where it reads more than the row above it (a branch's start,
+        a sum's inputs). Names are written whole: they are what every --layer option accepts."""
+        shapes = dict(zip(self.names, self.shapes(input_shape)))
+        cells, previous = [], INPUT
+        for depth, name, layer in self.blocks():
+            indent = "  " * depth
+            if layer is None:
+                cells.append((indent + name, "", "", "", ""))
+                continue
+            count = sum(v.size for v in layer.params.values() if v is not None)
+            reads = self.inputs[name]
+            shown = "" if reads == (previous,) else ", ".join(reads)
+            cells.append((indent + name, layer.kind, str(shapes[name]), f"{count:,}", shown))
+            previous = name
+        header = ("layer", "kind", "output", "params", "reads")
+        total = f"{self.num_params():,}"
+        widths = [max(len(row[i]) for row in [header, *cells]) for i in range(4)]
+        widths[3] = max(widths[3], len(total))
+
+        def line(name, kind, shape, count, reads=""):
+            text = "  ".join((name.ljust(widths[0]), kind.ljust(widths[1]), shape.ljust(widths[2]),
+                              count.rjust(widths[3]), reads))  # fmt: skip
+            return text.rstrip()
+
+        return "\n".join([line(*header), *(line(*row) for row in cells), line("total", "", "", total)])
 
     def __repr__(self):
         inner = ",\n  ".join(f"({layer!r}, {self.inputs[layer.name]!r})" for layer in self.layers)

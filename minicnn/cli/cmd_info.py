@@ -75,11 +75,22 @@ def _meta_lines(meta: dict) -> list[str]:
 def layer_table(net, shape) -> str:
     """The layer table: names, kinds, output shapes and parameter counts for an input ``shape``
     (C, H, W), or names and kinds when the size is unknown; columns two spaces apart, however long
-    a name is."""
+    a name is. A graph (a ResNet) is drawn as an indented list of blocks (Graph.blocks), with what
+    each sum reads."""
     if shape is not None:
         return net.summary(shape)
-    width = max(len(layer.name) for layer in net.layers)
-    return "\n".join(f"{layer.name.ljust(width)}  {layer.kind}" for layer in net.layers)
+    rows = [(0, layer.name, layer) for layer in net.layers] if net.is_chain else net.blocks()
+    cells, previous = [], "input"
+    for depth, name, layer in rows:
+        reads = () if layer is None else net.inputs[name]
+        shown = "" if layer is None or reads == (previous,) else "  " + ", ".join(reads)
+        cells.append(("  " * depth + name, "" if layer is None else layer.kind, shown))
+        previous = name if layer is not None else previous
+    width = max(len(name) for name, _, _ in cells)
+    kinds = max(len(kind) for _, kind, _ in cells)
+    return "\n".join(
+        f"{name.ljust(width)}  {kind.ljust(kinds)}{reads}".rstrip() for name, kind, reads in cells
+    )
 
 
 def run(args) -> Report:
