@@ -25,7 +25,7 @@ The child is a guest that must not do more than that:
 - Its time limit grows with the file (slow disks) but never past ``MAX_TIMEOUT``: a sparse 2 TB
   copy of a hanging file is refused in a minute, not in six hours.
 
-The child imports h5py and NumPy only (not Numba): its cost is one Python start-up, about 0.3 s.
+The child imports h5py and NumPy only (not Numba): its cost is one Python start-up.
 ``check_untrusted`` skips it for the shipped models, recognised by their SHA-256 (``SHIPPED``),
 not by their path, so a damaged or replaced file in weights/ is guarded like any other.
 
@@ -47,9 +47,10 @@ from pathlib import Path
 from minicnn.errors import MinicnnError, quote
 from minicnn.io.source import ModelFile, open_model_file
 
-# seconds: parsing a damaged header takes milliseconds; the child's start-up about 0.3 s (several
-# on a loaded machine); reading weights is allowed a further second per 100 MB (slow disks), up to
-# MAX_TIMEOUT in all (VGG19, 575 MB, needs about 11 s)
+# seconds: parsing a damaged header is quick and the child's start-up is one Python start-up
+# (several times longer on a loaded machine), both well inside the default; reading weights is
+# allowed a further second per 100 MB (slow disks), up to MAX_TIMEOUT in all (room for VGG19's
+# 575 MB on a slow disk)
 DEFAULT_TIMEOUT = 5.0
 SECONDS_PER_BYTE = 1 / 100e6
 MAX_TIMEOUT = 60.0

@@ -175,7 +175,7 @@ def check_storage(dsid, nbytes: int, what: str) -> None:
     """
     stored = dsid.get_storage_size()
     if nbytes <= stored * MAX_COMPRESSION_RATIO:
-        return  # the common case, decided without the creation property list (7 us a dataset)
+        return  # the common case, decided without reading the dataset's creation property list
     plist = dsid.get_create_plist()
     if any(plist.get_filter(i)[0] in _SIZE_CHANGING for i in range(plist.get_nfilters())):
         raise MinicnnError(

@@ -126,7 +126,7 @@ def load(path, with_format: bool = False, guard: bool = False):
     guard: an HDF5 file that is not a shipped model (by SHA-256) is first read whole in a
     short-lived child process with a time limit (minicnn.io.guard), so that a file which makes
     libhdf5 loop forever or crash becomes a MinicnnError within seconds instead of a hang or a dead
-    interpreter; costs one Python start-up (about 0.3 s). The command line does this for every
+    interpreter; costs one Python start-up. The command line does this for every
     model file. A minicnn file of format version 1 loads with a
     ``minicnn.io.native.UncheckedFileWarning``.
     """

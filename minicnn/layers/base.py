@@ -22,7 +22,7 @@ def he_normal(rng, shape: tuple, fan_in: int, dtype=np.float32) -> np.ndarray:
 
     Drawn in float32 (the same values for a float32 and a float64 network of one seed), scaled in
     place: the draw is the only full-size array, so building VGG16 (fc1: 411 MB) needs no second and
-    third copy (a product then a cast held three: the whole build's peak was 1.38 GB, not 0.64).
+    third copy (a product then a cast would hold three at once).
     """
     w = rng.standard_normal(shape, np.float32).astype(dtype, copy=False)
     # In place, computed in float64 (the scale is a float64 scalar) and rounded once into w's dtype.
