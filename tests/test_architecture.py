@@ -30,12 +30,13 @@ ARCHITECTURE = ROOT / "ARCHITECTURE.md"
 KIND_READS = {
     "network.py:Sequential.__init__": "names: an unnamed layer is called <kind>_<i>",
     "network.py:Sequential.summary": "printed table: the kind column",
+    "graph.py:Graph.summary": "printed table: the kind column",
     "cli/cmd_info.py:layer_table": "printed table: the kind column",
     "cli/cmd_equivalence.py:csv_text": "CSV table: LayerRow.kind, the kind column",
     "tools/equivalence.py:equivalence": "table: the kind column of each LayerRow",
     "tools/equivalence.py:EquivalenceResult.table": "printed table: LayerRow.kind",
     "tools/cam.py:_cam_head": "message: the layers found where a CAM head was expected",
-    "io/native.py:to_bytes": "serialisation: the kind is the layer's name in the file",
+    "io/native.py:_layer_spec": "serialisation: the kind is the layer's name in the file",
     "io/h5common.py:assign": "message: names the layer whose parameter has the wrong shape",
     "io/h5check.py:check_declared": "not a layer: a NumPy dtype's kind",
 }
