@@ -87,8 +87,12 @@ class EquivalenceResult:
     def table(self) -> str:
         """The measured version of Simonyan et al.'s table, as text."""
         wide = max([20, *(len(r.name) + 2 for r in self.rows)])  # ResNet names: layer2.0.downsample.0
+        # the rule columns widen too (BatchNorm2D's forward text is "a X + b, a = g / s")
+        fwd = max([17, *(len(r.forward) + 2 for r in self.rows)])
+        dec = max([15, *(len(r.deconvnet) + 2 for r in self.rows)])
+        grad = max([15, *(len(r.gradient) + 2 for r in self.rows)])
         head = (
-            f"{'layer':<{wide}}{'kind':<19}{'forward pass':<17}{'DeconvNet':<15}{'gradient':<15}"
+            f"{'layer':<{wide}}{'kind':<19}{'forward pass':<{fwd}}{'DeconvNet':<{dec}}{'gradient':<{grad}}"
             f"{'max rel diff':>13}{'differing':>11}"
         )
         lines = [
@@ -100,7 +104,7 @@ class EquivalenceResult:
         ]
         for r in self.rows:
             lines.append(
-                f"{r.name:<{wide}}{r.kind:<19}{r.forward:<17}{r.deconvnet:<15}{r.gradient:<15}"
+                f"{r.name:<{wide}}{r.kind:<19}{r.forward:<{fwd}}{r.deconvnet:<{dec}}{r.gradient:<{grad}}"
                 f"{r.rel_diff:>13.2e}{r.frac_differ:>10.1%}"
             )
         lines += ["", "whole network, input-space signals:"]
