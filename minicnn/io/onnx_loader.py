@@ -158,6 +158,10 @@ def _order(nodes, known: set) -> list:
     """The nodes ordered so that each comes after the nodes whose outputs it reads (the file's order
     kept where possible). ``known``: tensor names that need no node (the data input, initializers,
     Constant outputs). MinicnnError naming the node for an input nobody produces or a cycle."""
+    for k, node in enumerate(nodes):
+        # protobuf hands back bytes for a string field that is not valid UTF-8 (a damaged file)
+        if not all(isinstance(t, str) for t in (node.name, node.op_type, *node.input, *node.output)):
+            raise MinicnnError(f"node {k}: a name or input that is not UTF-8 text (a damaged file)")
     producer = {out: node for node in nodes for out in node.output if out}
     for node in nodes:
         for name in node.input:
