@@ -15,6 +15,9 @@ A softmax at the end is recorded as ``meta["final_activation"] = "softmax"``: ``
 returns the scores before it, which is what class visualisation differentiates (Simonyan et al.
 2013, sec. 2).
 
+A Functional model with an ``Add`` (residual blocks: keras.applications.ResNet50) is read as a
+Graph by minicnn.io.keras_resnet.
+
 Keras "same" padding is asymmetric in general; it equals the engine's symmetric padding only for odd
 square kernels with stride 1, so other "same" layers are refused with a clear error.
 """

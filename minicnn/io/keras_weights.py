@@ -13,7 +13,10 @@ Three layouts are found in the wild:
 
 As Keras does, weights are matched to the network by order among the layers that have weights. The
 number of convolutions tells VGG16 (13) from VGG19 (16); dense layers (3 or none) tell top from
-notop. Layout conversions (engine conventions: OIHW, dense (out, in), flatten in (C, H, W) order):
+notop. Weights whose layer names are keras.applications ResNet's (conv1_conv, conv2_block1_0_conv, ...)
+are read by minicnn.io.keras_resnet instead, by name (minicnn.io.loader sends them there).
+
+Layout conversions (engine conventions: OIHW, dense (out, in), flatten in (C, H, W) order):
 
     conv kernel  Keras (kh, kw, in, out)  -> transpose (3, 2, 0, 1) -> (out, in, kh, kw)
     dense kernel Keras (in, out)          -> transpose               -> (out, in)

@@ -10,6 +10,8 @@ Formats, detected from the file's contents (never from its name):
     "keras3-legacy-weights"  the legacy ``.h5`` layout Keras 3 writes with ``save_weights``
     "keras3-weights"      Keras 3 ``.weights.h5`` files (``layers/<name>/vars/<i>``)
 
+(the weight-only layouts also hold keras.applications ResNet50/101/152, read by io.keras_resnet)
+
 and, before the HDF5 path, other frameworks' files (minicnn.io.foreign: "torch-zip",
 "torch-legacy", "safetensors", "onnx").
 
@@ -45,7 +47,7 @@ def detect(f) -> str:
         return layout
     raise MinicnnError(
         "HDF5 file of an unknown kind (expected a minicnn model, a Keras model saved with "
-        "model.save, or Keras VGG16/VGG19 weights)"
+        "model.save, or Keras VGG16/VGG19/ResNet50 weights)"
     )
 
 
@@ -54,6 +56,11 @@ def _read(f, fmt: str, datasets: dict | None = None):
         from minicnn.io.native import read_native
 
         return read_native(f, datasets)
+    from minicnn.io.keras_resnet import read_keras_file
+
+    branching = read_keras_file(f, fmt)  # residual networks (a Graph), None for chains
+    if branching is not None:
+        return branching
     if fmt == "keras-model":
         from minicnn.io.keras_model import read_keras_model
 

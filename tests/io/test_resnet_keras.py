@@ -1,0 +1,137 @@
+"""keras.applications.ResNet50 files (full model ``model.save("x.h5")``, its weights-only legacy
+layout, Keras 3 ``.weights.h5``) load as a Graph that scores as Keras does, with Keras' "caffe"
+preprocessing; the weights are seeded random, every BatchNormalization with random gamma, beta and
+moving statistics (not the identity), so a fold that drops or misplaces one changes the scores."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from support import assert_close, oracle
+
+import minicnn as mc
+from minicnn.errors import MinicnnError
+
+
+def randomised(model, seed=0):
+    """``model`` with seeded He-normal kernels, small biases and random BatchNorm statistics."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for v in model.weights:
+        path, shape = v.path, tuple(v.shape)
+        if path.endswith("gamma"):
+            a = rng.uniform(0.5, 1.5, shape)
+        elif path.endswith("beta"):
+            a = rng.uniform(-0.3, 0.3, shape)
+        elif path.endswith("moving_mean"):
+            a = rng.normal(0, 0.5, shape)
+        elif path.endswith("moving_variance"):
+            a = rng.uniform(0.3, 3.0, shape)
+        elif len(shape) > 1:
+            a = rng.normal(0, (2.0 / np.prod(shape[:-1])) ** 0.5, shape)
+        else:
+            a = rng.uniform(-0.1, 0.1, shape)
+        values.append(a.astype(np.float32))
+    model.set_weights(values)
+    return model
+
+
+def keras_scores(keras, model, images):
+    """Keras's own output for RGB images (N, H, W, 3) in 0..255, after its own resnet50
+    preprocess_input, as (N, C) or (N, C, H, W)."""
+    x = keras.applications.resnet50.preprocess_input(images.astype(np.float32).copy())
+    out = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), np.float64)
+    return out if out.ndim == 2 else out.transpose(0, 3, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def resnet50(tmp_path_factory):
+    """ResNet-50 with its top at 224 (no softmax, so the outputs are the scores): the three files
+    and Keras's scores for two images."""
+    keras = oracle("keras")
+    folder = tmp_path_factory.mktemp("keras_resnet")
+    model = randomised(keras.applications.ResNet50(weights=None, classifier_activation=None))
+    images = np.random.default_rng(1).uniform(0, 255, (2, 224, 224, 3))
+    files = {"model": folder / "r50.h5", "weights": folder / "r50.weights.h5", "legacy": folder / "w.h5"}
+    model.save(files["model"])
+    model.save_weights(files["weights"])
+    model.save(files["legacy"])
+    with h5py.File(files["legacy"], "a") as f:  # without model_config: the legacy weights layout
+        del f.attrs["model_config"]
+    return files, images, keras_scores(keras, model, images)
+
+
+@pytest.mark.parametrize(
+    "kind, fmt",
+    [("model", "keras-model"), ("weights", "keras3-weights"), ("legacy", "keras3-legacy-weights")],
+)
+def test_resnet50_scores_equal_keras(resnet50, kind, fmt):
+    files, images, expected = resnet50
+    net, found = mc.load(files[kind], with_format=True)
+    assert found == fmt and not net.is_chain
+    assert net.meta["architecture"] == "resnet50" and net.meta["preprocess"] == "caffe"
+    assert net.meta["input_shape"] == [3, 224, 224]
+    names = net.meta["class_names"]
+    assert len(names) == 1000 and names[0] == "tench"
+    adds = [name for name in net.names if name.endswith("_add")]
+    assert len(adds) == 16 and all(len(net.inputs[a]) == 2 for a in adds)  # 3 + 4 + 6 + 3 blocks
+    assert "conv1_bn" not in net.names  # folded into conv1_conv
+    x = mc.preprocess(images, "caffe")
+    assert_close(net.forward(x), expected, rtol=1e-4, what=f"ResNet-50 {kind}")
+
+
+@pytest.fixture(scope="module")
+def notop(tmp_path_factory):
+    """ResNet-50 without top at 64 x 64 (softmax-free feature maps), as a full-model file."""
+    keras = oracle("keras")
+    model = randomised(
+        keras.applications.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3)), 2
+    )
+    path = tmp_path_factory.mktemp("keras_notop") / "notop.h5"
+    model.save(path)
+    images = np.random.default_rng(3).uniform(0, 255, (2, 64, 64, 3))
+    return path, images, keras_scores(keras, model, images)
+
+
+def test_resnet50_notop_features_equal_keras(notop):
+    path, images, expected = notop
+    net = mc.load(path)
+    assert net.names[-1] == "conv5_block3_out" and "class_names" not in net.meta
+    assert net.meta["input_shape"] == [3, 64, 64]
+    assert_close(net.forward(mc.preprocess(images, "caffe")), expected, rtol=1e-4, what="ResNet-50 notop")
+
+
+def _edit_config(path, tmp_path, edit):
+    target = tmp_path / "edited.h5"
+    target.write_bytes(path.read_bytes())
+    with h5py.File(target, "a") as f:
+        config = json.loads(f.attrs["model_config"])
+        edit({spec["config"]["name"]: spec for spec in config["config"]["layers"]})
+        f.attrs["model_config"] = json.dumps(config)
+    return target
+
+
+def _stride_shortcut(specs):
+    specs["conv2_block1_0_conv"]["config"]["strides"] = [2, 2]
+
+
+def _dangling(specs):
+    specs["conv2_block2_add"]["inbound_nodes"][0]["args"][0][0]["config"]["keras_history"][0] = "ghost"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_stride_shortcut, r"Keras layer 'conv2_block1_add': inputs of shapes .* do not add"),
+        (_dangling, r"Keras layer 'conv2_block2_add' reads \['ghost'\], not a layer listed before it"),
+    ],
+    ids=["shapes", "dangling"],
+)
+def test_broken_resnet_configs_are_one_line(notop, tmp_path, edit, message):
+    path = _edit_config(notop[0], tmp_path, edit)
+    with pytest.raises(MinicnnError, match=message) as err:
+        mc.load(path)
+    assert "\n" not in str(err.value)
