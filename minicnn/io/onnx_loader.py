@@ -4,7 +4,7 @@
 each mapped to one minicnn layer:
 
     Conv (group 1, no dilation, symmetric padding)        Conv2D, weight OIHW as stored
-    BatchNormalization (right after a Conv)               folded into that Conv (inference only,
+    BatchNormalization (after a Conv read by it alone)    folded into that Conv (inference only,
                                                           minicnn/io/fold_batchnorm.py, the node's eps)
     Relu                                                  ReLU
     MaxPool (floor mode; symmetric pads <= kernel / 2)    MaxPool2D(padding=p) (-inf padding)
@@ -322,7 +322,9 @@ def _layer(g, node, op, attrs, name, shape, prev, params, rest, meta):
         return L.Conv2D(w.shape[1], w.shape[0], kernel, stride=sh, padding=ph, name=name)
     if op == "BatchNormalization":
         if prev is None or not prev.is_convolution:
-            raise MinicnnError(f"{_where(node)}: BatchNormalization is supported right after a Conv only")
+            raise MinicnnError(
+                f"{_where(node)}: BatchNormalization is supported right after a Conv that nothing else reads"
+            )
         stats = [g.const(node, i, what) for i, what in enumerate(("scale", "B", "mean", "var"), start=1)]
         p = params[prev.name]
         w, b = fold_batchnorm(p["weight"], p["bias"], *stats, eps=float(attrs.get("epsilon", 1e-5)))

@@ -108,7 +108,7 @@ def _residual(path, edit):
     inits = [
         numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n)
         for n, s in (("w1", (4, 3, 3, 3)), ("w2", (4, 4, 3, 3)))
-    ]
+    ] + [numpy_helper.from_array(np.ones(4, np.float32), n) for n in ("g", "beta", "mean", "var")]
     nodes = {
         "c1": ("Conv", ["x", "w1"], "a", {"pads": [1, 1, 1, 1]}),
         "r1": ("Relu", ["a"], "b", {}),
@@ -155,8 +155,17 @@ def test_a_hand_made_residual_graph_equals_onnxruntime(tmp_path):
             {"c2": ("Conv", ["b", "w2"], "c", {"pads": [1, 1, 1, 1], "strides": [2, 2]})},
             r"node 'sum' \(Add\): inputs of shapes \[4, 8, 8\] and \[4, 4, 4\] do not add",
         ),
+        (  # folding would change the conv output that the sum also reads
+            {
+                "bn": ("BatchNormalization", ["a", "g", "beta", "mean", "var"], "a2", {}),
+                "r1": ("Relu", ["a2"], "b", {}),
+                "sum": ("Add", ["a", "c"], "d", {}),
+            },
+            r"node 'bn' \(BatchNormalization\): BatchNormalization is supported right after a Conv that "
+            "nothing else reads",
+        ),
     ],
-    ids=["cycle", "dangling", "shapes"],
+    ids=["cycle", "dangling", "shapes", "shared_conv"],
 )
 def test_broken_graphs_are_refused_in_one_line(tmp_path, edit, message):
     path = _residual(tmp_path / "bad.onnx", edit)
