@@ -11,7 +11,7 @@ import re
 import time
 import traceback
 
-from minicnn.cli.options import add_preprocess, add_run_options
+from minicnn.cli.options import add_preprocess, add_run_options, model_path
 from minicnn.cli.output import open_output
 from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
@@ -110,7 +110,7 @@ def add_arguments(parser) -> None:
     from minicnn.io.formats import image_files, model_files
 
     parser.add_argument(
-        "--weights", type=Path, default=None, metavar="FILE",
+        "--weights", type=model_path, default=None, metavar="FILE",
         help=f"run every tool on this model file ({model_files()}; default: the shipped digit models, "
         "VGG-style and GAP)",
     )  # fmt: skip

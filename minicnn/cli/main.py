@@ -18,6 +18,7 @@ import importlib
 import json
 import os
 import sys
+import warnings
 
 COMMANDS = (
     "demo", "saliency", "reconstruct", "equivalence", "occlusion", "cam", "classmodel",
@@ -93,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(command: str):
+    """Python's warning printer for the command: one line naming the command, never the source file
+    and line of minicnn's code (they mean nothing to a user of the command)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message).splitlines()[0] if str(message) else category.__name__
+        print(f"minicnn {command}: warning: {text}", file=sys.stderr if file is None else file)
+
+    return show
+
+
 def main(argv=None) -> int:
     # The command owns its process: minicnn's process settings (minicnn/process.py), first thing,
     # before anything loads NumPy. A library import of minicnn leaves them to the program.
@@ -107,6 +119,7 @@ def main(argv=None) -> int:
 
     escape_terminal_output()  # strings from files never reach the terminal as control sequences
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _warning_line(args.command)
     if args.no_progress:
         # every tqdm bar, also in code that takes no progress= argument; tqdm reads its TQDM_*
         # defaults when first imported, which no command has done yet at this point

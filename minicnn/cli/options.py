@@ -84,6 +84,19 @@ def image_path(text: str) -> Path:
     return path
 
 
+def model_path(text: str) -> Path:
+    """--weights: a model file, or the short name of a shipped model (minicnn.paths.SHIPPED:
+    mnist_vgg, mnist_gap, ...; an existing path wins). Resolved here, once, so that every command
+    (and the workers of a dataset job, which open the same path) sees the file itself; a missing
+    file stays a path, for the loader's message that names every format."""
+    from minicnn import paths
+
+    path = Path(text)
+    if not path.exists() and text in paths.short_names("model"):
+        return paths.shipped(text)
+    return path
+
+
 def add_common(
     parser: argparse.ArgumentParser,
     *,
@@ -99,7 +112,7 @@ def add_common(
 
     default_weights = paths.GAP_MODEL if weights == "gap" else paths.DEFAULT_MODEL
     parser.add_argument(
-        "--weights", type=Path, default=default_weights, metavar="FILE",
+        "--weights", type=model_path, default=default_weights, metavar="FILE",
         help=f"model file: {model_files()}; the format is detected from the contents "
         f"(default: {Path(default_weights).name}, shipped)",
     )  # fmt: skip

@@ -91,3 +91,13 @@ def test_image_photo_names_and_a_folder_that_wins(tmp_path):
     shutil.copy(paths.shipped("coffee"), tmp_path / "digits" / "mine.jpg")
     ok("saliency", "--image", "digits", "--out", tmp_path / "own", cwd=tmp_path)
     assert {name.split("_")[0] for name in _written(tmp_path / "own")} == {"mine"}
+
+
+def test_a_dataset_job_takes_the_short_name_of_a_model(tmp_path):
+    """--weights mnist_vgg reaches the job's workers as the shipped file (resolved by the parser),
+    not as a path 'mnist_vgg' in the current folder."""
+    from cli_helpers import ok
+
+    r = ok("topk", "--weights", "mnist_vgg", "--layer", "block1_conv1", "--channels", "0", "--image",
+           "digits", "--count", "20", "--out", tmp_path / "out", cwd=tmp_path)  # fmt: skip
+    assert "mnist_vgg.h5" in r.stdout + r.stderr

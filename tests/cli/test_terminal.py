@@ -81,3 +81,18 @@ def test_a_closed_pipe_on_stdout_ends_quietly(tmp_path):
                           stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
     os.close(write)
     assert proc.stderr == "" and proc.returncode == 141
+
+
+def test_a_warning_is_one_line_naming_the_command(capsys):
+    """A tool's warning (e.g. occlusion falling back to full passes on a graph) reaches the user of the
+    command as one line, without Python's source path and line of minicnn's code."""
+    import warnings
+
+    from minicnn.cli.main import _warning_line
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _warning_line("occlusion")
+        warnings.warn("a graph: every occluder position gets a full forward pass\nsecond line", stacklevel=1)
+    err = capsys.readouterr().err
+    assert err == "minicnn occlusion: warning: a graph: every occluder position gets a full forward pass\n"
