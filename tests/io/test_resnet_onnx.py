@@ -43,6 +43,29 @@ def test_resnet18_export_scores_equal_torch(exported):
     assert_close(ours, theirs, rtol=1e-4, what="ResNet-18 ONNX scores")
 
 
+@pytest.mark.parametrize("name, folding", [("resnet18", False), ("resnet50", True)])
+def test_batchnorm_nodes_and_bottlenecks_equal_torch(tmp_path, name, folding):
+    """Without the exporter's constant folding the file keeps every BatchNormalization node (the
+    loader folds each into its Conv); ResNet-50's bottleneck blocks (1x1, 3x3, 1x1, 4x wider)."""
+    torch = oracle("torch")
+    onnx = oracle("onnx")
+    import warnings
+
+    model = torch_resnet(name, classes=CLASSES, seed=4)
+    path = tmp_path / f"{name}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (torch.zeros(1, 3, SIZE, SIZE),), str(path), dynamo=False, do_constant_folding=folding
+        )
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("BatchNormalization") == (0 if folding else 20)
+    net = mc.load(path)
+    assert [layer.kind for layer in net.layers].count("Add") == (16 if name == "resnet50" else 8)
+    x = mc.preprocess(tm.images(1, SIZE, seed=5), "torch")
+    assert_close(net.forward(x), tm.scores(model, x), rtol=1e-4, what=f"{name} ONNX scores")
+
+
 def _float64_reference(model, path):
     """The torch ResNet in float64 holding the exported (BatchNorm-folded) weights, read from the
     ONNX file with the onnx package: each Conv / Gemm node's initializers, in the order the exporter
