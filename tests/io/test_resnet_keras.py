@@ -135,3 +135,25 @@ def test_broken_resnet_configs_are_one_line(notop, tmp_path, edit, message):
     with pytest.raises(MinicnnError, match=message) as err:
         mc.load(path)
     assert "\n" not in str(err.value)
+
+
+def test_resnet50_saliency_equals_keras_autograd(tmp_path):
+    """dS_c/dx through the loaded graph (16 residual sums, the zero-padded stem pool) against the
+    gradient of Keras's own model (torch backend autograd) at 64 x 64 with a 10-class top, both
+    with respect to the caffe-preprocessed input; float32 on both sides, 1e-4 of the largest."""
+    keras = oracle("keras")
+    torch = oracle("torch")
+    model = keras.applications.ResNet50(
+        weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation=None
+    )
+    model = randomised(model, seed=5)
+    path = tmp_path / "r50_64.h5"
+    model.save(path)
+    net = mc.load(path)
+    assert net.meta["input_shape"] == [3, 64, 64] and "class_names" not in net.meta
+    images = np.random.default_rng(6).uniform(0, 255, (1, 64, 64, 3))
+    keras_input = keras.applications.resnet50.preprocess_input(images.astype(np.float32).copy())
+    tx = torch.tensor(np.ascontiguousarray(keras_input), requires_grad=True)
+    model(tx, training=False)[0, 3].backward()
+    ours = mc.saliency(net, mc.preprocess(images, "caffe"), target=[3], signed=True)
+    assert_close(ours, tx.grad.numpy().transpose(0, 3, 1, 2), rtol=1e-4, what="ResNet-50 saliency")
