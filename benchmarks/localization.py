@@ -36,7 +36,7 @@ from harness import machine  # noqa: E402
 import minicnn as mc  # noqa: E402
 from minicnn.paths import GAP_MODEL, WEIGHTS_DIR  # noqa: E402
 from minicnn.tools.localize import box_iou, saliency_box, seeds  # noqa: E402
-from minicnn.tools.regularizers import gaussian_blur  # noqa: E402
+from minicnn.tools.modifiers import gaussian_blur  # noqa: E402
 
 
 def all_above_box(sal, quantile=0.95):

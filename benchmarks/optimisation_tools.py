@@ -30,7 +30,7 @@ from harness import machine  # noqa: E402
 
 import minicnn as mc  # noqa: E402
 from minicnn.paths import DEFAULT_MODEL, GAP_MODEL, WEIGHTS_DIR  # noqa: E402
-from minicnn.tools.regularizers import Clip, GaussianBlur, Jitter  # noqa: E402
+from minicnn.tools.modifiers import Clip, GaussianBlur, Jitter  # noqa: E402
 
 
 def class_models(nets, steps):

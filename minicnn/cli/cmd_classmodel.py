@@ -79,7 +79,7 @@ def regularizers(net, enabled: bool):
     """The Yosinski et al. (2015, sec. 3) priors, with clipping to the displayable pixel range."""
     if not enabled:
         return ()
-    from minicnn.tools.regularizers import Clip, GaussianBlur, Jitter, L2Decay
+    from minicnn.tools.modifiers import Clip, GaussianBlur, Jitter, L2Decay
 
     regs = [Jitter(2), L2Decay(0.01), GaussianBlur(0.5, every=4)]
     if net.meta.get("preprocess") == "unit":

@@ -3,9 +3,9 @@
 All three find an input image by following the gradient of an objective with the weights fixed
 (Erhan et al. 2009; Simonyan et al. 2013, sec. 2; Mahendran & Vedaldi 2015). They differ only in
 the objective (one batched forward/backward through the network per step), the start image and the
-regularisers (penalties and input modifiers, minicnn/tools/regularizers.py); this file holds what is
-common: the loop, four optimisers, the "zero" image of the network's input space, the display
-mapping, and the result object.
+regularisers (penalties, tools/penalties.py, and input modifiers, tools/modifiers.py); this file holds
+what is common: the loop, the check and split of the regularisers, four optimisers, the "zero"
+image of the network's input space, the display mapping, and the result object.
 """
 
 from __future__ import annotations
@@ -19,7 +19,36 @@ from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.io.preprocess import CONVENTIONS, deprocess, preprocess
 from minicnn.seeding import make_rng
-from minicnn.tools.regularizers import split_regularizers
+from minicnn.tools.modifiers import InputModifier
+from minicnn.tools.penalties import Penalty
+
+
+def check_regularizers(regularizers) -> tuple:
+    """A tuple of Penalty and InputModifier objects, in the given order (None -> ()); MinicnnError
+    naming the first thing that is neither. The tools (class_model, maximize, invert) take one
+    ``regularizers=`` sequence mixing the two families, as tf-keras-vis's ``regularizers`` and
+    ``input_modifiers`` together."""
+    if regularizers is None:
+        return ()
+    if isinstance(regularizers, (Penalty, InputModifier)):
+        return (regularizers,)
+    out = tuple(regularizers)
+    for r in out:
+        if not isinstance(r, (Penalty, InputModifier)):
+            raise MinicnnError(
+                "regularizers are penalties (L2Penalty, AlphaNorm, TotalVariation) or input modifiers "
+                f"(Jitter, GaussianBlur, Clip, NormClip, L2Decay), got {type(r).__name__}"
+            )
+    return out
+
+
+def split_regularizers(regularizers) -> tuple[tuple, tuple]:
+    """(penalties, input modifiers), each in the given order: the ascent loop adds the first to the
+    objective and applies the second to the image."""
+    regs = check_regularizers(regularizers)
+    penalties = tuple(r for r in regs if isinstance(r, Penalty))
+    return penalties, tuple(r for r in regs if isinstance(r, InputModifier))
+
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "normalized")
 
@@ -179,7 +208,7 @@ def run_ascent(
     """Optimise the batch x0 (N, C, H, W) for ``steps`` steps and return an AscentResult.
 
     objective(x) -> (value (N,), gradient like x): one batched forward/backward per call.
-    ``regularizers`` mixes penalties and input modifiers (see regularizers.py). Each penalty's
+    ``regularizers`` mixes penalties and input modifiers (penalties.py, modifiers.py). Each penalty's
     weighted term is subtracted from the value when maximising (added to the loss when
     minimising); the modifiers' ``transform`` hooks change the image the objective sees and their
     ``after`` hooks act after each update. ``project`` (x -> x) runs after each update, before the

@@ -14,9 +14,8 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError, quote
-from minicnn.tools.ascent import AscentResult, input_shape_of, reference_image, run_ascent
+from minicnn.tools.ascent import AscentResult, check_regularizers, input_shape_of, reference_image, run_ascent
 from minicnn.tools.penalties import L2Penalty
-from minicnn.tools.regularizers import check_regularizers
 
 
 def score_layer(net) -> str:
@@ -63,9 +62,9 @@ def class_model(
         target: a class index or a list of M indices; one image per entry, optimised together.
         steps, lr: plain gradient ascent I <- I + lr * d/dI [S_c(I) - l2 ||I - mean||^2].
         l2: lambda of the paper's L2 penalty (distance to the mean image, see reference_image).
-        regularizers: extra penalties and input modifiers (see tools/regularizers.py; Yosinski et
-            al. 2015: L2Decay, GaussianBlur, Clip, Jitter, ...); the default () is the paper's
-            setting.
+        regularizers: extra penalties (tools/penalties.py) and input modifiers (tools/modifiers.py;
+            Yosinski et al. 2015: L2Decay, GaussianBlur, Clip, Jitter, ...); the default () is the
+            paper's setting.
         seed: for the random parts of regularisers (jitter); the start is the deterministic zero
             (mean) image.
         input_shape: (C, H, W), default ``meta["input_shape"]``.

@@ -25,9 +25,8 @@ from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.io.preprocess import CONVENTIONS
 from minicnn.seeding import make_rng
-from minicnn.tools.ascent import AscentResult, reference_image, run_ascent
+from minicnn.tools.ascent import AscentResult, check_regularizers, reference_image, run_ascent
 from minicnn.tools.penalties import AlphaNorm, TotalVariation
-from minicnn.tools.regularizers import check_regularizers
 from minicnn.tools.targets import as_batch, forward_record
 
 # B, the typical range of a pixel around the mean, in each of io.preprocess.CONVENTIONS' input units:
@@ -64,7 +63,8 @@ def invert(
         beta, tv_weight: exponent and weight of the total-variation penalty (paper: beta = 2).
         scale: B, the typical pixel range (default by ``meta["preprocess"]``: 80 for "caffe",
             1 for "unit", see PIXEL_RANGE); V = B / 6.5 as in the paper.
-        regularizers: extra penalties and input modifiers (e.g. Jitter; see tools/regularizers.py).
+        regularizers: extra penalties (tools/penalties.py) and input modifiers (tools/modifiers.py),
+            e.g. Jitter.
         seed: the start is the mean image plus Gaussian noise of std B / 10, drawn from seed
             (smaller noise on a black digit canvas can leave every deep ReLU off: zero gradient);
             the random input modifiers (Jitter) then draw from the same stream.

@@ -15,9 +15,8 @@ from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError, quote
 from minicnn.record import INPUT
 from minicnn.seeding import make_rng
-from minicnn.tools.ascent import AscentResult, input_shape_of, reference_image, run_ascent
+from minicnn.tools.ascent import AscentResult, check_regularizers, input_shape_of, reference_image, run_ascent
 from minicnn.tools.penalties import L2Penalty
-from minicnn.tools.regularizers import check_regularizers
 
 REDUCTIONS = ("mean", "sum")
 
@@ -102,7 +101,7 @@ def maximize(
         l2: instead of the constraint, a penalty l2 ||x - mean||^2 (no projection); give one or
             the other.
         regularizers: extra penalties and input modifiers (L2Decay, GaussianBlur, Jitter, ...; see
-            tools/regularizers.py).
+            tools/penalties.py, tools/modifiers.py).
 
     Returns an AscentResult with len(units) * starts rows, unit-major (all starts of unit 0 first):
     image, display, history (activation minus penalties per step), info["objective"] (the

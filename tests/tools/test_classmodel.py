@@ -16,18 +16,9 @@ import minicnn as mc
 from minicnn.errors import MinicnnError
 from minicnn.io.preprocess import CONVENTIONS, preprocess
 from minicnn.tools import modifiers, penalties
-from minicnn.tools.ascent import MEAN_SUBTRACTED
-from minicnn.tools.regularizers import (
-    Clip,
-    GaussianBlur,
-    Jitter,
-    L2Decay,
-    L2Penalty,
-    NormClip,
-    Regularizer,
-    gaussian_blur,
-    split_regularizers,
-)
+from minicnn.tools.ascent import MEAN_SUBTRACTED, split_regularizers
+from minicnn.tools.modifiers import Clip, GaussianBlur, Jitter, L2Decay, NormClip, gaussian_blur
+from minicnn.tools.penalties import L2Penalty
 
 
 def test_ascent_matches_torch_loop(make_small_vgg):
@@ -116,7 +107,7 @@ def test_jitter_gradient_is_rolled_back(make_small_vgg):
         ({"target": 1, "steps": 0}, "steps"),
         ({"target": 1, "lr": -0.1}, "lr"),
         ({"target": 1, "l2": -1.0}, "l2"),
-        ({"target": 1, "regularizers": ["tv"]}, "Regularizer"),
+        ({"target": 1, "regularizers": ["tv"]}, "regularizers are penalties"),
         ({"target": 1, "optimizer": "lbfgs"}, "optimizer"),
         ({"target": 1, "input_shape": (3, 2, 2)}, "smaller"),
     ],
@@ -275,28 +266,6 @@ def test_old_weight_names_warn_and_keep_their_meaning():
         assert blur.weight == 1.3
     with pytest.warns(DeprecationWarning, match="no weight"):
         assert Jitter(2).weight == 1.0
-
-
-def test_old_regularizer_base_class_warns_and_still_works(make_small_vgg):
-    """A penalty written against the deprecated Regularizer gives the numbers of L2Penalty."""
-
-    class OldL2(Regularizer):
-        def penalty(self, x, ref):
-            d = x - ref
-            return (d * d).reshape(len(d), -1).sum(axis=1), 2 * d
-
-    class OldDecay(Regularizer):
-        def after(self, x, step, ref):
-            return ref + 0.5 * (x - ref)
-
-    net = biased(make_small_vgg(seed=2))
-    with pytest.warns(DeprecationWarning, match="Regularizer"):
-        old = [OldL2(0.05), OldDecay()]
-    assert split_regularizers(old) == ((old[0],), tuple(old))
-    result = mc.class_model(net, [1, 3], steps=3, lr=0.5, l2=0.0, regularizers=old)
-    expected = mc.class_model(net, [1, 3], steps=3, lr=0.5, l2=0.05, regularizers=[L2Decay(0.5)])
-    assert_close(result.image, expected.image, rtol=1e-12)
-    assert_close(result.history, expected.history, rtol=1e-12)
 
 
 def test_mean_subtracted_conventions_come_from_preprocess():

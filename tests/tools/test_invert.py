@@ -13,7 +13,7 @@ import minicnn as mc
 from minicnn.errors import MinicnnError
 from minicnn.io.preprocess import CONVENTIONS
 from minicnn.tools.invert import PIXEL_RANGE
-from minicnn.tools.regularizers import AlphaNorm, TotalVariation
+from minicnn.tools.penalties import AlphaNorm, TotalVariation
 
 
 def torch_alpha(t, ref, alpha, scale):
@@ -157,7 +157,7 @@ def test_record_of_the_callers_forward_gives_the_same_result(make_small_vgg):
 
 def test_one_seed_fixes_the_start_and_the_jitter(make_small_vgg):
     """The start's noise and the Jitter shifts come from one stream named by the seed."""
-    from minicnn.tools.regularizers import Jitter
+    from minicnn.tools.modifiers import Jitter
 
     net = make_small_vgg(seed=7)
     x = np.random.default_rng(4).standard_normal((1, 3, 16, 16)).astype(net.dtype)

@@ -106,7 +106,7 @@ def test_bad_input(make_small_vgg, args, kwargs, message):
 def test_one_seed_fixes_the_starts_and_the_jitter(make_small_vgg):
     """The random starts and the Jitter shifts come from one stream named by the seed: the same seed
     gives the same images, another seed other starts and other shifts."""
-    from minicnn.tools.regularizers import Jitter
+    from minicnn.tools.modifiers import Jitter
 
     net = make_small_vgg(seed=5)
     runs = [
