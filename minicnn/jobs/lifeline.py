@@ -73,9 +73,12 @@ def kill_workers(pool) -> None:
 
 
 def start_worker(threads: int, client: int) -> None:
-    """The pool's initializer: at most ``threads`` BLAS/Numba threads (``threads.limit_threads``),
-    and bound to the client's life (``bind_to_client``)."""
+    """The pool's initializer: minicnn's process settings (a worker is minicnn's own process, like
+    the command's: ``minicnn.process.tune_process``), at most ``threads`` BLAS/Numba threads
+    (``threads.limit_threads``), and bound to the client's life (``bind_to_client``)."""
     from minicnn.jobs.threads import limit_threads
+    from minicnn.process import tune_process
 
+    tune_process()
     limit_threads(threads)
     bind_to_client(client)

@@ -133,3 +133,31 @@ def test_ctrl_c_ends_quickly_and_resume_continues(digits, tmp_path):
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert f"resumed: {done} of 200 scan shard(s)" in again.stdout
+
+
+def _worker_settings():
+    import os
+
+    import numba
+
+    return os.environ.get("OPENBLAS_THREAD_TIMEOUT"), list(numba.config.THREADING_LAYER_PRIORITY)
+
+
+def test_a_local_worker_runs_with_minicnns_process_settings():
+    """A worker of ``--jobs N`` is minicnn's own process, like the command: its initializer applies
+    tune_process (OpenBLAS's short thread timeout, Numba's layer order without OpenMP), which the
+    spawned interpreter would otherwise not have."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from minicnn.jobs.lifeline import start_worker
+    from minicnn.process import OPENBLAS_TIMEOUT
+
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ or "NUMBA_THREADING_LAYER" in os.environ:
+        pytest.skip("the environment already decides these settings")
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=start_worker, initargs=(1, os.getpid())) as pool:
+        timeout, priority = pool.submit(_worker_settings).result(timeout=120)
+    assert timeout == OPENBLAS_TIMEOUT
+    assert priority == ["tbb", "workqueue", "omp"]  # Numba's own order puts omp before workqueue
