@@ -45,6 +45,8 @@ _API = {
     "resnet101": "minicnn.zoo",
     "resnet152": "minicnn.zoo",
     "MODES": "minicnn.rules",
+    # the one exception minicnn raises for bad input (catch ``mc.MinicnnError``)
+    "MinicnnError": "minicnn.errors",
     # weights and images
     "load": "minicnn.io.loader",
     "save": "minicnn.io.native",

@@ -20,3 +20,11 @@ def test_a_misplaced_array_is_named_not_printed(call):
     text = str(info.value)
     assert "\n" not in text and len(text) < 120, text
     assert "ndarray" in text
+
+
+def test_the_error_class_is_public():
+    """A script catches bad input as ``mc.MinicnnError`` (the class every tool raises)."""
+    net = mc.load("mnist_vgg")
+    with pytest.raises(mc.MinicnnError, match="unknown layer"):
+        mc.reconstruct(net, np.zeros((1, 1, 28, 28), np.float32), layer="no_such_layer")
+    assert mc.MinicnnError is MinicnnError
