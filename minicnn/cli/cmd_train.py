@@ -59,7 +59,7 @@ def run(args) -> Report:
     if args.epochs is not None:
         command += ["--epochs", str(args.epochs)]
     if args.data:
-        command += ["--data", args.data] + (["--labels", args.labels] if args.labels else [])
+        command += ["--data", str(args.data)] + (["--labels", str(args.labels)] if args.labels else [])
     net, _history = fit(
         args.model,
         epochs=args.epochs,

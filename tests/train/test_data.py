@@ -150,12 +150,17 @@ def test_wrong_shapes(tmp_path):
 def test_unknown_model_name(tmp_path, capsys):
     with pytest.raises(MinicnnError, match="mnist-vgg"):
         build("mnist-resnet")
-    assert main(["train", "mnist-resnet", "--out", str(tmp_path / "m.h5")]) == 2
+    # the parser refuses it before anything runs: one line, exit 2, the choices named
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "mnist-resnet", "--out", str(tmp_path / "m.h5")])
+    assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "unknown model" in err
+    assert len(err.splitlines()) == 1 and "invalid choice: 'mnist-resnet'" in err and "mnist-vgg" in err
 
 
 def test_cli_reports_a_missing_data_file(tmp_path, capsys):
-    code = main(["train", "mnist-vgg", "--out", str(tmp_path / "m.h5"), "--data", "nope.csv"])
-    assert code == 2
-    assert "not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # checked by the parser, before any training
+        main(["train", "mnist-vgg", "--out", str(tmp_path / "m.h5"), "--data", "nope.csv"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--data: nope.csv: no such file" in err
