@@ -6,6 +6,10 @@ child process warms up (Numba cache, first call) and reports the median of its t
 
     git worktree add /tmp/before <old commit>
     python benchmarks/compare_revisions.py /tmp/before . --batches 1 8 --rounds 3 --repeats 3
+
+``--tuned`` calls ``mc.tune_process()`` first in a revision that has it: since that function, the
+process settings are no longer applied by ``import minicnn``, so a plain API call of a newer
+revision runs without them, and ``--tuned`` compares what the ``minicnn`` command runs.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import minicnn as mc
-batch, repeats = int(sys.argv[2]), int(sys.argv[3])
+batch, repeats, tuned = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tuned"
+if tuned and hasattr(mc, "tune_process"):  # revisions before it applied the settings on import
+    mc.tune_process()
 net = mc.vgg16(seed=0)
 x = (np.random.default_rng(0).standard_normal((batch, 3, 224, 224)) * 50).astype(np.float32)
 def forward():
@@ -50,6 +56,10 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, nargs="+", default=[1])
     parser.add_argument("--rounds", type=int, default=3, help="processes per revision and batch")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per process")
+    parser.add_argument(
+        "--tuned", action="store_true",
+        help="call mc.tune_process() first where the revision has it (as the minicnn command does)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     for batch in args.batches:
         times = {"old": {"forward": [], "saliency": []}, "new": {"forward": [], "saliency": []}}
@@ -57,7 +67,8 @@ def main(argv=None):
             for label in ("old", "new"):
                 root = str(getattr(args, label).resolve())
                 done = subprocess.run(
-                    [sys.executable, "-c", CHILD, root, str(batch), str(args.repeats)],
+                    [sys.executable, "-c", CHILD, root, str(batch), str(args.repeats),
+                     "tuned" if args.tuned else "plain"],
                     capture_output=True, text=True, check=True, cwd=root,
                 )  # fmt: skip
                 result = json.loads(done.stdout.strip().splitlines()[-1])

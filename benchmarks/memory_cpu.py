@@ -18,7 +18,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 CHILD = {
     "minicnn": """
-import numpy as np, minicnn as mc
+import minicnn as mc
+mc.tune_process()  # as the minicnn command runs (minicnn/process.py)
+import numpy as np
 net = mc.vgg16(seed=0)
 x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
 mc.saliency(net, x, 1)
