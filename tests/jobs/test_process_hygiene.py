@@ -143,7 +143,7 @@ def _worker_settings():
     return os.environ.get("OPENBLAS_THREAD_TIMEOUT"), list(numba.config.THREADING_LAYER_PRIORITY)
 
 
-def test_a_local_worker_runs_with_minicnns_process_settings():
+def test_a_local_worker_runs_with_minicnns_process_settings(monkeypatch):
     """A worker of ``--jobs N`` is minicnn's own process, like the command: its initializer applies
     tune_process (OpenBLAS's short thread timeout, Numba's layer order without OpenMP), which the
     spawned interpreter would otherwise not have."""
@@ -154,8 +154,10 @@ def test_a_local_worker_runs_with_minicnns_process_settings():
     from minicnn.jobs.lifeline import start_worker
     from minicnn.process import OPENBLAS_TIMEOUT
 
-    if "OPENBLAS_THREAD_TIMEOUT" in os.environ or "NUMBA_THREADING_LAYER" in os.environ:
-        pytest.skip("the environment already decides these settings")
+    # the spawned worker inherits this environment: without these, only its initializer sets them
+    # (a test that ran the command in this process has applied tune_process here already)
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    monkeypatch.delenv("NUMBA_THREADING_LAYER", raising=False)
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=ctx, initializer=start_worker, initargs=(1, os.getpid())) as pool:
         timeout, priority = pool.submit(_worker_settings).result(timeout=120)
