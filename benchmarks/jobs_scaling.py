@@ -6,7 +6,7 @@ per-image time measured here.
     python benchmarks/jobs_scaling.py [--shard-size 50] [--vgg-images 4] [--no-dask]
 
 In-process runs with this process's default threads (2 BLAS + 2 Numba here) and once limited to
-one thread of each (as every local worker is). Each runner runs the whole job in one session: the
+one thread of each (as every local worker is). Each runner runs the whole job with one set of workers: the
 digits twice (the first run pays for starting the workers: spawn, import, model load, Numba's cached
 kernels; the second is the steady state), then the VGG16 workload once. The arrays of every run are
 compared with the in-process run's (they must be identical). The machine is shared: quote these
@@ -25,7 +25,7 @@ import numpy as np
 
 import minicnn as mc
 from minicnn.jobs.dataset import open_dataset
-from minicnn.jobs.runners import Runner, Session
+from minicnn.jobs.runners import Runner, Workers
 from minicnn.jobs.shards import file_hash
 from minicnn.jobs.topk import TopkJob, run_topk
 from minicnn.jobs.worker import remember
@@ -61,7 +61,7 @@ def vgg_job(tmp, images: int):
 
 
 def timed_runs(jobs, runner, shard_sizes, tmp, one_thread=False):
-    """For each (job, net): seconds of a whole run and its result; all in one session (one pool).
+    """For each (job, net): seconds of a whole run and its result; all with one set of workers (one pool).
     one_thread: this process limited to one BLAS and one Numba thread meanwhile (threadpoolctl)."""
     import contextlib
 
@@ -73,11 +73,11 @@ def timed_runs(jobs, runner, shard_sizes, tmp, one_thread=False):
 
         limit = threadpool_limits(1)
         numba.set_num_threads(1)
-    with limit, Session(runner) as session:
+    with limit, Workers(runner) as workers:
         for r, ((job, net), size) in enumerate(zip(jobs, shard_sizes)):
             remember(net, job.weights, job.model_sha256)
             start = time.perf_counter()
-            result, _ = run_topk(job, net, Path(tmp, f"{id(runner)}-{r}"), session, size, say=lambda s: None)
+            result, _ = run_topk(job, net, Path(tmp, f"{id(runner)}-{r}"), workers, size, say=lambda s: None)
             out.append((time.perf_counter() - start, result))
     if one_thread:
         import numba
@@ -95,12 +95,12 @@ def same(a, b) -> bool:
 def shard_overhead(job, net, runner, tmp, n):
     """Seconds per shard: the scan of n images in shards of 10 and of n, warm, difference / extra shards."""
     remember(net, job.weights, job.model_sha256)
-    with Session(runner) as session:
-        run_topk(job, net, Path(tmp, "warm"), session, 50, say=lambda s: None)  # start the workers
+    with Workers(runner) as workers:
+        run_topk(job, net, Path(tmp, "warm"), workers, 50, say=lambda s: None)  # start the workers
         t = {}
         for size in (10, n):
             start = time.perf_counter()
-            run_topk(job, net, Path(tmp, f"o{size}"), session, size, say=lambda s: None)
+            run_topk(job, net, Path(tmp, f"o{size}"), workers, size, say=lambda s: None)
             t[size] = time.perf_counter() - start
     return (t[10] - t[n]) / (n // 10 - 1)
 

@@ -53,9 +53,9 @@ SHIPPED = {
 }
 
 
-def short_names(kind: str) -> list[str]:
-    """The short names of one kind ("model" or "images"), in SHIPPED's order."""
-    return [name for name, (_, k) in SHIPPED.items() if k == kind]
+def short_names(category: str) -> list[str]:
+    """The short names of one category ("model" or "images"), in SHIPPED's order."""
+    return [name for name, (_, c) in SHIPPED.items() if c == category]
 
 
 def shipped(name: str) -> Path:
@@ -65,8 +65,8 @@ def shipped(name: str) -> Path:
     return weights_dir() / SHIPPED[name][0]
 
 
-def resolve(path, kind: str) -> Path:
-    """``path`` as a Path when it exists; else, when it is a short name of ``kind`` ("model" or
+def resolve(path, category: str) -> Path:
+    """``path`` as a Path when it exists; else, when it is a short name of ``category`` ("model" or
     "images"), the shipped file; else MinicnnError: one line naming it and listing the short names.
 
     An existing path wins over a short name of the same spelling (a file or folder called
@@ -76,9 +76,9 @@ def resolve(path, kind: str) -> Path:
     if given.exists() or given.is_symlink():
         return given
     text = os.fspath(path)
-    if isinstance(text, str) and text in SHIPPED and SHIPPED[text][1] == kind:
+    if isinstance(text, str) and text in SHIPPED and SHIPPED[text][1] == category:
         return shipped(text)
-    what = "model" if kind == "model" else "image"
+    what = "model" if category == "model" else "image"
     raise MinicnnError(
-        f"{given}: no such file, nor a shipped {what} (short names: {', '.join(short_names(kind))})"
+        f"{given}: no such file, nor a shipped {what} (short names: {', '.join(short_names(category))})"
     )

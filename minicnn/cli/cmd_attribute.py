@@ -105,7 +105,7 @@ def run(args) -> Report:
     from minicnn.cli.output import open_output
     from minicnn.jobs.attribute import AttributeJob, attribute_shard, writer
     from minicnn.jobs.perimage import run_per_image
-    from minicnn.jobs.runners import Session
+    from minicnn.jobs.runners import Workers
     from minicnn.jobs.shards import file_hash
     from minicnn.jobs.worker import remember
 
@@ -131,9 +131,9 @@ def run(args) -> Report:
     folder = out.folder / args.method
     meta = {"model": str(args.weights), "method": method, "preprocess": data.preprocess, **settings}
     work = args.work if args.work is not None else out.folder / "shards" / args.method
-    with Session(runner) as session:
+    with Workers(runner) as workers:
         result, bad = run_per_image(
-            attribute_shard, job, work, session, phase=args.method, keep=("target",), targets=targets,
+            attribute_shard, job, work, workers, phase=args.method, keep=("target",), targets=targets,
             shard_size=args.shard_size, resume=args.resume, skip_bad=args.skip_bad,
             deliver=writer(job, folder, meta), say=report.say,
         )  # fmt: skip

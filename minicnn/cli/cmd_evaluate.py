@@ -53,7 +53,7 @@ def run(args) -> Report:
     from minicnn.jobs.labels import read_annotations
     from minicnn.jobs.localize import LocalizeJob, localize_shard
     from minicnn.jobs.perimage import run_per_image
-    from minicnn.jobs.runners import Session
+    from minicnn.jobs.runners import Workers
     from minicnn.jobs.shards import file_hash
     from minicnn.jobs.worker import remember
     from minicnn.tools.localize import box_iou
@@ -90,9 +90,9 @@ def run(args) -> Report:
     )
     report.settings.update(target=args.target, boxes=str(args.boxes))
     work = args.work if args.work is not None else out.folder / "shards" / "localize"
-    with Session(runner) as session:
+    with Workers(runner) as workers:
         result, bad = run_per_image(
-            localize_shard, job, work, session, phase="localize", keep=("boxes", "target", "predicted"),
+            localize_shard, job, work, workers, phase="localize", keep=("boxes", "target", "predicted"),
             targets=targets, shard_size=args.shard_size, resume=args.resume, skip_bad=args.skip_bad,
             say=report.say,
         )  # fmt: skip

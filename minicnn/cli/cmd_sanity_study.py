@@ -68,7 +68,7 @@ def run(args) -> Report:
     from minicnn.cli.loading import load_network
     from minicnn.cli.output import open_output
     from minicnn.jobs.perimage import run_per_image
-    from minicnn.jobs.runners import Session
+    from minicnn.jobs.runners import Workers
     from minicnn.jobs.sanity import SanityJob, merge, sanity_shard
     from minicnn.jobs.shards import file_hash
     from minicnn.jobs.worker import remember
@@ -104,12 +104,12 @@ def run(args) -> Report:
     report.methods.append("model parameter randomisation test (Adebayo et al. 2018, sec. 3)")
     report.settings.update(tests=tests, seed=args.seed, layers=layers, target=args.target)
     tables = []
-    with Session(runner) as session:
+    with Workers(runner) as workers:
         for test in tests:
             part = replace(job, cascade=test == "cascade")
             work = args.work if args.work is not None else out.folder / "shards"
             arrays, bad = run_per_image(
-                sanity_shard, part, work, session, phase=test, keep=("similarity", "target"),
+                sanity_shard, part, work, workers, phase=test, keep=("similarity", "target"),
                 targets=targets, shard_size=args.shard_size, resume=args.resume, skip_bad=args.skip_bad,
                 say=report.say,
             )  # fmt: skip

@@ -60,7 +60,7 @@ def run(args) -> Report:
     from minicnn.cli.loading import load_network
     from minicnn.cli.output import open_output
     from minicnn.jobs.dataset import open_dataset
-    from minicnn.jobs.runners import Session
+    from minicnn.jobs.runners import Workers
     from minicnn.jobs.shards import file_hash
     from minicnn.jobs.topk import TopkJob, run_topk
     from minicnn.jobs.worker import remember
@@ -101,9 +101,9 @@ def run(args) -> Report:
     report.methods.append(f"top-{args.k} projections, {args.mode} rule (Zeiler & Fergus 2013)")
     report.settings.update(layer=layer, channels=[int(c) for c in channels], k=args.k, mode=args.mode)
     work = args.work if args.work is not None else out.folder / "shards" / f"topk-{layer}"
-    with Session(runner) as session:
+    with Workers(runner) as workers:
         result, bad = run_topk(
-            job, net, work, session, shard_size=args.shard_size, resume=args.resume, skip_bad=args.skip_bad,
+            job, net, work, workers, shard_size=args.shard_size, resume=args.resume, skip_bad=args.skip_bad,
             say=report.say,
         )  # fmt: skip
     x = range(n_images - len(bad))  # the images scanned (for the captions)

@@ -111,9 +111,9 @@ def load_inputs(
     size = None if keep_size or not shape else (int(shape[1]), int(shape[2]))
     labels = boxes = None
     image = getattr(args, "image", None)
-    kind = shipped_kind(image)
-    if kind is not None:  # --image digits or clutter: the shipped samples, as without --image
-        image, samples = None, samples if kind == "heldout" and samples == "dataset" else kind
+    sample = shipped_sample(image)
+    if sample is not None:  # --image digits or clutter: the shipped samples, as without --image
+        image, samples = None, samples if sample == "heldout" and samples == "dataset" else sample
     if image is None and samples == "clutter":
         images, labels, boxes, names = shipped_clutter(count)
     elif image is None and samples == "dataset":
@@ -175,7 +175,7 @@ def display_images(net, x) -> np.ndarray:
     return np.stack([to_rgb(p) for p in pixels])
 
 
-def shipped_kind(image) -> str | None:
+def shipped_sample(image) -> str | None:
     """The shipped samples ``image`` names: "heldout" for the digits file, "clutter" for the
     canvases (what the short names ``digits`` and ``clutter`` name, minicnn.paths.SHIPPED), else
     None."""
@@ -183,10 +183,10 @@ def shipped_kind(image) -> str | None:
 
     if image is None:
         return None
-    for name, kind in (("digits", "heldout"), ("clutter", "clutter")):
+    for name, sample in (("digits", "heldout"), ("clutter", "clutter")):
         shipped = paths.shipped(name)
         if Path(image) == shipped or (Path(image).exists() and Path(image).resolve() == shipped.resolve()):
-            return kind
+            return sample
     return None
 
 

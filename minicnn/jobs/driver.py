@@ -8,7 +8,7 @@ answer. The driver does the rest, the same way for every job:
    only, never on the runner);
 2. resume: with ``resume``, a shard whose file holds the same provenance is merged from the file and
    not run again; any difference (model, settings, images, code) means it is run again;
-3. run: the other shards go to the runner's session (``runners.Session``), which hands each result
+3. run: the other shards go to the runner's open workers (``runners.Workers``), which hand each result
    back on the client as it finishes, in any order;
 4. save, then merge: each result is first delivered (``Phase.keep``: a per-image job writes its
    images' files here), then saved atomically as the shard's file, then merged. A shard file
@@ -74,15 +74,15 @@ class Phase:
 
 
 class Driver:
-    """Runs phases on one session: ``Driver(session, work, ...).run(phase)``.
+    """Runs phases on one open set of workers: ``Driver(workers, work, ...).run(phase)``.
 
-    session: an open ``runners.Session``; work: the folder of the shard files; resume: reuse shard
+    workers: an open ``runners.Workers``; work: the folder of the shard files; resume: reuse shard
     files whose provenance matches; skip_bad: leave unreadable images out (each reported) instead of
     ending the run; say: where progress lines go (the report's printer).
     """
 
-    def __init__(self, session, work, resume: bool = False, skip_bad: bool = False, say=print):
-        self.session, self.work, self.resume = session, Path(work), resume
+    def __init__(self, workers, work, resume: bool = False, skip_bad: bool = False, say=print):
+        self.workers, self.work, self.resume = workers, Path(work), resume
         self.skip_bad, self.say = skip_bad, say
         self.bad: dict = {}  # dataset position -> reason, from every shard of every phase
 
@@ -111,7 +111,7 @@ class Driver:
             save_shard(shard_path(self.work, phase.name, shard), kept, provenance[shard])
             self._merge(phase, shard, kept)
 
-        self.session.run(phase.worker, [phase.task(shard) for shard in todo], finished, desc=phase.desc,
+        self.workers.run(phase.worker, [phase.task(shard) for shard in todo], finished, desc=phase.desc,
                          done=done)  # fmt: skip
 
     def _merge(self, phase: Phase, shard: Shard, arrays: dict) -> None:

@@ -14,7 +14,7 @@ worker, and it would wait forever, holding its memory and the multiprocessing re
    client's to handle (it stops the workers itself, ``kill_workers``), not a traceback per worker.
 
 NOTE: Linux sends the death signal when the *thread* that spawned the worker exits, not the whole
-process; a Session must therefore be run from a thread that lives as long as it (the main thread,
+process; ``Workers`` must therefore be opened from a thread that lives as long as it (the main thread,
 in the CLI).
 """
 

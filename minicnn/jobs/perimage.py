@@ -70,7 +70,7 @@ class PerImagePhase(Phase):
         return {name: np.concatenate([p[name] for p in self.parts])[order] for name in self.keep_names}
 
 
-def run_per_image(fn, job, work, session, *, phase: str, keep: tuple, targets=None,
+def run_per_image(fn, job, work, workers, *, phase: str, keep: tuple, targets=None,
                   shard_size: int = 64, resume: bool = False, skip_bad: bool = False, deliver=None,
                   say=print):  # fmt: skip
     """Run ``fn`` over every shard of ``job.dataset``; returns (arrays, bad): the ``keep`` arrays of
@@ -80,7 +80,7 @@ def run_per_image(fn, job, work, session, *, phase: str, keep: tuple, targets=No
     per dataset position, or None (each task then picks its own, e.g. the predicted class).
     """
     spec = PerImagePhase(fn, job, phase, keep, targets, shard_size, deliver)
-    driver = Driver(session, work, resume, skip_bad, say)
+    driver = Driver(workers, work, resume, skip_bad, say)
     driver.run(spec)
     bad = driver.unreadable(job.dataset)
     if sum(len(p["index"]) for p in spec.parts) == 0:

@@ -47,9 +47,9 @@ class Runner:
         return "in this process"
 
 
-class Session:
+class Workers:
     """A runner's workers, kept for every phase of a job (a process pool or a Dask client is
-    started once): ``with Session(runner) as session: session.run(fn, tasks, on_result)``."""
+    started once): ``with Workers(runner) as workers: workers.run(fn, tasks, on_result)``."""
 
     def __init__(self, runner: Runner):
         if isinstance(runner.jobs, bool) or not isinstance(runner.jobs, int) or runner.jobs < 1:
@@ -203,7 +203,7 @@ def _terminate(signum, frame):
 @contextlib.contextmanager
 def _sigterm_raises():
     """While local workers run, SIGTERM raises ``io.atomic.Terminated`` (exit code 143) in the main
-    thread instead of ending the process at once, so that the session kills its workers and no
+    thread instead of ending the process at once, so that ``Workers`` kills its processes and no
     temporary file is left; a handler someone else installed is left alone."""
     install = threading.current_thread() is threading.main_thread() and (
         signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -160,19 +160,19 @@ def _slots_hash(*arrays) -> str:
     return h.hexdigest()
 
 
-def run_topk(job: TopkJob, net, work, session, shard_size: int = 256, resume: bool = False,
+def run_topk(job: TopkJob, net, work, workers, shard_size: int = 256, resume: bool = False,
              skip_bad: bool = False, say=print):  # fmt: skip
     """Run the job; returns (TopK, bad) with bad the list of (image id, reason) left out.
 
     net: the client's own copy of the network (shapes and receptive fields; the workers load
-    theirs). session: the runner's open Session (jobs.runners). work: the folder of shard files.
+    theirs). workers: the runner's open Workers (jobs.runners). work: the folder of shard files.
     resume: reuse shard files whose provenance matches.
     skip_bad: without it, an unreadable image ends the run with one line once every shard is done
     (the finished shards are kept, so ``--resume --skip-bad`` completes it at once).
     """
     from minicnn.tools.topk import TopK, unit_boxes, unit_positions
 
-    driver = Driver(session, work, resume, skip_bad, say)
+    driver = Driver(workers, work, resume, skip_bad, say)
     data = job.dataset
     scan = ScanPhase(job, shard_size)
     driver.run(scan)

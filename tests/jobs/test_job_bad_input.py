@@ -69,7 +69,7 @@ def test_a_dataset_path_the_workers_cannot_read(small_folder, tmp_path):
     """The client lists the folder; the worker then finds no folder at that path."""
     import minicnn as mc
     from minicnn.jobs.dataset import open_dataset
-    from minicnn.jobs.runners import Runner, Session
+    from minicnn.jobs.runners import Runner, Workers
     from minicnn.jobs.shards import file_hash
     from minicnn.jobs.topk import TopkJob, run_topk
 
@@ -77,8 +77,8 @@ def test_a_dataset_path_the_workers_cannot_read(small_folder, tmp_path):
     data = open_dataset(small_folder, (1, 28, 28), "unit")
     job = TopkJob(str(DEFAULT_MODEL), file_hash(DEFAULT_MODEL), "cpu", data, LAYER, 3, "deconvnet", (0,), 8)
     shutil.move(small_folder, tmp_path / "moved")
-    with Session(Runner(progress=False)) as session, pytest.raises(MinicnnError, match="cannot be read here"):
-        run_topk(job, net, tmp_path / "work", session, shard_size=10, say=lambda line: None)
+    with Workers(Runner(progress=False)) as workers, pytest.raises(MinicnnError, match="cannot be read here"):
+        run_topk(job, net, tmp_path / "work", workers, shard_size=10, say=lambda line: None)
     assert not list((tmp_path / "work").glob("*.npz"))  # no shard result for images never read
 
 
@@ -109,7 +109,7 @@ def test_a_worker_running_other_code_refuses(small_folder, tmp_path):
 
     import minicnn as mc
     from minicnn.jobs.dataset import open_dataset
-    from minicnn.jobs.runners import Runner, Session
+    from minicnn.jobs.runners import Runner, Workers
     from minicnn.jobs.shards import code_version, file_hash
     from minicnn.jobs.topk import TopkJob, run_topk
 
@@ -118,9 +118,9 @@ def test_a_worker_running_other_code_refuses(small_folder, tmp_path):
     assert job.code == code_version()
     other = replace(job, code="0.0.1+0123456789abcdef")
     with (
-        Session(Runner(progress=False)) as session,
+        Workers(Runner(progress=False)) as workers,
         pytest.raises(MinicnnError, match="same version on every host"),
     ):
         run_topk(
-            other, mc.load(DEFAULT_MODEL), tmp_path / "work", session, shard_size=10, say=lambda line: None
+            other, mc.load(DEFAULT_MODEL), tmp_path / "work", workers, shard_size=10, say=lambda line: None
         )
