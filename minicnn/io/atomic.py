@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
-import tempfile
 import threading
 from pathlib import Path
 
@@ -62,18 +62,16 @@ def atomic_path(target, suffix: str | None = None):
     """
     target = Path(target)
     with _sigterm_raises():
-        tmp = None
+        # the name is chosen before the file exists, so that an interrupt arriving at any moment after
+        # the file is created (Ctrl-C lands between any two bytecodes) finds the name to delete
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}{suffix or target.suffix or '.tmp'}"
         try:
-            fd, tmp = tempfile.mkstemp(
-                dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix or ".tmp"
-            )
-            os.close(fd)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             yield Path(tmp)
             # mkstemp creates the file private (0600); give it the permissions open() would have
             os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, target)
         except BaseException:
-            if tmp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
