@@ -108,7 +108,8 @@ def test_workers_die_with_the_client(digits, tmp_path, signum):
     proc.communicate(timeout=30)
     assert proc.returncode == (128 + 15 if signum == signal.SIGTERM else -signal.SIGKILL)
     assert gone_within(kids, 5.0), [pid for pid in kids if alive(pid)]
-    assert not list((tmp_path / "shards").rglob(".*"))  # no temporary file
+    if signum == signal.SIGTERM:  # kill -9 cannot be handled: a temp may stay, never a half shard file
+        assert not list((tmp_path / "shards").rglob(".*"))  # no temporary file
 
 
 def test_ctrl_c_ends_quickly_and_resume_continues(digits, tmp_path):
