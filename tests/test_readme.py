@@ -37,7 +37,8 @@ def test_quick_start_is_two_commands_with_the_distributions_name():
     blocks = re.findall(r"```bash\n(.*?)```", quick, re.S)
     assert [b.strip() for b in blocks] == [
         "pip install . && minicnn demo",
-        'pip install torch==2.13.0 && pip install -e ".[test,train]" && python -m pytest -q',
+        'pip install torch==2.13.0 && pip install -e ".[test,train]" && pip install --no-deps zennit==0.5.1 '
+        "&& python -m pytest -q",
     ]
     assert not re.search(r"pip install ['\"]?minicnn(?![-\w])", text)
     assert "`minicnn-vis`" in quick and 'pip install "minicnn-vis[onnx]"' in quick
