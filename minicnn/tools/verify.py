@@ -26,12 +26,15 @@ The comparison (scale = max |reference|, over the whole batch):
     rank_correlation    Spearman's rho of the two maps (ties get their average rank)
     worst               (n, y, x) of the largest difference; ``diff`` holds |ours - reference| per
                         pixel (max over channels), (N, H, W), for the picture
-They agree when max_rel_diff <= tol.
+They agree when max_rel_diff <= tol (and, for saliency, the reference has no negative entries).
+
+When they disagree, ``tools/diagnosis`` tests named hypotheses (sign, scale, layout, another class,
+method or backward rule, ...) and ``diagnosis`` lists those that explain the difference, best first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,9 @@ class VerifyResult:
 
     ours, reference: the two maps in minicnn's layout (float64). diff: (N, H, W) |ours - reference|,
     max over channels. worst: (n, y, x). layout: the reference's layout as read.
+    diagnosis: the explanations of a difference (``tools/diagnosis.Explanation``), best first;
+    closest: the hypothesis that came closest when none explains it (or None). signed: a saliency
+    reference with negative entries (never a saliency map, whatever it compares to).
     """
 
     method: str
@@ -63,20 +69,34 @@ class VerifyResult:
     ours: np.ndarray
     reference: np.ndarray
     diff: np.ndarray
+    diagnosis: list = field(default_factory=list)
+    closest: object = None
+    signed: bool = False
 
     @property
     def agree(self) -> bool:
-        return bool(self.max_rel_diff <= self.tol)
+        return bool(self.max_rel_diff <= self.tol) and not self.signed
 
     def lines(self) -> list[str]:
         verdict = "AGREE" if self.agree else "DISAGREE"
-        return [
+        out = [
             f"{self.method}: max relative difference {self.max_rel_diff:.3g} (tolerance {self.tol:g}), "
             f"{100 * self.fraction_beyond:.3g}% of entries beyond it, rank correlation "
             f"{self.rank_correlation:.6f}",
             f"largest difference at image {self.worst[0]}, row {self.worst[1]}, column {self.worst[2]} "
             f"(reference layout {self.layout}, scale {self.scale:.4g}): {verdict}",
         ]
+        out += [e.line() for e in self.diagnosis if e.same_as is None]
+        same = [f"{e.cause}: {e.detail}" for e in self.diagnosis if e.same_as is not None]
+        if same:  # hypotheses that build the very map of one above: named once, briefly
+            more = "; ..." if len(same) > 3 else ""
+            out.append(f"  the same map under {len(same)} other hypotheses: " + "; ".join(same[:3]) + more)
+        if self.closest is not None and not self.diagnosis:
+            c = self.closest
+            out.append(
+                f"not explained by a named cause; closest: {c.cause}: {c.detail} (residual {c.residual:.2g})"
+            )
+        return out
 
 
 def read_map(path, key: str | None = None) -> np.ndarray:
@@ -203,8 +223,11 @@ def minicnn_map(net, x, method: str, target="predicted", layer=None, size=8, str
 
 def reduce_channels(ref, method: str) -> np.ndarray:
     """A (N, C, H, W) reference -> (N, H, W) for the methods whose minicnn map has no channels."""
-    if method == "saliency":
-        return np.abs(ref).max(axis=1)  # Captum's Saliency gives |g| per channel
+    if method == "saliency":  # Captum's Saliency gives |g| per channel: max over C of it
+        # A signed reference keeps the sign of its largest entry per pixel, so that it is not
+        # silently made a saliency map; its absolute value is the diagnosis "abs".
+        pick = np.abs(ref).argmax(axis=1)[:, None]
+        return np.take_along_axis(ref, pick, axis=1)[:, 0]
     if method == "occlusion":
         if ref.shape[1] > 1 and not np.allclose(ref, ref[:, :1], rtol=1e-6, atol=0):
             raise MinicnnError("an occlusion map with channels must be the same in every channel")
@@ -227,6 +250,7 @@ def verify(
     size: int = 8,
     stride: int = 4,
     fill="zero",
+    diagnose: bool = True,
 ) -> VerifyResult:
     """Compare minicnn's ``method`` map of images x (N, C, H, W) with ``reference``.
 
@@ -234,7 +258,8 @@ def verify(
     class index, list, or "predicted". layer: Grad-CAM's layer (default: the last conv's ReLU).
     size, stride, fill: the occluder (as in mc.occlusion; Captum's Occlusion with
     sliding_window_shapes (C, size, size), strides (1, stride, stride) and baselines = fill).
-    Returns a VerifyResult; ``result.agree`` is max_rel_diff <= tol.
+    diagnose: when they disagree, test the named hypotheses of tools/diagnosis (a few dozen
+    backward passes at most). Returns a VerifyResult; ``result.agree`` is max_rel_diff <= tol.
     """
     if tol <= 0:
         raise MinicnnError(f"tolerance must be positive, got {tol}")
@@ -245,4 +270,26 @@ def verify(
     else:  # minicnn's map has no channels; a reference with channels is reduced as Captum's are
         arranged, name = to_layout(ref, ours.shape[0], None, ours.shape[1:], layout)
         arranged = reduce_channels(arranged, method)
-    return compare(ours, arranged, tol, method, name)
+    result = compare(ours, arranged, tol, method, name)
+    result.signed = method == "saliency" and bool((arranged < 0).any())
+    if diagnose and not result.agree:
+        result.diagnosis, result.closest = explain(net, x, method, target, layer, result)
+    return result
+
+
+def explain(net, x, method, target, layer, result):
+    """(explanations, closest) of tools/diagnosis for a disagreeing result (see verify)."""
+    from minicnn.tools.cam import gradcam_layer
+    from minicnn.tools.diagnosis import Case, diagnose
+    from minicnn.tools.targets import as_batch, resolve_targets
+
+    x = as_batch(net, x)
+    targets = resolve_targets(target, net.run(x).output())
+    try:  # Grad-CAM's layer, also for the hypothesis that the map is a Grad-CAM map
+        name = gradcam_layer(net, layer if method == "grad_cam" else None, tuple(x.shape[1:]))
+    except MinicnnError:
+        name = None
+    case = Case(
+        net, x, method, targets, result.ours, result.reference, result.tol, name, result.signed, METHODS
+    )
+    return diagnose(case)
