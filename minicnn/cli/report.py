@@ -30,6 +30,8 @@ class Report:
     targets:   one dict per image: {"image": name, "index": class index, "name": class name}.
     methods:   the methods run, with their papers (e.g. "saliency (Simonyan et al. 2013)").
     settings:  the values the command chose or was given (layer, occluder size, steps, ...).
+    diagnosis: ``verify``'s explanations of a difference, {"cause", "detail", "residual"} each
+               (tools/diagnosis.CAUSES); None for the commands that diagnose nothing (not in --json).
     """
 
     command: str
@@ -44,6 +46,7 @@ class Report:
     targets: list[dict] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    diagnosis: list | None = None
 
     def say(self, text: str) -> None:
         """Print one line for the user and keep it in ``messages``."""
@@ -53,6 +56,7 @@ class Report:
     def summary(self) -> dict:
         """The report as plain JSON types (what ``--json`` prints): absolute paths as strings, numbers as
         floats, figures as {"caption", "path"} pairs in the order written."""
+        extra = {} if self.diagnosis is None else {"diagnosis": [_plain(d) for d in self.diagnosis]}
         return {
             "command": self.command,
             "exit_code": self.exit_code,
@@ -65,6 +69,7 @@ class Report:
             "figures": [{"caption": c, "path": str(Path(p).absolute())} for c, p in self.figures.items()],
             "numbers": {k: _plain(v) for k, v in self.numbers.items()},
             "tables": {k: _plain(v) for k, v in self.tables.items()},
+            **extra,
         }
 
 
