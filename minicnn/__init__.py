@@ -60,6 +60,8 @@ _API = {
     "occlusion": "minicnn.tools.occlusion",
     "cam": "minicnn.tools.cam",
     "grad_cam": "minicnn.tools.cam",
+    "integrated_gradients": "minicnn.tools.integrated_gradients",
+    "completeness_gap": "minicnn.tools.integrated_gradients",
     # optimisation-based tools
     "class_model": "minicnn.tools.classmodel",
     "maximize": "minicnn.tools.maximize",
