@@ -77,6 +77,12 @@ _API = {
     "class_sensitivity": "minicnn.tools.sanity_checks",
     "image_recovery": "minicnn.tools.sanity_checks",
     "pointing_game": "minicnn.tools.sanity_pointing",
+    # faithfulness: perturbation curves, ROAD, completeness
+    "deletion": "minicnn.tools.faithfulness",
+    "insertion": "minicnn.tools.faithfulness",
+    "pixel_flipping": "minicnn.tools.faithfulness",
+    "road": "minicnn.tools.faithfulness_road",
+    "completeness": "minicnn.tools.faithfulness_completeness",
     # process-wide settings, applied only when asked (minicnn/process.py)
     "tune_process": "minicnn.process",
 }
