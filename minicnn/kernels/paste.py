@@ -3,10 +3,12 @@ its inverse, crop one window per batch item out of a single (zero-padded) map.
 
     paste:  dst[b, :, r[b] + i, c[b] + j] = patch[b, :, i, j]      (clipped to dst's borders)
     crop:   out[b, :, i, j] = src[0, :, r[b] + i - pad, c[b] + j - pad]   (zero outside src)
+    cut:    out[b, :, i, j] = src[b, :, r[b] + i, c[b] + j]        (one window per map of a batch)
 
 Incremental occlusion (minicnn/tools/incremental.py) moves the changed rectangle of every occluder
 position through the network this way: at every layer it crops the input rows a patch's outputs
-read from the clean activation and pastes the changed patch over them. CPU: Numba loops over
+read from the clean activation and pastes the changed patch over them; ``cut`` takes the changed
+rectangle back out of a layer run on whole maps (a max pooling padded with -inf). CPU: Numba loops over
 (item, channel), no temporaries (cropping with NumPy pads the whole map, gathers with fancy
 indexing and transposes: three copies of data that a loop reads once). GPU: the same with array
 operations (no host round trip of the data).
@@ -92,3 +94,11 @@ def paste(dst, patch, r, c):
     else:
         _paste_gpu(dst, patch, r, c)
     return dst
+
+
+def cut(src, r, c, h: int, w: int):
+    """Windows (B, C, h, w) of a batch src (B, C, H, W), window b at (r[b], c[b]) inside src[b].
+
+    One slice per item, the same on both devices: it runs once per layer that cannot take a
+    zero-padded crop, not once per element."""
+    return get_xp(src).stack([src[b, :, r[b] : r[b] + h, c[b] : c[b] + w] for b in range(len(src))])

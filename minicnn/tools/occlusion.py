@@ -12,7 +12,6 @@ no window covers, when stride > size, get 0).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,7 @@ from tqdm.auto import tqdm
 from minicnn.backend import get_xp, to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.layers.softmax import softmax
-from minicnn.tools.incremental import chain_only, incremental_scores
+from minicnn.tools.incremental import incremental_scores
 from minicnn.tools.targets import as_batch, forward_record, resolve_targets
 
 FILLS = ("grey", "zero", "mean")
@@ -113,7 +112,7 @@ def occlusion(
     """Occlusion sensitivity maps (Zeiler & Fergus 2013, sec. 4.2) of the target classes.
 
     Args:
-        net: a Sequential ending in class scores. x: images (N, C, H, W) in network-input space,
+        net: a Sequential or a Graph ending in class scores. x: images (N, C, H, W) in network-input space,
             or one (C, H, W) image. target: class index, list of N indices, or "predicted".
         size: side of the square occluder in pixels; stride: step between positions (see the
             module docstring for the grid, the same as Captum's ``Occlusion``). None: scaled to
@@ -123,8 +122,7 @@ def occlusion(
         incremental: recompute only the activations each occluder changes (Nakandala et al. 2019,
             minicnn/tools/incremental.py); the same scores as the full recomputation (False) up to
             float rounding, several times faster on deep networks. On a graph network (a ResNet)
-            it is not available: a warning gives the reason and every occluder is scored by a
-            full forward pass.
+            every branch carries its own changed region and a sum reads their union.
         record: the PassRecord of a forward pass over x already run by the caller (reused).
 
     Returns:
@@ -144,10 +142,6 @@ def occlusion(
     if batch_size < 1:
         raise MinicnnError(f"batch_size must be positive, got {batch_size}")
     fills = fill_values(net, x, fill)
-    reason = chain_only(net) if incremental else None
-    if reason is not None:  # a graph: the same scores, by full recomputation (said, not hidden)
-        warnings.warn(reason, stacklevel=2)
-        incremental = False
     passed = forward_record(net, x, record)
     base = passed.output()
     targets = resolve_targets(target, base)

@@ -1,5 +1,5 @@
 """Tools on graph networks (residual blocks): receptive fields, Captum's references, the
-equivalence table, Grad-CAM's default layer and occlusion, each against an independent reference.
+equivalence table, Grad-CAM's default layer and incremental occlusion, each against an independent reference.
 
 References: brute-force perturbation (receptive fields: perturb one input pixel, see which units
 change), Captum on a torch module that runs the nodes in order (float64), torch autograd, CAM
@@ -46,6 +46,22 @@ def small_resnet(seed=0, channels=1, width=8):
         if "bias" in layer.params:
             layer.bias = rng.uniform(-0.3, 0.3, layer.bias.shape)
     return net
+
+
+def branch_then_shortcut(dtype=np.float32):
+    """A block whose branch ReLU ``a.relu`` runs after the shortcut conv: the node run just before
+    a layer is not always the node it reads. Input (1, 8, 8), 3 classes."""
+    nodes = [
+        mc.Conv2D(1, 4, 3, padding=1, name="conv"),
+        mc.ReLU(name="relu"),
+        (mc.Conv2D(4, 4, 3, padding=1, name="a"), "relu"),
+        (mc.Conv2D(4, 4, 1, name="shortcut"), "relu"),
+        (mc.ReLU(name="a.relu"), "a"),
+        (mc.Add(name="add"), ("a.relu", "shortcut")),
+        mc.GlobalAvgPool2D(name="gap"),
+        mc.Dense(4, 3, name="fc"),
+    ]
+    return mc.Graph(nodes, seed=0, dtype=dtype, meta={"input_shape": (1, 8, 8)})
 
 
 # -- receptive fields ---------------------------------------------------------------------------
@@ -233,19 +249,7 @@ def test_gradcam_rectified_conv_is_its_reader_not_the_next_in_order():
     ReLU of another branch, which must not be taken."""
     from minicnn.tools.cam import gradcam_layer
 
-    net = mc.Graph(
-        [
-            mc.Conv2D(1, 4, 3, padding=1, name="conv"),
-            mc.ReLU(name="relu"),
-            (mc.Conv2D(4, 4, 3, padding=1, name="a"), "relu"),
-            (mc.Conv2D(4, 4, 1, name="shortcut"), "relu"),
-            (mc.ReLU(name="a.relu"), "a"),
-            (mc.Add(name="add"), ("a.relu", "shortcut")),
-            mc.GlobalAvgPool2D(name="gap"),
-            mc.Dense(4, 3, name="fc"),
-        ],
-        seed=0,
-    )
+    net = branch_then_shortcut()
     assert [layer.name for layer in net.layers][2:5] == ["a", "shortcut", "a.relu"]
     assert gradcam_layer(net, "shortcut", (1, 8, 8)) == "shortcut"
     assert gradcam_layer(net, "a", (1, 8, 8)) == "a.relu"
@@ -266,21 +270,27 @@ def naive_occlusion_scores(net, image, target, size, stride, value):
     return scores
 
 
-def test_occlusion_on_a_graph_is_the_naive_loop_and_says_why_not_incremental():
-    """On a graph incremental occlusion is refused with its reason (a warning) and every position
-    is scored by a full pass: the scores equal a naive loop (float64, 1e-12)."""
+def test_occlusion_on_a_graph_is_incremental_and_equals_the_naive_loop():
+    """On a graph occlusion runs incrementally (every branch its own region, no warning) and its
+    scores equal a naive loop of full passes (float64, 1e-12); incremental=False gives the same."""
+    import warnings
+
     net = small_resnet(channels=3)
     image = np.random.default_rng(3).standard_normal((3, 24, 24))
-    with pytest.warns(UserWarning, match="is a graph of layers .*full forward pass"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         res = mc.occlusion(net, image, 2, size=6, stride=3, fill="zero", progress=False)
     ref = naive_occlusion_scores(net, image, 2, 6, 3, 0.0)
     assert res.score.shape == (1, *ref.shape)
     assert_close(res.score[0], ref, 1e-12, "graph occlusion scores")
+    full = mc.occlusion(net, image, 2, size=6, stride=3, fill="zero", progress=False, incremental=False)
+    assert_close(res.attribution, full.attribution, 1e-12, "incremental and full attribution maps")
 
 
 def test_incremental_occlusion_through_a_padded_max_pool_in_a_chain():
-    """A padded max-pool (-inf padding) in a chain: incremental inference recomputes from it on in
-    full instead of stopping with an error; the scores equal the naive loop (float64, 1e-10)."""
+    """A padded max-pool (-inf padding) in a chain: incremental inference runs that node on whole
+    maps and cuts its changed rectangle back out instead of stopping with an error; the scores
+    equal the naive loop (float64, 1e-10)."""
     net = mc.Sequential(
         [
             mc.Conv2D(3, 4, 3, padding=1),
@@ -304,21 +314,7 @@ def test_incremental_occlusion_through_a_padded_max_pool_in_a_chain():
 def test_maximize_a_relu_in_a_graph_climbs_its_own_input():
     """For a ReLU layer the ascent climbs the ReLU's input (tools/maximize.py): in a graph that is
     the node the ReLU reads, not the node run just before it (here the shortcut)."""
-    net = mc.Graph(
-        [
-            mc.Conv2D(1, 4, 3, padding=1, name="conv"),
-            mc.ReLU(name="relu"),
-            (mc.Conv2D(4, 4, 3, padding=1, name="a"), "relu"),
-            (mc.Conv2D(4, 4, 1, name="shortcut"), "relu"),
-            (mc.ReLU(name="a.relu"), "a"),
-            (mc.Add(name="add"), ("a.relu", "shortcut")),
-            mc.GlobalAvgPool2D(name="gap"),
-            mc.Dense(4, 3, name="fc"),
-        ],
-        seed=0,
-        dtype=np.float64,
-        meta={"input_shape": (1, 8, 8)},
-    )
+    net = branch_then_shortcut(dtype=np.float64)
     res = mc.maximize(net, "a.relu", 2, starts=2, steps=1, seed=0, progress=False)
     start = res.info["start"]
     expected = net.forward(start, stop="a")[:, 2].mean(axis=(1, 2))
