@@ -32,7 +32,7 @@ from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError, quote
 from minicnn.network import Sequential
 from minicnn.record import INPUT, PassRecord
-from minicnn.rules import check_mode, layer_backward
+from minicnn.rules import assign, check_mode, layer_backward
 
 
 def _parse(nodes) -> tuple[list, dict]:
@@ -249,11 +249,12 @@ class GraphRecord(PassRecord):
             )
         signals = {top: dy.astype(self.input.dtype, copy=False)}
         self.grads = {}
+        modes = assign(mode, self._layers, self)  # the rule each node receives (minicnn/rules.py)
         for i in range(last, first - 1, -1):
             layer = self._layers[i]
             if layer.name not in signals:  # not on a path from start: nothing flows through it
                 continue
-            dx, grads = layer_backward(layer, signals.pop(layer.name), self._caches[i], mode, need_params)
+            dx, grads = layer_backward(layer, signals.pop(layer.name), self._caches[i], modes[i], need_params)
             if grads is not None:
                 self.grads[layer.name] = grads
             sources = self.inputs[layer.name]

@@ -15,7 +15,7 @@ forward pass.
 from __future__ import annotations
 
 from minicnn.errors import MinicnnError
-from minicnn.rules import check_mode, layer_backward
+from minicnn.rules import assign, check_mode, layer_backward
 
 #: the name of the network's input where a layer's inputs are named (``inputs``; minicnn/graph.py)
 INPUT = "input"
@@ -71,6 +71,13 @@ class PassRecord:
         on its own, as in the equivalence table)."""
         return self._caches[self._where(name)]
 
+    def layer_input(self, i: int):
+        """What layer i (in run order) read in this pass: an array, or a tuple of arrays for a layer
+        with several inputs."""
+        layer = self._layers[i]
+        given = [self.input if name == INPUT else self.outputs[name] for name in self.inputs[layer.name]]
+        return tuple(given) if layer.several_inputs else given[0]
+
     def backward(self, dy, mode: str = "gradient", start: str | None = None, stop: str | None = None,
                  need_params: bool = False):  # fmt: skip
         """Propagate dy from the output of layer ``start`` down to the output of layer ``stop``.
@@ -78,8 +85,9 @@ class PassRecord:
         dy: shaped like ``start``'s output (default start: the last layer run). stop: None runs down
         to the input and returns dL/dx shaped like ``input``; a layer name returns the signal at that
         layer's output, without running its backward (Grad-CAM needs dS/dA there and no more).
-        mode: the backward rule, "gradient", "deconvnet" or "guided" (minicnn/rules.py),
-        checked here and given only to the layers that read one (the ReLU). need_params: also
+        mode: the backward rule, "gradient", "deconvnet" or "guided", or a rule value (an LRP rule,
+        a Composite, DeepLift: minicnn/rules.py), checked here and given only to the layers that
+        read one (the ReLU; under rule values the linear layers too). need_params: also
         compute weight and bias gradients, kept in ``self.grads`` (replaced on every call).
         """
         check_mode(mode)
@@ -95,9 +103,10 @@ class PassRecord:
             )
         dy = dy.astype(self.input.dtype, copy=False)
         self.grads = {}
+        modes = assign(mode, self._layers, self)
         for i in range(last, first - 1, -1):
             layer = self._layers[i]
-            dy, grads = layer_backward(layer, dy, self._caches[i], mode, need_params)
+            dy, grads = layer_backward(layer, dy, self._caches[i], modes[i], need_params)
             if grads is not None:
                 self.grads[layer.name] = grads
         return dy

@@ -10,13 +10,15 @@ tuple and adds each returned signal to the branch it came from.
 
 The sum is linear with Jacobian [I, I, ..., I], so its backward copies the signal to every input,
 the same under every backward rule; the DeconvNet reverse stage is that transposed map too (the
-signal sent down each branch), written apart from ``backward`` as ``copy_to_inputs``.
+signal sent down each branch), written apart from ``backward`` as ``copy_to_inputs``. Under an
+LRP rule the sum splits the relevance among its inputs in proportion to their values (``backward``).
 """
 
 from __future__ import annotations
 
 from minicnn.backend import get_xp
 from minicnn.layers.base import Layer
+from minicnn.layers.relevance import share
 
 
 def copy_to_inputs(signal, count: int) -> tuple:
@@ -30,6 +32,7 @@ class Add(Layer):
 
     kind = "Add"
     several_inputs = True
+    reads_rule = True  # LRP: each input's share of the sum (below); every other rule copies
     equivalence_row = ("X_1 + X_2", "R to each X_i", "dX to each X_i")
 
     def output_shape(self, shapes):
@@ -48,7 +51,13 @@ class Add(Layer):
             y += x  # y is a new array: adding in place changes no input
         return y, len(xs)  # the cache: how many inputs receive the signal
 
-    def backward(self, dy, cache, need_params=False):
+    def backward(self, dy, cache, mode="gradient", need_params=False):
+        if not isinstance(mode, str):
+            # LRP (Zennit's Norm at its Sum): input i receives x_i * R / s(x_1 + ... + x_k), its
+            # share of the sum, s the stabiliser of minicnn/rules.py; the shares add up to R
+            # up to the stabiliser. DeepLIFT never reaches here (the sum takes its gradient).
+            g = share(dy, mode.output, mode.rule.stabilizer)
+            return tuple(x * g for x in mode.input), None
         # d(x_1 + ... + x_k)/dx_i = I: every input receives dy itself (callers never write into it)
         return tuple(dy for _ in range(cache)), None
 

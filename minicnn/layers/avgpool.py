@@ -30,6 +30,7 @@ import numpy as np
 from minicnn.backend import get_xp
 from minicnn.geometry import Window, output_size
 from minicnn.layers.base import Layer
+from minicnn.layers.relevance import fixed_relevance
 
 
 def _pair(v) -> tuple[int, int]:
@@ -87,6 +88,7 @@ class AvgPool2D(Layer):
 
     kind = "AvgPool2D"
     is_pooling = True
+    reads_rule = True  # LRP rules: the z-rule of its fixed weights (minicnn/layers/relevance.py)
     equivalence_row = ("mean of window", "A^T R", "dX / k spread")  # A: the averaging, separable
 
     def __init__(self, kernel_size=2, stride=None, padding=0, count_include_pad=True, name=None):
@@ -151,7 +153,9 @@ class AvgPool2D(Layer):
         out_hw = (output_size(x.shape[2], kh, sh, 0), output_size(x.shape[3], kw, sw, 0))
         return window_sums(x, self.kernel_size, self.stride, (0, 0), out_hw) / (kh * kw)
 
-    def backward(self, dy, cache, need_params=False):
+    def backward(self, dy, cache, mode="gradient", need_params=False):
+        if not isinstance(mode, str):  # an LRP rule: the z-rule through this backward
+            return fixed_relevance(mode, dy, lambda g: self.backward(g, cache)[0]), None
         xp = get_xp(dy)
         n, c, h, w = cache.input_shape
         ph, pw = self.padding
@@ -206,6 +210,7 @@ class AdaptiveAvgPool2D(Layer):
 
     kind = "AdaptiveAvgPool2D"
     is_pooling = True
+    reads_rule = True  # LRP rules: the z-rule of its fixed weights (minicnn/layers/relevance.py)
     equivalence_row = ("adaptive mean", "A^T R", "dX/area spread")  # A: the averaging, separable
 
     def __init__(self, output_size=7, name=None):
@@ -239,7 +244,9 @@ class AdaptiveAvgPool2D(Layer):
                 y[:, :, i, j] = x[:, :, r0:r1, c0:c1].mean(axis=(2, 3))
         return y, tuple(x.shape)
 
-    def backward(self, dy, cache, need_params=False):
+    def backward(self, dy, cache, mode="gradient", need_params=False):
+        if not isinstance(mode, str):  # an LRP rule: the z-rule through this backward
+            return fixed_relevance(mode, dy, lambda g: self.backward(g, cache)[0]), None
         xp = get_xp(dy)
         n, c, h, w = cache
         if (h, w) == self.output_size:

@@ -18,6 +18,7 @@ import numpy as np
 
 from minicnn.backend import get_xp, to_numpy
 from minicnn.layers.base import Layer
+from minicnn.layers.relevance import relevance
 
 TORCH_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 
@@ -38,6 +39,7 @@ class BatchNorm2D(Layer):
 
     kind = "BatchNorm2D"
     has_params = True
+    reads_rule = True  # LRP rules, as the linear map a x + b (minicnn/layers/relevance.py)
     equivalence_row = ("a X + b, a = g / s", "R a", "dX a")
 
     def __init__(self, channels, eps=TORCH_EPS, name=None):
@@ -87,7 +89,9 @@ class BatchNorm2D(Layer):
         scale, shift = self._affine(x.dtype)
         return x * scale[None, :, None, None] + shift[None, :, None, None], x
 
-    def backward(self, dy, cache, need_params=False):
+    def backward(self, dy, cache, mode="gradient", need_params=False):
+        if not isinstance(mode, str):  # an LRP rule: relevance, no parameter gradients
+            return self.relevance(dy, mode), None
         scale, _ = self._affine(dy.dtype)
         dx = dy * scale[None, :, None, None]
         if not need_params:
@@ -101,6 +105,20 @@ class BatchNorm2D(Layer):
         still = xp.zeros(self.channels, dtype=dy.dtype)
         grads = {"weight": (dy * xhat).sum(axis=(0, 2, 3)), "bias": dy.sum(axis=(0, 2, 3))}
         return dx, {**grads, "running_mean": still, "running_var": still.copy()}
+
+    def relevance(self, r, at):
+        """R_in (N, C, H, W) from the relevance r of the outputs under ``at`` (a rules.LayerRule):
+        the layer as the linear map with weight a (diagonal) and bias b."""
+
+        def forward(x, a, b):
+            y = x * a[None, :, None, None]
+            return y if b is None else y + b[None, :, None, None]
+
+        def transpose(g, a):
+            return g * a[None, :, None, None]
+
+        scale, shift = self._affine(r.dtype)
+        return relevance(at.rule, at.input, at.output, r, forward, transpose, scale, shift)
 
     def reverse(self, signal, cache, input_shape):
         return scale_channels(signal, channel_scale(self.weight, self.running_var, self.eps))

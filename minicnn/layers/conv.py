@@ -27,6 +27,7 @@ from minicnn.kernels.conv import (  # noqa: F401 (conv2d_* re-exported: the laye
 )
 from minicnn.kernels.kernel_cache import KernelTransforms
 from minicnn.layers.base import Layer, he_normal
+from minicnn.layers.relevance import relevance
 
 
 def transposed_filters(weight):
@@ -67,6 +68,7 @@ class Conv2D(Layer):
     kind = "Conv2D"
     has_params = True
     is_convolution = True
+    reads_rule = True  # LRP rules (minicnn/layers/relevance.py); the named rules all take the gradient
     equivalence_row = ("X * K + b", "R * K^T", "dX * K^T")  # K^T: the transposed (flipped) filters
 
     def __init__(
@@ -145,11 +147,29 @@ class Conv2D(Layer):
         # The region already holds the zero padding: convolve with padding 0, same lowering rule.
         return conv2d_forward(x, self.weight, self.bias, self.stride, 0, self.algorithm, self.transforms)[0]
 
-    def backward(self, dy, cache, need_params=False):
+    def backward(self, dy, cache, mode="gradient", need_params=False):
+        if not isinstance(mode, str):  # an LRP rule: relevance, no parameter gradients
+            return self.relevance(dy, cache, mode), None
         dx, dw, db = conv2d_backward(
             dy, cache, self.weight, self.stride, self.padding, need_params, self.algorithm, self.transforms
         )
         return dx, ({"weight": dw, "bias": db} if need_params else None)
+
+    def relevance(self, r, cache, at):
+        """R_in (N, C, H, W) from the relevance r (N, O, Ho, Wo) of the outputs under ``at``
+        (a rules.LayerRule: the LRP rule, the recorded input and output)."""
+
+        def forward(x, w, b):
+            bias = b if b is not None else get_xp(x).zeros(self.out_channels, dtype=x.dtype)
+            return conv2d_forward(x, w, bias, self.stride, self.padding, self.algorithm)[0]
+
+        def transpose(g, w):
+            # the layer's own weights keep their cached transforms; modified weights are used once
+            transforms = self.transforms if w is self.weight else None
+            s, p = self.stride, self.padding
+            return conv2d_backward(g, cache, w, s, p, False, self.algorithm, transforms)[0]
+
+        return relevance(at.rule, at.input, at.output, r, forward, transpose, self.weight, self.bias)
 
     def reverse(self, signal, cache, input_shape):
         return filter_transposed(signal, self.weight, self.stride, self.padding, input_shape)

@@ -19,6 +19,7 @@ from minicnn.backend import get_xp, to_numpy
 from minicnn.kernels import dense as dense_kernels
 from minicnn.kernels import gemm
 from minicnn.layers.base import Layer, he_normal
+from minicnn.layers.relevance import relevance
 
 
 def dense_transposed(signal, weight):
@@ -33,6 +34,7 @@ class Dense(Layer):
     kind = "Dense"
     has_params = True
     is_linear = True
+    reads_rule = True  # LRP rules (minicnn/layers/relevance.py); the named rules all take the gradient
     equivalence_row = ("W X + b", "W^T R", "W^T dX")
 
     def __init__(self, in_features, out_features, name=None):
@@ -73,11 +75,24 @@ class Dense(Layer):
         y = gemm.product(self.weight, x.T).T + self.bias  # (N, out), laid out column-major: made row-major
         return get_xp(y).ascontiguousarray(y), x
 
-    def backward(self, dy, cache, need_params=False):
+    def backward(self, dy, cache, mode="gradient", need_params=False):
+        if not isinstance(mode, str):  # an LRP rule: relevance, no parameter gradients
+            return self.relevance(dy, mode), None
         dx = dense_kernels.input_gradient(dy, self.weight)  # rows of W that dy selects: kernels/dense.py
         if not need_params:
             return dx, None
         return dx, {"weight": gemm.product(dy.T, cache), "bias": dy.sum(axis=0)}
+
+    def relevance(self, r, at):
+        """R_in (N, in) from the relevance r (N, out) under ``at`` (a rules.LayerRule)."""
+
+        def forward(x, w, b):
+            return x @ w.T if b is None else x @ w.T + b
+
+        def transpose(g, w):
+            return dense_kernels.input_gradient(g, w) if w is self.weight else g @ w
+
+        return relevance(at.rule, at.input, at.output, r, forward, transpose, self.weight, self.bias)
 
     def reverse(self, signal, cache, input_shape):
         return dense_transposed(signal, self.weight)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from minicnn.backend import get_xp
 from minicnn.layers.base import Layer
+from minicnn.layers.relevance import fixed_relevance
 
 
 def spread_average(signal, input_shape):
@@ -24,6 +25,7 @@ class GlobalAvgPool2D(Layer):
 
     kind = "GlobalAvgPool2D"
     is_global_pool = True
+    reads_rule = True  # LRP rules: the z-rule of its fixed weights (minicnn/layers/relevance.py)
     equivalence_row = ("mean over h, w", "R / hw spread", "dX / hw spread")
 
     def output_shape(self, shape):
@@ -37,7 +39,9 @@ class GlobalAvgPool2D(Layer):
         self.output_shape(x.shape[1:])
         return x.mean(axis=(2, 3)), x.shape
 
-    def backward(self, dy, cache, need_params=False):
+    def backward(self, dy, cache, mode="gradient", need_params=False):
+        if not isinstance(mode, str):  # an LRP rule: the z-rule through this backward
+            return fixed_relevance(mode, dy, lambda g: self.backward(g, cache)[0]), None
         n, c, h, w = cache
         xp = get_xp(dy)
         dx = xp.broadcast_to((dy / (h * w))[:, :, None, None], cache)

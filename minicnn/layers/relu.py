@@ -11,6 +11,14 @@ the rules are named in minicnn/rules.py):
     guided     dx = max(dy, 0) * [x > 0]      both
 
 NOTE: the derivative at x == 0 is taken as 0, as PyTorch does ([x > 0], not [x >= 0]).
+
+Two rule values reach it too (minicnn/rules.py): under every LRP rule the ReLU passes relevance
+unchanged (Zennit's Pass; a ReLU is not a layer among whose inputs relevance is split), and
+DeepLIFT's Rescale rule (Shrikumar et al. 2017, sec. 3.3) multiplies by the slope of the secant
+between the reference's and the input's forward passes:
+
+    deeplift   dx = dy * (y - y0) / (x - x0)      where x != x0
+               dx = dy * [x > 0]                  where x == x0 (the gradient: the secant's limit)
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 from minicnn.backend import get_xp
 from minicnn.kernels import relu as kernels
 from minicnn.layers.base import Layer
+from minicnn.rules import DeepLift
 
 # The table above: rule -> (mask by the forward input, rectify the backward signal).
 MASKS = {"gradient": (True, False), "deconvnet": (False, True), "guided": (True, True)}
@@ -27,6 +36,16 @@ def relu_backward(dy, y, mode: str = "gradient"):
     """dy, y (the forward output; y > 0 exactly where x > 0), same shapes -> dx by ``mode``'s rule
     (a name from minicnn.rules.MODES, checked by the caller)."""
     return kernels.relu_backward(dy, y, *MASKS[mode])
+
+
+def rescale(dy, x, y, x0, y0):
+    """DeepLIFT's Rescale multiplier times dy: dy * (y - y0) / (x - x0), dy * [x > 0] where x == x0;
+    all arrays of one shape (x0, y0: the reference pass's input and output of this ReLU)."""
+    xp = get_xp(dy)
+    delta = x - x0
+    moved = delta != 0
+    slope = xp.where(moved, y - y0, x > 0) / xp.where(moved, delta, 1)
+    return dy * slope.astype(dy.dtype, copy=False)
 
 
 def rectify(signal):
@@ -48,7 +67,12 @@ class ReLU(Layer):
         return y, y  # the output is the cache: its sign pattern is the forward mask
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
-        return relu_backward(dy, cache, mode), None
+        if isinstance(mode, str):
+            return relu_backward(dy, cache, mode), None
+        if isinstance(mode.rule, DeepLift):
+            (x0, y0) = mode.reference
+            return rescale(dy, mode.input, mode.output, x0, y0), None
+        return dy, None  # LRP: relevance passes unchanged
 
     def reverse(self, signal, cache, input_shape):
         return rectify(signal)
