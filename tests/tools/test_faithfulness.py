@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from frameworks import quantus
-from support import oracle
+from support import biased, oracle
 from torch_mirror import to_torch
 
 import minicnn as mc
@@ -15,6 +15,7 @@ from minicnn.errors import MinicnnError
 from minicnn.tools.faithfulness import deletion, perturbation_curve, pixel_flipping, pixel_order, step_counts
 from minicnn.tools.faithfulness_completeness import completeness
 from minicnn.tools.faithfulness_road import road
+from minicnn.tools.integrated_gradients import completeness_gap
 from minicnn.tools.saliency import class_gradient
 
 
@@ -44,20 +45,19 @@ def test_gradient_x_input_is_complete_without_biases_and_not_with(integer_images
         net = integer_net(bias)
         y = np.asarray(net.forward(x)).argmax(axis=1)
         gxi = np.asarray(class_gradient(net, x, y)) * x
-        res = completeness(net, x, gxi, y)
+        gap = completeness_gap(net, x, gxi, y)
         scores = np.asarray(net.forward(x))[np.arange(5), y]
         zero = np.asarray(net.forward(np.zeros_like(x)))[np.arange(5), y]
-        np.testing.assert_array_equal(res.difference, scores - zero)
-        np.testing.assert_array_equal(res.total, gxi.reshape(5, -1).sum(axis=1))
+        np.testing.assert_array_equal(gap, gxi.reshape(5, -1).sum(axis=1) - (scores - zero))
         if complete:
-            np.testing.assert_array_equal(res.gap, 0)  # Euler: S(x) = grad S(x) . x, S(0) = 0
+            np.testing.assert_array_equal(gap, 0)  # Euler: S(x) = grad S(x) . x, S(0) = 0
         else:
-            assert np.abs(res.gap).max() >= 1
+            assert np.abs(gap).max() >= 1
 
 
 def test_completeness_agrees_with_quantus(integer_images):
     """Quantus' Completeness says whether sum(a) == S(x) - S(0) exactly; on integers both are
-    exact, so its verdict is ours with gap == 0, also when one attribution is made wrong by 1."""
+    exact, so its verdict is gap == 0, also when one attribution is made wrong by 1."""
     q = quantus()
     x = integer_images
     net = integer_net(bias=False)
@@ -67,11 +67,31 @@ def test_completeness_agrees_with_quantus(integer_images):
     broken[2, 0, 3, 3] += 1
     metric = q.Completeness(normalise=False, abs=False, perturb_baseline=0.0, disable_warnings=True)
     model = to_torch(net, oracle("torch").float32)  # Quantus feeds torch.Tensor(x): float32, exact here
+    verdicts = []
     for maps in (gxi, broken):
         verdict = metric(model=model, x_batch=x, y_batch=y, a_batch=maps, softmax=False, device="cpu")
-        ours = completeness(net, x, maps, y)
-        assert list(verdict) == list(ours.gap == 0)
-    assert completeness(net, x, broken, y).gap[2] == 1
+        assert list(verdict) == list(completeness_gap(net, x, maps, y) == 0)
+        verdicts.append(list(verdict))
+    assert verdicts == [[True] * 5, [True, True, False, True, True]]
+    assert completeness_gap(net, x, broken, y)[2] == 1
+
+
+def test_integrated_gradients_row_closes_its_gap_and_a_claimless_method_is_refused(make_small_vgg):
+    net = biased(make_small_vgg(seed=3, channels=1, size=8, classes=3))  # with biases: IG is not exact
+    x = np.random.default_rng(5).random((2, 1, 8, 8))
+    y = np.asarray(net.forward(x)).argmax(axis=1)
+    coarse, fine = (
+        completeness(net, x, ["ig"], y, **{"integrated-gradients": {"steps": s}})[0] for s in (2, 200)
+    )
+    assert fine.method == "integrated-gradients" and fine.claim == "F(x) - F(baseline)"
+    scores = np.asarray(net.forward(x))[np.arange(2), y]
+    zero = np.asarray(net.forward(np.zeros_like(x)))[np.arange(2), y]
+    np.testing.assert_allclose(fine.claimed, scores - zero, rtol=1e-12)
+    np.testing.assert_allclose(fine.gap, fine.total - fine.claimed, rtol=1e-12)
+    # the path crosses ReLU kinks, so the quadrature's error falls slowly, but it falls
+    assert fine.relative.max() < 1e-3 and coarse.relative.max() > 10 * fine.relative.max()
+    with pytest.raises(MinicnnError, match="gradient claims no completeness"):
+        completeness(net, x, ["gradient"], y)
 
 
 def test_curve_engine_equals_a_naive_loop(make_small_vgg):
@@ -114,7 +134,7 @@ def test_bad_input_is_one_line(make_small_vgg):
         (lambda: road(net, x, maps, 0, fractions=[0.5, 1.0]), "fractions must be values in [0, 1)"),
         (lambda: road(net, x, maps, 0, order="random"), "order must be one of"),
         (lambda: road(net, x, maps, 0, noise=-1), "noise must be a non-negative"),
-        (lambda: completeness(net, x, np.zeros((2, 8, 7)), 0), "expected attributions shaped like"),
+        (lambda: completeness(net, x, ["no-such-method"], 0), "unknown method"),
     ]
     for call, words in cases:
         with pytest.raises(MinicnnError) as err:
