@@ -76,6 +76,7 @@ _API = {
     "DeepLift": "minicnn.rules",
     "integrated_gradients": "minicnn.tools.integrated_gradients",
     "completeness_gap": "minicnn.tools.integrated_gradients",
+    "excitation_backprop": "minicnn.tools.excitation",
     # optimisation-based tools
     "class_model": "minicnn.tools.classmodel",
     "maximize": "minicnn.tools.maximize",
