@@ -35,6 +35,12 @@ itself, copied to each branch), and where one output fed several layers (a block
 the block and its shortcut) the reverse signals coming back from them add up, as the transpose of
 copying a signal to several readers is their sum. A chain is the graph in which each layer reads
 the one before it (``record.inputs``).
+
+Guided backpropagation (Springenberg et al. 2015, fig. 1) is this reverse network with one change
+at each rectifier: the DeconvNet's rectification of the signal composed with the forward pass's
+mask, max(R, 0) [X > 0], X the rectifier's input read from the record (``guided_stage``). It is
+built here from the same reverse stages, apart from the engine's "guided" backward rule, so the
+equivalence suite can compare the two.
 """
 
 from __future__ import annotations
@@ -59,8 +65,51 @@ def reverse_layer(layer, signal, record):
 
 def input_shape(layer, record) -> tuple:
     """The (N, ...) shape of ``layer``'s (first) input in the forward pass of ``record``."""
+    return tuple(forward_input(layer, record).shape)
+
+
+def forward_input(layer, record):
+    """``layer``'s (first) input X in the forward pass of ``record``, (N, ...): the output of the
+    layer it reads, or the image."""
     source = record.inputs[layer.name][0]
-    return tuple((record.input if source == INPUT else record.output(source)).shape)
+    return record.input if source == INPUT else record.output(source)
+
+
+def guided_stage(layer, signal, record):
+    """One reverse stage of guided backpropagation (Springenberg et al. 2015, fig. 1): at a
+    rectifier, the DeconvNet's rectification times the forward mask, max(R, 0) [X > 0] with X the
+    rectifier's recorded input (not its cache); elsewhere the DeconvNet's reverse stage."""
+    if not layer.is_rectifier:
+        return reverse_layer(layer, signal, record)
+    x = forward_input(layer, record)
+    return rectify(signal) * (x > 0)
+
+
+def walk(net, record, signal, stage, start: str | None = None, stop: str | None = None):
+    """Run ``stage(layer, signal) -> signal below`` from the output of ``start`` (default: the last
+    layer run) down, layer by layer in reverse run order, yielding ``(name, signal at that layer's
+    output)`` for each layer the signal reaches and, last, ``(INPUT, signal at the image)`` (None
+    when ``start`` does not depend on the image). Stops after yielding ``stop``'s output when given.
+
+    In a graph a layer with several inputs returns one signal per input, and the signals of a
+    node's readers add (a new array, never a sum in place: one stage may hand one array to two
+    inputs)."""
+    names = record.names
+    last = len(names) - 1 if start is None else names.index(net[start].name)
+    first = 0 if stop is None else names.index(net[stop].name)
+    signals = {names[last]: signal}
+    for i in range(last, first - 1, -1):
+        layer = net[names[i]]
+        if layer.name not in signals:  # no signal reaches it from ``start``
+            continue
+        here = signals.pop(layer.name)
+        yield layer.name, here
+        if stop is not None and i == first:
+            return
+        below = stage(layer, here)
+        for source, part in zip(record.inputs[layer.name], below if layer.several_inputs else (below,)):
+            signals[source] = part if source not in signals else signals[source] + part
+    yield INPUT, signals.get(INPUT)
 
 
 def deconvnet_backward(net, record, signal, start: str | None = None, stop: str | None = None):
@@ -70,23 +119,27 @@ def deconvnet_backward(net, record, signal, start: str | None = None, stop: str 
     signal: shaped like ``start``'s output. Returns the DeconvNet signal, shaped like the input
     (N, C, H, W) or like ``stop``'s output.
     """
-    names = record.names
-    last = len(names) - 1 if start is None else names.index(net[start].name)
-    first = 0 if stop is None else names.index(net[stop].name) + 1
-    signals = {names[last]: signal}  # the reverse signal at each output, summed over its readers
-    for i in range(last, first - 1, -1):
-        layer = net[names[i]]
-        if layer.name not in signals:  # no reverse signal reaches it from ``start``
-            continue
-        below = reverse_layer(layer, signals.pop(layer.name), record)
-        for source, part in zip(record.inputs[layer.name], below if layer.several_inputs else (below,)):
-            # a new array, never a sum in place: one reverse stage may hand one array to two inputs
-            signals[source] = part if source not in signals else signals[source] + part
+    return run_down(net, record, signal, lambda layer, s: reverse_layer(layer, s, record), start, stop)
+
+
+def guided_backward(net, record, signal, start: str | None = None, stop: str | None = None):
+    """Guided backpropagation built from the reverse network (``guided_stage``), as
+    ``deconvnet_backward``: the signal at the image (N, C, H, W) or at ``stop``'s output."""
+    return run_down(net, record, signal, lambda layer, s: guided_stage(layer, s, record), start, stop)
+
+
+def run_down(net, record, signal, stage, start=None, stop=None):
+    """The signal that ``walk`` delivers at the image (stop None) or at ``stop``'s output; zeros
+    shaped like it when ``start`` does not depend on it."""
     wanted = INPUT if stop is None else net[stop].name
-    if wanted not in signals:  # ``start`` does not depend on it: the reverse signal there is zero
+    found = None
+    for name, here in walk(net, record, signal, stage, start, stop):
+        if name == wanted:
+            found = here
+    if found is None:  # ``start`` does not depend on it: the reverse signal there is zero
         shape = record.input.shape if stop is None else record.output(wanted).shape
         return get_xp(signal).zeros(shape, dtype=signal.dtype)
-    return signals[wanted]
+    return found
 
 
 def deconvnet(net, x, target="predicted", record=None):

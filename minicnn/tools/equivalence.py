@@ -20,6 +20,18 @@ On a graph (residual blocks) the DeconvNet pass walks the nodes in reverse order
 tools/deconvnet.py does: an Add row compares the signals sent down its branches (the sum's
 transpose copies the signal to each: DeconvNet and gradient agree exactly), and a node read by
 several (a block's input) receives the sum of their signals before its own row.
+
+A ReLU row also predicts how many entries differ, from the incoming signal R and the rectifier's
+recorded input X alone: the gradient keeps R where X > 0, the DeconvNet where R > 0, so they differ
+exactly at (R < 0, X > 0) and (R > 0, X <= 0). The measured count (entries where the two rules'
+outputs are not equal) stands beside the predicted one, split the same way.
+
+The Simonyan table is the first section of the equivalence suite. The others (``SECTIONS``), one
+file each, state an equality proved since, check its conditions on the network and measure it
+between two independent codes (tools/equivalence_section.py): the engine's DeconvNet and guided
+rules against the reverse network built apart (equivalence_modes.py), the max-pool switches against
+an independent argmax (equivalence_switches.py), Grad-CAM against CAM on a GAP network
+(equivalence_cam.py), and Sixt et al.'s class-insensitivity per layer (equivalence_convergence.py).
 """
 
 from __future__ import annotations
@@ -30,9 +42,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minicnn.backend import get_xp, to_numpy
+from minicnn.errors import MinicnnError
 from minicnn.rules import MODES, layer_backward
-from minicnn.tools.deconvnet import reverse_layer
-from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
+from minicnn.tools.deconvnet import forward_input, reverse_layer
+from minicnn.tools.equivalence_cam import cam_section
+from minicnn.tools.equivalence_conditions import Setting
+from minicnn.tools.equivalence_convergence import convergence_section
+from minicnn.tools.equivalence_modes import deconvnet_section, guided_section
+from minicnn.tools.equivalence_section import Row, Section, cosine
+from minicnn.tools.equivalence_switches import switches_section
+from minicnn.tools.targets import as_batch, forward_record, resolve_targets
 
 
 @dataclass
@@ -51,6 +70,26 @@ class LayerRow:
     gradient: str
     rel_diff: float
     frac_differ: float
+    predicted: int | None = None  # ReLU: entries at (R < 0, X > 0) plus (R > 0, X <= 0)
+    measured: int | None = None  # ReLU: entries where the two rules' outputs are not equal
+    split: dict | None = None  # ReLU: both counts by where they fall, (R < 0, X > 0) and (R > 0, X <= 0)
+
+
+def relu_counts(signal, x, grad, dec) -> tuple[int, int, dict]:
+    """(predicted, measured, split) for a rectifier: the entries where the gradient rule (keep R at
+    X > 0) and the DeconvNet rule (keep R at R > 0) must differ, computed from the incoming signal R
+    and the recorded input X alone; the entries where their outputs differ; both counts split by
+    (R < 0, X > 0) and (R > 0, X <= 0)."""
+    neg_pos = (signal < 0) & (x > 0)
+    pos_nonpos = (signal > 0) & (x <= 0)
+    differ = grad != dec
+    split = {
+        "predicted R<0,X>0": int(neg_pos.sum()),
+        "predicted R>0,X<=0": int(pos_nonpos.sum()),
+        "measured R<0": int((differ & (signal < 0)).sum()),
+        "measured R>0": int((differ & (signal > 0)).sum()),
+    }
+    return int(neg_pos.sum() + pos_nonpos.sum()), int(differ.sum()), split
 
 
 @dataclass
@@ -68,23 +107,41 @@ class ModePair:
 @dataclass
 class EquivalenceResult:
     """rows: one LayerRow per layer, input side last; pairs: the three whole-network pairs;
-    signals: mode -> (N, C, H, W) NumPy input-space signal; targets: (N,) classes."""
+    signals: mode -> (N, C, H, W) NumPy input-space signal; targets: (N,) classes; sections: the
+    suite's sections (equivalence_section.Section), the Simonyan table first."""
 
     rows: list[LayerRow]
     pairs: list[ModePair]
     signals: dict = field(repr=False)
     targets: np.ndarray
     tol: float
+    sections: list = field(default_factory=list)
+
+    def section(self, name: str):
+        """The section called ``name``."""
+        return next(s for s in self.sections if s.name == name)
 
     def records(self) -> dict:
-        """Plain data for a figure or JSON: {"layers": [row dicts], "pairs": [pair dicts], "targets"}."""
+        """Plain data for a figure or JSON: {"layers": [row dicts], "pairs": [pair dicts], "targets",
+        "sections": [section dicts]}."""
         return {
             "layers": [asdict(r) for r in self.rows],
             "pairs": [asdict(p) for p in self.pairs],
             "targets": self.targets.tolist(),
+            "sections": [s.records() for s in self.sections],
         }
 
+    def failures(self) -> list[str]:
+        """'section: row' for every row whose conditions hold and whose claim is not met."""
+        return [f"{s.name}: {r.name}" for s in self.sections for r in s.rows if r.holds is False]
+
     def table(self) -> str:
+        """The measured version of Simonyan et al.'s table, then every other section, as text."""
+        parts = [self.simonyan_table()] if self.rows else []
+        parts += [s.text() for s in self.sections if s.name != "simonyan"]
+        return "\n\n".join(parts)
+
+    def simonyan_table(self) -> str:
         """The measured version of Simonyan et al.'s table, as text."""
         wide = max([20, *(len(r.name) + 2 for r in self.rows)])  # ResNet names: layer2.0.downsample.0
         # the rule columns widen too (BatchNorm2D's forward text is "a X + b, a = g / s")
@@ -93,19 +150,22 @@ class EquivalenceResult:
         grad = max([15, *(len(r.gradient) + 2 for r in self.rows)])
         head = (
             f"{'layer':<{wide}}{'kind':<19}{'forward pass':<{fwd}}{'DeconvNet':<{dec}}{'gradient':<{grad}}"
-            f"{'max rel diff':>13}{'differing':>11}"
+            f"{'max rel diff':>13}{'differing':>11}{'predicted':>11}{'measured':>10}"
         )
         lines = [
             "DeconvNet vs gradient backward rule, layer by layer (Simonyan et al. 2013, sec. 4):",
             f"both rules applied to the same DeconvNet signal from class score(s) "
             f"{', '.join(map(str, self.targets.tolist()))}; differing = |diff| > {self.tol:g} * scale",
+            "ReLU rows: predicted = entries at (R < 0, X > 0) + (R > 0, X <= 0), from R and the recorded X; "
+            "measured = entries where the two rules' outputs differ",
             head,
             "-" * len(head),
         ]
         for r in self.rows:
+            counts = f"{r.predicted:>11,}{r.measured:>10,}" if r.predicted is not None else ""
             lines.append(
                 f"{r.name:<{wide}}{r.kind:<19}{r.forward:<{fwd}}{r.deconvnet:<{dec}}{r.gradient:<{grad}}"
-                f"{r.rel_diff:>13.2e}{r.frac_differ:>10.1%}"
+                f"{r.rel_diff:>13.2e}{r.frac_differ:>10.1%}{counts}"
             )
         lines += ["", "whole network, input-space signals:"]
         lines.append(f"{'modes':<24}{'max rel diff':>13}{'differing':>11}{'cosine':>9}")
@@ -134,10 +194,65 @@ def compare(a, b, tol: float):
 DEFAULT_TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-6}
 
 
+def simonyan_section(rows, bound: float) -> Section:
+    """The Simonyan table as a section: a non-ReLU row holds when its gap is within ``bound``, a
+    ReLU row when the measured count of differing entries is the predicted one."""
+    out = []
+    for r in rows:
+        if r.predicted is None:
+            out.append(Row(r.name, f"DeconvNet {r.deconvnet}", f"gradient {r.gradient}", r.rel_diff, bound))
+        else:
+            numbers = dict(r.split)
+            out.append(
+                Row(r.name, "DeconvNet R [R > 0]", "gradient dX [X > 0]", r.rel_diff, None,
+                    expected=r.predicted, measured=r.measured, numbers=numbers)
+            )  # fmt: skip
+    return Section(
+        "simonyan",
+        "DeconvNet vs gradient, layer by layer (Simonyan et al. 2013, sec. 4)",
+        "DeconvNet and gradient apply the same operation at every layer but the ReLU, where they "
+        "differ exactly at (R < 0, X > 0) and (R > 0, X <= 0)",
+        [],
+        out,
+        ["sides: the reverse stage (tools/deconvnet.py) vs the layer's gradient backward, on the "
+         "same incoming DeconvNet signal"],
+    )  # fmt: skip
+
+
+#: the sections of the suite after the Simonyan table, by name (``--section``): each builder takes a
+#: equivalence_conditions.Setting and returns a Section
+SECTIONS = {
+    "deconvnet": deconvnet_section,
+    "guided": guided_section,
+    "switches": switches_section,
+    "cam": cam_section,
+    "convergence": convergence_section,
+}
+
+#: every section name, in the order printed
+SECTION_NAMES = ("simonyan", *SECTIONS)
+
+
+def check_sections(sections) -> tuple[str, ...]:
+    """The section names asked for (None: all) in the order printed; one MinicnnError naming the
+    choices for an unknown name."""
+    if sections is None:
+        return SECTION_NAMES
+    names = (sections,) if isinstance(sections, str) else tuple(sections)
+    unknown = [n for n in names if n not in SECTION_NAMES]
+    if unknown or not names:
+        raise MinicnnError(
+            f"unknown equivalence section {', '.join(map(repr, unknown)) or '(none)'}: expected one of "
+            f"{', '.join(SECTION_NAMES)}"
+        )
+    return tuple(n for n in SECTION_NAMES if n in names)
+
+
 def equivalence(
-    net, x, target="predicted", tol: float | None = None, record=None, progress: bool = True
+    net, x, target="predicted", tol: float | None = None, record=None, progress: bool = True, sections=None
 ) -> EquivalenceResult:
-    """Measure, for every layer of ``net``, the DeconvNet rule against the gradient rule.
+    """Measure, for every layer of ``net``, the DeconvNet rule against the gradient rule, and the
+    other sections of the equivalence suite.
 
     Args:
         net: a Sequential or a Graph (the rows follow the graph's nodes, the output first; an Add's
@@ -149,20 +264,40 @@ def equivalence(
             None: DEFAULT_TOL for the network's dtype (1e-5 in float32, 1e-6 in float64).
         record: the PassRecord of a full forward pass over x already run by the caller (reused).
         progress: a tqdm bar of the layers on stderr (VGG16 on a few photos takes tens of seconds).
+        sections: names from SECTION_NAMES (None: all); "simonyan" is the per-layer table below.
 
     Returns:
-        an EquivalenceResult (rows from the output layer down to the first layer). Conv, pooling,
-        dense and reshape rows measure two codes for one operation (float rounding apart: ~1e-15
-        in float64, up to a few 1e-6 in float32 where a layer runs F(4x4, 3x3) Winograd); ReLU
-        rows differ by what the paper says.
+        an EquivalenceResult (rows from the output layer down to the first layer; empty when the
+        "simonyan" section is not asked for). Conv, pooling, dense and reshape rows measure two codes
+        for one operation (float rounding apart: ~1e-15 in float64, up to a few 1e-6 in float32 where
+        a layer runs F(4x4, 3x3) Winograd); ReLU rows differ by what the paper says, on the entries
+        predicted. ``sections`` holds every section asked for, each row with its verdict.
     """
     if tol is None:
         tol = DEFAULT_TOL.get(np.dtype(net.dtype), 1e-6)
+    names = check_sections(sections)
     x = as_batch(net, x)
     rec = forward_record(net, x, record)
     scores = rec.output()
     targets = resolve_targets(target, scores)
-    dy = one_hot(targets, scores)
+    setting = Setting(net, rec, targets, progress)
+    rows, pairs, signals, found = [], [], {}, []
+    if "simonyan" in names:
+        rows, pairs, signals = simonyan_rows(net, rec, setting.dy, tol, progress)
+        found.append(simonyan_section(rows, setting.bound))
+    found += [SECTIONS[name](setting) for name in names if name != "simonyan"]
+    return EquivalenceResult(
+        rows=rows,
+        pairs=pairs,
+        signals={m: to_numpy(s) for m, s in signals.items()},
+        targets=targets,
+        tol=tol,
+        sections=found,
+    )
+
+
+def simonyan_rows(net, rec, dy, tol: float, progress: bool):
+    """(LayerRows, the three whole-network ModePairs, mode -> input-space signal) of the table."""
     rows = []
     signals = {net.layers[-1].name: dy}  # the DeconvNet signal at each output, summed over its readers
     for layer in tqdm(
@@ -178,26 +313,18 @@ def equivalence(
             rel, frac = compare(xp.stack(grad), xp.stack(dec), tol)
         else:
             rel, frac = compare(grad, dec, tol)
-            dec = (dec,)
         fwd, rule_dec, rule_grad = layer.equivalence_row  # (kind: the name in printed tables)
-        rows.append(LayerRow(layer.name, layer.kind, fwd, rule_dec, rule_grad, rel, frac))
+        row = LayerRow(layer.name, layer.kind, fwd, rule_dec, rule_grad, rel, frac)
+        if layer.is_rectifier:
+            row.predicted, row.measured, row.split = relu_counts(signal, forward_input(layer, rec), grad, dec)
+        rows.append(row)
         # continue along the real DeconvNet pass; in a graph, the signals of a node's readers add
         # (a new array, never in place: Add's reverse may hand one array to two inputs)
-        for source, part in zip(rec.inputs[layer.name], dec):
+        for source, part in zip(rec.inputs[layer.name], dec if layer.several_inputs else (dec,)):
             signals[source] = part if source not in signals else signals[source] + part
     signals = {mode: rec.backward(dy, mode=mode) for mode in MODES}  # the engine's three rules
     pairs = []
     for a, b in (("gradient", "deconvnet"), ("gradient", "guided"), ("deconvnet", "guided")):
         rel, frac = compare(signals[a], signals[b], tol)
-        va, vb = signals[a].ravel().astype(np.float64), signals[b].ravel().astype(np.float64)
-        xp = get_xp(va)
-        norm = float(xp.linalg.norm(va) * xp.linalg.norm(vb))
-        cosine = float(va @ vb) / norm if norm > 0 else 0.0
-        pairs.append(ModePair(a, b, rel, frac, cosine))
-    return EquivalenceResult(
-        rows=rows,
-        pairs=pairs,
-        signals={m: to_numpy(s) for m, s in signals.items()},
-        targets=targets,
-        tol=tol,
-    )
+        pairs.append(ModePair(a, b, rel, frac, cosine(signals[a], signals[b])))
+    return rows, pairs, signals
