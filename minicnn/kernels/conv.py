@@ -2,7 +2,10 @@
 
     y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x[n, c, i*s - p + u, j*s - p + v]
 
-Three lowerings compute it, chosen here and nowhere else (``choose_lowering``):
+Four lowerings compute it, chosen here and nowhere else (``choose_lowering``):
+
+- pointwise (both devices, minicnn/kernels/pointwise.py) for 1x1 kernels without padding: the input's
+  own (C, H*W) memory is the column matrix (subsampled once for stride > 1), one GEMM per image.
 
 - im2col (both devices): the (C*kh*kw, pixels) column matrix of input patches, one GEMM with
   w.reshape(O, C*kh*kw), and col2im for the transposed convolution:
@@ -33,10 +36,10 @@ import numpy as np
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError
 from minicnn.geometry import output_size
-from minicnn.kernels import gemm, winograd, winograd_f4
+from minicnn.kernels import gemm, pointwise, winograd, winograd_f4
 from minicnn.kernels.im2col import col2im, im2col
 
-ALGORITHMS = ("auto", "im2col", "winograd", "winograd4")
+ALGORITHMS = ("auto", "im2col", "pointwise", "winograd", "winograd4")
 _WINOGRAD = {"winograd": winograd, "winograd4": winograd_f4}  # lowering -> module with the kernels
 
 # Columns are built in tiles of at most this many elements (16 MB in float32 on the CPU) so that
@@ -49,6 +52,12 @@ COLUMN_TILE_ELEMENTS = {"cpu": 1 << 22, "gpu": 1 << 27}
 # plain im2col is faster.
 WINOGRAD_MIN_CHANNELS = 16
 
+# Winograd's 16 GEMMs are (O, C) @ (C, tiles): with few tiles they are too narrow for BLAS, while
+# im2col's one GEMM sums 9 C terms per output. Below this many F(2x2, 3x3) tiles over the batch (a
+# 7x7 map at batch 1 has 16: ResNet's last stage) im2col is faster (benchmarks/RESULTS.md, "ResNet
+# convolutions"; benchmarks/roofline.py --lowerings measures it per layer).
+WINOGRAD_MIN_TILES = 32
+
 
 class ConvCache(NamedTuple):
     x: object  # the input (N, C, H, W), kept for the weight gradient
@@ -57,16 +66,24 @@ class ConvCache(NamedTuple):
 
 
 def choose_lowering(x, w, stride: int, padding: int, algorithm: str, cached: bool = False) -> str:
-    """ "winograd4", "winograd" or "im2col" for input x and kernel w (O, C, kh, kw) under ``algorithm``.
+    """ "winograd4", "winograd", "pointwise" or "im2col" for input x and kernel w (O, C, kh, kw) under
+    ``algorithm``.
 
-    "auto" takes Winograd on the CPU for 3x3 stride-1 kernels with padding <= 2 and at least
-    WINOGRAD_MIN_CHANNELS channels on both sides: F(4x4, 3x3) where ``_f4_pays``, else F(2x2, 3x3).
+    "auto" takes the pointwise products for 1x1 kernels without padding (on either device), and
+    Winograd on the CPU for 3x3 stride-1 kernels with padding <= 2, at least WINOGRAD_MIN_CHANNELS
+    channels on both sides and WINOGRAD_MIN_TILES F(2x2) tiles: F(4x4, 3x3) where ``_f4_pays``, else
+    F(2x2, 3x3).
     ``cached``: the caller keeps the transformed kernels between calls (a KernelTransforms).
-    "winograd" and "winograd4" insist (a clear error where they cannot apply).
+    "pointwise", "winograd" and "winograd4" insist (a clear error where they cannot apply).
     """
     if algorithm not in ALGORITHMS:
         raise MinicnnError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     o, c, kh, kw = w.shape
+    if algorithm == "pointwise" and not pointwise.fits(w, stride, padding):
+        raise MinicnnError(f"the pointwise lowering needs a 1x1 kernel and padding 0; got {kh}x{kw}, "
+                           f"padding {padding}")  # fmt: skip
+    if algorithm == "auto" and pointwise.fits(w, stride, padding):
+        return "pointwise"
     fits = get_xp(x) is np and (kh, kw) == (3, 3) and stride == 1 and 0 <= padding <= 2
     if algorithm in _WINOGRAD and not fits:
         raise MinicnnError(
@@ -75,9 +92,11 @@ def choose_lowering(x, w, stride: int, padding: int, algorithm: str, cached: boo
         )
     if algorithm != "auto":
         return algorithm
+    n, _, h, wd = x.shape
     if not fits or min(o, c) < WINOGRAD_MIN_CHANNELS:
         return "im2col"
-    n, _, h, wd = x.shape
+    if n * np.prod(winograd.tile_counts(h + 2 * padding - 2, wd + 2 * padding - 2)) < WINOGRAD_MIN_TILES:
+        return "im2col"
     tiles = n * winograd_f4.tile_count(h + 2 * padding - 2, wd + 2 * padding - 2)
     return "winograd4" if _f4_pays(tiles, c, o, cached) else "winograd"
 
@@ -139,6 +158,8 @@ def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto", 
     if lowering in _WINOGRAD:
         u = _transformed(w, lowering, transforms)
         return _WINOGRAD[lowering].winograd_conv(x, u, b, padding), ConvCache(x, ho, wo)
+    if lowering == "pointwise":
+        return pointwise.forward(x, w, b, stride), ConvCache(x, ho, wo)
     p, ckk = ho * wo, c * kh * kw
     w2, bias = w.reshape(o, ckk), b[:, None]
     y = xp.empty((n, o, p), dtype=x.dtype)
@@ -174,6 +195,8 @@ def conv2d_backward(
     if not need_params and lowering in _WINOGRAD:
         u = _transformed(w, lowering, transforms)
         return _WINOGRAD[lowering].winograd_conv_adjoint(dy, u, padding), None, None
+    if lowering == "pointwise":
+        return pointwise.backward(dy, x, w, stride, need_params)
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     p, ckk = cache.ho * cache.wo, c * kh * kw

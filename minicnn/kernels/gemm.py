@@ -91,43 +91,59 @@ def _parts(count: int, threads: int) -> list[tuple[int, int]]:
     return [(cuts[i], cuts[i + 1]) for i in range(threads) if cuts[i] < cuts[i + 1]]
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, bias=None) -> np.ndarray:
     """``np.matmul(a, b, out=out)`` for NumPy arrays, computed as described in the module docstring.
 
-    a (M, K) and b (K, N), or stacks a (B, M, K) and b (B, K, N) (b may also be 2-D, shared by the
-    stack); float32 or float64; out: a C-contiguous array of the result's shape and dtype, or None.
-    Returns out (or a new array).
+    a (M, K) and b (K, N), or stacks a (B, M, K) and b (B, K, N) (either may also be 2-D, shared by
+    the stack); float32 or float64; out: a C-contiguous array of the result's shape and dtype, or None.
+    bias: None, or (M,) added to every column of every result right after each part's product, while
+    that part is still in cache (a convolution's bias). Returns out (or a new array).
     """
     if out is None:
-        shape = (*a.shape[:-1], b.shape[-1]) if a.ndim == 3 else (a.shape[0], b.shape[1])
-        out = np.empty(shape, dtype=np.result_type(a, b))
+        stack = a.shape[0] if a.ndim == 3 else b.shape[0] if b.ndim == 3 else None
+        rows = (a.shape[-2], b.shape[-1])
+        out = np.empty(rows if stack is None else (stack, *rows), dtype=np.result_type(a, b))
     threads = numba.get_num_threads()
-    if threads < 2 or a.size * b.shape[-1] < MIN_SPLIT_WORK:
-        return np.matmul(a, b, out=out)  # single thread or small: as is
-    if a.ndim == 3:
-        jobs = [(a[i:j], b[i:j] if b.ndim == 3 else b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
+    work = a.shape[-2] * a.shape[-1] * b.shape[-1] * (out.shape[0] if out.ndim == 3 else 1)
+    if threads < 2 or work < MIN_SPLIT_WORK:
+        return _product(a, b, out, bias)  # single thread or small: as is
+    if b.ndim == 3 and a.ndim == 2 and b.shape[0] == 1:  # one image: the 2-D product
+        matmul(a, b[0], out[0], bias)
+        return out
+    biases = None
+    if a.ndim == 3 or b.ndim == 3:
+        stack = out.shape[0]
+        jobs = [(a[i:j] if a.ndim == 3 else a, b[i:j] if b.ndim == 3 else b, out[i:j])
+                for i, j in _parts(stack, threads)]  # fmt: skip
     elif a.size >= b.size and a.shape[0] >= threads:  # each thread reads its rows of the larger a
-        jobs = [(a[i:j], b, out[i:j]) for i, j in _parts(a.shape[0], threads)]
+        cuts = _parts(a.shape[0], threads)
+        jobs = [(a[i:j], b, out[i:j]) for i, j in cuts]
+        biases = None if bias is None else [bias[i:j] for i, j in cuts]
     else:  # b is the larger (a dense layer's backward, im2col's columns), or a has too few rows
         jobs = [(a, b[:, i:j], out[:, i:j]) for i, j in _parts(b.shape[1], threads)]
+    if bias is not None:
+        jobs = [(*job, bias if biases is None else biases[k]) for k, job in enumerate(jobs)]
     if not run_parts([functools.partial(_product, *job) for job in jobs]):
-        np.matmul(a, b, out=out)  # no BLAS control, or another caller's parts running: as is
+        _product(a, b, out, bias)  # no BLAS control, or another caller's parts running: as is
     return out
 
 
-def product(a, b, out=None):
+def product(a, b, out=None, bias=None):
     """a @ b for NumPy or CuPy arrays (2-D, or a stack as in ``matmul``), into ``out`` if given (it may
     be a strided view): NumPy's through ``matmul``, CuPy's as is (via a temporary when ``out`` is
     given). Every product of a layer goes through here, so that none wakes BLAS's own threads: a
     product run with OpenBLAS's threads takes no longer alone, but the woken threads then slow the
     convolutions that follow (benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings").
-    Returns the product.
+    bias: None, or (M,) added to every column (as in ``matmul``). Returns the product.
     """
     if get_xp(a) is np:
-        return matmul(a, b, out=out)
+        return matmul(a, b, out=out, bias=bias)
+    result = a @ b
+    if bias is not None:
+        result += bias[:, None]
     if out is None:
-        return a @ b
-    out[...] = a @ b
+        return result
+    out[...] = result
     return out
 
 
@@ -168,7 +184,10 @@ def run_parts(parts) -> bool:
     return True
 
 
-def _product(a, b, out) -> None:
-    """out = a @ b for one part; out may be a strided view (columns of a 2-D result), which NumPy
-    writes in place."""
+def _product(a, b, out, bias=None):
+    """out = a @ b (+ bias (M,) on every column) for one part; out may be a strided view (columns of a
+    2-D result), which NumPy writes in place. Returns out."""
     np.matmul(a, b, out=out)
+    if bias is not None:
+        out += bias[:, None]
+    return out

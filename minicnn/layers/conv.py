@@ -8,8 +8,9 @@ Backward is the transposed convolution, the same in all three visualisation mode
     dx = conv^T(dy, w)     dw[o, c, u, v] = sum_{n, i, j} dy[n, o, i, j] x[n, c, i*s - p + u, j*s - p + v]
     db[o] = sum_{n, i, j} dy[n, o, i, j]
 
-How the sums are lowered to matrix products (im2col, or Winograd F(4x4, 3x3) / F(2x2, 3x3) for 3x3
-stride-1 layers on the CPU) is chosen in minicnn/kernels/conv.py; ``algorithm`` lets a layer insist on
+How the sums are lowered to matrix products (im2col, plain products on the input's memory for 1x1
+kernels, or Winograd F(4x4, 3x3) / F(2x2, 3x3) for 3x3 stride-1 layers on the CPU) is chosen in
+minicnn/kernels/conv.py; ``algorithm`` lets a layer insist on
 one. The layer keeps Winograd's transformed kernels between calls (``transforms``, rebuilt whenever the
 weights' content changes, however it was changed: minicnn/kernels/kernel_cache.py).
 """

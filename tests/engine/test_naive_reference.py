@@ -143,13 +143,14 @@ def test_conv2d_im2col(n, c, h, w, o, kernel, stride, padding):
 @pytest.mark.parametrize(
     "n,c,h,w,o,padding",
     [
-        (1, 16, 6, 6, 16, 0),
-        (1, 16, 5, 7, 16, 1),  # odd sizes: Winograd's 2x2 output tiles hang over the edge
-        (2, 16, 4, 5, 17, 2),
+        (8, 16, 6, 6, 16, 0),
+        (4, 16, 5, 7, 16, 1),  # odd sizes: Winograd's 2x2 output tiles hang over the edge
+        (3, 16, 4, 5, 17, 2),
     ],
 )
 def test_conv2d_winograd_and_im2col(n, c, h, w, o, padding):
-    """3x3 stride 1 with 16+ channels: Winograd (forced and chosen by auto) and im2col."""
+    """3x3 stride 1 with 16+ channels: Winograd (forced and chosen by auto: batches with at least
+    WINOGRAD_MIN_TILES tiles) and im2col."""
     outputs = check_conv(n, c, h, w, o, (3, 3), 1, padding, ["winograd", "auto", "im2col"])
     # the lowerings round differently, so equal outputs would mean one of them did not run
     assert np.array_equal(outputs["auto"], outputs["winograd"])

@@ -12,7 +12,7 @@ from support import assert_close, oracle
 import minicnn as mc
 from minicnn.errors import MinicnnError
 from minicnn.kernels import winograd
-from minicnn.kernels.conv import WINOGRAD_MIN_CHANNELS, conv2d_backward, conv2d_forward
+from minicnn.kernels.conv import WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, conv2d_backward, conv2d_forward
 
 SHAPES = [  # n, c, h, w, o, padding
     (1, 3, 8, 8, 4, 1),
@@ -134,20 +134,24 @@ def test_empty_batch():
 
 
 def test_auto_takes_winograd_only_where_it_pays(monkeypatch):
-    """auto = Winograd for 3x3 stride-1 convolutions with enough channels on both sides, else im2col;
-    the weight gradient (training) always goes through im2col."""
+    """auto = Winograd for 3x3 stride-1 convolutions with enough channels on both sides and enough
+    tiles (a 12x12 map has 36 F(2x2) tiles, an 8x8 one 16 < WINOGRAD_MIN_TILES), else im2col; the
+    weight gradient (training) always goes through im2col."""
     calls = []
     for name in ("winograd_conv", "winograd_conv_adjoint"):  # forward and backward
         real = getattr(winograd, name)
         monkeypatch.setattr(winograd, name, lambda *a, real=real: calls.append(a[1].shape) or real(*a))
     rng = np.random.default_rng(4)
     many = WINOGRAD_MIN_CHANNELS
-    cases = [((many, many, 3, 3), 1, True), ((3, many, 3, 3), 1, False), ((many, many, 3, 3), 2, False),
-             ((many, many, 5, 5), 1, False)]  # fmt: skip
-    for shape, stride, expected in cases:
+    assert 16 < WINOGRAD_MIN_TILES <= 36
+    cases = [((many, many, 3, 3), 1, 12, True), ((3, many, 3, 3), 1, 12, False),
+             ((many, many, 3, 3), 2, 12, False), ((many, many, 5, 5), 1, 12, False),
+             ((many, many, 3, 3), 1, 8, False)]  # fmt: skip
+    for shape, stride, side, expected in cases:
         calls.clear()
         k = rng.standard_normal(shape)
-        y, cache = conv2d_forward(rng.standard_normal((1, shape[1], 8, 8)), k, np.zeros(shape[0]), stride, 1)
+        x = rng.standard_normal((1, shape[1], side, side))
+        y, cache = conv2d_forward(x, k, np.zeros(shape[0]), stride, 1)
         conv2d_backward(np.ones_like(y), cache, k, stride, 1)
         assert len(calls) == (2 if expected else 0), (shape, stride)
         calls.clear()
