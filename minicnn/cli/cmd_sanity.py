@@ -17,7 +17,11 @@ Saliency Maps"): do they change when the learned weights are re-initialised from
 labels? Do they change with the class (Nie et al. 2018)? Do they look like the image even on a
 random network (Mahendran & Vedaldi 2016)? Where do they point on the digits-in-clutter canvases
 (the pointing game of Zhang et al. 2016, scored as TorchRay, with the GAP model)? Similarities are
-Spearman rank correlation (with and without abs), SSIM and HOG correlation (SciPy, scikit-image).
+Spearman rank correlation (with and without abs), SSIM and HOG correlation (SciPy, scikit-image),
+computed under one --protocol: minicnn (default), adebayo (the authors' code: sum_c |a_c| clipped at
+the 99th percentile, Gaussian SSIM and 16-px HOG by Spearman on the min-max map) or quantus (Quantus'
+MPRT defaults); every table names it. Where more than a quarter of the pixels are zero in either map
+(dead ReLUs on a black background), a verdict reads the correlation over the other pixels ("fg").
 Writes sanity.txt (every table), one figure per image like the paper's fig. 2 (rows: methods,
 columns: randomisation steps), and with --json the numbers on stdout.
 
@@ -27,6 +31,7 @@ tests:   cascade, independent, data, class, recovery, pointing.
 examples:
   minicnn sanity                                    # shipped VGG-style digit model, every test
   minicnn sanity --methods gradient,guided --tests cascade --json
+  minicnn sanity --protocol adebayo --tests cascade,independent
   minicnn sanity --weights weights/mnist_gap.h5     # the GAP model (adds CAM)
 """
 
@@ -44,6 +49,11 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--tests", default="all", metavar="LIST", help="comma-separated tests, or 'all' (default)"
     )
+    parser.add_argument(
+        "--protocol", default="minicnn", choices=("minicnn", "adebayo", "quantus"),
+        help="how two maps are compared (default minicnn; adebayo: the authors' code; quantus: Quantus' MPRT "
+        "defaults)",
+    )  # fmt: skip
     parser.add_argument(
         "--layers", default=None, metavar="LIST",
         help="comma-separated learned layers the randomisation tests re-initialise (default: all, from "
@@ -82,6 +92,7 @@ def run(args) -> Report:
     from minicnn.tools.sanity import check_layers
     from minicnn.tools.sanity_data import PERMUTED_MODEL
     from minicnn.tools.sanity_methods import METHODS, available_methods, check_methods
+    from minicnn.tools.sanity_protocols import measures
     from minicnn.tools.sanity_suite import CLAIMS, TESTS, run_checks
 
     if args.count < 1 or args.pointing_count < 1:
@@ -108,10 +119,12 @@ def run(args) -> Report:
     findings = run_checks(
         net, ctx.inputs.x, ctx.targets, methods, tests, seed=args.seed, pointing=pointing,
         permuted=permuted, progress=not getattr(args, "no_progress", False), layers=layers,
+        protocol=args.protocol,
     )  # fmt: skip
     report = ctx.report
     report.methods += [f"{METHODS[m][0]} ({METHODS[m][1]})" for m in methods]
-    report.settings.update(tests=tests, seed=args.seed, pointing_count=args.pointing_count, layers=layers)
+    report.settings.update(tests=tests, seed=args.seed, pointing_count=args.pointing_count, layers=layers,
+                           protocol=args.protocol)  # fmt: skip
     text = ["method x test (see 'minicnn sanity --help' for each column's measure)", findings.table(), ""]
     text += (
         findings.verdicts() + findings.notes + ["", "the papers:"] + [f"  {t}: {CLAIMS[t]}" for t in tests]
@@ -120,6 +133,11 @@ def run(args) -> Report:
         report.say(line)
     report.tables["sanity"] = "\n".join(text) + "\n"
     report.tables["sanity_rows"] = [{"method": m, **row} for m, row in findings.rows.items()]
+    report.tables["sanity_verdicts"] = [
+        {"method": m, "test": test, "protocol": c.protocol, "measure": c.measure, "value": c.value,
+         "tied": c.tied, "verdict": "changed" if c.changed else "alike"}
+        for (m, test), c in findings.cells.items()
+    ]  # fmt: skip
     for m, row in findings.rows.items():
         for col, v in row.items():
             if isinstance(v, float):
@@ -131,7 +149,7 @@ def run(args) -> Report:
     for test in ("cascade", "independent"):
         if test in findings.results:
             res = findings.results[test]
-            details += [res.table(metric) + "\n" for metric in ("spearman_abs", "spearman", "ssim", "hog")]
+            details += [res.table(metric) + "\n" for metric in measures(args.protocol)]
             _figures(ctx, res, test)
     ctx.out.text("sanity.txt", report.tables["sanity"] + "\n" + "\n".join(details))
     return report
@@ -162,7 +180,10 @@ def _figures(ctx, res, test: str) -> None:
     for i in range(len(ctx.inputs.names)):
         maps = {m: res.maps[m][:, i] for m in res.methods}
         picture = randomization_figure(ctx.inputs.display[i], maps, steps, titles)
-        caption = f"{test} randomisation, {ctx.label(i)}: |map| scaled to its maximum, trained then top-down"
+        caption = (
+            f"{test} randomisation, {ctx.label(i)}: |map| scaled to its maximum, trained then top-down "
+            f"(similarities in sanity.txt, protocol {res.protocol})"
+        )
         stem = ctx.stem(i, "sanity_" + test)
         ctx.out.png(f"{stem}.png", picture, caption)
         # with --save-arrays: each method's (steps + 1, H, W) maps, step 0 the trained network's

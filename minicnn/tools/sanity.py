@@ -13,6 +13,10 @@ each method's maps on the randomised network with its maps on the trained one:
     res.maps["guided"]                  # (steps + 1, N, H, W); step 0 = the trained network
     res.similarity["guided"]["ssim"]    # (steps + 1,), mean over images; step 0 = 1
 
+``order="bottom-up"`` walks the layers from the input up instead (Quantus' "bottom_up"; Hedstrom et
+al. 2024 use it for their smooth and efficient MPRT). ``protocol`` names how two maps are compared
+(sanity_protocols.py: "minicnn", "adebayo" for the authors' code, "quantus" for Quantus' defaults).
+
 The paper's finding: gradient and its variants change as layers are randomised; guided
 backpropagation (and, Nie et al. 2018 add, the DeconvNet) barely do: they recover the image
 rather than explain the network. The explained class is the trained network's (fixed over steps).
@@ -31,17 +35,26 @@ import numpy as np
 
 from minicnn.backend import on_device_of
 from minicnn.errors import MinicnnError
-from minicnn.tools.sanity_methods import METHODS, all_maps, check_methods
-from minicnn.tools.sanity_similarity import METRIC_TITLES, METRICS, similarities
+from minicnn.tools.sanity_methods import METHODS, all_attributions, check_methods
+from minicnn.tools.sanity_protocols import DEFAULT_PROTOCOL, check_protocol, compare, measures
+from minicnn.tools.sanity_similarity import METRIC_TITLES
 from minicnn.tools.targets import as_batch, forward_record, resolve_targets
+
+ORDERS = ("top-down", "bottom-up")
+TITLES = {
+    **METRIC_TITLES,
+    "spearman_fg": "Spearman rank correlation (abs) on the pixels non-zero in both maps",
+    "tied": "share of pixels zero in either map",
+}
 
 
 @dataclass
 class RandomizationResult:
-    """layers: names re-initialised, top first (step k re-initialised layers[k - 1], and in the
-    cascade all layers above it); maps[method]: (steps + 1, N, H, W) float64 signed maps;
-    similarity[method][metric]: (steps + 1,) mean over images of the similarity with step 0;
-    per_image[method][metric]: (steps + 1, N); targets: (N,) classes explained at every step."""
+    """layers: names re-initialised, in the order of ``order`` (step k re-initialised layers[k - 1],
+    and in the cascade every layer before it); maps[method]: (steps + 1, N, H, W) float64 signed maps
+    (channels summed); similarity[method][measure]: (steps + 1,) mean over images of the comparison
+    with step 0 under ``protocol`` (``sanity_protocols.measures``); per_image[method][measure]:
+    (steps + 1, N); targets: (N,) classes explained at every step."""
 
     layers: list
     methods: list
@@ -51,6 +64,8 @@ class RandomizationResult:
     maps: dict = field(repr=False)
     similarity: dict = field(default_factory=dict)
     per_image: dict = field(default_factory=dict, repr=False)
+    protocol: str = DEFAULT_PROTOCOL
+    order: str = "top-down"
 
     def table(self, metric: str = "spearman_abs") -> str:
         """The similarity with the trained network's maps, one row per method, one column per step."""
@@ -58,7 +73,8 @@ class RandomizationResult:
         width = max(12, *(len(s) + 2 for s in self.layers))
         head = f"{'method':<18}" + "".join(f"{s:>{width}}" for s in ["trained", *self.layers])
         lines = [
-            f"{kind} randomisation (Adebayo et al. 2018): {METRIC_TITLES[metric]} with the trained maps",
+            f"{kind} randomisation, {self.order} (Adebayo et al. 2018): {TITLES[metric]} with the trained "
+            f"maps; protocol {self.protocol}",
             head,
             "-" * len(head),
         ]
@@ -74,9 +90,19 @@ def learned_layers(net) -> list[str]:
     return [layer.name for layer in reversed(net.layers) if layer.has_params]
 
 
-def check_layers(net, layers) -> list[str]:
-    """``layers`` (None: every learned layer) checked against the network, kept in top-first order."""
+def check_order(order: str) -> str:
+    """ "top-down" or "bottom-up", checked (one MinicnnError otherwise)."""
+    if order not in ORDERS:
+        raise MinicnnError(f"unknown order {order!r}; expected one of: {', '.join(ORDERS)}")
+    return order
+
+
+def check_layers(net, layers, order: str = "top-down") -> list[str]:
+    """``layers`` (None: every learned layer) checked against the network, kept in top-first order
+    (bottom-first with ``order="bottom-up"``)."""
     valid = learned_layers(net)
+    if check_order(order) == "bottom-up":
+        valid = valid[::-1]
     if layers is None:
         return valid
     if isinstance(layers, str):
@@ -144,6 +170,8 @@ def randomization_test(
     layers=None,
     record=None,
     progress: bool = False,
+    protocol: str = DEFAULT_PROTOCOL,
+    order: str = "top-down",
 ) -> RandomizationResult:
     """Run the cascading (``cascade=True``) or independent model parameter randomisation test.
 
@@ -153,7 +181,9 @@ def randomization_test(
         methods: names from METHODS (``sanity_methods.available_methods(net)`` lists this
             network's), or one comma-separated string.
         seed: seeds the re-initialisation and SmoothGrad's noise.
-        layers: the learned layers to re-initialise (default: all, top first).
+        layers: the learned layers to re-initialise (default: all, in ``order``).
+        protocol: how maps are compared (``sanity_protocols.PROTOCOLS``).
+        order: "top-down" (the paper's) or "bottom-up" (from the input layer up).
         record: a PassRecord of the trained network's forward pass over x (reused).
         progress: a tqdm bar over the steps.
 
@@ -163,11 +193,14 @@ def randomization_test(
     from tqdm.auto import tqdm
 
     methods = check_methods(net, methods)
-    names = check_layers(net, layers)
+    protocol = check_protocol(protocol)
+    names = check_layers(net, layers, order)
     x = as_batch(net, x)
     rec = forward_record(net, x, record)
     targets = resolve_targets(target, rec.output())
-    steps = [all_maps(net, x, targets, methods, seed, rec)]
+    trained = all_attributions(net, x, targets, methods, seed, rec)
+    maps = {m: [a.sum(axis=1)] for m, a in trained.items()}
+    per = {m: [compare(a, a, protocol)] for m, a in trained.items()}
     bar = tqdm(
         randomized_networks(net, names, cascade, seed),
         total=len(names),
@@ -177,11 +210,12 @@ def randomization_test(
         leave=False,
     )
     for _name, randomized in bar:
-        steps.append(all_maps(randomized, x, targets, methods, seed))
-    maps = {m: np.stack([s[m] for s in steps]) for m in methods}
-    res = RandomizationResult(names, methods, cascade, seed, targets, maps)
+        for m, a in all_attributions(randomized, x, targets, methods, seed).items():
+            maps[m].append(a.sum(axis=1))
+            per[m].append(compare(trained[m], a, protocol))
+    stacked = {m: np.stack(v) for m, v in maps.items()}
+    res = RandomizationResult(names, methods, cascade, seed, targets, stacked, protocol=protocol, order=order)
     for m in methods:
-        per = [similarities(maps[m][0], maps[m][k]) for k in range(len(steps))]
-        res.per_image[m] = {metric: np.stack([p[metric] for p in per]) for metric in METRICS}
-        res.similarity[m] = {metric: v.mean(axis=1) for metric, v in res.per_image[m].items()}
+        res.per_image[m] = {k: np.stack([p[k] for p in per[m]]) for k in measures(protocol)}
+        res.similarity[m] = {k: v.mean(axis=1) for k, v in res.per_image[m].items()}
     return res

@@ -24,29 +24,34 @@ import numpy as np
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.tools.sanity import learned_layers, reinitialize, working_copy
-from minicnn.tools.sanity_methods import all_maps, check_methods
-from minicnn.tools.sanity_similarity import METRICS, similarities
+from minicnn.tools.sanity_methods import all_attributions, all_maps, check_methods
+from minicnn.tools.sanity_protocols import DEFAULT_PROTOCOL, check_protocol, compare, measures
+from minicnn.tools.sanity_similarity import similarities
 from minicnn.tools.targets import as_batch, forward_record, resolve_targets
 
 
 @dataclass
 class ClassSensitivityResult:
     """classes: (N, K) the classes compared for each image (the K highest scores, or those given);
-    similarity[method][metric]: mean over images and class pairs (1 = class-insensitive)."""
+    similarity[method][measure]: mean over images and class pairs (1 = class-insensitive) under
+    ``protocol`` (sanity_protocols.measures)."""
 
     methods: list
     classes: np.ndarray
     similarity: dict
+    protocol: str = DEFAULT_PROTOCOL
 
 
 def class_sensitivity(net, x, methods=("gradient", "guided"), classes=None, top: int = 3, seed: int = 0,
-                      record=None) -> ClassSensitivityResult:  # fmt: skip
+                      record=None, protocol: str = DEFAULT_PROTOCOL) -> ClassSensitivityResult:  # fmt: skip
     """Mean similarity of the maps of different classes of the same image.
 
     x: (N, C, H, W) or (C, H, W) in network-input space. classes: a list of class indices used for
     every image, or None: each image's ``top`` highest-scoring classes (its prediction and the
-    runners-up, the classes a user would ask about). seed: SmoothGrad's noise.
+    runners-up, the classes a user would ask about). seed: SmoothGrad's noise. protocol: how the
+    maps are compared (sanity_protocols.PROTOCOLS).
     """
+    protocol = check_protocol(protocol)
     methods = check_methods(net, methods)
     x = as_batch(net, x)
     rec = forward_record(net, x, record)
@@ -61,14 +66,15 @@ def class_sensitivity(net, x, methods=("gradient", "guided"), classes=None, top:
         chosen = np.stack(
             [resolve_targets(list(classes), np.zeros((len(classes), scores.shape[1])))] * len(x)
         )
-    per_class = [all_maps(net, x, chosen[:, k], methods, seed, rec) for k in range(chosen.shape[1])]
+    per_class = [all_attributions(net, x, chosen[:, k], methods, seed, rec) for k in range(chosen.shape[1])]
     sims = {}
     for m in methods:
         pairs = [
-            similarities(per_class[a][m], per_class[b][m]) for a, b in combinations(range(len(per_class)), 2)
+            compare(per_class[a][m], per_class[b][m], protocol)
+            for a, b in combinations(range(len(per_class)), 2)
         ]
-        sims[m] = {metric: float(np.mean([p[metric] for p in pairs])) for metric in METRICS}
-    return ClassSensitivityResult(methods, chosen, sims)
+        sims[m] = {k: float(np.mean([p[k] for p in pairs])) for k in measures(protocol)}
+    return ClassSensitivityResult(methods, chosen, sims, protocol)
 
 
 @dataclass

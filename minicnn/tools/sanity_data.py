@@ -23,8 +23,8 @@ import numpy as np
 
 from minicnn.errors import MinicnnError
 from minicnn.paths import WEIGHTS_DIR
-from minicnn.tools.sanity_methods import check_methods, method_maps
-from minicnn.tools.sanity_similarity import METRICS, similarities
+from minicnn.tools.sanity_methods import all_attributions, check_methods
+from minicnn.tools.sanity_protocols import DEFAULT_PROTOCOL, check_protocol, compare
 from minicnn.tools.targets import as_batch, forward_record, resolve_targets
 
 PERMUTED_MODEL = WEIGHTS_DIR / "mnist_vgg_permuted.h5"
@@ -99,25 +99,36 @@ def train_permuted(seed: int = 0, epochs: int | None = None, progress: bool = Tr
 @dataclass
 class DataRandomizationResult:
     """maps[method]: (2, N, H, W) float64, row 0 the trained network's, row 1 the permuted-label
-    network's; similarity[method][metric]: mean over the N images of the similarity of the two rows;
-    targets: (N,) classes explained in both networks."""
+    network's; similarity[method][measure]: mean over the N images of the comparison of the two
+    networks' attributions under ``protocol`` (sanity_protocols.measures); targets: (N,) classes
+    explained in both networks."""
 
     methods: list
     maps: dict = field(repr=False)
     similarity: dict
     targets: np.ndarray
+    protocol: str = DEFAULT_PROTOCOL
 
 
 def data_randomization_test(
-    trained, randomized, x, target="predicted", methods=("gradient",), seed: int = 0, record=None
+    trained,
+    randomized,
+    x,
+    target="predicted",
+    methods=("gradient",),
+    seed: int = 0,
+    record=None,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> DataRandomizationResult:
     """Compare the maps of two networks of one architecture on the same images and classes.
 
     trained: the network trained on true labels; randomized: the one trained on permuted labels.
     x: (N, C, H, W) or (C, H, W) in network-input space; target: class index, list or "predicted"
     (the trained network's prediction; the same classes are explained in both networks).
-    methods: names from ``sanity_methods.METHODS``. seed: SmoothGrad's noise.
+    methods: names from ``sanity_methods.METHODS``. seed: SmoothGrad's noise. protocol: how the
+    maps are compared (sanity_protocols.PROTOCOLS).
     """
+    protocol = check_protocol(protocol)
     methods = check_methods(trained, methods)
     check_methods(randomized, methods)
     x = as_batch(trained, x)
@@ -125,12 +136,13 @@ def data_randomization_test(
         raise MinicnnError("the data randomisation test needs two networks with the same layers")
     targets = resolve_targets(target, forward_record(trained, x, record).output())
     maps, sims = {}, {}
+    first = all_attributions(trained, x, targets, methods, seed)
+    second = all_attributions(randomized, x, targets, methods, seed)
     for method in methods:
-        a = method_maps(trained, x, targets, method, seed=seed)
-        b = method_maps(randomized, x, targets, method, seed=seed)
-        maps[method] = np.stack([a, b])
-        sims[method] = {m: float(similarities(a, b)[m].mean()) for m in METRICS}
-    return DataRandomizationResult(list(methods), maps, sims, targets)
+        a, b = first[method], second[method]
+        maps[method] = np.stack([a.sum(axis=1), b.sum(axis=1)])
+        sims[method] = {k: float(v.mean()) for k, v in compare(a, b, protocol).items()}
+    return DataRandomizationResult(list(methods), maps, sims, targets, protocol)
 
 
 def main() -> int:

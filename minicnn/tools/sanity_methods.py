@@ -75,8 +75,16 @@ def method_maps(net, x, targets, method: str, seed: int = 0, record=None) -> np.
 
 
 def all_maps(net, x, targets, methods, seed: int = 0, record=None) -> dict:
-    """Several methods on one forward pass: {method: (N, H, W) float64}. record: a PassRecord of a
-    full forward pass over x (reused)."""
+    """Several methods on one forward pass: {method: (N, H, W) float64}, each attribution summed over
+    colour channels. record: a PassRecord of a full forward pass over x (reused)."""
+    return {m: a.sum(axis=1) for m, a in all_attributions(net, x, targets, methods, seed, record).items()}
+
+
+def all_attributions(net, x, targets, methods, seed: int = 0, record=None) -> dict:
+    """Several methods on one forward pass, channels kept: {method: (N, C, H, W) float64} on the
+    host (C = 1 for Grad-CAM and CAM, whose map is one class map upsampled to the input). The
+    protocols of sanity_protocols.py reduce the channels each its own way (Adebayo et al. take
+    sum_c |a_c|, so the sum must not be taken first)."""
     rec = forward_record(net, x, record)
     dy = one_hot(targets, rec.output())
     out = {}
@@ -106,7 +114,7 @@ def all_maps(net, x, targets, methods, seed: int = 0, record=None) -> dict:
             a = cam(net, x, targets, record=rec)[:, None]
         else:
             raise MinicnnError(f"unknown method {m!r}; expected one of: {', '.join(METHODS)}")
-        out[m] = to_numpy(a).astype(np.float64).sum(axis=1)
+        out[m] = to_numpy(a).astype(np.float64)
     return out
 
 

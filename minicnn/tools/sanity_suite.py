@@ -3,7 +3,8 @@
     findings = run_checks(net, x, targets, methods, tests=TESTS, pointing=..., permuted=...)
     print(findings.table())
 
-Each column is one number per method (the similarity measure named in its header, mean over images):
+Each column is one number per method (mean over images), compared under one protocol
+(sanity_protocols.py; named above the table):
 
     cascade      Spearman rank correlation (abs) of the maps before and after re-initialising every
                  learned layer from the top down (Adebayo et al. 2018, sec. 3); low = the map
@@ -14,6 +15,10 @@ Each column is one number per method (the similarity measure named in its header
                  (Adebayo et al. 2018, sec. 4)
     class        the correlation between the maps of the image's top classes (Nie et al. 2018);
                  high = the map ignores the class
+
+In cascade, independent, data and class, where more than TIED_SHARE of the pixels are zero in
+either map the cell holds the correlation over the other pixels (marked "fg";
+sanity_protocols.verdict): a block of pixels tied at the lowest rank makes unrelated maps look alike.
     recovery     SSIM of the map with the input image, trained network / random network (Mahendran
                  & Vedaldi 2016; Nie et al. 2018); as high on the random one = it shows the image
     pointing     pointing-game accuracy (Zhang et al. 2016, scored as TorchRay)
@@ -34,6 +39,7 @@ from minicnn.tools.sanity_checks import class_sensitivity, image_recovery
 from minicnn.tools.sanity_data import data_randomization_test
 from minicnn.tools.sanity_methods import METHODS, has_cam
 from minicnn.tools.sanity_pointing import TORCHRAY_VGG16_VOC07, pointing_game
+from minicnn.tools.sanity_protocols import DEFAULT_PROTOCOL, TIED_SHARE, check_protocol, verdict
 
 TESTS = ("cascade", "independent", "data", "class", "recovery", "pointing")
 CHANGED = 0.5
@@ -57,13 +63,15 @@ CLAIMS = {
 
 @dataclass
 class Findings:
-    """results: test -> the tool's result object; rows: method -> {column: value}; notes: tests
-    skipped and why."""
+    """results: test -> the tool's result object; rows: method -> {column: value}; cells: (method,
+    column) -> Cell for the columns a verdict reads; notes: tests skipped and why."""
 
     methods: list
     results: dict = field(default_factory=dict)
     rows: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    protocol: str = DEFAULT_PROTOCOL
+    cells: dict = field(default_factory=dict)
 
     def columns(self) -> list[str]:
         seen = []
@@ -75,24 +83,37 @@ class Findings:
         """Method x test, one number per cell ('-' where the test did not run for the method)."""
         cols = self.columns()
         head = f"{'method':<18}" + "".join(f"{c:>15}" for c in cols)
-        lines = [head, "-" * len(head)]
+        lines = [f"protocol: {self.protocol}", head, "-" * len(head)]
         for m, row in self.rows.items():
-            cells = "".join(f"{_cell(row.get(c)):>15}" for c in cols)
-            lines.append(f"{(METHODS[m][0] if m in METHODS else m):<18}{cells}")
+            text = [_cell(row.get(c)) + (" fg" if self._foreground(m, c) else "") for c in cols]
+            lines.append(f"{(METHODS[m][0] if m in METHODS else m):<18}" + "".join(f"{t:>15}" for t in text))
+        if any(cell.measure == "spearman_fg" for cell in self.cells.values()):
+            lines.append(
+                f"fg: more than {TIED_SHARE:.0%} of the pixels are zero in either map; the number is the "
+                "Spearman correlation (abs) over the pixels non-zero in both"
+            )
         return "\n".join(lines)
+
+    def _foreground(self, method: str, column: str) -> bool:
+        cell = self.cells.get((method, column))
+        return cell is not None and cell.measure == "spearman_fg"
 
     def verdicts(self) -> list[str]:
         """One sentence per randomisation column: which methods change (below CHANGED), which do not."""
         out = []
         for col in ("cascade", "independent", "data"):
-            values = {m: r[col] for m, r in self.rows.items() if col in r}
-            if not values:
+            cells = {m: c for (m, c2), c in self.cells.items() if c2 == col}
+            if not cells:
                 continue
-            changed = [METHODS[m][0] for m, v in values.items() if v < CHANGED]
-            kept = [METHODS[m][0] for m, v in values.items() if v >= CHANGED]
+            changed = [
+                METHODS[m][0] + (" (fg)" if c.foreground else "") for m, c in cells.items() if c.changed
+            ]
+            kept = [
+                METHODS[m][0] + (" (fg)" if c.foreground else "") for m, c in cells.items() if not c.changed
+            ]
             out.append(
-                f"{col}: changed (rank corr. < {CHANGED}): {', '.join(changed) or 'none'}; "
-                f"stayed alike: {', '.join(kept) or 'none'}"
+                f"{col}: changed (rank corr. < {CHANGED}, protocol {self.protocol}): "
+                f"{', '.join(changed) or 'none'}; stayed alike: {', '.join(kept) or 'none'}"
             )
         if "pointing" in self.results:
             res = self.results["pointing"]
@@ -112,6 +133,28 @@ class Findings:
                     + ("holds here" if holds else "does not hold here")
                 )
         return out
+
+
+@dataclass
+class Cell:
+    """One verdict: the protocol, the measure read (spearman_abs, or spearman_fg where the tied share
+    exceeds TIED_SHARE), its value, the tied share and whether it is below CHANGED."""
+
+    protocol: str
+    measure: str
+    value: float
+    tied: float
+    changed: bool
+
+    @property
+    def foreground(self) -> bool:
+        return self.measure == "spearman_fg"
+
+
+def judge(values: dict, protocol: str) -> Cell:
+    """The Cell of one method and test from its mean measures {name: float}."""
+    measure, value, word = verdict(values, CHANGED)
+    return Cell(protocol, measure, value, float(values["tied"]), word == "changed")
 
 
 def _cell(v) -> str:
@@ -134,6 +177,7 @@ def run_checks(
     progress: bool = False,
     class_top: int = 3,
     layers=None,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> Findings:
     """Run the chosen tests and fill the method x test table.
 
@@ -142,13 +186,22 @@ def run_checks(
     permuted: None (skip the data test) or the same architecture trained on permuted labels.
     progress: tqdm bars over the tests and the randomisation steps.
     layers: the learned layers the randomisation tests re-initialise (default: all, top first).
+    protocol: how maps are compared (sanity_protocols.PROTOCOLS), named in the table.
     """
     from tqdm.auto import tqdm
+
+    protocol = check_protocol(protocol)
 
     unknown = [t for t in tests if t not in TESTS]
     if unknown:
         raise MinicnnError(f"unknown test {unknown[0]!r}; expected one of: {', '.join(TESTS)}")
-    f = Findings(list(methods), rows={m: {} for m in methods})
+    f = Findings(list(methods), rows={m: {} for m in methods}, protocol=protocol)
+
+    def fill(column: str, values: dict, method: str) -> None:
+        cell = judge(values, protocol)
+        f.cells[(method, column)] = cell
+        f.rows[method][column] = cell.value
+
     for test in tqdm(list(tests), desc="sanity checks", unit="test", disable=not progress, leave=False):
         if test in ("cascade", "independent"):
             res = randomization_test(
@@ -160,28 +213,31 @@ def run_checks(
                 seed=seed,
                 layers=layers,
                 progress=progress,
+                protocol=protocol,
             )
             f.results[test] = res
             for m in methods:
-                rank = res.similarity[m]["spearman_abs"]
                 if test == "cascade":
-                    f.rows[m]["cascade"] = float(rank[-1])
-                    f.rows[m]["cascade-ssim"] = float(res.similarity[m]["ssim"][-1])
+                    fill("cascade", {k: float(v[-1]) for k, v in res.similarity[m].items()}, m)
+                    if "ssim" in res.similarity[m]:
+                        f.rows[m]["cascade-ssim"] = float(res.similarity[m]["ssim"][-1])
                 else:
-                    f.rows[m]["independent"] = float(np.mean(rank[1:]))
+                    fill("independent", {k: float(np.mean(v[1:])) for k, v in res.similarity[m].items()}, m)
         elif test == "data":
             if permuted is None:
                 f.notes.append("data: skipped (no network trained on permuted labels for this model)")
                 continue
-            res = data_randomization_test(net, permuted, x, targets, methods, seed=seed)
+            res = data_randomization_test(net, permuted, x, targets, methods, seed=seed, protocol=protocol)
             f.results[test] = res
             for m in methods:
-                f.rows[m]["data"] = res.similarity[m]["spearman_abs"]
+                fill("data", res.similarity[m], m)
         elif test == "class":
-            res = class_sensitivity(net, x, methods, top=min(class_top, _classes(net, x)), seed=seed)
+            res = class_sensitivity(
+                net, x, methods, top=min(class_top, _classes(net, x)), seed=seed, protocol=protocol
+            )
             f.results[test] = res
             for m in methods:
-                f.rows[m]["class"] = res.similarity[m]["spearman_abs"]
+                fill("class", res.similarity[m], m)
         elif test == "recovery":
             res = image_recovery(net, x, targets, methods, seed=seed)
             f.results[test] = res

@@ -21,10 +21,16 @@ def test_json_numbers_are_the_api_results(shipped, tmp_path):
     images, _, _ = shipped_samples(2)
     x = mc.preprocess(images, "unit").astype(np.float32)
     res = mc.randomization_test(net, x, "predicted", methods=["gradient", "guided"], cascade=True)
+    verdicts = {v["method"]: v for v in summary["tables"]["sanity_verdicts"] if v["test"] == "cascade"}
     for m in ("gradient", "guided"):
+        # the digits' maps are zero on half the pixels: the verdict reads the foreground
+        assert verdicts[m]["measure"] == "spearman_fg" and verdicts[m]["protocol"] == "minicnn"
+        assert verdicts[m]["tied"] == pytest.approx(res.similarity[m]["tied"][-1], abs=1e-9)
+        assert verdicts[m]["tied"] > 0.25
         assert summary["numbers"][f"{m} cascade"] == pytest.approx(
-            res.similarity[m]["spearman_abs"][-1], abs=1e-9
+            res.similarity[m]["spearman_fg"][-1], abs=1e-9
         )
+    assert verdicts["gradient"]["verdict"] == "changed" and verdicts["guided"]["verdict"] == "alike"
     with np.load(shipped.WEIGHTS_DIR / "clutter.npz") as f:
         canvases = (f["images"][:4, None] / 255.0).astype(np.float32)
         boxes, labels = f["boxes"][:4], f["labels"][:4]
@@ -35,6 +41,25 @@ def test_json_numbers_are_the_api_results(shipped, tmp_path):
     assert len([f for f in summary["figures"] if "cascade" in f["caption"]]) == 2
     assert (out / "sanity.txt").is_file()
     assert "Adebayo et al. 2018" in summary["tables"]["sanity"]
+    assert "protocol: minicnn" in summary["tables"]["sanity"]
+
+
+def test_protocol_option_reaches_the_numbers(shipped, tmp_path):
+    import minicnn as mc
+    from minicnn.cli.inputs import shipped_samples
+
+    r = ok("sanity", "--count", "2", "--methods", "gradient", "--tests", "cascade", "--layers", "predictions",
+           "--protocol", "adebayo", "--out", tmp_path / "out", "--json", "--no-progress")  # fmt: skip
+    summary = json.loads(r.stdout)
+    images, _, _ = shipped_samples(2)
+    x = mc.preprocess(images, "unit").astype(np.float32)
+    net = mc.load(shipped.DEFAULT_MODEL)
+    res = mc.randomization_test(net, x, "predicted", ["gradient"], layers=["predictions"], protocol="adebayo")
+    assert summary["settings"]["protocol"] == "adebayo"
+    assert summary["numbers"]["gradient cascade-ssim"] == pytest.approx(
+        res.similarity["gradient"]["ssim"][-1]
+    )
+    assert "protocol adebayo" in (tmp_path / "out" / "sanity.txt").read_text()
 
 
 def fails(*args, match: str):
@@ -52,6 +77,7 @@ def test_bad_input(shipped, tmp_path):
     assert "gradient_x_input" in line and "grad_cam" in line
     fails("sanity", "--methods", "cam", "--out", out, match="CAM needs a network ending in GlobalAvgPool2D")
     fails("sanity", "--tests", "cascade,nope", "--out", out, match="unknown test 'nope'")
+    fails("sanity", "--protocol", "paper", "--out", out, match="invalid choice: 'paper'")
     fails("sanity", "--target", "12", "--out", out, match="out of range")
     line = fails("sanity", "--layers", "fc1,block1_pool", "--out", out, match="layer 'block1_pool'")
     assert "predictions, fc1, block2_conv2, block2_conv1, block1_conv2, block1_conv1" in line
