@@ -77,6 +77,7 @@ _API = {
     "integrated_gradients": "minicnn.tools.integrated_gradients",
     "completeness_gap": "minicnn.tools.integrated_gradients",
     "excitation_backprop": "minicnn.tools.excitation",
+    "guided_grad_cam": "minicnn.tools.guided_gradcam",
     # optimisation-based tools
     "class_model": "minicnn.tools.classmodel",
     "maximize": "minicnn.tools.maximize",
