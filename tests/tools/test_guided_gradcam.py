@@ -77,7 +77,7 @@ def test_the_defaults_differ_by_exactly_the_upsampling(case):
     up = {m: torch.nn.functional.interpolate(cam, size, mode=m).numpy() for m in ("bilinear", "nearest")}
     guided = methods.get("guided")(net, x, target)
     expected = guided * (up["bilinear"] - up["nearest"])
-    assert_close(ours - captum, expected, rtol=1e-12, scale=np.abs(ours).max(), what="the upsampling convention")
+    assert_close(ours - captum, expected, rtol=1e-12, scale=np.abs(ours).max(), what="upsampling convention")
     if tuple(cam.shape[2:]) != tuple(size):  # conv2d_1 works at the input's size: nothing to upsample
         assert np.abs(ours - captum).max() > 1e-3 * np.abs(ours).max()
 
