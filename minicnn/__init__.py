@@ -99,6 +99,7 @@ _API = {
     "pixel_flipping": "minicnn.tools.faithfulness",
     "road": "minicnn.tools.faithfulness_road",
     "completeness": "minicnn.tools.faithfulness_completeness",
+    "input_invariance": "minicnn.tools.input_invariance",
     # process-wide settings, applied only when asked (minicnn/process.py)
     "tune_process": "minicnn.process",
 }
