@@ -49,6 +49,7 @@ from minicnn.tools.equivalence_cam import cam_section
 from minicnn.tools.equivalence_conditions import Setting
 from minicnn.tools.equivalence_convergence import convergence_section
 from minicnn.tools.equivalence_modes import deconvnet_section, guided_section
+from minicnn.tools.equivalence_relevance import deeplift_section, ig_section, lrp0_section, zplus_section
 from minicnn.tools.equivalence_section import Row, Section, cosine
 from minicnn.tools.equivalence_switches import switches_section
 from minicnn.tools.targets import as_batch, forward_record, resolve_targets
@@ -226,6 +227,10 @@ SECTIONS = {
     "guided": guided_section,
     "switches": switches_section,
     "cam": cam_section,
+    "lrp0": lrp0_section,
+    "deeplift": deeplift_section,
+    "ig": ig_section,
+    "zplus": zplus_section,
     "convergence": convergence_section,
 }
 

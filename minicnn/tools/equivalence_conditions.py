@@ -128,6 +128,15 @@ class Setting:
         self.dy = one_hot(self.targets, record.output())
         self.bound = bound_for(net.dtype)
         self._facts = None
+        self._twin = None
+
+    def bias_free(self) -> Setting:
+        """The same setting on ``bias_free_copy(net)`` (its own forward pass over the same images,
+        the same targets), built on first use and kept."""
+        if self._twin is None:
+            twin = bias_free_copy(self.net)
+            self._twin = Setting(twin, twin.run(self.record.input), self.targets, self.progress)
+        return self._twin
 
     @property
     def facts(self) -> list[LayerFacts]:

@@ -14,6 +14,7 @@ SAME_KINDS = (
     "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "Dense", "Flatten", "Dropout", "GlobalAvgPool2D",
 )  # fmt: skip
 AVERAGE_KINDS = ("AvgPool2D", "AdaptiveAvgPool2D", "GlobalAvgPool2D")
+TABLE = ["simonyan"]  # the per-layer table only (the other sections: test_equivalence_sections.py)
 
 
 def torch_relu_rows(net, x, targets, tol):
@@ -57,7 +58,7 @@ def torch_relu_rows(net, x, targets, tol):
 
 
 def check_against_torch(net, x, targets):
-    res = mc.equivalence(net, x, targets)
+    res = mc.equivalence(net, x, targets, sections=TABLE)
     assert res.tol == (1e-5 if net.dtype == np.float32 else 1e-6)  # the dtype's default
     expected = torch_relu_rows(net, x, targets, res.tol)
     relu_rows = [r for r in res.rows if r.kind == "ReLU"]
@@ -102,7 +103,7 @@ def test_gap_net(make_small_vgg):
 
 
 def test_vgg16(vgg16, vgg_image):
-    res = mc.equivalence(vgg16, vgg_image[:1], [7])
+    res = mc.equivalence(vgg16, vgg_image[:1], [7], sections=TABLE)
     kinds = {r.kind for r in res.rows}
     assert {"Conv2D", "MaxPool2D", "ReLU", "Dense"} <= kinds
     for r in res.rows:
@@ -231,7 +232,7 @@ def test_torchvision_vgg16_at_224(tmp_path):
     net = mc.load(tm.save(model, tmp_path / "vgg16.pth", "zip"))
     del model
     x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    res = mc.equivalence(net, x, [7], progress=False)
+    res = mc.equivalence(net, x, [7], progress=False, sections=TABLE)
     assert [r.name for r in res.rows] == net.names[::-1]
     assert [r.kind for r in res.rows if r.name == "avgpool"] == ["AdaptiveAvgPool2D"]
     for r in res.rows:
@@ -272,7 +273,7 @@ def random_geometry_net(seed):
 def test_random_geometries_float64(seed):
     net, size, geometry = random_geometry_net(seed)
     x = np.random.default_rng(seed).standard_normal((2, 3, size, size))
-    res = mc.equivalence(net, x, [1, 3])
+    res = mc.equivalence(net, x, [1, 3], sections=TABLE)
     for r in res.rows:
         if r.kind in LINEAR_KINDS:
             assert r.rel_diff < 1e-10, (geometry, r)
@@ -290,7 +291,7 @@ def vgg_style_64():
 def test_vgg_style_64_float64():
     net = vgg_style_64()
     x = np.random.default_rng(3).standard_normal((2, 3, 64, 64)) * 50
-    res = mc.equivalence(net, x, [3, 7])
+    res = mc.equivalence(net, x, [3, 7], sections=TABLE)
     kinds = {r.kind for r in res.rows}
     assert {"Conv2D", "MaxPool2D", "Dense", "ReLU", "Flatten"} <= kinds
     for r in res.rows:
@@ -327,7 +328,7 @@ def test_a_broken_backward_shows_in_its_rows(monkeypatch, make_small_vgg, cls, k
     """Multiply one layer type's gradient dx by 3: exactly that type's rows show the break."""
     net = make_small_vgg(seed=4).astype(np.float64)
     x = np.random.default_rng(1).standard_normal((2, 3, 16, 16))
-    before = {r.name: r.rel_diff for r in mc.equivalence(net, x, [0, 2]).rows}
+    before = {r.name: r.rel_diff for r in mc.equivalence(net, x, [0, 2], sections=TABLE).rows}
     original = cls.backward
 
     def broken(self, dy, cache, **kwargs):
@@ -335,7 +336,7 @@ def test_a_broken_backward_shows_in_its_rows(monkeypatch, make_small_vgg, cls, k
         return dx * 3, grads
 
     monkeypatch.setattr(cls, "backward", broken)
-    res = mc.equivalence(net, x, [0, 2])
+    res = mc.equivalence(net, x, [0, 2], sections=TABLE)
     for r in res.rows:
         if r.kind in kinds:
             assert before[r.name] < 1e-10 and abs(r.rel_diff - 2 / 3) < 1e-9, r  # |3g - g| / |3g|
@@ -350,7 +351,7 @@ def test_a_broken_backward_shows_on_the_shipped_model(monkeypatch, digit_net, ma
     monkeypatch.setattr(
         mc.Conv2D, "backward", lambda self, dy, cache, **kw: (3 * original(self, dy, cache, **kw)[0], None)
     )
-    for r in mc.equivalence(digit_net, x, [0, 1, 2, 3]).rows:
+    for r in mc.equivalence(digit_net, x, [0, 1, 2, 3], sections=TABLE).rows:
         if r.kind == "Conv2D":
             assert r.rel_diff > 0.6, r
 

@@ -166,8 +166,8 @@ def test_convergence_against_captum(make_small_vgg):
 
 
 def test_unknown_section_is_one_line(small_net, small_images):
-    with pytest.raises(MinicnnError, match="unknown equivalence section 'lrp0'.*simonyan"):
-        mc.equivalence(small_net, small_images, [0, 0, 0], sections=["lrp0"])
+    with pytest.raises(MinicnnError, match="unknown equivalence section 'lrp-9'.*simonyan"):
+        mc.equivalence(small_net, small_images, [0, 0, 0], sections=["lrp-9"])
 
 
 def test_conditions_measured_on_the_network_and_its_bias_free_copy(make_small_vgg):
@@ -198,3 +198,55 @@ def test_conditions_measured_on_the_network_and_its_bias_free_copy(make_small_vg
     net.layers[0].forward = lambda x, train=False, rng=None: (np.tanh(conv(x)[0]), conv(x)[1])
     facts = layer_facts(net, net.run(x))
     assert not relu_maxpool(facts).holds
+
+
+# -- the relevance sections: LRP-0, DeepLIFT, IG, z+ / excitation -----------------------------------
+
+RELEVANCE = ("lrp0", "deeplift", "ig", "zplus")
+
+
+def test_relevance_sections_on_the_shipped_model_float64(digit_net, make_digit_images):
+    """The shipped VGG has biases: LRP-0 = gradient x input holds on it (biases are in z); DeepLIFT,
+    IG and excitation show their gap there and hold on the bias-free copy, each at <= 1e-12."""
+    net = mc.load(mc.paths.DEFAULT_MODEL).astype(np.float64)
+    x = make_digit_images(net)
+    res = mc.equivalence(net, x, [0, 1, 2, 3], sections=RELEVANCE, progress=False)
+    (lrp0,) = res.section("lrp0").rows
+    assert lrp0.holds and lrp0.gap <= 1e-12, lrp0
+    for name in ("deeplift", "ig"):
+        network, copy = res.section(name).rows
+        assert network.holds is None and "no biases" in network.failed and network.gap > 1e-2, network
+        assert copy.name == "bias-free copy" and copy.holds and copy.gap <= 1e-12, copy
+    alpha, network, copy = res.section("zplus").rows
+    assert alpha.holds and alpha.gap <= 1e-12
+    assert network.holds is None and network.gap > 1e-2 and copy.holds and copy.gap <= 1e-12
+    assert not res.failures()
+
+
+def test_ig_row_gap_is_captums(digit_net, make_digit_images):
+    """The IG row's gap on the biased network, recomputed from Captum's IntegratedGradients (zero
+    baseline, the same Gauss-Legendre steps) and torch's gradient x input."""
+    torch, attr = oracle("torch"), oracle("captum.attr")
+    from minicnn.tools.equivalence_relevance import IG_STEPS
+    from minicnn.tools.equivalence_section import gap
+
+    net = mc.load(mc.paths.DEFAULT_MODEL).astype(np.float64)
+    x = make_digit_images(net, n=2)
+    row = mc.equivalence(net, x, [3, 5], sections=["ig"], progress=False).section("ig").rows[0]
+    model = to_torch(net, torch.float64)
+    xt = torch.tensor(x)
+    ig = attr.IntegratedGradients(model).attribute(
+        xt, target=[3, 5], n_steps=IG_STEPS, method="gausslegendre"
+    )
+    gxi = attr.InputXGradient(model).attribute(xt, target=[3, 5])
+    # 1e-8: measured 1.6e-9 relative (Captum's quadrature weights are not exactly minicnn's float64 ones)
+    assert abs(row.gap - gap(ig.detach().numpy(), gxi.detach().numpy())) < 1e-8 * row.gap, row
+
+
+def test_relevance_rows_say_why_a_side_cannot_run():
+    """Excitation backprop refuses graphs: the row says so in one line instead of a gap."""
+    net = mc.resnet18(seed=0, num_classes=10, input_size=32).astype(np.float64)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32))
+    section = mc.equivalence(net, x, [1], sections=["zplus"], progress=False).section("zplus")
+    refused = [r for r in section.rows if r.gap is None]
+    assert refused and all("excitation" in r.failed for r in refused), section.rows

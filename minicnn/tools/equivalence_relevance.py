@@ -1,0 +1,217 @@
+"""The equalities between relevance methods and gradient x input, measured (Ancona et al. 2018).
+
+Four sections of the equivalence suite, each between two separate codes: the LRP rules of the
+engine (mc.lrp: the rule values of minicnn/rules.py read by the layers, layers/relevance.py),
+DeepLIFT-Rescale (mc.deeplift: the ReLU's secant rule), Integrated Gradients (mc.integrated_gradients:
+gradients at points of the path, summed by quadrature), excitation backprop (mc.excitation_backprop:
+each layer's positive twin run forward and backward), and gradient x input (the gradient backward
+times x).
+
+    lrp0       LRP-0 = gradient x input on ReLU / max-pool networks, biases included (the bias is in
+               z, and R_j = z_j dS/dz_j telescopes; Kindermans et al. 2016; Ancona et al. 2018,
+               sec. 3.1)
+    deeplift   DeepLIFT-Rescale with a zero reference = epsilon-LRP, epsilon -> 0, on bias-free ReLU
+               networks (every reference activation is 0, so every secant is the gradient; Ancona et
+               al. 2018, sec. 3.2)
+    ig         Integrated Gradients with a zero baseline = gradient x input on bias-free positively
+               homogeneous networks (the ReLU and max-pool pattern is the same at every a x, a > 0,
+               so the gradient is constant along the path; Sundararajan et al. 2017; Ancona et al.)
+    zplus      LRP-z+ = alpha1-beta0 (Montavon et al. 2017, sec. 4: the beta term vanishes) and, on
+               bias-free layers with nonnegative inputs, = excitation backprop (Zhang et al. 2016)
+               with the relevance starting at 1 instead of the score
+
+The theorems hold with epsilon -> 0: the LRP stabilisers are set to TINY here (1e-16 in float64,
+1e-8 in float32), so that the stabiliser's share (epsilon / |z|) stays below the dtype's bound.
+Where a condition fails on the network as given (biases), the row shows the measured gap and a
+second row measures the equality on the network's bias-free copy
+(equivalence_conditions.bias_free_copy), where it must hold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minicnn.errors import MinicnnError
+from minicnn.rules import LRP0, AlphaBeta, Composite, Epsilon, ZPlus
+from minicnn.tools.deconvnet import forward_input
+from minicnn.tools.deeplift import deeplift
+from minicnn.tools.equivalence_conditions import homogeneous, no_biases, relu_maxpool
+from minicnn.tools.equivalence_section import Condition, Row, Section, gap
+from minicnn.tools.excitation import excitation_backprop
+from minicnn.tools.integrated_gradients import integrated_gradients
+from minicnn.tools.lrp import lrp
+
+#: the stabiliser standing for epsilon -> 0, by dtype. Its share of a relevance is about TINY / |z|,
+#: so it must be small; but where a unit's z is 0 (a dead unit) its relevance is divided by TINY,
+#: and the lowered products (Winograd, im2col) leave rounding residues of the dtype's precision of
+#: what they carry, so too small a TINY lets those residues grow. Measured, z+ against excitation
+#: backprop on the shipped GAP model: float64 1e-30 gives a gap of 1e22, 1e-20 of 2e-8, 1e-16 of
+#: 7e-16, 1e-12 of 8e-13; float32 1e-16 gives 3e3, 1e-10 2e-6, 1e-8 4e-7, 1e-6 1e-6.
+TINY = {np.dtype(np.float64): 1e-16, np.dtype(np.float32): 1e-8}
+
+
+def tiny(setting) -> float:
+    """The stabiliser of ``setting``'s dtype (TINY)."""
+    return TINY.get(np.dtype(setting.net.dtype), 1e-8)
+
+
+#: Integrated Gradients' quadrature points: on a network where the theorem's conditions hold the
+#: gradient is the same at every point, so any count gives gradient x input exactly
+IG_STEPS = 4
+
+
+def composite(rule, name: str, stabilizer: float) -> Composite:
+    """``rule`` at every convolution and dense layer, ``stabilizer`` at the other linear layers."""
+    return Composite(name=name, convolution=rule, dense=rule, stabilizer=stabilizer)
+
+
+def gradient_x_input(setting):
+    """x * dS_t/dx by the engine's gradient backward, (N, C, H, W)."""
+    return setting.record.input * setting.record.backward(setting.dy, mode="gradient")
+
+
+def nonnegative_inputs(setting) -> Condition:
+    """Every convolution and dense layer reads nonnegative inputs (Zhang et al.'s assumption)."""
+    rec, bad = setting.record, []
+    for layer in setting.net.layers:
+        if layer.is_convolution or layer.is_linear:
+            if float(forward_input(layer, rec).min()) < 0:
+                bad.append(layer.name)
+    detail = f"negative inputs at {', '.join(bad[:3])}" if bad else "measured per layer"
+    return Condition("nonnegative inputs to the convolutions and dense layers", not bad, detail)
+
+
+def rows_with_copy(setting, name, left, right, sides, conditions) -> tuple[list[Condition], list[Row]]:
+    """The conditions on ``setting``'s network and its row; if a condition fails, a second row on the
+    bias-free copy with its own conditions. ``sides(setting) -> (a, b)``; ``conditions(setting)``."""
+    checked = conditions(setting)
+    failed = "; ".join(c.name for c in checked if not c.holds)
+    rows = [measure(setting, name, left, right, sides, failed)]
+    if failed:
+        twin = setting.bias_free()
+        twin_failed = "; ".join(c.name for c in conditions(twin) if not c.holds)
+        rows.append(measure(twin, "bias-free copy", left, right, sides, twin_failed))
+    return checked, rows
+
+
+def measure(setting, name, left, right, sides, failed) -> Row:
+    """One row: the gap of the two sides, or the one-line reason a side could not run."""
+    try:
+        a, b = sides(setting)
+    except MinicnnError as exc:
+        return Row(name, left, right, None, setting.bound, failed=str(exc))
+    return Row(name, left, right, gap(a, b), setting.bound, failed=failed)
+
+
+def lrp0_section(setting) -> Section:
+    """mc.lrp with LRP-0 at every layer vs gradient x input."""
+
+    def sides(st):
+        return lrp(
+            st.net, st.record.input, st.targets, composite(LRP0(), "lrp-0", tiny(st)), record=st.record
+        ), (gradient_x_input(st))
+
+    checked, rows = rows_with_copy(
+        setting, "network", "mc.lrp LRP-0", "gradient x input", sides, lambda st: [relu_maxpool(st.facts)]
+    )
+    return Section(
+        "lrp0",
+        "LRP-0 vs gradient x input",
+        "LRP-0 equals gradient x input on networks of ReLUs, max-pools and linear layers, biases "
+        "included (Kindermans et al. 2016; Ancona et al. 2018, sec. 3.1)",
+        checked,
+        rows,
+        ["sides: the LRP-0 rule of the layers (mc.lrp, the score as initial relevance) vs x times the "
+         "gradient backward"],
+    )  # fmt: skip
+
+
+def deeplift_section(setting) -> Section:
+    """mc.deeplift with a zero reference vs mc.lrp with epsilon -> 0."""
+
+    def sides(st):
+        x = st.record.input
+        return deeplift(st.net, x, st.targets, baseline=0, record=st.record), lrp(
+            st.net, x, st.targets, composite(Epsilon(tiny(st)), "epsilon", tiny(st)), record=st.record
+        )
+
+    checked, rows = rows_with_copy(
+        setting, "network", "mc.deeplift x0 = 0", "mc.lrp epsilon", sides,
+        lambda st: [relu_maxpool(st.facts), no_biases(st.facts)],
+    )  # fmt: skip
+    return Section(
+        "deeplift",
+        "DeepLIFT-Rescale (zero reference) vs epsilon-LRP",
+        "with a zero reference, DeepLIFT-Rescale equals epsilon-LRP (epsilon -> 0) on bias-free ReLU "
+        "networks (Ancona et al. 2018, sec. 3.2; Shrikumar et al. 2017)",
+        checked,
+        rows,
+        [f"sides: the ReLU's secant rule (mc.deeplift) vs mc.lrp's epsilon rule (epsilon {tiny(setting):g})"],
+    )
+
+
+def ig_section(setting) -> Section:
+    """mc.integrated_gradients with a zero baseline vs gradient x input."""
+
+    def sides(st):
+        x = st.record.input
+        ig = integrated_gradients(
+            st.net, x, st.targets, baseline=0.0, steps=IG_STEPS, batch_size=len(x), record=st.record
+        )
+        return ig, gradient_x_input(st)
+
+    checked, rows = rows_with_copy(
+        setting, "network", f"mc.integrated_gradients ({IG_STEPS} steps)", "gradient x input", sides,
+        lambda st: [no_biases(st.facts), homogeneous(st.facts), relu_maxpool(st.facts)],
+    )  # fmt: skip
+    return Section(
+        "ig",
+        "Integrated Gradients (zero baseline) vs gradient x input",
+        "with a zero baseline, Integrated Gradients equals gradient x input on bias-free positively "
+        "homogeneous ReLU / max-pool networks (Sundararajan et al. 2017; Ancona et al. 2018)",
+        checked,
+        rows,
+        ["sides: gradients at the path's quadrature points (mc.integrated_gradients) vs x times the "
+         "gradient at x"],
+    )  # fmt: skip
+
+
+def zplus_section(setting) -> Section:
+    """mc.lrp z+ vs alpha1-beta0, and z+ (divided by the score) vs mc.excitation_backprop."""
+    x, rec = setting.record.input, setting.record
+
+    def zplus(st):
+        return lrp(
+            st.net, st.record.input, st.targets, composite(ZPlus(tiny(st)), "z+", tiny(st)), record=st.record
+        )
+
+    alpha = lrp(
+        setting.net,
+        x,
+        setting.targets,
+        composite(AlphaBeta(1.0, 0.0, tiny(setting)), "alpha1-beta0", tiny(setting)),
+        record=rec,
+    )
+    rows = [Row("network", "mc.lrp z+", "mc.lrp alpha1-beta0", gap(zplus(setting), alpha), setting.bound)]
+
+    def sides(st):
+        scores = st.record.output()[np.arange(len(st.targets)), st.targets]
+        relevance = zplus(st) / scores.reshape(-1, 1, 1, 1)
+        return relevance, excitation_backprop(st.net, st.record.input, st.targets, record=st.record)
+
+    checked, more = rows_with_copy(
+        setting, "network", "mc.lrp z+ / score", "mc.excitation_backprop", sides,
+        lambda st: [no_biases(st.facts), nonnegative_inputs(st)],
+    )  # fmt: skip
+    return Section(
+        "zplus",
+        "LRP-z+ vs alpha1-beta0 vs excitation backprop",
+        "z+ equals alpha1-beta0 on every layer (Montavon et al. 2017, sec. 4); on bias-free layers "
+        "with nonnegative inputs it is excitation backprop with the relevance starting at 1 (Zhang et "
+        "al. 2016, sec. 3.2)",
+        checked,
+        rows + more,
+        ["sides: the z+ rule and the alpha-beta rule (two rule values of mc.lrp), and z+ vs each layer's "
+         "positive twin run forward and backward (mc.excitation_backprop); conditions are the "
+         "excitation row's"],
+    )  # fmt: skip
