@@ -26,7 +26,10 @@ Writes sanity.txt (every table), one figure per image like the paper's fig. 2 (r
 columns: randomisation steps), and with --json the numbers on stdout.
 
 methods: gradient, gradient_x_input, smoothgrad, guided, deconvnet, grad_cam, cam (GAP networks).
-tests:   cascade, independent, data, class, recovery, pointing.
+tests:   cascade, independent, data, class, recovery, pointing, random_logit (Sixt et al. 2020),
+         smooth_mprt and efficient_mprt (Hedstrom et al. 2024).
+Per-layer curves (one line per method, the layer names below) are written for the cascade, the
+independent test and smooth MPRT (bottom-up).
 
 examples:
   minicnn sanity                                    # shipped VGG-style digit model, every test
@@ -146,11 +149,13 @@ def run(args) -> Report:
         for m, acc in findings.results["pointing"].accuracy.items():
             report.numbers[f"{m} pointing"] = acc
     details = []
-    for test in ("cascade", "independent"):
+    for test in ("cascade", "independent", "smooth_mprt"):
         if test in findings.results:
             res = findings.results[test]
             details += [res.table(metric) + "\n" for metric in measures(args.protocol)]
-            _figures(ctx, res, test)
+            _curves(ctx, res, test)
+            if test != "smooth_mprt":
+                _figures(ctx, res, test)
     ctx.out.text("sanity.txt", report.tables["sanity"] + "\n" + "\n".join(details))
     return report
 
@@ -167,6 +172,21 @@ def _pointing_inputs(args, pnet):
         )
     canvases = load_inputs(argparse.Namespace(image=None), pnet, args.pointing_count, "gap", "clutter")
     return pnet, canvases.x, canvases.boxes, canvases.labels
+
+
+def _curves(ctx, res, test: str) -> None:
+    """The similarity curves over the steps, one line per method (Adebayo et al. 2018, fig. 4): the
+    paper's Spearman (abs) and the same over the pixels non-zero in both maps."""
+    from minicnn.render.randomization import result_plot
+    from minicnn.tools.sanity_methods import METHODS
+
+    titles = {m: METHODS[m][0] for m in res.methods}
+    for measure, suffix in (("spearman_abs", ""), ("spearman_fg", "_fg")):
+        caption = (
+            f"{test} randomisation ({res.order}): {measure} with the trained maps per step, "
+            f"protocol {res.protocol}"
+        )
+        ctx.out.png(f"sanity_{test}_curve{suffix}.png", result_plot(res, measure, titles), caption)
 
 
 def _figures(ctx, res, test: str) -> None:

@@ -22,6 +22,12 @@ sanity_protocols.verdict): a block of pixels tied at the lowest rank makes unrel
     recovery     SSIM of the map with the input image, trained network / random network (Mahendran
                  & Vedaldi 2016; Nie et al. 2018); as high on the random one = it shows the image
     pointing     pointing-game accuracy (Zhang et al. 2016, scored as TorchRay)
+    random-logit the correlation of the map of the explained class with that of a random other class
+                 (Sixt et al. 2020); high = the map ignores the class
+    smooth-mprt  the cascade's correlation, bottom-up, on maps averaged over SUITE_SMOOTH_SAMPLES noisy
+                 copies of the input (Hedstrom et al. 2024, sec. 4.1; they take 50)
+    efficient-mprt  the relative rise in the map's histogram entropy once every learned layer is
+                 re-initialised (Hedstrom et al. 2024, sec. 4.2); above 0 = the map turns to noise
 
 A method "changes" in a randomisation column when its correlation falls below CHANGED (our
 threshold, not the paper's: the paper judges by eye and by these curves).
@@ -34,15 +40,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minicnn.errors import MinicnnError
-from minicnn.tools.sanity import randomization_test
+from minicnn.tools.sanity import check_layers, randomization_test
 from minicnn.tools.sanity_checks import class_sensitivity, image_recovery
 from minicnn.tools.sanity_data import data_randomization_test
 from minicnn.tools.sanity_methods import METHODS, has_cam
+from minicnn.tools.sanity_mprt import efficient_mprt, random_logit, smooth_mprt
 from minicnn.tools.sanity_pointing import TORCHRAY_VGG16_VOC07, pointing_game
 from minicnn.tools.sanity_protocols import DEFAULT_PROTOCOL, TIED_SHARE, check_protocol, verdict
 
-TESTS = ("cascade", "independent", "data", "class", "recovery", "pointing")
+TESTS = (
+    "cascade", "independent", "data", "class", "recovery", "pointing", "random_logit", "smooth_mprt",
+    "efficient_mprt",
+)  # fmt: skip
 CHANGED = 0.5
+SUITE_SMOOTH_SAMPLES = 8  # smooth MPRT's average in the suite: every step costs this many passes
 
 # the papers' qualitative findings, per test
 CLAIMS = {
@@ -56,6 +67,12 @@ CLAIMS = {
     "map whatever the class); the gradient is not",
     "recovery": "Mahendran & Vedaldi 2016; Nie et al. 2018, sec. 4: DeconvNet and guided backprop "
     "reconstruct the image, even on a random network",
+    "random_logit": "Sixt et al. 2020, sec. 5: modified backpropagation methods whose maps stop depending on "
+    "the later layers give nearly the same map for a random other class; the gradient does not",
+    "smooth_mprt": "Hedstrom et al. 2024, sec. 4.1: noise in gradient-like maps lowers MPRT's similarity by "
+    "itself; averaging over noisy inputs first removes that effect",
+    "efficient_mprt": "Hedstrom et al. 2024, sec. 4.2: a faithful map grows in complexity (entropy) when the "
+    "model is randomised",
     "pointing": "TorchRay VGG16 on VOC07: Grad-CAM 86.6% > gradient 76.3% ~ guided 75.9% > centre "
     "69.6% > DeconvNet 67.5%",
 }
@@ -101,7 +118,7 @@ class Findings:
     def verdicts(self) -> list[str]:
         """One sentence per randomisation column: which methods change (below CHANGED), which do not."""
         out = []
-        for col in ("cascade", "independent", "data"):
+        for col in ("cascade", "independent", "data", "smooth-mprt"):
             cells = {m: c for (m, c2), c in self.cells.items() if c2 == col}
             if not cells:
                 continue
@@ -114,6 +131,18 @@ class Findings:
             out.append(
                 f"{col}: changed (rank corr. < {CHANGED}, protocol {self.protocol}): "
                 f"{', '.join(changed) or 'none'}; stayed alike: {', '.join(kept) or 'none'}"
+            )
+        for col in ("class", "random-logit"):
+            cells = {m: c for (m, c2), c in self.cells.items() if c2 == col}
+            if cells:
+                insensitive = [METHODS[m][0] for m, c in cells.items() if not c.changed]
+                out.append(f"{col}: the same map whatever the class (rank corr. >= {CHANGED}): "
+                           f"{', '.join(insensitive) or 'none'}")  # fmt: skip
+        if "efficient_mprt" in self.results:
+            mean = self.results["efficient_mprt"].mean
+            rises = [METHODS[m][0] for m, v in mean.items() if v > 0]
+            out.append(
+                f"efficient MPRT: entropy rises on the random network for {', '.join(rises) or 'none'}"
             )
         if "pointing" in self.results:
             res = self.results["pointing"]
@@ -244,6 +273,23 @@ def run_checks(
             for m in methods:
                 trained, random = (res.similarity[k][m]["ssim"] for k in ("trained", "random"))
                 f.rows[m]["recovery"] = f"{trained:.2f} / {random:.2f}"
+        elif test == "random_logit":
+            res = random_logit(net, x, targets, methods, seed=seed, protocol=protocol)
+            f.results[test] = res
+            for m in methods:
+                fill("random-logit", res.similarity[m], m)
+        elif test == "smooth_mprt":
+            order = check_layers(net, layers, "bottom-up")
+            res = smooth_mprt(net, x, targets, methods, samples=SUITE_SMOOTH_SAMPLES, seed=seed, layers=order,
+                              protocol=protocol)  # fmt: skip
+            f.results[test] = res
+            for m in methods:
+                fill("smooth-mprt", {k: float(v[-1]) for k, v in res.similarity[m].items()}, m)
+        elif test == "efficient_mprt":
+            res = efficient_mprt(net, x, targets, methods, seed=seed)
+            f.results[test] = res
+            for m in methods:
+                f.rows[m]["efficient-mprt"] = res.mean[m]
         elif test == "pointing":
             if pointing is None:
                 f.notes.append("pointing: skipped (no canvases with boxes for this model)")

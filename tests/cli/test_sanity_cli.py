@@ -38,7 +38,9 @@ def test_json_numbers_are_the_api_results(shipped, tmp_path):
     point = mc.pointing_game(gap, canvases, boxes, labels, ["gradient", "guided", "cam"])
     for m in ("gradient", "guided", "cam", "centre"):
         assert summary["numbers"][f"{m} pointing"] == pytest.approx(point.accuracy[m])
-    assert len([f for f in summary["figures"] if "cascade" in f["caption"]]) == 2
+    pictures = [f for f in summary["figures"] if "cascade" in f["caption"]]
+    assert len([f for f in pictures if "curve" not in f["path"]]) == 2  # one fig. 2 per image
+    assert len([f for f in pictures if "curve" in f["path"]]) == 2  # the curves: abs and foreground
     assert (out / "sanity.txt").is_file()
     assert "Adebayo et al. 2018" in summary["tables"]["sanity"]
     assert "protocol: minicnn" in summary["tables"]["sanity"]
@@ -60,6 +62,8 @@ def test_protocol_option_reaches_the_numbers(shipped, tmp_path):
         res.similarity["gradient"]["ssim"][-1]
     )
     assert "protocol adebayo" in (tmp_path / "out" / "sanity.txt").read_text()
+    curves = [f for f in summary["figures"] if "curve" in f["path"]]
+    assert len(curves) == 2 and all("protocol adebayo" in f["caption"] for f in curves)
 
 
 def fails(*args, match: str):
