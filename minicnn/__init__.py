@@ -93,6 +93,9 @@ _API = {
     "class_sensitivity": "minicnn.tools.sanity_checks",
     "image_recovery": "minicnn.tools.sanity_checks",
     "pointing_game": "minicnn.tools.sanity_pointing",
+    "smooth_mprt": "minicnn.tools.sanity_mprt",
+    "efficient_mprt": "minicnn.tools.sanity_mprt",
+    "random_logit": "minicnn.tools.sanity_mprt",
     # faithfulness: perturbation curves, ROAD, completeness
     "deletion": "minicnn.tools.faithfulness",
     "insertion": "minicnn.tools.faithfulness",
