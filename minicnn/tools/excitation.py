@@ -21,9 +21,11 @@ own forward and backward (one layer's code, never the LRP rules of the layers):
 
 Z_j = 0 gives no transition (that unit's P goes nowhere: it had no excitatory input). The sum of P
 is kept from layer to layer (each unit's P is split over its inputs) where every Z_j > 0 and every
-input is >= 0, as behind a ReLU. Zhang et al. assume nonnegative inputs; at the first layer, whose
-inputs are pixels in network-input space and may be negative, the formula is applied as written
-(a_i w+_ij), so P may be negative there; ``layer=`` stops at an inner layer, as the paper's maps do.
+input is >= 0, as behind a ReLU; a unit that its bias alone switches on has Z_j = 0 and loses its
+P, so on a network with biases the sum falls below 1 (without biases it stays 1).
+Zhang et al. assume nonnegative inputs; at the first layer, whose inputs are pixels in
+network-input space and may be negative, the formula is applied as written (a_i w+_ij), so P may
+be negative there; ``layer=`` stops at an inner layer, as the paper's maps do.
 
 Contrastive excitation backprop (sec. 3.3): the target unit's dual has the negated weights; its
 winning probabilities at the top layer's input use (-w)+ = max(-w, 0), and the difference of the
@@ -55,6 +57,10 @@ def positive_twin(layer, sign: int = 1):
         )
     xp = get_xp(params["weight"])
     twin = type(layer)(**layer.config(), name=layer.name)
+    if hasattr(twin, "algorithm"):
+        # A lowering where each output is its own dot product, so a window of zero inputs gives Z_j
+        # exactly 0: Winograd's tile transforms leave +-1e-16 there, which P / Z_j would blow up.
+        twin.algorithm = "im2col"
     twin.weight = xp.maximum(sign * params["weight"], 0)
     twin.bias = xp.zeros_like(params["bias"])
     return twin

@@ -182,31 +182,30 @@ def _guided_grad_cam(net, x, target, record=None, layer=None, upsample="bilinear
     return guided_grad_cam(net, x, target, layer=layer, upsample=upsample, record=record)
 
 
-def _helper(module: str, name: str):
-    """``module.name``, or one MinicnnError when this copy of minicnn lacks that module."""
-    import importlib
+def _lrp_epsilon(net, x, target, record=None, epsilon=1e-6):
+    from minicnn.rules import Epsilon
+    from minicnn.tools.lrp import lrp
 
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ImportError:
-        raise MinicnnError(f"{name} is not available: this copy of minicnn has no {module}") from None
+    return lrp(net, x, target, composite=Epsilon(epsilon), record=record)
 
 
 def _lrp(composite: str | None):
-    """The adapter of one LRP variant: ``mc.lrp`` (tools/lrp.py) with ``composite`` (None: the
-    ``composite`` option) and the other options as keywords."""
+    """The adapter of one LRP variant: ``mc.lrp`` (tools/lrp.py) with the composite of that name
+    (rules.COMPOSITES; None: the ``composite`` option)."""
 
     def compute(net, x, target, record=None, **options):
-        lrp = _helper("minicnn.tools.lrp", "lrp")
-        chosen = options.pop("composite") if composite is None else composite
-        return lrp(net, x, target, composite=chosen, **options)
+        from minicnn.tools.lrp import lrp
+
+        chosen = options["composite"] if composite is None else composite
+        return lrp(net, x, target, composite=chosen, record=record)
 
     return compute
 
 
 def _deeplift(net, x, target, record=None, baseline=0.0):
-    deeplift = _helper("minicnn.tools.deeplift", "deeplift")
-    return deeplift(net, x, target, baseline=baseline)
+    from minicnn.tools.deeplift import deeplift
+
+    return deeplift(net, x, target, baseline=baseline, record=record)
 
 
 _TABLE = (
@@ -239,10 +238,10 @@ _TABLE = (
            {"layer": None}),
     Method("guided-grad-cam", "Guided Grad-CAM", "Selvaraju et al. 2017", _guided_grad_cam, "NCHW", True,
            None, "guided x gradient", {"layer": None, "upsample": "bilinear"}, aliases=("guided_gradcam",)),
-    Method("lrp-epsilon", "LRP-epsilon", "Bach et al. 2015", _lrp("epsilon"), "NCHW", True, "F(x)",
+    Method("lrp-epsilon", "LRP-epsilon", "Bach et al. 2015", _lrp_epsilon, "NCHW", True, "F(x)",
            "lrp epsilon", {"epsilon": 1e-6}),
-    Method("lrp-zplus", "LRP-z+", "Montavon et al. 2017", _lrp("zplus"), "NCHW", True, "F(x)", "lrp z+"),
-    Method("lrp-alpha1beta0", "LRP-alpha1-beta0", "Bach et al. 2015", _lrp("alpha1beta0"), "NCHW", True,
+    Method("lrp-zplus", "LRP-z+", "Montavon et al. 2017", _lrp("zplus"), "NCHW", False, "F(x)", "lrp z+"),
+    Method("lrp-alpha1beta0", "LRP-alpha1-beta0", "Bach et al. 2015", _lrp("alpha1beta0"), "NCHW", False,
            "F(x)", "lrp alpha1-beta0"),
     Method("lrp-composite", "LRP composite", "Kohlbrenner et al. 2020", _lrp(None), "NCHW", True,
            "F(x)", "lrp, a rule per layer", {"composite": "epsilon-plus-flat"}),

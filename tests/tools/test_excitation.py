@@ -200,3 +200,15 @@ def test_refusals_are_one_line(net, x):
     graph = mc.resnet18(seed=0, num_classes=3, input_size=32)
     with pytest.raises(MinicnnError, match="excitation backprop runs on chains of layers"):
         mc.excitation_backprop(graph, np.zeros((1, 3, 32, 32), np.float32), 0)
+
+
+def test_no_rounding_blow_up_on_the_shipped_model():
+    """The shipped digits model (3x3 convolutions that Winograd would lower): a window of zero inputs
+    has Z_j exactly 0, so no P / (+-1e-16) reaches the map: every P >= 0 on inputs in [0, 1]."""
+    from minicnn.paths import DEFAULT_MODEL, HELDOUT
+
+    with np.load(HELDOUT) as data:
+        x = mc.preprocess(data["images"][:6, :, :, None], "unit")
+    for dtype in (np.float32, np.float64):
+        p = mc.excitation_backprop(mc.load(DEFAULT_MODEL).astype(dtype), x.astype(dtype))
+        assert p.min() >= 0 and 0.9 < p.reshape(6, -1).sum(axis=1).min() <= 1 + 1e-6
