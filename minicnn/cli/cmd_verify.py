@@ -17,6 +17,8 @@ from minicnn.cli.report import Report
 from minicnn.errors import MinicnnError
 from minicnn.tools.verify import LAYOUTS
 
+INPUT_LAYOUTS = ("auto", "NCHW", "NHWC", "CHW", "HWC")
+
 HELP = "check another framework's attribution map (Captum, tf-keras-vis, ...) against minicnn's"
 EPILOG = """\
 The model (--weights) is any file minicnn reads: minicnn or Keras .h5, PyTorch .pth, .safetensors or
@@ -25,8 +27,16 @@ ONNX .onnx. The map file is .npy or .npz (one array, or name it with --key) in a
 when the shape alone does not. Reported: max |minicnn - map| / max |map|, the fraction of entries
 beyond --tol, Spearman's rank correlation, and a picture of where the largest differences are.
 Exit code 0 when the max relative difference is <= --tol, 1 when it is not, 2 on bad input.
---against keras supports gradient, saliency, gradient_x_input and grad_cam, and runs Keras in float32
-(its layers are float32), so it is refused with --float64; --against captum runs in float64 then.
+--against keras supports gradient, saliency, gradient_x_input and grad_cam, in float32 only (Keras 3's
+torch backend multiplies float64 tensors in float32, so --float64 is refused with it); --against
+captum runs in float64 with --float64. A float32
+disagreement with a reference computed here is checked again in float64, and named "float32-ties"
+when the float64 maps agree (random or untrained weights put many ReLU inputs and pooling windows
+at ties, which rounding breaks differently on each side).
+When the maps disagree, named hypotheses are tested and those that explain the difference printed
+("explained: ..."), best first, with the residual each leaves; --json lists them as "diagnosis"
+(causes: sign, abs, scale, channel-order, layout, preprocessing, target, softmax, method, relu-rule,
+unhooked-relu, batch, stale-state, float32-ties; see minicnn/tools/diagnosis.py).
 
 methods and the Captum call that makes the same map:
   saliency          Saliency(model).attribute(x, target=t)            (|grad|; max over C is taken)
@@ -60,22 +70,36 @@ def add_arguments(parser) -> None:
     )  # fmt: skip
     parser.add_argument("--key", default=None, help="the array's name inside a .npz map file")
     parser.add_argument(
-        "--layout", default="auto", choices=LAYOUTS, help="NCHW, NHWC, NHW, CHW, HWC, HW (default: auto)"
+        "--layout",
+        default="auto",
+        choices=LAYOUTS,
+        help="the map's: NCHW, NHWC, NHW, CHW, HWC, HW (default: auto)",
     )
     parser.add_argument(
         "--input", type=existing_file, default=None, metavar="FILE",
-        help="network input (N, C, H, W) or (C, H, W) as .npy, already preprocessed (instead of --image)",
+        help="network input as .npy, already preprocessed (instead of --image), in --input-layout",
+    )  # fmt: skip
+    parser.add_argument(
+        "--input-layout", default="auto", choices=INPUT_LAYOUTS,
+        help="NCHW (PyTorch), NHWC (Keras), CHW or HWC; auto: the layout whose channel axis has the "
+        "network's input channels (NCHW where both fit)",
     )  # fmt: skip
     parser.add_argument("--tol", type=positive_float, default=1e-3, help="relative tolerance (default: 1e-3)")
     parser.add_argument(
         "--float64", action="store_true",
-        help="run minicnn and --against captum in float64 (refused with --against keras: Keras is float32)",
+        help="run minicnn and --against captum in float64 (refused with --against keras, see below)",
     )  # fmt: skip
-    parser.add_argument("--size", type=positive_int, default=8, help="occluder size in pixels (default: 8)")
-    parser.add_argument("--stride", type=positive_int, default=4, help="occluder stride (default: 4)")
     parser.add_argument(
-        "--fill", type=occluder_fill, default="zero", help="occluder value: zero, grey, mean or a number"
+        "--size", type=positive_int, default=None,
+        help="occluder size in pixels (default: as minicnn occlusion, scaled to the image)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stride", type=positive_int, default=None, help="occluder stride (default: as minicnn occlusion)"
     )
+    parser.add_argument(
+        "--fill", type=occluder_fill, default="grey",
+        help="occluder value: grey (default, as minicnn occlusion), zero, mean or a number",
+    )  # fmt: skip
 
 
 def _inputs(args, net):
@@ -93,10 +117,29 @@ def _inputs(args, net):
     except (ValueError, OSError) as exc:
         raise MinicnnError(f"--input {args.input}: not a readable .npy file ({exc})") from None
     if not isinstance(x, np.ndarray) or x.ndim not in (3, 4) or not np.issubdtype(x.dtype, np.floating):
-        raise MinicnnError(f"--input {args.input}: expected a float (N, C, H, W) or (C, H, W) array")
-    x = net.xp.asarray(np.ascontiguousarray(x if x.ndim == 4 else x[None], dtype=net.dtype))
+        raise MinicnnError(f"--input {args.input}: expected a float array in {', '.join(INPUT_LAYOUTS[1:])}")
+    x = arrange_input(x, net.input_shape[0] if net.input_shape else None, args.input_layout, args.input)
+    x = net.xp.asarray(np.ascontiguousarray(x, dtype=net.dtype))
     names = [f"{args.input.stem}_{i}" for i in range(len(x))] if len(x) > 1 else [args.input.stem]
     return x, names, None, None
+
+
+def arrange_input(x, channels, layout: str, path) -> np.ndarray:
+    """An --input array as (N, C, H, W): ``layout`` as given, or (auto) the first of NCHW, NHWC
+    (CHW, HWC for one image) whose channel axis has the network's ``channels``."""
+    names = [name for name in INPUT_LAYOUTS[1:] if len(name) == x.ndim] if layout == "auto" else [layout]
+    for name in names:
+        if len(name) != x.ndim:
+            raise MinicnnError(
+                f"--input {path}: shape {x.shape} has {x.ndim} axes, --input-layout {name} {len(name)}"
+            )
+        a = x if name.startswith("N") else x[None]
+        a = a if "C" == name[-3] else np.moveaxis(a, -1, 1)
+        if channels is None or a.shape[1] == channels or layout != "auto":
+            return a
+    raise MinicnnError(
+        f"--input {path}: shape {x.shape} has {channels} channels in none of the layouts {', '.join(names)}"
+    )
 
 
 def check_options(args) -> None:
@@ -110,8 +153,9 @@ def check_options(args) -> None:
         raise MinicnnError("give --image or --input, not both")
     if args.against == "keras" and args.float64:
         raise MinicnnError(
-            "--float64 with --against keras: Keras computes the reference in float32, so the comparison "
-            "would not be float64; drop --float64, or use --against captum (float64)"
+            "--float64 with --against keras: Keras 3's torch backend multiplies float64 tensors in float32 "
+            "(keras.ops.matmul promotes a pair of torch.float64 to float32), so its dense layers cannot give "
+            "a float64 reference; drop --float64, or use --against captum"
         )
     if args.against == "keras" and args.method not in KERAS_METHODS:
         raise MinicnnError(
@@ -135,8 +179,79 @@ def _say_occlusion_work(report, net, x, args) -> None:
     say_work(report, net, what, rows * cols * n * runs, "a larger --stride", shape=tuple(x.shape[1:]))
 
 
+def _occluder(report, args, x) -> None:
+    """--size and --stride default to minicnn occlusion's (scaled to the image): said, and kept."""
+    from minicnn.tools.occlusion import default_occluder
+
+    size, stride = default_occluder(int(x.shape[2]))
+    chosen = args.size is None or args.stride is None
+    args.size = size if args.size is None else args.size
+    args.stride = stride if args.stride is None else args.stride
+    scaled = " (as minicnn occlusion: scaled to the image)" if chosen else ""
+    report.say(f"  occluder {args.size}x{args.size}, stride {args.stride}, fill {args.fill}{scaled}")
+    report.settings.update(size=args.size, stride=args.stride, fill=args.fill)
+
+
+def _gradcam_layer(report, net, x, args) -> str:
+    """Grad-CAM's layer; a conv layer given with --layer means the ReLU that reads it (as in the
+    paper and in minicnn cam), and the switch is said."""
+    from minicnn.tools.cam import gradcam_layer
+
+    layer = gradcam_layer(net, args.layer, tuple(x.shape[1:]))
+    if args.layer and layer != args.layer:
+        report.say(
+            f"  Grad-CAM at {layer}, the ReLU that reads {args.layer} (Selvaraju et al.'s rectified maps)"
+        )
+    elif not args.layer:
+        report.say(f"  Grad-CAM at {layer} (the last convolutional layer's rectified maps)")
+    return layer
+
+
+def reference_map(net, x, args, targets, layer, progress: bool):
+    """The reference map of --against, computed now (float64 where the network is float64)."""
+    if args.against == "captum":
+        from minicnn.tools.captum_reference import captum_map
+
+        return captum_map(
+            net, x, args.method, targets, layer, args.size, args.stride, args.fill, progress=progress
+        )
+    from minicnn.tools.keras_reference import keras_map
+
+    return keras_map(net, x, args.method, targets, layer)
+
+
+def _float64_check(net, x, args, targets, layer, progress: bool):
+    """A float32 disagreement with a reference computed here: both sides again in float64. The
+    explanation "float32-ties" (with the decisions float32 flipped) when they then agree, else None."""
+    import copy
+
+    from minicnn.tools.diagnosis import Explanation
+    from minicnn.tools.diagnosis_maps import flipped_decisions
+    from minicnn.tools.verify import verify
+
+    wide = copy.deepcopy(net).astype(np.float64)
+    x64 = wide.xp.asarray(np.asarray(to_host(x), dtype=np.float64))
+    reference = reference_map(wide, x64, args, targets, layer, progress)
+    result = verify(wide, x64, reference, args.method, targets, args.tol, layer=layer, size=args.size,
+                    stride=args.stride, fill=args.fill, diagnose=False)  # fmt: skip
+    if not result.agree:
+        return None
+    relu, pool = flipped_decisions(net, x)
+    detail = (
+        f"float32 rounding broke ties the other way on one side ({relu} ReLU signs and {pool} max-pool "
+        f"switches differ from float64 in minicnn); in float64 both agree to {result.max_rel_diff:.2g}"
+    )
+    return Explanation("float32-ties", detail, result.max_rel_diff)
+
+
+def to_host(x):
+    from minicnn.backend import to_numpy
+
+    return to_numpy(x)
+
+
 def run(args) -> Report:
-    from minicnn.cli.classes import parse_target
+    from minicnn.cli.classes import parse_target, target_entries
     from minicnn.cli.loading import load_network, move_network
     from minicnn.cli.output import open_output
     from minicnn.render.difference import difference_figure
@@ -145,6 +260,8 @@ def run(args) -> Report:
 
     check_options(args)
     out = open_output(args, "verify")
+    report = out.report
+    progress = not getattr(args, "no_progress", False)
     if args.map is not None:
         reference = read_map(args.map, args.key)  # a bad map file fails before the model is read
     net = load_network(args.weights, "cpu")
@@ -152,31 +269,38 @@ def run(args) -> Report:
         net.astype(np.float64)  # on the host, before the move: astype keeps the device
     net = move_network(net, args.device)
     x, names, _, how = _inputs(args, net)
-    scores = net.run(x).output()
-    targets = resolve_targets(parse_target(net, args.target), scores)
-    fill = args.fill
-    if args.method == "occlusion":  # the one long method: one forward pass per occluder position
-        _say_occlusion_work(out.report, net, x, args)
-    if args.against == "captum":
-        from minicnn.tools.captum_reference import captum_map
-
-        reference = captum_map(net, x, args.method, targets, args.layer, args.size, args.stride, fill)
-    elif args.against == "keras":
-        from minicnn.tools.keras_reference import keras_map
-
-        reference = keras_map(net, x, args.method, targets, args.layer)
-    result = verify(
-        net, x, reference, args.method, [int(t) for t in targets], args.tol, args.layout,
-        layer=args.layer, size=args.size, stride=args.stride, fill=fill,
-    )  # fmt: skip
-    report = out.report
     source = f"--against {args.against}" if args.against else str(args.map)
     report.say(f"minicnn verify: {Path(args.weights).name}, {len(x)} image(s), {args.method} vs {source}")
     if how is not None:
         report.say(f"  {how}")
         report.settings["preprocess"] = net.meta["preprocess"]
+    scores = net.run(x).output()
+    targets = [int(t) for t in resolve_targets(parse_target(net, args.target), scores)]
+    layer = _gradcam_layer(report, net, x, args) if args.method == "grad_cam" else args.layer
+    if args.method == "occlusion":  # the one long method: one forward pass per occluder position
+        _occluder(report, args, x)
+        _say_occlusion_work(report, net, x, args)
+    if args.against is not None:
+        reference = reference_map(net, x, args, targets, layer, progress)
+    result = verify(
+        net, x, reference, args.method, targets, args.tol, args.layout,
+        layer=layer, size=args.size or 8, stride=args.stride or 4, fill=args.fill,
+    )  # fmt: skip
+    if not result.agree and args.against == "captum" and np.dtype(net.dtype) == np.float32:
+        ties = _float64_check(net, x, args, targets, layer, progress)
+        if ties is not None:
+            result.diagnosis = [ties, *result.diagnosis]
     for line in result.lines():
         report.say(line)
+    report.model = str(args.weights)
+    report.inputs = list(names)
+    report.targets = target_entries(net, names, targets)
+    report.methods.append(f"{args.method} (minicnn) vs {source}")
+    report.settings.update(
+        method=args.method, reference=source, tol=args.tol, layout=result.layout,
+        dtype=str(np.dtype(net.dtype)), layer=layer, key=args.key,
+    )  # fmt: skip
+    report.diagnosis = [e.as_dict() for e in result.diagnosis]
     report.numbers.update(
         {
             "max relative difference": result.max_rel_diff,

@@ -83,26 +83,29 @@ def graph_module(nn, net, modules):
     return GraphMirror()
 
 
-def captum_map(net, x, method: str, targets, layer=None, size: int = 8, stride: int = 4, fill="zero"):
+def captum_map(net, x, method: str, targets, layer=None, size: int = 8, stride: int = 4, fill="zero",
+               progress: bool = False, model=None):  # fmt: skip
     """Captum's map for ``method`` (see minicnn.tools.verify), in Captum's own layout:
     (N, C, H, W) for the gradient family and occlusion, (N, 1, h, w) for Grad-CAM; float64 NumPy.
 
     x: (N, C, H, W) network input; targets: (N,) ints (resolved by the caller, so that both sides
-    explain the same class).
+    explain the same class). progress: Captum's own progress bar (on stderr) for occlusion, the
+    one long method. model: the torch module to explain (default: ``torch_mirror(net)``); its
+    module ``model[i]`` is layer i's, for Grad-CAM's layer.
     """
     torch = _torch()
     from captum import attr
 
     with warnings.catch_warnings():  # "Setting backward hooks on ReLU activations", "did not require grad"
         warnings.simplefilter("ignore", UserWarning)
-        return _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill)
+        return _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill, progress, model)
 
 
-def _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill):
+def _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill, progress, model):
     from minicnn.tools.cam import gradcam_layer
     from minicnn.tools.occlusion import fill_values
 
-    model = torch_mirror(net)
+    model = torch_mirror(net) if model is None else model
     dtype = torch.float64 if np.dtype(net.dtype) == np.float64 else torch.float32
     xt = torch.from_numpy(np.ascontiguousarray(to_numpy(x))).to(dtype)
     target = [int(t) for t in targets]
@@ -127,6 +130,7 @@ def _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill):
             strides=(1, stride, stride),
             baselines=base,
             target=target,
+            show_progress=progress,
         )
     else:
         raise MinicnnError(f"no Captum reference for method {method!r}")

@@ -135,3 +135,26 @@ def pixel_jacobian(convention: str, channels: int) -> np.ndarray:
     if convention == "unit":
         return np.full(channels, 1.0 / 255.0)
     return np.ones(channels)
+
+
+def flipped_decisions(net, x) -> tuple[int, int]:
+    """(ReLU inputs whose sign, max-pool windows whose switch) differ between a forward pass of x
+    in the network's float type and one in float64: the ties that float32 rounding broke the other
+    way. x: (N, C, H, W). A chain or a graph; layers are asked through the record (``switches``
+    where a layer's cache keeps them)."""
+    import copy
+
+    wide = copy.deepcopy(net).astype(np.float64)
+    narrow_rec = net.run(x)
+    wide_rec = wide.run(wide.xp.asarray(to_numpy(x), dtype=np.float64))
+    relu, pool = 0, 0
+    for layer in net.layers:
+        if layer.is_rectifier:
+            z32 = np.asarray(to_numpy(narrow_rec.layer_input(net.index(layer.name))))
+            z64 = np.asarray(to_numpy(wide_rec.layer_input(net.index(layer.name))))
+            relu += int(((z32 > 0) != (z64 > 0)).sum())
+        switches = getattr(narrow_rec.cache(layer.name), "switches", None)
+        if switches is not None:
+            wide_switches = wide_rec.cache(layer.name).switches
+            pool += int((to_numpy(switches) != to_numpy(wide_switches)).sum())
+    return relu, pool

@@ -11,7 +11,15 @@ import numpy as np
 
 from minicnn.io.preprocess import CONVENTIONS
 from minicnn.rules import MODES
-from minicnn.tools.diagnosis_maps import OBJECTIVES, RULE_OF, from_pixels, pixel_jacobian, to_pixels
+from minicnn.tools.diagnosis_maps import (
+    OBJECTIVES,
+    RULE_OF,
+    flipped_decisions,
+    from_pixels,
+    method_map,
+    pixel_jacobian,
+    to_pixels,
+)
 
 #: at most this many single ReLUs are tried one by one (a VGG16 has 15)
 SINGLE_RELUS = 40
@@ -221,4 +229,33 @@ def unhooked_relu(case):
         )
 
 
-HYPOTHESES = (preprocessing, channel_order, target, softmax, method, stale_state, relu_rule, unhooked_relu)
+def float32_ties(case):
+    """The reference was computed in float64 (or by another summation order) and minicnn's float32
+    pass broke max-pool or ReLU ties the other way: with random or untrained weights many ReLU
+    inputs sit at 0 and pooling windows hold equal values, so a rounding difference moves the
+    gradient to another pixel. The candidate is minicnn's map in float64; the detail counts the
+    decisions float32 flipped."""
+    import copy
+
+    if np.dtype(case.net.dtype) == np.float64 or case.method not in RULE_OF:
+        return
+    wide = copy.deepcopy(case.net).astype(np.float64)
+    x = wide.xp.asarray(case.x_host)
+    m = method_map(wide, x, case.method, case.targets, layer=case.layer)
+    if m.shape == case.reference.shape:
+        relu, pool = flipped_decisions(case.net, case.x)
+        detail = f"minicnn's map in float64 (float32 flipped {relu} ReLU signs and {pool} max-pool switches)"
+        yield "float32-ties", detail, m, None
+
+
+HYPOTHESES = (
+    float32_ties,
+    preprocessing,
+    channel_order,
+    target,
+    softmax,
+    method,
+    stale_state,
+    relu_rule,
+    unhooked_relu,
+)

@@ -102,3 +102,99 @@ def test_imagenet_path_with_a_torch_file(tmp_path):
         "saliency", "--weights", truncated, "--image", tmp_path / "photo.png", "--out", tmp_path / "b"
     )
     assert bad.code == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+# -- what verify says: the diagnosis, --json, the layer and occluder it used, layouts, float64 ------
+def test_json_is_complete_and_carries_the_diagnosis(files):
+    """A guided map with its sign flipped (a minimised loss): exit 1, one "explained: sign" line,
+    and --json with model, inputs, targets, methods, settings and the diagnosis."""
+    import json
+
+    folder, weights = files
+    flipped = -np.load(folder / "guided.npz")["attributions"]
+    np.save(folder / "flipped.npy", flipped)
+    given = ("--weights", weights, "--input", folder / "x.npy", "--method", "guided", "--target", "2")
+    r = minicnn("verify", *given, "--map", folder / "flipped.npy", "--out", folder / "j", "--json")
+    assert r.code == 1, r.stderr
+    summary = json.loads(r.stdout[r.stdout.index("{") :])
+    assert summary["model"] == str(weights) and summary["inputs"] == ["x"]
+    assert summary["targets"][0]["index"] == 2 and summary["methods"]
+    assert summary["settings"]["method"] == "guided" and summary["settings"]["layout"] == "NHWC"
+    first = summary["diagnosis"][0]
+    assert first["cause"] == "sign" and first["residual"] < 1e-6, summary["diagnosis"]
+    assert "explained: sign:" in r.stderr  # with --json the lines go to stderr
+    r = ok("verify", *given, "--map", folder / "guided.npz", "--out", folder / "j2", "--json")
+    assert json.loads(r.stdout[r.stdout.index("{") :])["diagnosis"] == []  # a correct map: none
+
+
+def test_grad_cam_layer_switch_is_said(files):
+    """--layer names a conv: Grad-CAM uses the ReLU that reads it, and says so."""
+    folder, weights = files
+    net = mc.load(weights)
+    conv = [layer.name for layer in net.layers if layer.is_convolution][-1]
+    relu = net.names[net.names.index(conv) + 1]
+    given = ("--weights", weights, "--input", folder / "x.npy", "--method", "grad_cam", "--target", "2")
+    r = ok("verify", *given, "--layer", conv, "--against", "captum", "--out", folder / "g")
+    assert f"Grad-CAM at {relu}, the ReLU that reads {conv}" in r.stdout, r.stdout
+
+
+def test_occluder_defaults_are_occlusions(files):
+    """Without --size/--stride verify slides minicnn occlusion's occluder (scaled to the image)."""
+    from minicnn.tools.occlusion import default_occluder
+
+    folder, weights = files
+    size, stride = default_occluder(SIZE)
+    given = ("--weights", weights, "--input", folder / "x.npy", "--method", "occlusion", "--target", "2")
+    r = ok("verify", *given, "--against", "captum", "--out", folder / "o")
+    assert f"occluder {size}x{size}, stride {stride}, fill grey (as minicnn occlusion" in r.stdout, r.stdout
+    assert "AGREE" in r.stdout and "forward + backward passes" in r.stdout
+
+
+def test_float64_against_keras_is_refused_for_the_measured_reason(files):
+    """Keras 3.15's torch backend computes keras.ops.matmul of two float64 tensors in float32 (its
+    result_type reads a pair of torch.float64 as float32), so a Keras reference cannot be float64:
+    --float64 --against keras is one line, exit 2. If this Keras fact changes, allow --float64."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = oracle("keras")
+    torch = oracle("torch")
+    rng = np.random.default_rng(0)
+    a, b = rng.random((4, 64)), rng.random((64, 3))
+    product = keras.ops.matmul(torch.from_numpy(a), torch.from_numpy(b)).detach().numpy()
+    assert np.abs(product - a @ b).max() > 1e-9  # float32 rounding, not float64's ~1e-15
+    folder, weights = files
+    r = minicnn("verify", "--weights", weights, "--input", folder / "x.npy", "--method", "gradient",
+                "--against", "keras", "--float64", "--out", folder / "k")  # fmt: skip
+    assert r.code == 2 and len(r.stderr.strip().splitlines()) == 1 and "keras.ops.matmul" in r.stderr
+
+
+def test_input_in_nhwc(files):
+    folder, weights = files
+    np.save(folder / "x_nhwc.npy", np.load(folder / "x.npy").transpose(0, 2, 3, 1))
+    for layout in ("auto", "NHWC"):
+        r = ok("verify", "--weights", weights, "--input", folder / "x_nhwc.npy", "--input-layout", layout,
+               "--method", "guided", "--target", "2", "--map", folder / "guided.npz",
+               "--out", folder / "n")  # fmt: skip
+        assert "AGREE" in r.stdout
+    r = minicnn("verify", "--weights", weights, "--input", folder / "x_nhwc.npy", "--input-layout", "CHW",
+                "--method", "guided", "--map", folder / "guided.npz", "--out", folder / "n")  # fmt: skip
+    assert r.code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_float32_ties_are_named(tmp_path):
+    """A float32 disagreement with Captum that float64 removes: exit 1, "float32-ties" first."""
+    import json
+
+    from verify_cases import near_tie_net
+
+    oracle("captum")
+    net, x = near_tie_net()
+    mc.save(net, tmp_path / "ties.h5")
+    np.save(tmp_path / "x.npy", x)
+    r = minicnn("verify", "--weights", tmp_path / "ties.h5", "--input", tmp_path / "x.npy", "--target", "1",
+                "--method", "gradient", "--against", "captum", "--out", tmp_path / "o", "--json")  # fmt: skip
+    assert r.code == 1, r.stderr
+    diagnosis = json.loads(r.stdout[r.stdout.index("{") :])["diagnosis"]
+    assert diagnosis[0]["cause"] == "float32-ties" and "in float64 both agree" in diagnosis[0]["detail"]
+    assert diagnosis[0]["residual"] < 1e-12

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch_models as tm
 from support import oracle
+from verify_cases import near_tie_net
 
 import minicnn as mc
 from minicnn.tools.diagnosis import CAUSES
@@ -248,3 +249,22 @@ np.save({str(folder / "guided.npy")!r}, guided.detach().numpy())
     assert not result.agree, "Captum no longer returns the stale map: update the atlas"
     assert "stale-state" in causes(result)
     assert first(result, "stale-state").residual < 1e-12
+
+
+def test_float32_ties_against_a_float64_reference():
+    """Captum in float64 on the same weights: minicnn's float32 map disagrees, its float64 map is
+    the reference, and the ReLU signs float32 flipped are counted (measured against float64)."""
+    import copy
+
+    from minicnn.tools.captum_reference import captum_map
+    from minicnn.tools.diagnosis_maps import flipped_decisions
+
+    net, x = near_tie_net()
+    wide = copy.deepcopy(net).astype(np.float64)
+    ref = captum_map(wide, x.astype(np.float64), "gradient", [1])
+    result = verify(net, x, ref, "gradient", 1, tol=1e-4)
+    relu, pool = flipped_decisions(net, x)
+    assert relu > 0 and pool == 0
+    assert not result.agree and causes(result)[0] == "float32-ties", result.lines()
+    assert f"float32 flipped {relu} ReLU signs" in result.diagnosis[0].detail
+    assert result.diagnosis[0].residual < 1e-6
