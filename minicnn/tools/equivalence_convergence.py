@@ -18,13 +18,29 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.record import INPUT
-from minicnn.rules import MODES, layer_backward
+from minicnn.rules import COMPOSITES, MODES, assign, layer_backward
 from minicnn.tools.deconvnet import walk
 from minicnn.tools.equivalence_section import Row, Section, cosine
 from minicnn.tools.targets import one_hot
 
-#: the rules measured: the engine's backward rules (a rule read by more layers joins by name here)
-RULES = MODES
+#: the rules measured: the engine's three named rules and two LRP composites of rules.COMPOSITES
+#: (z+ and alpha2-beta1, the modified rules Sixt et al. find converging), by name
+RULES = (*MODES, "zplus", "alpha2beta1")
+
+
+def rule_stage(rule: str, net, record):
+    """``stage(layer, signal) -> signal below`` under ``rule`` for ``walk``: a named mode as it is,
+    an LRP composite as ``rules.assign`` gives each layer its rule from the record."""
+    if rule in MODES:
+        modes = dict.fromkeys(record.names, rule)
+    else:
+        assigned = assign(COMPOSITES[rule](), [net[name] for name in record.names], record)
+        modes = dict(zip(record.names, assigned))
+
+    def stage(layer, signal):
+        return layer_backward(layer, signal, record.cache(layer.name), modes[layer.name])[0]
+
+    return stage
 
 
 def runner_up(scores, targets) -> np.ndarray:
@@ -37,10 +53,7 @@ def runner_up(scores, targets) -> np.ndarray:
 def cosines(net, record, dy_a, dy_b, rule: str) -> dict:
     """{layer name or INPUT: mean over images of cos(signal of class a, signal of class b)} for the
     backward pass under ``rule`` (each layer's backward, walked down by ``walk``)."""
-
-    def stage(layer, signal):
-        return layer_backward(layer, signal, record.cache(layer.name), rule)[0]
-
+    stage = rule_stage(rule, net, record)
     out = {}
     for (name, a), (_, b) in zip(walk(net, record, dy_a, stage), walk(net, record, dy_b, stage)):
         if a is not None:

@@ -192,7 +192,15 @@ def zplus_section(setting) -> Section:
         composite(AlphaBeta(1.0, 0.0, tiny(setting)), "alpha1-beta0", tiny(setting)),
         record=rec,
     )
-    rows = [Row("network", "mc.lrp z+", "mc.lrp alpha1-beta0", gap(zplus(setting), alpha), setting.bound)]
+    rows = [
+        Row(
+            "network, alpha1-beta0",
+            "mc.lrp z+",
+            "mc.lrp alpha1-beta0",
+            gap(zplus(setting), alpha),
+            setting.bound,
+        )
+    ]
 
     def sides(st):
         scores = st.record.output()[np.arange(len(st.targets)), st.targets]

@@ -163,6 +163,12 @@ def test_convergence_against_captum(make_small_vgg):
             [a[i].ravel() @ b[i].ravel() / np.linalg.norm(a[i]) / np.linalg.norm(b[i]) for i in range(2)]
         )
         assert abs(image.numbers[f"cos {rule}"] - cos) < 1e-10, (rule, image.numbers, cos)
+    for rule in ("zplus", "alpha2beta1"):  # the LRP composites: the walk with rules.assign vs mc.lrp
+        a, b = (mc.lrp(net, x, t, composite=rule) for t in ([0, 1], other))
+        cos = np.mean(
+            [a[i].ravel() @ b[i].ravel() / np.linalg.norm(a[i]) / np.linalg.norm(b[i]) for i in range(2)]
+        )
+        assert abs(image.numbers[f"cos {rule}"] - cos) < 1e-10, (rule, image.numbers, cos)
 
 
 def test_unknown_section_is_one_line(small_net, small_images):
