@@ -11,10 +11,11 @@ the attribution is (x - x0) times the multiplier at the input. It sums to f_t(x)
 Max-pooling: the multiplier goes to the maximum of the input's window (the gradient through the
 input's switches), DeepLIFT's own "gradient" max-pool mode, which also keeps summation-to-delta
 only approximately where the two passes pick different maxima. Captum's DeepLift differs there: it
-splits max(y, y0) - y0 and y - max(y, y0) and routes them through the switches of the doubled
-batch, then divides by x - x0 (its ``maxpool2d``); on a network without max-pooling the two agree,
-and on one with it Captum equals this map when its max-pool is taken as a plain function
-(tests/tools/test_deeplift_captum.py).
+splits max(y, y0) - y0 and y - max(y, y0), routes them through the input's and the reference's
+switches and divides their sum by x - x0 (its ``maxpool2d``; exact summation-to-delta for the
+pool). With its max-pool as a plain function the two maps are equal; in Captum 0.9 its rule takes
+effect only where no ReLU is next to the max-pool, so on VGG's order (ReLU, then max-pool) the
+two maps are equal too (tests/tools/test_deeplift_captum.py measures both).
 
 On a bias-free ReLU network with a zero reference, every ReLU's reference input is 0, its secant
 is its gradient, and DeepLIFT is gradient x input, equal to epsilon-LRP with epsilon -> 0 (Ancona
