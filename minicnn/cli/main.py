@@ -23,7 +23,7 @@ import warnings
 COMMANDS = (
     "demo", "saliency", "reconstruct", "equivalence", "occlusion", "cam", "classmodel",
     "maximize", "invert", "topk", "localize", "info", "train", "bench", "verify", "evaluate",
-    "attribute", "sanity", "sanity-study", "faithfulness",
+    "attribute", "sanity", "sanity-study", "faithfulness", "roar",
 )  # fmt: skip
 
 
