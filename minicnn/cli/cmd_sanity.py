@@ -25,7 +25,10 @@ MPRT defaults); every table names it. Where more than a quarter of the pixels ar
 Writes sanity.txt (every table), one figure per image like the paper's fig. 2 (rows: methods,
 columns: randomisation steps), and with --json the numbers on stdout.
 
-methods: gradient, gradient_x_input, smoothgrad, guided, deconvnet, grad_cam, cam (GAP networks).
+methods: every class-explaining method of minicnn's registry: gradient, gradient_x_input, smoothgrad,
+         guided, deconvnet, grad_cam, cam (GAP networks), integrated-gradients, excitation,
+         contrastive-excitation, guided-grad-cam, lrp-epsilon, lrp-zplus, lrp-alpha1beta0,
+         lrp-composite, deeplift; occlusion when named ('all' leaves it out: a pass per position).
 tests:   cascade, independent, data, class, recovery, pointing, random_logit (Sixt et al. 2020),
          smooth_mprt and efficient_mprt (Hedstrom et al. 2024).
 Per-layer curves (one line per method, the layer names below) are written for the cascade, the
@@ -94,7 +97,7 @@ def run(args) -> Report:
     from minicnn.cli.loading import load_network
     from minicnn.tools.sanity import check_layers
     from minicnn.tools.sanity_data import PERMUTED_MODEL
-    from minicnn.tools.sanity_methods import METHODS, available_methods, check_methods
+    from minicnn.tools.sanity_methods import METHODS, available_methods, check_methods, method_names
     from minicnn.tools.sanity_protocols import measures
     from minicnn.tools.sanity_suite import CLAIMS, TESTS, run_checks
 
@@ -102,11 +105,11 @@ def run(args) -> Report:
         raise MinicnnError("--count and --pointing-count must be >= 1")
     tests = choose(args.tests, TESTS, "test")
     if args.methods.strip() != "all":
-        choose(args.methods, METHODS, "method")  # the names, before the model loads
+        method_names(args.methods)  # the names, before the model loads
     ctx = prepare(args, "sanity", count=args.count)
     net = ctx.net
     methods = (
-        available_methods(net) if args.methods.strip() == "all" else choose(args.methods, METHODS, "method")
+        available_methods(net) if args.methods.strip() == "all" else method_names(args.methods)
     )
     methods = check_methods(net, methods)  # CAM on a network without a GAP head: one line
     layers = check_layers(net, args.layers)  # before any work: the error lists the valid names

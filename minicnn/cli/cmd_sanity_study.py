@@ -73,18 +73,18 @@ def run(args) -> Report:
     from minicnn.jobs.shards import file_hash
     from minicnn.jobs.worker import remember
     from minicnn.tools.sanity import check_layers
-    from minicnn.tools.sanity_methods import METHODS, available_methods, check_methods
+    from minicnn.tools.sanity_methods import METHODS, available_methods, check_methods, method_names
     from minicnn.tools.sanity_similarity import METRICS
 
     tests = choose(args.tests, TESTS, "test")
     if args.methods.strip() != "all":
-        choose(args.methods, METHODS, "method")  # the names, before the model loads
+        method_names(args.methods)  # the names, before the model loads
     runner = runner_of(args)
     out = open_output(args, "sanity-study")
     net = load_network(args.weights, args.device)
     how = preprocessing(net, args)  # --preprocess, else the file's; said below
     methods = (
-        available_methods(net) if args.methods.strip() == "all" else choose(args.methods, METHODS, "method")
+        available_methods(net) if args.methods.strip() == "all" else method_names(args.methods)
     )
     methods = check_methods(net, methods)
     layers = check_layers(net, args.layers)

@@ -117,7 +117,7 @@ def test_randomisation_changes_exactly_the_named_layers(gap_small, cascade):
 
 def test_randomization_test_result(gap_small, images12):
     methods = available_methods(gap_small)
-    assert methods == list(METHODS)  # a GAP net allows CAM
+    assert methods == [m for m in METHODS if m != "occlusion"]  # a GAP net allows CAM; occlusion on request
     res = mc.randomization_test(gap_small, images12, [0, 2], methods=methods, cascade=True, seed=0)
     steps = len(res.layers)
     assert res.layers == ["dense_0", "conv2d_3", "conv2d_2", "conv2d_1", "conv2d_0"]
@@ -269,3 +269,25 @@ def test_randomization_figure_layout():
     assert unit_abs_rgb(maps["guided"][0]).max() == 0  # an all-zero map is black, not an error
     with pytest.raises(MinicnnError, match="expected 3 maps"):
         randomization_figure(np.zeros((12, 12)), maps, ["trained", "a", "b"])
+
+
+def test_every_registry_method_that_explains_a_class_is_checked(gap_small, images12):
+    """The sanity checks take their names from tools/methods.py: every class-explaining method but
+    saliency (the gradient's max |.|) and reconstruct (no class), registry aliases accepted, and a
+    method routed through the registry gives the registry's map."""
+    from minicnn.tools import methods as registry
+    from minicnn.tools.sanity_methods import all_attributions, method_names
+
+    expected = [n for n, m in registry.METHODS.items() if m.target and n not in ("saliency", "reconstruct")]
+    assert list(METHODS) == expected and {"lrp-epsilon", "deeplift", "integrated-gradients"} <= set(METHODS)
+    assert method_names("gradcam,integrated_gradients,guided_backprop") == [
+        "grad_cam", "integrated-gradients", "guided",
+    ]  # fmt: skip
+    with pytest.raises(MinicnnError, match="unknown method 'saliency'"):
+        method_names(["saliency"])
+    got = all_attributions(gap_small, images12, [0, 2], ["lrp-epsilon", "occlusion"])
+    assert_close(got["lrp-epsilon"], registry.compute("lrp-epsilon", gap_small, images12, [0, 2]), 1e-12)
+    occ = registry.compute("occlusion", gap_small, images12, [0, 2])
+    assert got["occlusion"].shape == (2, 1, 12, 12) and np.array_equal(got["occlusion"][:, 0], occ)
+    res = mc.randomization_test(gap_small, images12, [0, 2], ["lrp-epsilon", "deeplift"], layers=["dense_0"])
+    assert res.similarity["lrp-epsilon"]["spearman"][1] < 0.99  # a new class layer changes LRP's map
