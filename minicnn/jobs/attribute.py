@@ -1,13 +1,6 @@
-"""Attribution maps over a dataset, one result file per image, from the tools:
-
-- saliency: max over channels of |dS_c/dI| (Simonyan et al. 2013, sec. 3.1), optionally SmoothGrad
-  (Smilkov et al. 2017) or gradient x input (Shrikumar et al. 2016) (``tools.saliency``);
-- cam: class activation maps of a network with global average pooling (Zhou et al. 2016);
-- gradcam: Grad-CAM at a layer (Selvaraju et al. 2017) (both ``tools.cam``);
-- occlusion: the drop of the class score under a sliding grey square, per pixel (Zeiler & Fergus
-  2013, sec. 4.2) (``tools.occlusion``);
-- reconstruct: the DeconvNet / guided / gradient projection of a layer's strongest unit to pixels
-  (Zeiler & Fergus 2013, sec. 2.1) (``tools.reconstruct``).
+"""Attribution maps over a dataset, one result file per image, by any method of the registry
+(minicnn/tools/methods.py: saliency, Grad-CAM, occlusion, LRP, Integrated Gradients, ...), each
+computed by its tool on a shard's batch with the job's settings (the method's keyword options).
 
 Workers compute a shard's maps and return them; the client writes each image's .npz (atomically)
 before it saves the shard's file, so a finished shard means all of its images' files exist, and
@@ -27,12 +20,14 @@ from minicnn.jobs.dataset import Dataset
 from minicnn.jobs.driver import bad_arrays
 from minicnn.jobs.perimage import read_shard_images
 from minicnn.jobs.shards import Shard, code_version, provenance
+from minicnn.tools.methods import get
 
 
 @dataclass(frozen=True)
 class AttributeJob:
-    """The model file (path, sha256), device and dataset; ``method``: a key of METHODS; ``settings``:
-    the method's keyword arguments as sorted (name, value) pairs (see METHODS)."""
+    """The model file (path, sha256), device and dataset; ``method``: a name of the registry
+    (tools/methods.py, an alias included); ``settings``: the method's keyword options as sorted
+    (name, value) pairs."""
 
     weights: str
     model_sha256: str
@@ -46,49 +41,6 @@ class AttributeJob:
         images = self.dataset.fingerprint(range(shard.start, shard.stop))
         return provenance(phase, self.model_sha256, shard, images, method=self.method,
                           settings=dict(self.settings))  # fmt: skip
-
-
-def _saliency(net, x, targets, rec, times_input=False, samples=0, seed=0):
-    from minicnn.tools.saliency import saliency
-
-    record = rec if not samples else None  # SmoothGrad runs its own noisy passes
-    return saliency(
-        net, x, targets, record=record, times_input=times_input, samples=samples, seed=seed, progress=False
-    )  # one shard of the job, whose runner shows the progress
-
-
-def _cam(net, x, targets, rec):
-    from minicnn.tools.cam import cam
-
-    return cam(net, x, targets, record=rec)
-
-
-def _gradcam(net, x, targets, rec, layer=None):
-    from minicnn.tools.cam import grad_cam
-
-    return grad_cam(net, x, targets, layer=layer, record=rec)
-
-
-def _occlusion(net, x, targets, rec, size=8, stride=4):
-    from minicnn.tools.occlusion import occlusion
-
-    return occlusion(net, x, targets, size=size, stride=stride, progress=False, record=rec).attribution
-
-
-def _reconstruct(net, x, targets, rec, layer=None, mode="deconvnet"):
-    from minicnn.tools.reconstruct import reconstruct
-
-    return reconstruct(net, x, layer, mode=mode, record=rec)
-
-
-# method -> fn(net, x (n, C, H, W), targets (list of n ints), record, **settings) -> (n, ...) maps
-METHODS = {
-    "saliency": _saliency,
-    "cam": _cam,
-    "gradcam": _gradcam,
-    "occlusion": _occlusion,
-    "reconstruct": _reconstruct,
-}
 
 
 def attribute_shard(task) -> dict:
@@ -105,8 +57,9 @@ def attribute_shard(task) -> dict:
         chosen = to_numpy(rec.output()).argmax(axis=1).astype(np.int64)
         if targets is not None:
             chosen = np.asarray(targets, dtype=np.int64)[ok - shard.start]
-        fn = METHODS[job.method]
-        maps = to_numpy(fn(net, x, [int(t) for t in chosen], rec, **dict(job.settings))).astype(np.float32)
+        method = get(job.method)
+        maps = method(net, x, [int(t) for t in chosen], record=rec, **dict(job.settings))
+        maps = to_numpy(maps).astype(np.float32)
     return {"index": ok, "maps": maps, "target": chosen, **bad_arrays(bad)}
 
 
