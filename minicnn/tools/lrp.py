@@ -12,9 +12,10 @@ Conventions, where the frameworks differ:
   * the initial relevance is the target's score (Bach et al. 2015, sec. 3; Captum's LRP multiplies
     its result by the score too); Zennit takes whatever the caller passes as ``attr_output``, so a
     Zennit map with a one-hot output equals this map divided by the score;
-  * LRP-0 / epsilon on a bias-free ReLU network with max-pooling is gradient x input (Ancona et al.
-    2018, sec. 3; Kindermans et al. 2016): the ReLU passes relevance, max-pooling routes it to the
-    window's maximum (its share of a max is the whole), and x W^T (R / z) with R = z telescopes;
+  * LRP-0 (epsilon -> 0) on a ReLU network with max-pooling is gradient x input, biases or not
+    (Ancona et al. 2018, sec. 3; Kindermans et al. 2016): the ReLU passes relevance, max-pooling
+    routes it to the window's maximum (its share of a max is the whole), and x W^T (R / z) with
+    R = z * dS/dz is x * dS/dx; the map conserves the score only without biases;
   * a BatchNorm kept as a layer takes the z-rule of its affine map; Zennit merges each BatchNorm
     into the convolution before (its canonizers) and so do minicnn's loaders; for LRP-0 and epsilon
     the two agree up to the stabiliser, for z+ / alpha-beta / gamma they differ.
