@@ -54,12 +54,16 @@ examples:
   minicnn verify --weights model.onnx --input x.npy --method gradient --map grads.npz --key grad
 """
 
-METHOD_CHOICES = ("saliency", "gradient", "gradient_x_input", "deconvnet", "guided", "grad_cam", "occlusion")
-
 
 def add_arguments(parser) -> None:
     add_common(parser, layer="")
-    parser.add_argument("--method", choices=METHOD_CHOICES, default="saliency", help="default: saliency")
+    from minicnn.tools.methods import choices
+    from minicnn.tools.verify import verifiable
+
+    parser.add_argument(
+        "--method", choices=choices(verifiable()), default="saliency",
+        help="default: saliency; --against captum: the methods below; any other with a --map file",
+    )  # fmt: skip
     parser.add_argument(
         "--map", type=existing_file, default=None, metavar="FILE",
         help="the map computed elsewhere (.npy or .npz), for the same model file and images",
@@ -146,11 +150,19 @@ def check_options(args) -> None:
     """The checks that need two options at once, before the model is read (single values are
     checked by the parser)."""
     from minicnn.tools.keras_reference import METHODS as KERAS_METHODS
+    from minicnn.tools.methods import canonical
+    from minicnn.tools.verify import METHODS as CAPTUM_METHODS
 
+    args.method = canonical(args.method)
     if (args.map is None) == (args.against is None):
         raise MinicnnError("give the reference as --map FILE or compute it with --against captum|keras")
     if args.input is not None and args.image is not None:
         raise MinicnnError("give --image or --input, not both")
+    if args.against == "captum" and args.method not in CAPTUM_METHODS:
+        raise MinicnnError(
+            f"--against captum computes {', '.join(CAPTUM_METHODS)}, not {args.method}; compare a --map file "
+            "made by the other framework"
+        )
     if args.against == "keras" and args.float64:
         raise MinicnnError(
             "--float64 with --against keras: Keras 3's torch backend multiplies float64 tensors in float32 "

@@ -113,6 +113,18 @@ class Case:
         )  # fmt: skip
         return fit_shape(m, self.reference)
 
+    def registry_map(self, name: str):
+        """The map of the registry's method ``name`` (tools/methods.py) for the case's targets,
+        float64 in the reference's shape; None where this network or copy of minicnn has none."""
+        from minicnn.errors import MinicnnError
+        from minicnn.tools import methods
+
+        try:
+            m = methods.compute(name, self.net, self.x, self.targets, record=self.record)
+        except MinicnnError:
+            return None
+        return fit_shape(np.asarray(to_numpy(m), dtype=np.float64), self.reference)
+
 
 def residual(candidate, reference) -> float:
     """max |candidate - reference| / max |reference|; inf when the shapes differ."""

@@ -119,12 +119,22 @@ def softmax(case):
         )
 
 
+#: methods the ``method`` hypothesis does not recompute: one forward pass per occluder position,
+#: random samples (a SmoothGrad map is never reproduced), or a map of a unit rather than a class
+SLOW_OR_RANDOM = ("occlusion", "smoothgrad", "reconstruct")
+
+
 def method(case):
     """The map is another method's: a gradient x input map given for a gradient, guided
-    backpropagation for DeconvNet, Captum's ``Saliency`` given for Grad-CAM's guided half..."""
-    for other in RULE_OF:
-        if other != case.method and other in case.methods:
-            yield "method", f"minicnn's {other} map", case.map(method=other), None
+    backpropagation for DeconvNet, Captum's ``Saliency`` given for Grad-CAM's guided half, an
+    Integrated Gradients map for a gradient x input (equal for a piecewise-linear network along
+    the path only)... every method of the registry (tools/methods.py) that ``case.methods`` names."""
+    for other in case.methods:
+        if other == case.method or other in SLOW_OR_RANDOM:
+            continue
+        m = case.map(method=other) if other in RULE_OF else case.registry_map(other)
+        if m is not None:
+            yield "method", f"minicnn's {other} map", m, None
 
 
 def stale_state(case):

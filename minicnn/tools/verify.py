@@ -43,7 +43,20 @@ from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
 from minicnn.rules import MODES
 
+#: the methods of the table above, which have a Captum reference (tools/captum_reference.py); any
+#: other method of the registry (tools/methods.py) that explains a class is verified against a map
+#: file the same way (``verifiable``), its map as the registry computes it
 METHODS = ("saliency", "gradient", "gradient_x_input", "deconvnet", "guided", "grad_cam", "occlusion")
+
+
+def verifiable() -> tuple[str, ...]:
+    """The canonical names of every method verify compares: the table's, then the registry's other
+    methods whose map explains a class (not a layer's unit)."""
+    from minicnn.tools import methods
+
+    return METHODS + tuple(n for n in methods.NAMES if n not in METHODS and methods.METHODS[n].target)
+
+
 LAYOUTS = ("auto", "NCHW", "NHWC", "NHW", "CHW", "HWC", "HW")
 
 
@@ -201,12 +214,16 @@ def compare(ours, reference, tol: float, method: str = "", layout: str = "") -> 
 def minicnn_map(net, x, method: str, target="predicted", layer=None, size=8, stride=4, fill="zero"):
     """minicnn's map of ``method`` for images x (N, C, H, W): a host float64 array (see the table)."""
     import minicnn as mc
+    from minicnn.tools import methods
     from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
-    if method not in METHODS:
-        raise MinicnnError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    method = methods.canonical(method)
+    if method not in verifiable():
+        raise MinicnnError(f"method {method!r} explains no class; verify compares {', '.join(verifiable())}")
     x = as_batch(net, x)
-    if method in (*MODES, "gradient_x_input"):
+    if method not in METHODS:
+        out = methods.compute(method, net, x, target)
+    elif method in (*MODES, "gradient_x_input"):
         rec = forward_record(net, x)
         scores = rec.output()
         mode = method if method in MODES else "gradient"  # gradient x input: the gradient rule
@@ -233,7 +250,7 @@ def reduce_channels(ref, method: str) -> np.ndarray:
             raise MinicnnError("an occlusion map with channels must be the same in every channel")
         return ref[:, 0]
     if ref.shape[1] != 1:
-        raise MinicnnError(f"a {method} map has one channel, the reference has {ref.shape[1]}")
+        raise MinicnnError(f"a {method} map has one channel per pixel, the reference has {ref.shape[1]}")
     return ref[:, 0]
 
 
@@ -290,6 +307,6 @@ def explain(net, x, method, target, layer, result):
     except MinicnnError:
         name = None
     case = Case(
-        net, x, method, targets, result.ours, result.reference, result.tol, name, result.signed, METHODS
+        net, x, method, targets, result.ours, result.reference, result.tol, name, result.signed, verifiable()
     )
     return diagnose(case)

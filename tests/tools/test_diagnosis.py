@@ -268,3 +268,21 @@ def test_float32_ties_against_a_float64_reference():
     assert not result.agree and causes(result)[0] == "float32-ties", result.lines()
     assert f"float32 flipped {relu} ReLU signs" in result.diagnosis[0].detail
     assert result.diagnosis[0].residual < 1e-6
+
+
+def test_method_from_the_registry_integrated_gradients(vgg):
+    """Captum's IntegratedGradients (50 Gauss-Legendre steps, baseline 0) is a registry method that
+    verify compares, and, given for gradient_x_input, is named by the "method" hypothesis."""
+    torch = oracle("torch")
+    attr = oracle("captum.attr")
+    net, model, x = vgg
+    ig = attr.IntegratedGradients(model).attribute(
+        torch.from_numpy(x), target=TARGETS, n_steps=50, method="gausslegendre"
+    )
+    ig = ig.detach().numpy()
+    assert verify(net, x, ig, "integrated-gradients", TARGETS, tol=1e-6).agree
+    result = verify(net, x, ig, "gradient_x_input", TARGETS, tol=1e-6)
+    assert (result.diagnosis[0].cause, result.diagnosis[0].detail) == (
+        "method",
+        "minicnn's integrated-gradients map",
+    ), result.lines()
