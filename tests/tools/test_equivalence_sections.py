@@ -8,6 +8,8 @@ from torch_mirror import to_torch
 
 import minicnn as mc
 from minicnn.errors import MinicnnError
+from minicnn.paths import DEFAULT_MODEL
+from minicnn.tools import equivalence as equivalence_module
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks")
 EQUALITIES = ("deconvnet", "guided", "switches", "cam")
@@ -57,7 +59,7 @@ def test_small_net_float64(make_small_vgg):
     x = np.random.default_rng(1).standard_normal((2, 3, 16, 16))
     res = mc.equivalence(net, x, [0, 2], progress=False)
     check_equalities(res, 1e-12)
-    assert [s.name for s in res.sections] == list(mc.tools.equivalence.SECTION_NAMES)
+    assert [s.name for s in res.sections] == list(equivalence_module.SECTION_NAMES)
     assert not res.failures()
     # the ReLU counts: predicted from R and X, measured from the two rules, and a torch DeconvNet's
     expected = torch_relu_counts(net, x, [0, 2])
@@ -214,7 +216,7 @@ RELEVANCE = ("lrp0", "deeplift", "ig", "zplus")
 def test_relevance_sections_on_the_shipped_model_float64(digit_net, make_digit_images):
     """The shipped VGG has biases: LRP-0 = gradient x input holds on it (biases are in z); DeepLIFT,
     IG and excitation show their gap there and hold on the bias-free copy, each at <= 1e-12."""
-    net = mc.load(mc.paths.DEFAULT_MODEL).astype(np.float64)
+    net = mc.load(DEFAULT_MODEL).astype(np.float64)
     x = make_digit_images(net)
     res = mc.equivalence(net, x, [0, 1, 2, 3], sections=RELEVANCE, progress=False)
     (lrp0,) = res.section("lrp0").rows
@@ -231,22 +233,19 @@ def test_relevance_sections_on_the_shipped_model_float64(digit_net, make_digit_i
 
 def test_ig_row_gap_is_captums(digit_net, make_digit_images):
     """The IG row's gap on the biased network, recomputed from Captum's IntegratedGradients (zero
-    baseline, the same Gauss-Legendre steps) and torch's gradient x input."""
+    baseline, the same quadrature) and torch's gradient x input."""
     torch, attr = oracle("torch"), oracle("captum.attr")
-    from minicnn.tools.equivalence_relevance import IG_STEPS
+    from minicnn.tools.equivalence_relevance import IG_METHOD, IG_STEPS
     from minicnn.tools.equivalence_section import gap
 
-    net = mc.load(mc.paths.DEFAULT_MODEL).astype(np.float64)
+    net = mc.load(DEFAULT_MODEL).astype(np.float64)
     x = make_digit_images(net, n=2)
     row = mc.equivalence(net, x, [3, 5], sections=["ig"], progress=False).section("ig").rows[0]
     model = to_torch(net, torch.float64)
     xt = torch.tensor(x)
-    ig = attr.IntegratedGradients(model).attribute(
-        xt, target=[3, 5], n_steps=IG_STEPS, method="gausslegendre"
-    )
+    ig = attr.IntegratedGradients(model).attribute(xt, target=[3, 5], n_steps=IG_STEPS, method=IG_METHOD)
     gxi = attr.InputXGradient(model).attribute(xt, target=[3, 5])
-    # 1e-8: measured 1.6e-9 relative (Captum's quadrature weights are not exactly minicnn's float64 ones)
-    assert abs(row.gap - gap(ig.detach().numpy(), gxi.detach().numpy())) < 1e-8 * row.gap, row
+    assert abs(row.gap - gap(ig.detach().numpy(), gxi.detach().numpy())) < 1e-9 * row.gap, row
 
 
 def test_relevance_rows_say_why_a_side_cannot_run():
