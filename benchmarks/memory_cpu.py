@@ -1,9 +1,27 @@
-"""Peak memory (RSS) of one VGG16 224x224 saliency run at batch 1: minicnn vs PyTorch.
+"""Peak memory (RSS) of saliency maps: minicnn against PyTorch as a saliency user runs it.
 
-Each side runs in a fresh process (build the network, one forward + input-gradient pass) and reports
-its peak resident set size (getrusage ru_maxrss); alternating, medians.
+Each contender runs in a fresh process: build the network (seeded), compute --maps saliency maps of
+one batch (forward + the input gradient of one class score, then the channel maximum of |gradient|),
+and report its peak resident set size (getrusage ru_maxrss) and the size just after building. The
+PyTorch side is what a saliency user runs:
 
-    python benchmarks/memory_cpu.py [--repeats 3]
+- ``torch frozen``: every parameter with requires_grad False (no .grad is filled: a saliency map
+  needs only the input's gradient), the input with requires_grad True, ``backward`` of the score;
+- ``captum``: Captum's ``Saliency(model).attribute(x, target=1)`` on the same frozen model.
+
+(Filling every parameter's .grad, as a training step does, costs PyTorch another copy of the
+weights; no saliency user needs it, so it is not a contender.) Networks: VGG16 (torchvision's layout
+built by torch itself, tests/torch_models.py) and ResNet-50 (tests/resnet_torch.py; minicnn builds
+mc.resnet50 with BatchNorm kept as layers, as a random network has it, and ``--folded`` reads a
+torch file instead, BatchNorm folded as users' files are). Alternating, medians; ratio = minicnn /
+torch frozen.
+
+``--cache-limit MB`` runs minicnn with that bound on kept transformed kernels
+(mc.set_kernel_cache_limit, minicnn/kernels/kernel_cache.py) instead of the default; ``--sweep``
+prints time and peak for several limits (the trade-off).
+
+    python benchmarks/memory_cpu.py [--models vgg16 resnet50] [--batches 1 8] [--maps 3] [--repeats 3]
+                                    [--sweep] [--quick]
 """
 
 from __future__ import annotations
@@ -15,51 +33,152 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.join(HERE, "..", "tests")
 
-CHILD = {
-    "minicnn": """
+PRELUDE = """
+import sys, time, resource
+sys.path.insert(0, {tests!r})
+import numpy as np
+batch, maps = {batch}, {maps}
+x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+"""
+
+MINICNN = """
 import minicnn as mc
 mc.tune_process()  # as the minicnn command runs (minicnn/process.py)
-import numpy as np
-net = mc.vgg16(seed=0)
-x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-mc.saliency(net, x, 1)
-""",
-    "torch": """
-import sys; sys.path.insert(0, {tests!r})
-import numpy as np, torch
-import torch_models as tm
+if {limit} is not None:
+    mc.set_kernel_cache_limit({limit} * 2**20)
+net = mc.{model}(seed=0)
+built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+for _ in range(maps):
+    mc.saliency(net, x, 1)
+seconds = (time.perf_counter() - t0) / maps
+"""
+
+TORCH = """
+import torch
 torch.set_num_threads({threads})
-# torchvision's VGG16 layout built by torch itself (seeded, no minicnn in this process): its peak is
-# torch's own, not inflated by a second copy of the weights
-model = tm.torchvision_vgg(tm.VGG16, hidden=4096, classes=1000, side=7)
-x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32))
-x.requires_grad_(True)
-model(x)[0, 1].backward()
-x.grad.abs().amax(dim=1)
-""",
-}
-REPORT = "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+if {model!r} == "vgg16":
+    import torch_models as tm
+    model = tm.torchvision_vgg(tm.VGG16, hidden=4096, classes=1000, side=7)
+else:
+    from resnet_torch import torch_resnet
+    model = torch_resnet({model!r}, classes=1000, seed=0)
+model.eval()
+for p in model.parameters():
+    p.requires_grad_(False)  # frozen: a saliency map needs the input's gradient only
+built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+xt = torch.from_numpy(x)
+target = torch.ones(batch, dtype=torch.long)
+t0 = time.perf_counter()
+for _ in range(maps):
+    if {captum}:
+        from captum.attr import Saliency
+        g = Saliency(model).attribute(xt, target=target, abs=True)
+    else:
+        xi = xt.clone().requires_grad_(True)
+        model(xi)[torch.arange(batch), target].sum().backward()
+        g = xi.grad.abs()
+    g.amax(dim=1)
+seconds = (time.perf_counter() - t0) / maps
+"""
+
+FOLDED = """
+import os, tempfile, torch
+from resnet_torch import torch_resnet
+import minicnn as mc
+mc.tune_process()
+if {limit} is not None:
+    mc.set_kernel_cache_limit({limit} * 2**20)
+with tempfile.TemporaryDirectory() as folder:
+    path = os.path.join(folder, "m.pth")
+    torch.save(torch_resnet({model!r}, classes=1000, seed=0).state_dict(), path)
+    net = mc.load(path)
+import gc; gc.collect()
+built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+for _ in range(maps):
+    mc.saliency(net, x, 1)
+seconds = (time.perf_counter() - t0) / maps
+"""
+
+REPORT = "\nprint(built, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, seconds)"
 
 
-def peak_mb(name: str) -> float:
-    code = CHILD[name].format(tests=os.path.join(HERE, "..", "tests"), threads=os.cpu_count()) + REPORT
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+def measure(contender: str, model: str, batch: int, maps: int, limit=None, folded=False):
+    """(MB after building, peak MB, seconds per map) of one fresh process."""
+    body = {"minicnn": FOLDED if folded else MINICNN, "torch frozen": TORCH, "captum": TORCH}[contender]
+    code = (PRELUDE + body + REPORT).format(tests=TESTS, batch=batch, maps=maps, model=model, limit=limit,
+                                            threads=os.cpu_count(), captum=contender == "captum")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{contender} {model} failed:\n{done.stderr[-2000:]}")
+    built, peak, seconds = done.stdout.split()[-3:]
+    return int(built) / 1024, int(peak) / 1024, float(seconds)
+
+
+def compare(model: str, batch: int, maps: int, repeats: int, limit, folded: bool) -> None:
+    names = ["minicnn", "torch frozen"] + (["captum"] if _has_captum() else [])
+    runs = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            runs[name].append(measure(name, model, batch, maps, limit, folded))
+    med = {name: [statistics.median(r[i] for r in runs[name]) for i in range(3)] for name in names}
+    base = med["torch frozen"][1]
+    for name in names:
+        built, peak, seconds = med[name]
+        spread = f"{min(r[1] for r in runs[name]):.0f}-{max(r[1] for r in runs[name]):.0f}"
+        print(f"| {model} b{batch} | {name} | {built:.0f} | {peak:.0f} [{spread}] | {peak / base:.2f} | "
+              f"{1e3 * seconds:.0f} |")  # fmt: skip
+
+
+def _has_captum() -> bool:
+    try:
+        import captum  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def sweep(model: str, batch: int, maps: int, repeats: int, limits, folded: bool) -> None:
+    """minicnn's peak and time per map for each kernel-cache limit (MB), alternating."""
+    runs = {limit: [] for limit in limits}
+    for _ in range(repeats):
+        for limit in limits:
+            runs[limit].append(measure("minicnn", model, batch, maps, limit, folded))
+    print(f"\n| {model} b{batch}: cache limit MB | peak MB | ms per map (median of {repeats} processes) |")
+    print("|---|---|---|")
+    for limit in limits:
+        peak = statistics.median(r[1] for r in runs[limit])
+        seconds = statistics.median(r[2] for r in runs[limit])
+        print(f"| {limit} | {peak:.0f} | {1e3 * seconds:.0f} |")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["vgg16", "resnet50"])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1])
+    parser.add_argument("--maps", type=int, default=3, help="saliency maps per process")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cache-limit", type=int, default=None, help="minicnn's kernel-cache limit, MB")
+    parser.add_argument("--folded", action="store_true", help="minicnn reads a torch ResNet file")
+    parser.add_argument("--sweep", action="store_true", help="minicnn's peak and time per cache limit")
+    parser.add_argument("--quick", action="store_true", help="one repeat, VGG16 batch 1")
     args = parser.parse_args(argv)
-    runs = {"minicnn": [], "torch": []}
-    for _ in range(args.repeats):
-        for name in runs:
-            runs[name].append(peak_mb(name))
-    a, b = statistics.median(runs["minicnn"]), statistics.median(runs["torch"])
-    print("| workload | minicnn MB | torch MB | ratio |\n|---|---|---|---|")
-    print(f"| peak RSS, VGG16 saliency, batch 1 | {a:.0f} | {b:.0f} | {a / b:.2f} |")
-    print("the torch process builds torchvision's VGG16 layout itself (tests/torch_models.py), no minicnn")
+    if args.quick:
+        args.models, args.batches, args.repeats = ["vgg16"], [1], 1
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {args.maps} maps per process, "
+          f"medians of {args.repeats} processes")  # fmt: skip
+    print("| network | contender | MB after building | peak MB [range] | peak / torch frozen | ms per map |")
+    print("|---|---|---|---|---|---|")
+    for model in args.models:
+        for batch in args.batches:
+            compare(model, batch, args.maps, args.repeats, args.cache_limit, args.folded and model != "vgg16")
+    if args.sweep:
+        for model in args.models:
+            sweep(model, args.batches[0], args.maps, args.repeats, [0, 32, 64, 128, 256], args.folded)
+    print("each process builds its own network: the torch side torchvision's layout in torch, no minicnn")
 
 
 if __name__ == "__main__":

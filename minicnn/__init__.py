@@ -105,6 +105,9 @@ _API = {
     "input_invariance": "minicnn.tools.input_invariance",
     # process-wide settings, applied only when asked (minicnn/process.py)
     "tune_process": "minicnn.process",
+    # memory a process may keep for speed: transformed convolution kernels (kernels/kernel_cache.py)
+    "set_kernel_cache_limit": "minicnn.kernels.kernel_cache",
+    "kernel_cache_limit": "minicnn.kernels.kernel_cache",
 }
 
 __all__ = sorted(_API) + ["__version__"]

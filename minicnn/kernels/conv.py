@@ -135,6 +135,13 @@ def _row_tiles(n: int, p: int, tile: int):
             yield image, q0, min(q0 + tile, p)
 
 
+def transforms_kept(transforms, w) -> bool:
+    """Whether ``transforms`` (a KernelTransforms or None) keeps kernel w's F(4x4, 3x3) U between
+    calls: it is kept, or fits under the process's limit (minicnn/kernels/kernel_cache.py)."""
+    o, c = w.shape[:2]
+    return transforms is not None and transforms.keeps(36 * o * c * w.itemsize, "winograd4")
+
+
 def _transformed(w, lowering: str, transforms):
     """Winograd's U for kernel w: the kept one from ``transforms`` (a KernelTransforms) if given and
     current, else built now."""
@@ -154,7 +161,7 @@ def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto", 
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
     ho, wo = output_size(h, kh, stride, padding), output_size(wd, kw, stride, padding)
-    lowering = choose_lowering(x, w, stride, padding, algorithm, cached=transforms is not None)
+    lowering = choose_lowering(x, w, stride, padding, algorithm, cached=transforms_kept(transforms, w))
     if lowering in _WINOGRAD:
         u = _transformed(w, lowering, transforms)
         return _WINOGRAD[lowering].winograd_conv(x, u, b, padding), ConvCache(x, ho, wo)
@@ -191,7 +198,7 @@ def conv2d_backward(
     x = cache.x
     # The same choice as forward (made with the layer's own padding and the input's size): backward
     # is the adjoint of the forward's lowering and reads the same transformed kernel.
-    lowering = choose_lowering(x, w, stride, padding, algorithm, cached=transforms is not None)
+    lowering = choose_lowering(x, w, stride, padding, algorithm, cached=transforms_kept(transforms, w))
     if not need_params and lowering in _WINOGRAD:
         u = _transformed(w, lowering, transforms)
         return _WINOGRAD[lowering].winograd_conv_adjoint(dy, u, padding), None, None

@@ -123,3 +123,74 @@ def test_kept_kernels_are_read_only_and_copies_start_empty():
     layer.transforms.clear()
     assert len(layer.transforms) == 0
     assert isinstance(twin.transforms, KernelTransforms)
+
+
+@pytest.fixture
+def limit():
+    """Set the process's kernel-cache limit for one test and restore it afterwards."""
+    before = mc.kernel_cache_limit()
+    yield mc.set_kernel_cache_limit
+    mc.set_kernel_cache_limit(before)
+
+
+def _layers(count, channels=16):
+    rng = np.random.default_rng(4)
+    layers = []
+    for _ in range(count):
+        layer = mc.Conv2D(channels, channels, 3, padding=1, algorithm="winograd4")
+        layer.init_params(rng)
+        layers.append(layer)
+    return layers, rng.standard_normal((1, channels, 12, 12)).astype(np.float32)
+
+
+def test_the_limit_bounds_what_the_process_keeps(monkeypatch, limit):
+    """Each layer's U (36 x 16 x 16 float32 = 36,864 bytes) is kept while it fits under the limit,
+    first come first kept; beyond it every call rebuilds, and the outputs stay right either way."""
+    layers, x = _layers(4)
+    size = 36 * 16 * 16 * 4
+    others = kernel_cache.kept_bytes()  # layers of other tests still alive in this process
+    limit(others + 2 * size + size // 2)  # room for two
+    calls = counting(monkeypatch)
+    for _ in range(3):
+        for layer in layers:
+            y, _ = layer.forward(x)
+            assert_close(y, reference(layer, x), 2e-5, "under a limit")
+    assert [len(layer.transforms) for layer in layers] == [1, 1, 0, 0]
+    assert kernel_cache.kept_bytes() == others + 2 * size
+    assert len(calls) == 2 + 2 * 3  # the first two built once, the last two on every call
+    assert layers[0].transforms.keeps(size, "winograd4") and not layers[2].transforms.keeps(size, "winograd4")
+    limit(others + size)  # lowering the limit evicts now, the most recently kept first
+    assert [len(layer.transforms) for layer in layers] == [1, 0, 0, 0]
+    assert kernel_cache.kept_bytes() == others + size
+    del layers[0]  # a dropped layer frees its room
+    import gc
+
+    gc.collect()
+    assert kernel_cache.kept_bytes() == others
+    layers[1].forward(x)
+    assert len(layers[1].transforms) == 1
+
+
+def test_no_room_means_f2_not_f4(limit):
+    """auto takes F(4x4) on a deep layer only where its U is kept (rebuilding it on every call costs
+    more than F(4x4) saves): with the limit at 0 the same layer runs F(2x2)."""
+    from minicnn.kernels.conv import choose_lowering, transforms_kept
+
+    layer = mc.Conv2D(512, 512, 3, padding=1)
+    layer.weight = np.zeros((512, 512, 3, 3), np.float32)
+    x = np.zeros((1, 512, 28, 28), np.float32)
+    limit(kernel_cache.kept_bytes() + (64 << 20))  # room for its 36 MB U, whatever other tests keep
+    assert (
+        choose_lowering(x, layer.weight, 1, 1, "auto", transforms_kept(layer.transforms, layer.weight))
+        == "winograd4"
+    )
+    limit(0)
+    assert (
+        choose_lowering(x, layer.weight, 1, 1, "auto", transforms_kept(layer.transforms, layer.weight))
+        == "winograd"
+    )
+
+
+def test_a_negative_limit_is_refused(limit):
+    with pytest.raises(mc.MinicnnError, match="the kernel cache limit must be >= 0 bytes, got -1"):
+        limit(-1)
