@@ -100,6 +100,7 @@ _API = {
     "deletion": "minicnn.tools.faithfulness",
     "insertion": "minicnn.tools.faithfulness",
     "pixel_flipping": "minicnn.tools.faithfulness",
+    "region_perturbation": "minicnn.tools.faithfulness",
     "road": "minicnn.tools.faithfulness_road",
     "completeness": "minicnn.tools.faithfulness_completeness",
     "input_invariance": "minicnn.tools.input_invariance",

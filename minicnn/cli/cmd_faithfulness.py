@@ -17,6 +17,8 @@ Changes the pixels each method ranks first and follows the target class's probab
   road_morf       ROAD (Rong et al. 2022): most relevant pixels imputed from their neighbours plus
                   noise; lower AUC is better
   road_lerf       ROAD, least relevant first: higher AUC is better
+  region_morf     region perturbation (Samek et al. 2017): --patch squares ranked by summed
+                  relevance set to the image's minimum, one per point: lower AUC is better
 Pixels are ranked by |map| summed over channels (--signed: by the signed map). AUC: the trapezoid
 rule over the share of pixels changed (0..1; ROAD's over its --fractions only, so 0.1..0.9 gives at
 most 0.8). On images whose minimum is 0 (the digits) pixel flipping with the same step is deletion.
@@ -29,9 +31,9 @@ examples:
   minicnn faithfulness --step 4 --fractions 0.1,0.3,0.5,0.7,0.9
 """
 
-METRICS = ("deletion", "insertion", "pixel_flipping", "road_morf", "road_lerf")
+METRICS = ("deletion", "insertion", "pixel_flipping", "road_morf", "road_lerf", "region_morf")
 LOWER_IS_BETTER = {"deletion": True, "insertion": False, "pixel_flipping": True, "road_morf": True,
-                   "road_lerf": False}  # fmt: skip
+                   "road_lerf": False, "region_morf": True}  # fmt: skip
 DEFAULT_METHODS = "gradient,gradient_x_input,integrated-gradients"
 
 
@@ -56,6 +58,10 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--fractions", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", metavar="LIST",
         help="ROAD's shares of pixels removed, each in [0, 1) (default 0.1,...,0.9)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--patch", type=positive_int, default=4,
+        help="side of region_morf's squares in pixels; must divide the image (default 4)",
     )  # fmt: skip
     parser.add_argument("--noise", type=nonnegative_float, default=0.01, help="ROAD's noise (default 0.01)")
     parser.add_argument("--signed", action="store_true", help="rank pixels by the signed map, not |map|")
@@ -95,7 +101,7 @@ def ranking_maps(net, x, targets, method: str, record, signed: bool):
 
 
 def run(args) -> Report:
-    from minicnn.tools.faithfulness import deletion, insertion, pixel_flipping
+    from minicnn.tools.faithfulness import deletion, insertion, pixel_flipping, region_perturbation
     from minicnn.tools.faithfulness_road import road
     from minicnn.tools.methods import canonical, choices, get
 
@@ -107,6 +113,8 @@ def run(args) -> Report:
     for m in methods:
         get(m).check(net)
     step = args.step
+    if "region_morf" in metrics and (x.shape[2] % args.patch or x.shape[3] % args.patch):
+        raise MinicnnError(f"--patch {args.patch} must divide the image's {x.shape[2]}x{x.shape[3]} pixels")
     if step is not None and step > x.shape[2] * x.shape[3]:
         raise MinicnnError(f"--step {step} exceeds the image's {x.shape[2] * x.shape[3]} pixels")
     runs = {
@@ -117,6 +125,9 @@ def run(args) -> Report:
         ),  # fmt: skip
         "road_morf": lambda maps: road(
             net, x, maps, targets, fractions, "morf", args.noise, args.seed, record=ctx.record
+        ),  # fmt: skip
+        "region_morf": lambda maps: region_perturbation(
+            net, x, maps, targets, patch=args.patch, record=ctx.record
         ),  # fmt: skip
         "road_lerf": lambda maps: road(
             net, x, maps, targets, fractions, "lerf", args.noise, args.seed, record=ctx.record
@@ -139,8 +150,9 @@ def run(args) -> Report:
                 report.numbers[f"{m} {metric} accuracy"] = [float(v) for v in result.correct.mean(axis=0)]
         rows.append(row)
     report.methods += [get(m).describe() for m in methods]
-    report.settings.update(metrics=metrics, step=step, fractions=fractions, noise=args.noise,
-                           ranking="signed map" if args.signed else "|map|", seed=args.seed)  # fmt: skip
+    ranking = "signed map" if args.signed else "|map|"
+    report.settings.update(metrics=metrics, step=step, patch=args.patch, fractions=fractions,
+                           noise=args.noise, ranking=ranking, seed=args.seed)  # fmt: skip
     report.tables["faithfulness"] = rows
     width = max(len(m) for m in methods) + 2
     head = "method".ljust(width) + "".join(f"{metric:>16}" for metric in metrics)

@@ -31,6 +31,9 @@ Quantus 0.6 and against the RISE formulas):
   ``numpy.trapz(curve, dx=1)`` over its points (one per step, unnormalised): with S - 1 equal steps
   ``quantus = (S - 1) * ours - (curve[0] + curve[1]) / 2``.
 
+- Region perturbation (Samek et al. 2017, sec. III): the same with non-overlapping squares ranked
+  by their summed relevance, one square per point (``region_perturbation``).
+
 ROAD lives in ``faithfulness_road.py``, completeness in ``faithfulness_completeness.py``.
 """
 
@@ -208,16 +211,65 @@ def pixel_flipping(net, x, maps, target="predicted", step=1, baseline="black", o
     ``deletion``."""
     x, xh, maps, targets = _prepare(net, x, maps, target, record)
     check_output(output)
+    settings = {"baseline": baseline}
+    return _curve(
+        "pixel_flipping", net, xh, _fill(xh, baseline), maps, targets, step, output, batch_size, settings
+    )
+
+
+def _fill(xh, baseline) -> np.ndarray:
+    """The replacement values shaped like xh: "black" (each image's minimum over all its values, as
+    Quantus computes it) or a number."""
     if isinstance(baseline, str):
         if baseline != "black":
             raise MinicnnError(f"baseline must be 'black' or a number, got {baseline!r}")
-        fill = np.broadcast_to(xh.min(axis=(1, 2, 3), keepdims=True), xh.shape)
-    elif isinstance(baseline, (int, float, np.integer, np.floating)) and not isinstance(baseline, bool):
-        fill = np.full_like(xh, float(baseline))
-    else:
-        raise MinicnnError(f"baseline must be 'black' or a number, got {baseline!r}")
-    settings = {"baseline": baseline}
-    return _curve("pixel_flipping", net, xh, fill, maps, targets, step, output, batch_size, settings)
+        return np.broadcast_to(xh.min(axis=(1, 2, 3), keepdims=True), xh.shape)
+    if isinstance(baseline, (int, float, np.integer, np.floating)) and not isinstance(baseline, bool):
+        return np.full_like(xh, float(baseline))
+    raise MinicnnError(f"baseline must be 'black' or a number, got {baseline!r}")
+
+
+def patch_pixel_order(maps, patch: int, most_relevant_first: bool = True) -> np.ndarray:
+    """Pixel indices (N, H*W) int64 that take the non-overlapping patch x patch squares in the order
+    of their summed map value (largest sum first, or smallest with ``most_relevant_first=False``;
+    ties in row-major patch order), each square's pixels together in row-major order. H and W must
+    be multiples of ``patch``."""
+    maps = np.asarray(maps, dtype=np.float64)
+    n, h, w = maps.shape
+    if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
+        raise MinicnnError(f"patch must be a positive number of pixels, got {patch!r}")
+    if h % patch or w % patch:
+        raise MinicnnError(f"patch {patch} must divide the image's {h}x{w} pixels")
+    gh, gw = h // patch, w // patch
+    sums = maps.reshape(n, gh, patch, gw, patch).sum(axis=(2, 4)).reshape(n, -1)
+    ranked = np.argsort(-sums if most_relevant_first else sums, axis=1, kind="stable")  # (N, patches)
+    py, px = np.divmod(ranked, gw)  # each ranked patch's row and column in the grid
+    dy, dx = np.divmod(np.arange(patch * patch), patch)  # offsets inside a patch, row-major
+    rows = py[:, :, None] * patch + dy[None, None]
+    cols = px[:, :, None] * patch + dx[None, None]
+    return (rows * w + cols).reshape(n, -1)
+
+
+def region_perturbation(net, x, maps, target="predicted", patch=8, order="morf", baseline="black",
+                        output="probability", batch_size=64, record=None):  # fmt: skip
+    """Region perturbation (Samek et al. 2017, sec. III; Quantus' ``RegionPerturbation``): the
+    non-overlapping patch x patch squares in the order of their summed relevance ("morf": largest
+    first; "lerf": smallest first) replaced by ``baseline`` ("black": each image's minimum, or a
+    number), one square per point. The curve is the target's probability (or score) with the
+    unperturbed image first; Samek et al.'s AOPC is the mean drop ``curves[:, :1] - curves``,
+    which is Quantus' curve (without our first point). H and W must be multiples of ``patch``."""
+    if order not in ("morf", "lerf"):
+        raise MinicnnError(f"order must be one of morf, lerf, got {order!r}")
+    x, xh, maps, targets = _prepare(net, x, maps, target, record)
+    check_output(output)
+    n, c, h, w = xh.shape
+    pixels = patch_pixel_order(maps, patch, most_relevant_first=order == "morf")
+    counts = step_counts(h * w, patch * patch)
+    curves, _ = perturbation_curve(net, xh, _fill(xh, baseline), pixels, counts, targets, output, batch_size)
+    fractions = counts / (h * w)
+    settings = {"baseline": baseline, "patch": patch, "order": order}
+    auc = trapezoid_auc(fractions, curves)
+    return FaithfulnessResult("region_perturbation", fractions, curves, auc, targets, output, settings)
 
 
 def rise_kernel(size: int = RISE_BLUR_SIZE, spread: float = RISE_BLUR_RANGE) -> np.ndarray:

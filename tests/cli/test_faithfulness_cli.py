@@ -17,7 +17,8 @@ def test_json_and_curves_are_the_api_results(shipped, tmp_path):
 
     out = tmp_path / "out"
     r = ok("faithfulness", "--count", "2", "--methods", "gradient,gradient_x_input", "--metrics",
-           "deletion,insertion,road_morf", "--fractions", "0.2,0.5", "--out", out, "--json",
+           "deletion,insertion,road_morf,region_morf", "--patch", "7", "--fractions", "0.2,0.5", "--out", out,
+           "--json",
            "--no-progress")  # fmt: skip
     summary = json.loads(r.stdout)
     net = mc.load(shipped.DEFAULT_MODEL)
@@ -32,6 +33,7 @@ def test_json_and_curves_are_the_api_results(shipped, tmp_path):
             "deletion": mc.deletion(net, x, maps, y),
             "insertion": mc.insertion(net, x, maps, y),
             "road_morf": mc.road(net, x, maps, y, fractions=[0.2, 0.5], noise=0.01, seed=0),
+            "region_morf": mc.region_perturbation(net, x, maps, y, patch=7),
         }
         for metric, res in expected.items():
             assert summary["numbers"][f"{method} {metric} auc"] == pytest.approx(res.auc.mean(), abs=1e-9)
@@ -52,6 +54,7 @@ def test_json_and_curves_are_the_api_results(shipped, tmp_path):
         (["--methods", "gradient,nope"], "unknown method 'nope'"),
         (["--fractions", "0.5,1.0"], "--fractions '0.5,1.0': expected comma-separated numbers in [0, 1)"),
         (["--step", "785"], "--step 785 exceeds the image's 784 pixels"),
+        (["--patch", "5"], "--patch 5 must divide the image's 28x28 pixels"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(shipped, tmp_path, args, words):

@@ -14,7 +14,14 @@ from frameworks import quantus
 from support import oracle
 from torch_mirror import to_torch
 
-from minicnn.tools.faithfulness import deletion, insertion, pixel_flipping, rise_kernel
+from minicnn.tools.faithfulness import (
+    deletion,
+    insertion,
+    patch_pixel_order,
+    pixel_flipping,
+    region_perturbation,
+    rise_kernel,
+)
 from minicnn.tools.faithfulness_road import linear_imputation, road
 from minicnn.tools.saliency import class_gradient
 
@@ -189,3 +196,30 @@ def test_road_noise_is_seeded(digit_net, digits):
     c = road(digit_net, x[:2], maps[:2], y[:2], fractions=[0.5], noise=0.05, seed=4)
     np.testing.assert_array_equal(a.curves, b.curves)
     assert np.abs(a.curves - c.curves).max() > 0
+
+
+@pytest.mark.parametrize("order, baseline", [("morf", "black"), ("lerf", 0.0), ("morf", 0.5)])
+def test_region_perturbation_equals_quantus(digit_net, digits, order, baseline):
+    q = quantus()
+    x, y, maps = digits
+    ours = region_perturbation(digit_net, x, maps, y, patch=4, order=order, baseline=baseline)
+    assert ours.curves.shape == (N, 50)  # 49 squares of 4x4 and the unperturbed image
+    metric = q.RegionPerturbation(patch_size=4, order=order, regions_evaluation=49, perturb_baseline=baseline,
+                                  normalise=False, abs=False, disable_warnings=True)  # fmt: skip
+    theirs = np.asarray(_quantus_run(metric, digit_net, x, y, maps))
+    # convention: Quantus' curve is the drop from the unperturbed probability, without that point
+    np.testing.assert_allclose(ours.curves[:, :1] - ours.curves[:, 1:], theirs, atol=1e-5)
+    assert np.ptp(theirs) > 0.3
+
+
+def test_patch_order_equals_a_naive_ranking():
+    maps = np.random.default_rng(1).random((2, 6, 9))
+    got = patch_pixel_order(maps, 3)
+    for i in range(2):
+        squares = [(r, c) for r in range(2) for c in range(3)]
+        sums = [maps[i, 3 * r : 3 * r + 3, 3 * c : 3 * c + 3].sum() for r, c in squares]
+        want = []
+        for s in np.argsort(-np.asarray(sums)):
+            r, c = squares[s]
+            want += [(3 * r + dy) * 9 + 3 * c + dx for dy in range(3) for dx in range(3)]
+        assert got[i].tolist() == want
