@@ -1,6 +1,6 @@
 """Faithfulness by perturbation: change the pixels a map ranks first and watch the class score.
 
-Three curves share one engine (``perturbation_curve``): an image starts as ``start``, the pixels are
+Four curves share one engine (``perturbation_curve``): an image starts as ``start``, the pixels are
 taken in the map's order, and after ``counts[s]`` of them the image holds ``finish`` there. Every
 point of every curve is one image in a batched forward pass.
 
