@@ -25,7 +25,9 @@ from minicnn.rules import AlphaBeta, Flat, Gamma, WSquare, ZBox, ZPlus
 def stabilise(z, epsilon: float):
     """z + epsilon * sign(z), sign(0) = +1 (Zennit's ``stabilize``): z moved away from 0, same shape."""
     xp = get_xp(z)
-    return z + epsilon * (xp.sign(z) + (z == 0))
+    d = z + 0.0  # a new array in which -0.0 is +0.0 (IEEE), so that both zeros take +epsilon below
+    d += xp.copysign(xp.asarray(epsilon, dtype=z.dtype), d)
+    return d
 
 
 def share(r, z, epsilon: float):
@@ -33,7 +35,8 @@ def share(r, z, epsilon: float):
     z != 0, and 0 where z == 0 (an output of value 0 has no contributions to share R among)."""
     xp = get_xp(z)
     if epsilon:
-        return r / stabilise(z, epsilon)
+        d = stabilise(z, epsilon)
+        return xp.divide(r, d, out=d)
     nonzero = z != 0
     return xp.where(nonzero, r, 0) / xp.where(nonzero, z, 1)
 
