@@ -158,3 +158,34 @@ def test_composite_equals_zennit(pair, name):
     ours = mc.lrp(net, x, target=list(targets), composite=name)
     theirs = zennit_map(model, x, zennit_composite(name, x), bn, targets)
     assert_close(ours, theirs, rtol=1e-6, what=f"{name} vs Zennit")
+
+
+def test_rules_by_layer_name_equal_zennit(pair):
+    """A Composite's by_name (minicnn's layer names are torchvision's module names here) against
+    Zennit's NameLayerMapComposite: named layers first, the rest by type."""
+    net, model, x, bn = pair
+    z = zennit()
+    from zennit.composites import NameLayerMapComposite
+
+    named = {
+        "features.3": ("zplus", rules.ZPlus()),
+        "classifier.3": ("alpha2beta1", rules.AlphaBeta(2.0, 1.0)),
+    }
+    if bn:  # the BatchNorm model's module indices
+        named = {"features.4": named["features.3"], "classifier.3": named["classifier.3"]}
+    ours = rules.Composite(
+        "named",
+        rules.Epsilon(1e-6),
+        rules.Epsilon(1e-6),
+        by_name=tuple((k, r) for k, (_, r) in named.items()),
+    )
+    assert all(name in net.names for name in named)
+    theirs_composite = NameLayerMapComposite(
+        name_map=[((k,), zennit_rule(n)) for k, (n, _) in named.items()],
+        layer_map=uniform_composite(z.rules.Epsilon(1e-6)).layer_map,
+    )
+    targets = np.array([2, 5])
+    theirs = zennit_map(model, x, theirs_composite, bn, targets)
+    assert_close(mc.lrp(net, x, target=list(targets), composite=ours), theirs, rtol=1e-6, what="by name")
+    plain = mc.lrp(net, x, target=list(targets), composite="epsilon")
+    assert np.abs(plain - theirs).max() > 1e-3 * np.abs(theirs).max()  # the named rules matter
