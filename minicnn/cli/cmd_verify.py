@@ -48,10 +48,18 @@ methods and the Captum call that makes the same map:
   occlusion         Occlusion(model).attribute(x, sliding_window_shapes=(C, s, s),
                                                strides=(1, st, st), baselines=0, target=t)
 
+--torch-model FILE.py:FUNCTION makes your own torch model the reference instead of minicnn's reading of
+--weights (so a loader mistake cannot appear on both sides): FUNCTION() returns a torch.nn.Module with
+its weights loaded; it runs in a child process, where --against captum, zennit or grad-cam computes
+the map (Zennit: gradient, saliency, gradient_x_input, deconvnet, guided; pytorch-grad-cam: grad_cam,
+kept at the layer's size and scaled to 0..1 per image by the library, and guided).
+
 examples:
   minicnn verify --weights vgg16-397923af.pth --image cat.jpg --method guided --map captum_guided.npy
   minicnn verify --weights vgg16-397923af.pth --image cat.jpg --method deconvnet --against captum
   minicnn verify --weights model.onnx --input x.npy --method gradient --map grads.npz --key grad
+  minicnn verify --weights vgg16-397923af.pth --image cat.jpg --method guided --against zennit \
+                 --torch-model my_models.py:vgg16_with_weights
 """
 
 
@@ -69,8 +77,14 @@ def add_arguments(parser) -> None:
         help="the map computed elsewhere (.npy or .npz), for the same model file and images",
     )  # fmt: skip
     parser.add_argument(
-        "--against", choices=("captum", "keras"), default=None,
-        help="compute the reference map now with Captum (torch) or Keras, from the same weights",
+        "--against", choices=("captum", "keras", "zennit", "grad-cam"), default=None,
+        help="compute the reference map now: Captum (torch) or Keras from minicnn's reading of the same "
+        "weights, or, with --torch-model, Captum, Zennit or pytorch-grad-cam on your own torch model",
+    )  # fmt: skip
+    parser.add_argument(
+        "--torch-model", default=None, metavar="FILE.py:FUNCTION",
+        help="your own torch model as the reference: FUNCTION() in FILE.py returns a torch.nn.Module "
+        "with its weights (your code, run in a child process); with --against captum, zennit or grad-cam",
     )  # fmt: skip
     parser.add_argument("--key", default=None, help="the array's name inside a .npz map file")
     parser.add_argument(
@@ -155,9 +169,24 @@ def check_options(args) -> None:
 
     args.method = canonical(args.method)
     if (args.map is None) == (args.against is None):
-        raise MinicnnError("give the reference as --map FILE or compute it with --against captum|keras")
+        raise MinicnnError(
+            "give the reference as --map FILE or compute it with --against captum|keras|zennit|grad-cam"
+        )
     if args.input is not None and args.image is not None:
         raise MinicnnError("give --image or --input, not both")
+    if args.torch_model is not None:
+        from minicnn.tools.torch_model_reference import check, parse_spec
+
+        parse_spec(args.torch_model)
+        if args.against is None:
+            raise MinicnnError(
+                "--torch-model needs --against captum, zennit or grad-cam (the framework to run on it)"
+            )
+        check(args.against, args.method)
+    elif args.against in ("zennit", "grad-cam"):
+        raise MinicnnError(
+            f"--against {args.against} runs on your own torch model: give --torch-model FILE.py:FUNCTION"
+        )
     if args.against == "captum" and args.method not in CAPTUM_METHODS:
         raise MinicnnError(
             f"--against captum computes {', '.join(CAPTUM_METHODS)}, not {args.method}; compare a --map file "
@@ -221,6 +250,14 @@ def _gradcam_layer(report, net, x, args) -> str:
 
 def reference_map(net, x, args, targets, layer, progress: bool):
     """The reference map of --against, computed now (float64 where the network is float64)."""
+    if args.torch_model is not None:
+        from minicnn.backend import to_numpy
+        from minicnn.tools.occlusion import fill_values
+        from minicnn.tools.torch_model_reference import torch_model_map
+
+        base = fill_values(net, x, args.fill) if args.method == "occlusion" else None
+        return torch_model_map(args.torch_model, to_numpy(x), args.method, targets, args.against, layer,
+                               args.size, args.stride, base, progress)  # fmt: skip
     if args.against == "captum":
         from minicnn.tools.captum_reference import captum_map
 
@@ -282,6 +319,7 @@ def run(args) -> Report:
     net = move_network(net, args.device)
     x, names, _, how = _inputs(args, net)
     source = f"--against {args.against}" if args.against else str(args.map)
+    source += f" on --torch-model {args.torch_model}" if args.torch_model else ""
     report.say(f"minicnn verify: {Path(args.weights).name}, {len(x)} image(s), {args.method} vs {source}")
     if how is not None:
         report.say(f"  {how}")
@@ -298,7 +336,7 @@ def run(args) -> Report:
         net, x, reference, args.method, targets, args.tol, args.layout,
         layer=layer, size=args.size or 8, stride=args.stride or 4, fill=args.fill,
     )  # fmt: skip
-    if not result.agree and args.against == "captum" and np.dtype(net.dtype) == np.float32:
+    if not result.agree and args.against in ("captum", "zennit") and np.dtype(net.dtype) == np.float32:
         ties = _float64_check(net, x, args, targets, layer, progress)
         if ties is not None:
             result.diagnosis = [ties, *result.diagnosis]

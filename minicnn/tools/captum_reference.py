@@ -108,6 +108,16 @@ def _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill, 
     model = torch_mirror(net) if model is None else model
     dtype = torch.float64 if np.dtype(net.dtype) == np.float64 else torch.float32
     xt = torch.from_numpy(np.ascontiguousarray(to_numpy(x))).to(dtype)
+    module = model[net.index(gradcam_layer(net, layer, tuple(x.shape[1:])))] if method == "grad_cam" else None
+    base = fill_values(net, x, fill) if method == "occlusion" else None
+    return captum_on_module(torch, attr, model, xt, method, targets, module, base, size, stride, progress)
+
+
+def captum_on_module(torch, attr, model, xt, method, targets, module=None, base=None, size=8, stride=4,
+                     progress=False):  # fmt: skip
+    """Captum's map of ``method`` for the torch module ``model`` on the tensor xt (N, C, H, W):
+    float64 NumPy in Captum's layout (see captum_map). module: Grad-CAM's layer (a submodule);
+    base: occlusion's fill per image and channel (N, C)."""
     target = [int(t) for t in targets]
     if method in ("saliency", "gradient"):
         out = attr.Saliency(model).attribute(xt, target=target, abs=method == "saliency")
@@ -118,17 +128,15 @@ def _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill, 
     elif method == "guided":
         out = attr.GuidedBackprop(model).attribute(xt, target=target)
     elif method == "grad_cam":
-        name = gradcam_layer(net, layer, tuple(x.shape[1:]))
-        module = model[net.index(name)]
         out = attr.LayerGradCam(model, module).attribute(xt, target=target, relu_attributions=True)
     elif method == "occlusion":
         c = xt.shape[1]
-        base = torch.from_numpy(fill_values(net, x, fill)).to(xt.dtype)[:, :, None, None].expand_as(xt)
+        baselines = torch.from_numpy(np.asarray(base)).to(xt.dtype)[:, :, None, None].expand_as(xt)
         out = attr.Occlusion(model).attribute(
             xt,
             sliding_window_shapes=(c, size, size),
             strides=(1, stride, stride),
-            baselines=base,
+            baselines=baselines,
             target=target,
             show_progress=progress,
         )
