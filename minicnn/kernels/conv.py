@@ -58,6 +58,14 @@ WINOGRAD_MIN_CHANNELS = 16
 # convolutions"; benchmarks/roofline.py --lowerings measures it per layer).
 WINOGRAD_MIN_TILES = 32
 
+# Below this many multiply-adds per call (N * O * C * 9 * Ho * Wo) a layer takes im2col. Winograd
+# is still a little faster there (a 16-channel 28x28 layer: 0.31 against 0.45 ms forward and
+# backward), but its transforms are ten more Numba kernels to compile on first use (~19 s of CPU on
+# a fresh install, against ~5 s for everything else a small network needs), which such a layer would
+# not win back in thousands of calls. Every 3x3 layer of VGG16 and the ResNets at 224 x 224 is above
+# it (the smallest, ResNet-50's 14 x 14 ones: 116 million).
+WINOGRAD_MIN_WORK = 1 << 25
+
 
 class ConvCache(NamedTuple):
     x: object  # the input (N, C, H, W), kept for the weight gradient
@@ -71,8 +79,8 @@ def choose_lowering(x, w, stride: int, padding: int, algorithm: str, cached: boo
 
     "auto" takes the pointwise products for 1x1 kernels without padding (on either device), and
     Winograd on the CPU for 3x3 stride-1 kernels with padding <= 2, at least WINOGRAD_MIN_CHANNELS
-    channels on both sides and WINOGRAD_MIN_TILES F(2x2) tiles: F(4x4, 3x3) where ``_f4_pays``, else
-    F(2x2, 3x3).
+    channels on both sides, WINOGRAD_MIN_TILES F(2x2) tiles and WINOGRAD_MIN_WORK multiply-adds:
+    F(4x4, 3x3) where ``_f4_pays``, else F(2x2, 3x3).
     ``cached``: the caller keeps the transformed kernels between calls (a KernelTransforms).
     "pointwise", "winograd" and "winograd4" insist (a clear error where they cannot apply).
     """
@@ -95,7 +103,11 @@ def choose_lowering(x, w, stride: int, padding: int, algorithm: str, cached: boo
     n, _, h, wd = x.shape
     if not fits or min(o, c) < WINOGRAD_MIN_CHANNELS:
         return "im2col"
-    if n * np.prod(winograd.tile_counts(h + 2 * padding - 2, wd + 2 * padding - 2)) < WINOGRAD_MIN_TILES:
+    ho, wo = h + 2 * padding - 2, wd + 2 * padding - 2
+    if (
+        n * np.prod(winograd.tile_counts(ho, wo)) < WINOGRAD_MIN_TILES
+        or n * o * c * 9 * ho * wo < WINOGRAD_MIN_WORK
+    ):
         return "im2col"
     tiles = n * winograd_f4.tile_count(h + 2 * padding - 2, wd + 2 * padding - 2)
     return "winograd4" if _f4_pays(tiles, c, o, cached) else "winograd"

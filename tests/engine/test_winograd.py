@@ -11,6 +11,7 @@ from support import assert_close, oracle
 
 import minicnn as mc
 from minicnn.errors import MinicnnError
+from minicnn.kernels import conv as conv_kernels
 from minicnn.kernels import winograd
 from minicnn.kernels.conv import WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_TILES, conv2d_backward, conv2d_forward
 
@@ -144,6 +145,7 @@ def test_auto_takes_winograd_only_where_it_pays(monkeypatch):
     rng = np.random.default_rng(4)
     many = WINOGRAD_MIN_CHANNELS
     assert 16 < WINOGRAD_MIN_TILES <= 36
+    monkeypatch.setattr(conv_kernels, "WINOGRAD_MIN_WORK", 0)  # the work rule: its own test below
     cases = [((many, many, 3, 3), 1, 12, True), ((3, many, 3, 3), 1, 12, False),
              ((many, many, 3, 3), 2, 12, False), ((many, many, 5, 5), 1, 12, False),
              ((many, many, 3, 3), 1, 8, False)]  # fmt: skip
@@ -157,6 +159,21 @@ def test_auto_takes_winograd_only_where_it_pays(monkeypatch):
         calls.clear()
         conv2d_backward(np.ones_like(y), cache, k, stride, 1, need_params=True)
         assert not calls
+
+
+def test_small_layers_take_im2col():
+    """Below WINOGRAD_MIN_WORK multiply-adds auto takes im2col (no Winograd kernels to compile for
+    a small network); a batch that takes the same layer over it takes Winograd."""
+    from minicnn.kernels.conv import WINOGRAD_MIN_WORK, choose_lowering
+
+    k = np.zeros((32, 32, 3, 3), np.float32)
+    one = np.zeros((1, 32, 14, 14), np.float32)  # 1.8 million multiply-adds, 49 tiles
+    assert 32 * 32 * 9 * 14 * 14 < WINOGRAD_MIN_WORK <= 32 * 32 * 9 * 14 * 14 * 32
+    assert choose_lowering(one, k, 1, 1, "auto", cached=True) == "im2col"
+    assert (
+        choose_lowering(np.zeros((32, 32, 14, 14), np.float32), k, 1, 1, "auto", cached=True) == "winograd4"
+    )
+    assert choose_lowering(one, k, 1, 1, "winograd") == "winograd"  # insisting still works
 
 
 def test_forcing_winograd_where_it_cannot_apply_is_a_clear_error():

@@ -1,0 +1,69 @@
+"""The first saliency map on a fresh install compiles only the kernels its lowerings use.
+
+A fresh interpreter with an empty cache folder (XDG_CACHE_HOME, no NUMBA_CACHE_DIR) computes one
+saliency map of the shipped digit model and lists every Numba kernel it compiled (Numba's
+``stats.cache_misses``: compiled and saved). Its 3x3 layers are small (1.8 million multiply-adds), so
+they take im2col (minicnn/kernels/conv.py, WINOGRAD_MIN_WORK) and none of Winograd's transforms is
+compiled: those were 11 of the 19 kernels, ~19 s of the first map's ~24 s of CPU. A second process
+with the same folder compiles nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+SCRIPT = r"""
+import json
+import numba
+import numpy as np
+import minicnn as mc
+from minicnn.kernels import dense, im2col, kernel_cache, maxpool, relu, threads, winograd, winograd_f4
+
+net = mc.load("mnist_vgg")
+x = np.random.default_rng(0).standard_normal((1, *net.input_shape)).astype(np.float32)
+mc.saliency(net, x, 1)
+modules = {"dense": dense, "im2col": im2col, "kernel_cache": kernel_cache, "maxpool": maxpool,
+           "relu": relu, "winograd": winograd, "winograd_f4": winograd_f4}
+found = [(f"{m}.{n}", d) for m, mod in modules.items() for n, d in vars(mod).items()
+         if isinstance(d, numba.core.registry.CPUDispatcher)]
+found += [(f"serial {k.py_func.__name__}", d) for k, d in threads._SERIAL.items()]
+print(json.dumps({name: [sum(d.stats.cache_misses.values()), sum(d.stats.cache_hits.values())]
+                  for name, d in found if d.signatures}))
+"""
+
+EXPECTED = {  # the kernels a small network's saliency map needs, one specialisation each
+    "im2col._im2col_cpu",
+    "im2col._col2im_cpu",
+    "im2col._valid_span",  # called by both
+    "dense._rows_product",
+}
+
+
+def _run(cache_home) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CACHE")}
+    env["XDG_CACHE_HOME"] = str(cache_home)
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_first_saliency_map_compiles_only_what_it_uses(tmp_path):
+    first = _run(tmp_path)
+    compiled = {name for name, (misses, _) in first.items() if misses}
+    assert all(misses == 1 for misses, _ in first.values()), first  # one specialisation each
+    assert EXPECTED <= compiled, first
+    # ReLU and max-pooling: the serial or the threaded build (by array size), never both per kernel
+    elementwise = compiled - EXPECTED
+    assert len(elementwise) == 4, first
+    assert {name.split(".")[0].replace("serial ", "") for name in elementwise} <= {
+        "relu", "maxpool", "_relu_forward_cpu", "_relu_backward_cpu", "_maxpool2_forward_cpu",
+        "_maxpool2_backward_cpu",
+    }, first  # fmt: skip
+    assert not any("winograd" in name or "kernel_cache" in name for name in compiled), first
+    second = _run(tmp_path)
+    assert not any(misses for misses, _ in second.values()), second  # all loaded from the folder
+    assert all(hits == 1 for _, hits in second.values()) and len(second) >= len(EXPECTED) + 3, second
