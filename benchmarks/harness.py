@@ -11,9 +11,15 @@ import platform
 import statistics
 import time
 
-import numpy as np
+# tune_process's OpenBLAS setting counts only before NumPy loads OpenBLAS (minicnn/process.py), and
+# NumPy is imported just below: without this line OpenBLAS's idle threads spin between products for
+# the whole run, taking the cores from the Numba kernels and from the Python threads of the split
+# products (a thread hand-off took ~80 us instead of ~10 us).
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-import minicnn
+import numpy as np  # noqa: E402
+
+import minicnn  # noqa: E402
 
 # A benchmark owns its process, as the ``minicnn`` command does: it runs with minicnn's process
 # settings (minicnn/process.py), which the figures in RESULTS.md and the README were measured with.
