@@ -284,6 +284,11 @@ def check_mode(mode):
     else one MinicnnError naming the choices."""
     if isinstance(mode, str) and mode in MODES:
         return mode
+    if isinstance(mode, DeepLift) and not hasattr(mode.reference, "layer_input"):
+        raise MinicnnError(
+            f"DeepLift's reference must be the record of a forward pass (net.run(x0)), got "
+            f"{type(mode.reference).__name__}"
+        )
     if isinstance(mode, (LRPRule, Composite, DeepLift)) and not isinstance(mode, type):
         return mode
     raise MinicnnError(

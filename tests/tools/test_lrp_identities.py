@@ -110,6 +110,8 @@ def test_bad_rules_and_baselines_are_one_line():
         mc.deeplift(net, x, baseline=np.nan)
     with pytest.raises(MinicnnError, match="reference record must be a pass of the same layers"):
         net.run(x).backward(np.ones((1, 5)), mode=rules.DeepLift(net.run(np.zeros((2, 3, 16, 16)))))
+    with pytest.raises(MinicnnError, match="DeepLift's reference must be the record of a forward pass"):
+        net.run(x).backward(np.ones((1, 5)), mode=rules.DeepLift(np.zeros((1, 3, 16, 16))))
 
 
 def test_named_modes_unchanged():
