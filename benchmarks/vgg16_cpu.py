@@ -14,7 +14,14 @@ Methods (--method):
              each workload --repeats times. No state is shared between the engines.
   both       alternate, then separate (default).
 
-    python benchmarks/vgg16_cpu.py [--batches 1 8] [--repeats 7] [--method both] [--rounds 2]
+    python benchmarks/vgg16_cpu.py [--batches 1 8] [--repeats 7] [--method both] [--rounds 2] [--quick]
+
+Peers (forward only, in the alternating run, where installed: ``pip install minicnn[bench]``): the
+CPU inference engines a user would pick, on the same network exported to ONNX by torch, float32,
+THREADS threads, tuned for latency: ONNX Runtime (all graph optimisations, intra-op threads) and
+OpenVINO (PERFORMANCE_HINT LATENCY, INFERENCE_PRECISION_HINT f32: its default on CPUs with
+bfloat16 units is bfloat16, which is not the float32 computation the others do). --no-peers leaves
+them out.
 
 To compare the work each engine does while other jobs share the machine, give both one thread and
 time CPU, not wall-clock: NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/vgg16_cpu.py
@@ -73,6 +80,40 @@ def workloads(batch: int, net, model, torch):
     }
 
 
+def peer_engines(model, torch, batch: int, folder: str) -> dict:
+    """{name: forward callable} for the installed peers (module docstring), on ``model`` exported to
+    ONNX by torch; each takes the same float32 input batch as minicnn."""
+    x = (np.random.default_rng(0).standard_normal((batch, 3, 224, 224)) * 50).astype(np.float32)
+    path = os.path.join(folder, f"vgg16_b{batch}.onnx")
+    if not os.path.exists(path):
+        import warnings
+
+        with warnings.catch_warnings():  # the TorchScript exporter: no onnxscript needed
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(model, torch.from_numpy(x), path, input_names=["x"], dynamo=False)
+    engines = {}
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        engines["onnxruntime"] = lambda: session.run(None, {"x": x})
+    except ImportError:
+        pass
+    try:
+        import openvino as ov
+
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": THREADS,
+                  "INFERENCE_PRECISION_HINT": "f32"}  # fmt: skip
+        request = ov.Core().compile_model(path, "CPU", config).create_infer_request()
+        engines["openvino"] = lambda: request.infer({"x": x})
+    except ImportError:
+        pass
+    return engines
+
+
 def spread(times) -> str:
     return f"{min(times) * 1e3:.0f}-{max(times) * 1e3:.0f}"
 
@@ -115,8 +156,11 @@ def separate(batches, repeats: int, rounds: int) -> dict:
     return times
 
 
-def alternating(batches, repeats: int) -> dict:
-    """{(workload, batch): {engine: [seconds]}}, both engines in this process, alternating."""
+def alternating(batches, repeats: int, peers: bool = True) -> dict:
+    """{(workload, batch): {engine: [seconds]}}, both engines (and, for the forward pass, the installed
+    peers) in this process, alternating."""
+    import tempfile
+
     import torch
     from torch_mirror import to_torch
 
@@ -124,12 +168,31 @@ def alternating(batches, repeats: int) -> dict:
     net = mc.vgg16(seed=0)
     model = to_torch(net)
     times = {}
-    for batch in batches:
-        for name, (mine, theirs) in workloads(batch, net, model, torch).items():
-            times[(name, batch)] = harness.alternate({"minicnn": mine, "torch": theirs}, repeats, clock=CLOCK)
-            print(name, batch, {k: round(harness.median(v) * 1e3) for k, v in times[(name, batch)].items()},
-                  flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        for batch in batches:
+            for name, (mine, theirs) in workloads(batch, net, model, torch).items():
+                contenders = {"minicnn": mine, "torch": theirs}
+                if name == "forward" and peers:
+                    contenders.update(peer_engines(model, torch, batch, folder))
+                times[(name, batch)] = harness.alternate(contenders, repeats, clock=CLOCK)
+                medians = {k: round(harness.median(v) * 1e3) for k, v in times[(name, batch)].items()}
+                print(name, batch, medians, flush=True)
     return times
+
+
+def peer_report(times: dict) -> str:
+    """The forward pass against every peer timed: medians, spread, minicnn / peer."""
+    rows = []
+    for (name, batch), t in times.items():
+        mine = harness.median(t["minicnn"])
+        for engine, values in t.items():
+            if engine in ("minicnn", "torch"):
+                continue
+            theirs = harness.median(values)
+            rows.append([name, batch, engine, f"{mine * 1e3:.0f}", f"{theirs * 1e3:.0f}", spread(values),
+                         f"{mine / theirs:.2f}"])  # fmt: skip
+    header = ["workload", "batch", "peer", "minicnn ms", "peer ms", "spread", "minicnn / peer"]
+    return harness.table(rows, header) if rows else "(no peer installed: pip install openvino onnxruntime)"
 
 
 def report(times: dict, flops: float) -> str:
@@ -152,8 +215,12 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=2, help="separate: processes per engine")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
     parser.add_argument("--cpu-time", action="store_true", help="process CPU time, not wall-clock")
+    parser.add_argument("--no-peers", action="store_true", help="leave out ONNX Runtime and OpenVINO")
+    parser.add_argument("--quick", action="store_true", help="batch 1, 3 repeats, alternating only")
     parser.add_argument("--child", choices=["minicnn", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.batches, args.repeats, args.method = [1], 3, "alternate"
     global THREADS, CLOCK
     THREADS, CLOCK = args.threads, (time.process_time if args.cpu_time else time.perf_counter)
     if args.child:
@@ -163,11 +230,16 @@ def main(argv=None):
 
     flops = harness.conv_flops(mc.vgg16(seed=0), (3, 224, 224))
     what = "process CPU time" if args.cpu_time else "wall-clock"
-    print(f"machine: {harness.machine()}, torch {torch.__version__} with {THREADS} threads; {what}")
+    print(f"machine: {harness.machine()}, torch {torch.__version__} with {THREADS} threads; {what}; load "
+          f"average {os.getloadavg()[0]:.1f}")  # fmt: skip
     peak = harness.sgemm_gflops()
     if args.method in ("alternate", "both"):
         print("\nboth engines in one process, alternating; medians and spread (min-max) in ms")
-        print(report(alternating(args.batches, args.repeats), flops), flush=True)
+        times = alternating(args.batches, args.repeats, peers=not args.no_peers)
+        print(report(times, flops), flush=True)
+        if not args.no_peers:
+            print("\nforward against the CPU inference engines (float32, same process, alternating)")
+            print(peer_report(times), flush=True)
     if args.method in ("separate", "both"):
         print(f"\neach engine in its own process ({args.rounds} per engine, alternating); medians over "
               f"{args.rounds} x {args.repeats} repeats and spread (min-max) in ms")  # fmt: skip
