@@ -240,9 +240,11 @@ def epsilon_gamma_box(low, high, epsilon=STABILIZER, gamma=0.25, stabilizer=STAB
     )  # fmt: skip
 
 
-#: composites and rules by name (``mc.lrp(..., composite=NAME)``); epsilon-gamma-box needs bounds
+#: composites and rules by name (``mc.lrp(..., composite=NAME)``); epsilon-gamma-box needs bounds.
+#: "lrp0" is the z-rule at every layer, the poolings and sums too (no stabiliser anywhere: LRP-0 is
+#: then exactly gradient x input on ReLU / max-pool networks); the others take Zennit's stabiliser.
 COMPOSITES = {
-    "lrp0": lambda: uniform(LRP0()),
+    "lrp0": lambda: Composite("lrp0", LRP0(), LRP0(), stabilizer=0.0),
     "epsilon": lambda: uniform(Epsilon()),
     "gamma": lambda: uniform(Gamma()),
     "zplus": lambda: uniform(ZPlus()),
