@@ -16,9 +16,14 @@ Conventions, where the frameworks differ:
     (Ancona et al. 2018, sec. 3; Kindermans et al. 2016): the ReLU passes relevance, max-pooling
     routes it to the window's maximum (its share of a max is the whole), and x W^T (R / z) with
     R = z * dS/dz is x * dS/dx; the map conserves the score only without biases;
-  * a BatchNorm kept as a layer takes the z-rule of its affine map; Zennit merges each BatchNorm
-    into the convolution before (its canonizers) and so do minicnn's loaders; for LRP-0 and epsilon
-    the two agree up to the stabiliser, for z+ / alpha-beta / gamma they differ.
+  * Captum's LRP gives every layer the epsilon rule with epsilon 1e-9, max-pooling included, where
+    the window's maximum then receives z / (z + eps) of R instead of all of it (winner-take-all,
+    Zennit's and this module's); ``rules.Composite("captum", Epsilon(1e-9), Epsilon(1e-9),
+    stabilizer=1e-9)`` equals Captum's map but for that factor (tests/tools/test_lrp_captum.py);
+  * a BatchNorm kept as a layer takes the z-rule of its affine map (as Captum's does); Zennit
+    merges each BatchNorm into the convolution before (its canonizers) and so do minicnn's loaders;
+    for LRP-0 and epsilon the two agree up to the stabiliser, for z+ / alpha-beta / gamma they
+    differ.
 """
 
 from __future__ import annotations
