@@ -119,3 +119,37 @@ def test_named_modes_unchanged():
     assert rules.check_mode("guided") == "guided"
     with pytest.raises(MinicnnError, match="unknown backward mode 'lrp'"):
         rules.check_mode("lrp")
+
+
+def folded(net):
+    """The same function with each BatchNorm folded into the convolution before it (float64)."""
+    from minicnn.io.fold_batchnorm import fold_batchnorm
+
+    layers = []
+    for layer in net.layers:
+        if "running_mean" in layer.params:
+            conv = layers[-1]
+            p = layer.params
+            w, b = fold_batchnorm(conv.weight, conv.bias, p["weight"], p["bias"], p["running_mean"],
+                                  p["running_var"], layer.eps)  # fmt: skip
+            twin = mc.Conv2D(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                             name=conv.name)  # fmt: skip
+            twin.weight, twin.bias = w, b
+            layers[-1] = twin
+            continue
+        layers.append(layer)
+    return mc.Sequential(layers, dtype=np.float64)
+
+
+def test_batchnorm_kept_as_a_layer_against_folded():
+    """LRP-0 through a convolution and its BatchNorm equals LRP-0 of the folded convolution (the
+    z-rule of a composition of affine maps telescopes); z+ does not (a negative BatchNorm scale
+    turns positive contributions negative), which is why Zennit and the loaders fold first."""
+    net = vgg_with(True, seed=17)
+    twin = folded(net)
+    x = np.random.default_rng(18).standard_normal((2, 3, 16, 16))
+    assert_close(twin.run(x).output(), net.run(x).output(), rtol=1e-12, what="folded forward")
+    kept = mc.lrp(net, x, target=[1, 4], composite=PURE_Z)
+    assert_close(mc.lrp(twin, x, target=[1, 4], composite=PURE_Z), kept, rtol=1e-10, what="LRP-0, folded")
+    zplus_kept, zplus_folded = (mc.lrp(n, x, target=[1, 4], composite="zplus") for n in (net, twin))
+    assert np.abs(zplus_kept - zplus_folded).max() > 1e-3 * np.abs(zplus_folded).max()
