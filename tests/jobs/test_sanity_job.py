@@ -11,7 +11,9 @@ import pytest
 import minicnn as mc
 from minicnn.cli.main import main
 from minicnn.paths import DEFAULT_MODEL, HELDOUT
-from minicnn.tools.sanity_similarity import METRICS
+from minicnn.tools.sanity_protocols import measures
+
+METRICS = measures()  # the default protocol's measures, the tie share among them
 
 N = 12  # the first 12 shipped held-out digits (the .npz dataset)
 METHODS = ["gradient", "smoothgrad"]  # SmoothGrad's noise is drawn per batch: the job runs per image
@@ -70,10 +72,13 @@ def test_each_image_equals_the_tool_alone_and_the_means_are_their_means(first, a
         got = arrays[test]["similarity"]
         assert got.shape == (N, len(METHODS), len(METRICS), 7)  # 6 learned layers + the trained step
         assert np.array_equal(got, alone[test]), test
-        mean = np.array([[[np.mean(alone[test][:, a, q, k]) for k in range(7)] for q in range(4)]
+        mean = np.array([[[np.mean(alone[test][:, a, q, k]) for k in range(7)] for q in range(len(METRICS))]
                          for a in range(len(METHODS))])  # fmt: skip
         np.testing.assert_allclose(arrays[test]["mean"], mean, rtol=0, atol=1e-15)
-        np.testing.assert_allclose(got[..., 0], 1.0, rtol=0, atol=1e-12)  # step 0: each map with itself
+        alike = [q for q, name in enumerate(METRICS) if name != "tied"]
+        np.testing.assert_allclose(
+            got[:, :, alike, 0], 1.0, rtol=0, atol=1e-12
+        )  # step 0: each map with itself
     # the comparison can fail: the cascade is not the independent test, and another seed differs
     assert not np.allclose(arrays["cascade"]["similarity"][..., 2:], alone["independent"][..., 2:])
     net = mc.load(DEFAULT_MODEL)
@@ -119,3 +124,28 @@ def test_bad_options_one_line_nothing_written(option, message, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not out.exists()
+
+
+def test_method_tests_table_reads_the_means(first):
+    """method_tests.md: each cell's verdict from the means the study printed (the cascade's last
+    step, the independent test's mean over the steps), with the tie rule and the protocol."""
+    from minicnn.tools.sanity_protocols import verdict
+    from minicnn.tools.sanity_suite import CHANGED
+
+    out, arrays = first
+    text = (out / "method_tests.md").read_text()
+    assert text.startswith("protocol: minicnn")
+    for test in TESTS:
+        for a, m in enumerate(METHODS):
+            mean = arrays[test]["mean"][a]  # (measures, steps + 1)
+            values = {
+                name: (mean[q, -1] if test == "cascade" else mean[q, 1:].mean())
+                for q, name in enumerate(METRICS)
+            }
+            measure, value, word = verdict(values, CHANGED)
+            title = {"gradient": "Gradient", "smoothgrad": "SmoothGrad"}[m]
+            row = next(line for line in text.splitlines() if line.startswith(f"| {title} |"))
+            cell = row.split("|")[2 + TESTS.index(test)].strip()
+            assert cell == f"{value:.2f}{' fg' if measure == 'spearman_fg' else ''} {word}", (test, m, cell)
+    # the digits' gradient: zeros on the background tie, the verdict reads the foreground
+    assert "| Gradient | " in text and " fg changed" in text.split("| Gradient |")[1].splitlines()[0]
