@@ -7,7 +7,11 @@ the input gradient of one class score; PyTorch with frozen parameters, so no wei
 the batches given. Both engines use every core; minicnn with its process settings (harness).
 Reports medians with their spread and the minicnn / PyTorch ratio of the medians.
 
-    python benchmarks/resnet_cpu.py [--models resnet18 resnet50] [--batches 1 8] [--repeats 7]
+    python benchmarks/resnet_cpu.py [--models resnet18 resnet50] [--batches 1 8] [--repeats 7] [--quick]
+
+On a shared machine, compare the work each engine does with one thread each and process CPU time:
+NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/resnet_cpu.py --threads 1 --cpu-time
+(PyTorch's OpenMP threads wait spinning, and under load its wall-clock times say little).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 sys.path.insert(0, os.path.dirname(__file__))
@@ -68,15 +73,24 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["resnet18", "resnet50"])
     parser.add_argument("--batches", type=int, nargs="+", default=[1])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
+    parser.add_argument("--cpu-time", action="store_true", help="process CPU time, not wall-clock")
+    parser.add_argument("--quick", action="store_true", help="ResNet-50, batch 1, 5 repeats")
     args = parser.parse_args()
+    if args.quick:
+        args.models, args.batches, args.repeats = ["resnet50"], [1], 5
     import torch
 
-    torch.set_num_threads(os.cpu_count())
-    print(harness.machine())
+    torch.set_num_threads(args.threads)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    what = "CPU time" if args.cpu_time else "wall-clock"
+    print(f"{harness.machine()}; torch {args.threads} threads; {what}; "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
             for batch in args.batches:
-                times = harness.alternate(contenders(name, batch, folder), repeats=args.repeats, warmup=2)
+                race = contenders(name, batch, folder)
+                times = harness.alternate(race, repeats=args.repeats, warmup=2, clock=clock)
                 for work in ("forward", "saliency"):
                     ours, theirs = times[f"minicnn {work}"], times[f"torch {work}"]
                     mo, mt = harness.median(ours), harness.median(theirs)
