@@ -153,3 +153,18 @@ def test_batchnorm_kept_as_a_layer_against_folded():
     assert_close(mc.lrp(twin, x, target=[1, 4], composite=PURE_Z), kept, rtol=1e-10, what="LRP-0, folded")
     zplus_kept, zplus_folded = (mc.lrp(n, x, target=[1, 4], composite="zplus") for n in (net, twin))
     assert np.abs(zplus_kept - zplus_folded).max() > 1e-3 * np.abs(zplus_folded).max()
+
+
+@pytest.mark.parametrize("name", sorted(rules.COMPOSITES))
+def test_every_named_composite_runs_on_resnet18_float32(name):
+    """Each named composite through a float32 ResNet-18 (stride-2 7x7 first convolution, padded
+    max-pool, BatchNorm layers, residual sums, GAP): a finite map like x, of x's dtype, whose sum
+    is within the stabilisers' and biases' reach of the score (BatchNorm in torch's initial state
+    has no shift: every rule with alpha - beta = 1 conserves up to the stabilisers)."""
+    net = mc.resnet18(seed=2, num_classes=10, input_size=64)
+    x = np.random.default_rng(19).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    r = mc.lrp(net, x, target=3, composite=name)
+    assert r.shape == x.shape and r.dtype == np.float32 and np.isfinite(r).all()
+    score = float(net.run(x).output()[0, 3])
+    if name not in ("alpha2beta1", "epsilon-gamma-box", "gamma"):
+        assert abs(float(r.sum(dtype=np.float64)) - score) < 1e-2 * abs(score) + 1e-3, (name, r.sum(), score)
