@@ -3,7 +3,8 @@
 Every layer has ``forward(x, train=False, rng=None) -> (y, cache)`` and
 ``backward(dy, cache, need_params=False) -> (dx, grads)``; ``grads`` is a dict of parameter
 gradients, or None unless ``need_params`` (visualisation needs only dL/dx). A layer whose backward a
-rule changes (``reads_rule``: the ReLU) also takes ``mode=``, the backward rule (minicnn/rules.py).
+rule changes (``reads_rule``: the ReLU; for LRP also the linear layers and Add) also takes
+``mode=``, the backward rule (minicnn/rules.py; the LRP arithmetic is in relevance.py).
 Every kind also declares what base.DECLARATIONS names (its DeconvNet reverse stage, its equivalence
 row, its torch and Keras twins); tests/engine/test_layer_coverage.py walks LAYER_KINDS for them.
 """

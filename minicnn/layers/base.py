@@ -62,8 +62,9 @@ class Layer:
     is_identity_at_inference = False  # Dropout: changes nothing outside training
     is_probability = False  # turns class scores into probabilities (Softmax): scores come before it
     # Whether ``backward`` takes the backward rule (``mode=``, minicnn/rules.py): True only
-    # where a rule changes the layer's backward (the ReLU). Callers pass the rule to those layers
-    # alone (rules.layer_backward), so a layer that ignores the rule never sees it.
+    # where a rule changes the layer's backward (the ReLU; under LRP the linear layers and Add).
+    # Callers pass the rule to those layers alone (rules.layer_backward), so a layer that ignores
+    # the rule never sees it.
     reads_rule = False
     # Whether the layer takes several inputs (Add): ``forward`` then takes a tuple of arrays,
     # ``output_shape`` a tuple of shapes, and ``backward`` / ``reverse`` return one signal per input.
