@@ -101,6 +101,30 @@ def captum_map(net, x, method: str, targets, layer=None, size: int = 8, stride: 
         return _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill, progress, model)
 
 
+def captum_repeat(net, x, method: str, target_sets, layer=None, size: int = 8, stride: int = 4, fill="zero",
+                  progress: bool = False) -> list:  # fmt: skip
+    """Captum's maps (as captum_map) for each of ``target_sets`` ((N,) ints each), computed one after
+    the other on ONE torch module and ONE input tensor, as a user calls a framework repeatedly: a
+    framework that keeps state between calls shows it here (``verify --repeat``)."""
+    torch = _torch()
+    from captum import attr
+
+    from minicnn.tools.cam import gradcam_layer
+    from minicnn.tools.occlusion import fill_values
+
+    model = torch_mirror(net)
+    dtype = torch.float64 if np.dtype(net.dtype) == np.float64 else torch.float32
+    xt = torch.from_numpy(np.ascontiguousarray(to_numpy(x))).to(dtype)
+    module = model[net.index(gradcam_layer(net, layer, tuple(x.shape[1:])))] if method == "grad_cam" else None
+    base = fill_values(net, x, fill) if method == "occlusion" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return [
+            captum_on_module(torch, attr, model, xt, method, t, module, base, size, stride, progress)
+            for t in target_sets
+        ]
+
+
 def _attribute(torch, attr, net, x, method, targets, layer, size, stride, fill, progress, model):
     from minicnn.tools.cam import gradcam_layer
     from minicnn.tools.occlusion import fill_values

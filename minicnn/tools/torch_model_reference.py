@@ -69,27 +69,35 @@ def check(against: str, method: str) -> None:
 
 def torch_model_map(spec: str, x, method: str, targets, against: str = "captum", layer=None, size: int = 8,
                     stride: int = 4, base=None, progress: bool = False) -> np.ndarray:  # fmt: skip
+    """See torch_model_maps: the map of one set of targets."""
+    return torch_model_maps(spec, x, method, [targets], against, layer, size, stride, base, progress)[0]
+
+
+def torch_model_maps(spec: str, x, method: str, target_sets, against: str = "captum", layer=None,
+                     size: int = 8, stride: int = 4, base=None, progress: bool = False) -> list:  # fmt: skip
     """The reference map of the user's model (see the module docstring), float64, in the
     framework's layout: (N, C, H, W) for the gradient family and occlusion, (N, 1, h, w) for
     Captum's Grad-CAM, (N, h, w) for pytorch-grad-cam's, (N, H, W, C) for its guided map.
 
-    x: (N, C, H, W) float32 or float64 (the model runs in that type); targets: (N,) ints; layer:
-    Grad-CAM's layer as a submodule name of the user's model (``model.get_submodule``); base:
-    occlusion's fill (N, C)."""
+    x: (N, C, H, W) float32 or float64 (the model runs in that type); target_sets: a list of (N,)
+    ints, one map each, computed one after the other on ONE model and ONE input tensor (as a user
+    calls a framework repeatedly: ``verify --repeat``); layer: Grad-CAM's layer as a submodule
+    name of the user's model (``model.get_submodule``); base: occlusion's fill (N, C)."""
     check(against, method)
     path, function = parse_spec(spec)
     with tempfile.TemporaryDirectory(prefix="minicnn-torch-model-") as folder:
         folder = Path(folder)
         x = np.ascontiguousarray(x)
         base = np.zeros((len(x), x.shape[1])) if base is None else np.asarray(base, np.float64)
-        np.savez(folder / "in.npz", x=x, targets=np.asarray(targets, np.int64), base=base)
+        np.savez(folder / "in.npz", x=x, targets=np.asarray(target_sets, np.int64), base=base)
         settings = {"path": str(path), "function": function, "method": method, "against": against,
                     "layer": layer, "size": size, "stride": stride, "progress": progress}  # fmt: skip
         (folder / "settings.json").write_text(json.dumps(settings))
         from minicnn.io.child import run_in_child
 
         run_in_child("minicnn.tools.torch_model_reference:child", folder, f"--torch-model {spec}", TIMEOUT)
-        return np.load(folder / "out.npy", allow_pickle=False).astype(np.float64)
+        with np.load(folder / "out.npz", allow_pickle=False) as out:
+            return [out[f"map{i}"].astype(np.float64) for i in range(len(target_sets))]
 
 
 # -- in the child ---------------------------------------------------------------------------------
@@ -116,13 +124,17 @@ def child(folder: str) -> None:
             raise MinicnnError(
                 f"the model has no submodule {settings['layer']!r} (Grad-CAM's layer)"
             ) from None
-    if against == "captum":
-        out = _captum(torch, model, xt, method, targets, module, base, settings)
-    elif against == "zennit":
-        out = _zennit(torch, model, xt, method, targets)
-    else:
-        out = _grad_cam(torch, model, xt, method, targets, module)
-    np.save(folder / "out.npy", np.asarray(out, dtype=np.float64))
+    images = [xt[i : i + 1] for i in range(len(xt))]  # pytorch-grad-cam's guided map: one image a call
+    maps = {}
+    for i, t in enumerate(targets):  # one model, one input tensor, call after call
+        if against == "captum":
+            out = _captum(torch, model, xt, method, t, module, base, settings)
+        elif against == "zennit":
+            out = _zennit(torch, model, xt, method, t)
+        else:
+            out = _grad_cam(torch, model, xt, images, method, t, module)
+        maps[f"map{i}"] = np.asarray(out, dtype=np.float64)
+    np.savez(folder / "out.npz", **maps)
 
 
 def user_model(torch, path: Path, function: str):
@@ -223,7 +235,7 @@ def _zennit(torch, model, xt, method, targets):
     return np.abs(g) if method == "saliency" else g
 
 
-def _grad_cam(torch, model, xt, method, targets, module):
+def _grad_cam(torch, model, xt, images, method, targets, module):
     stand_in_torchvision(torch)
     try:
         from pytorch_grad_cam import GradCAM

@@ -183,18 +183,31 @@ def test_input_in_nhwc(files):
 
 
 def test_float32_ties_are_named(tmp_path):
-    """A float32 disagreement with Captum that float64 removes: exit 1, "float32-ties" first."""
+    """minicnn's float32 map against Captum's float64 map of the same weights (--map): exit 1,
+    "float32-ties" first, with the ReLU signs float32 flipped. And the --against path's own check:
+    the float64 rerun of both sides agrees, so a float32 disagreement there would be named so."""
+    import argparse
+    import copy
     import json
 
     from verify_cases import near_tie_net
+
+    from minicnn.cli.cmd_verify import _float64_check
+    from minicnn.tools.captum_reference import captum_map
 
     oracle("captum")
     net, x = near_tie_net()
     mc.save(net, tmp_path / "ties.h5")
     np.save(tmp_path / "x.npy", x)
+    wide = copy.deepcopy(net).astype(np.float64)
+    np.save(tmp_path / "ref.npy", captum_map(wide, x.astype(np.float64), "gradient", [1]))
     r = minicnn("verify", "--weights", tmp_path / "ties.h5", "--input", tmp_path / "x.npy", "--target", "1",
-                "--method", "gradient", "--against", "captum", "--out", tmp_path / "o", "--json")  # fmt: skip
+                "--method", "gradient", "--map", tmp_path / "ref.npy", "--tol", "1e-4",
+                "--out", tmp_path / "o", "--json")  # fmt: skip
     assert r.code == 1, r.stderr
     diagnosis = json.loads(r.stdout[r.stdout.index("{") :])["diagnosis"]
-    assert diagnosis[0]["cause"] == "float32-ties" and "in float64 both agree" in diagnosis[0]["detail"]
-    assert diagnosis[0]["residual"] < 1e-12
+    assert diagnosis[0]["cause"] == "float32-ties" and "ReLU signs" in diagnosis[0]["detail"], diagnosis
+    args = argparse.Namespace(against="captum", torch_model=None, method="gradient", tol=1e-4, size=8,
+                              stride=4, fill="zero")  # fmt: skip
+    ties = _float64_check(net, x, args, [1], None, False)
+    assert ties is not None and ties.cause == "float32-ties" and ties.residual < 1e-12

@@ -46,6 +46,23 @@ def vgg_functional_relu():
     return model
 
 
+def counting():
+    # the model, its output multiplied by the number of calls so far (a buffer updated in forward)
+    model = tm.torchvision_vgg(bn=False)
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x):
+            self.calls += 1
+            return self.model(x) * self.calls
+
+    return Counting()
+
+
 def broken():
     raise ValueError("weights file missing")
 
@@ -67,8 +84,9 @@ def case(tmp_path_factory):
 
 def run(case, function, *args, json_summary=True):
     folder, weights = case
+    spec = f"{folder / 'mine.py'}:{function}"
     return minicnn("verify", "--weights", weights, "--input", folder / "x.npy", "--target", "3", "--float64",
-                   "--tol", "1e-9", "--torch-model", f"{folder / 'mine.py'}:{function}", "--out", folder / "o",
+                   "--tol", "1e-9", "--torch-model", spec, "--out", folder / "o",
                    *(["--json"] if json_summary else []), *args)  # fmt: skip
 
 
@@ -142,3 +160,24 @@ def test_spec_and_framework_checked_before_the_model(case):
     assert r.code == 2 and "--torch-model" in r.stderr
     r = ok("verify", "--weights", weights, "--input", folder / "x.npy", "--help")
     assert "--torch-model" in r.stdout
+
+
+def test_repeat_flags_a_model_that_keeps_state(case):
+    """A model whose forward updates a buffer (its output grows with every call, as a module that
+    counts calls or keeps a running statistic in forward does): the second identical call's map is
+    twice the first, --repeat flags it (exit 1) and names the second call's map "scale x2"."""
+    oracle("captum")
+    r = run(case, "counting", "--against", "captum", "--method", "gradient", "--repeat")
+    assert r.code == 1, r.stdout + r.stderr
+    assert (
+        "STATEFUL" in r.stderr and "second call: explained: scale: the map is minicnn's times 2" in r.stderr
+    )
+    assert summary(r)["numbers"]["repeat difference"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_repeat_finds_no_state_in_captum(case):
+    oracle("captum")
+    r = run(case, "vgg", "--against", "captum", "--method", "guided", "--repeat")
+    assert r.code == 0, r.stdout + r.stderr
+    numbers = summary(r)["numbers"]
+    assert numbers["repeat difference"] == 0 and numbers["class difference"] > 1e-3
