@@ -31,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.join(HERE, "..", "tests")
@@ -85,17 +86,11 @@ seconds = (time.perf_counter() - t0) / maps
 """
 
 FOLDED = """
-import os, tempfile, torch
-from resnet_torch import torch_resnet
 import minicnn as mc
 mc.tune_process()
 if {limit} is not None:
     mc.set_kernel_cache_limit({limit} * 2**20)
-with tempfile.TemporaryDirectory() as folder:
-    path = os.path.join(folder, "m.pth")
-    torch.save(torch_resnet({model!r}, classes=1000, seed=0).state_dict(), path)
-    net = mc.load(path)
-import gc; gc.collect()
+net = mc.load({path!r})  # a torch.save file written by another process: no torch in this one
 built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 for _ in range(maps):
@@ -103,14 +98,32 @@ for _ in range(maps):
 seconds = (time.perf_counter() - t0) / maps
 """
 
+WRITE = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from resnet_torch import torch_resnet
+torch.save(torch_resnet({model!r}, classes=1000, seed=0).state_dict(), {path!r})
+"""
+
 REPORT = "\nprint(built, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, seconds)"
+
+
+def torch_file(model: str) -> str:
+    """The torchvision-layout state dict of ``model`` written by torch in a process of its own (once
+    per run), for minicnn to read as a user's file."""
+    path = os.path.join(tempfile.gettempdir(), f"minicnn-memory-{os.getpid()}-{model}.pth")
+    if not os.path.exists(path):
+        subprocess.run([sys.executable, "-c", WRITE.format(tests=TESTS, model=model, path=path)], check=True)
+    return path
 
 
 def measure(contender: str, model: str, batch: int, maps: int, limit=None, folded=False):
     """(MB after building, peak MB, seconds per map) of one fresh process."""
     body = {"minicnn": FOLDED if folded else MINICNN, "torch frozen": TORCH, "captum": TORCH}[contender]
+    path = torch_file(model) if folded and contender == "minicnn" else ""
     code = (PRELUDE + body + REPORT).format(tests=TESTS, batch=batch, maps=maps, model=model, limit=limit,
-                                            threads=os.cpu_count(), captum=contender == "captum")  # fmt: skip
+                                            threads=os.cpu_count(), captum=contender == "captum",
+                                            path=path)  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{contender} {model} failed:\n{done.stderr[-2000:]}")
@@ -179,6 +192,10 @@ def main(argv=None):
         for model in args.models:
             sweep(model, args.batches[0], args.maps, args.repeats, [0, 32, 64, 128, 256], args.folded)
     print("each process builds its own network: the torch side torchvision's layout in torch, no minicnn")
+    for model in args.models:
+        path = os.path.join(tempfile.gettempdir(), f"minicnn-memory-{os.getpid()}-{model}.pth")
+        if os.path.exists(path):
+            os.remove(path)
 
 
 if __name__ == "__main__":
