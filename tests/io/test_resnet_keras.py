@@ -1,7 +1,8 @@
 """keras.applications.ResNet50 files (full model ``model.save("x.h5")``, its weights-only legacy
-layout, Keras 3 ``.weights.h5``) load as a Graph that scores as Keras does, with Keras' "caffe"
-preprocessing; the weights are seeded random, every BatchNormalization with random gamma, beta and
-moving statistics (not the identity), so a fold that drops or misplaces one changes the scores."""
+layout, Keras 3 ``.weights.h5``), ResNet101, ResNet152 and the pre-activation ResNet50V2 load as a
+Graph that scores as Keras does, with Keras' "caffe" preprocessing for v1; the weights are seeded
+random, every BatchNormalization with random gamma, beta and moving statistics (not the identity),
+so a fold that drops or misplaces one changes the scores."""
 
 from __future__ import annotations
 
@@ -157,3 +158,81 @@ def test_resnet50_saliency_equals_keras_autograd(tmp_path):
     model(tx, training=False)[0, 3].backward()
     ours = mc.saliency(net, mc.preprocess(images, "caffe"), target=[3], signed=True)
     assert_close(ours, tx.grad.numpy().transpose(0, 3, 1, 2), rtol=1e-4, what="ResNet-50 saliency")
+
+
+# -- ResNet101 / ResNet152 and the pre-activation ResNet50V2 -------------------------------------
+DEEP = {"ResNet101": ("resnet101", 33), "ResNet152": ("resnet152", 50), "ResNet50V2": ("resnet50v2", 16)}
+
+
+@pytest.fixture(scope="module", params=sorted(DEEP))
+def deep(request, tmp_path_factory):
+    """keras.applications ``ResNet101`` / ``ResNet152`` / ``ResNet50V2`` at 64 x 64 with a 10-class
+    top and random weights and BatchNorm statistics, saved by Keras as a full model and as Keras 3
+    weights; Keras's own scores for two images after its own preprocess_input (``caffe`` for v1,
+    ``tf``, x / 127.5 - 1, for v2), and that preprocessed input in NCHW."""
+    keras = oracle("keras")
+    name = request.param
+    model = getattr(keras.applications, name)(
+        weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation=None
+    )
+    model = randomised(model, seed=7)
+    folder = tmp_path_factory.mktemp(name)
+    files = {"model": folder / f"{name}.h5", "weights": folder / f"{name}.weights.h5"}
+    model.save(files["model"])
+    model.save_weights(files["weights"])
+    images = np.random.default_rng(8).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    family = keras.applications.resnet_v2 if name.endswith("V2") else keras.applications.resnet
+    x = family.preprocess_input(images.copy())
+    scores = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), np.float64)
+    return name, files, images, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), scores
+
+
+@pytest.mark.parametrize("kind, fmt", [("model", "keras-model"), ("weights", "keras3-weights")])
+def test_deep_and_preactivation_resnets_score_as_keras(deep, kind, fmt):
+    """Scores within 1e-4 of the largest, from the full model and from the weights alone (the
+    layout rebuilt from the layer names: depth from the blocks per stage, v2 from ``_preact_bn``).
+    v1 folds every BatchNormalization and gets "caffe" preprocessing (minicnn's own preprocess
+    gives Keras's input); v2 keeps the pre-activation BatchNorms (each reads a sum or the stem's
+    pool, which the shortcut reads too) and the stem pool's zero padding (it reads the signed
+    convolution output) as a 1x1 identity convolution."""
+    name, files, images, x, expected = deep
+    arch, sums = DEEP[name]
+    net, found = mc.load(files[kind], with_format=True)
+    assert found == fmt and not net.is_chain and net.meta["architecture"] == arch
+    adds = [layer.name for layer in net.layers if layer.several_inputs]
+    assert len(adds) == sums
+    kept = [layer.name for layer in net.layers if "running_var" in layer.params]
+    if name.endswith("V2"):
+        assert len(kept) == sums + 1 and kept[-1] == "post_bn"  # a preact_bn per block, post_bn
+        assert all(k.endswith("_preact_bn") for k in kept[:-1])
+        assert net.inputs["pool1_pool"] == ("pool1_pad",) and "preprocess" not in net.meta
+        # the stem pools the signed first convolution after ZeroPadding2D: a border window whose
+        # numbers are all negative gives 0 in Keras (the zeros win), never its largest negative
+        # number (what -inf padding gives); the graph keeps the zeros, as NumPy's pad-then-pool
+        rec = net.run(x)
+        conv = np.pad(rec.output("conv1_conv"), ((0, 0), (0, 0), (1, 1), (1, 1)))
+        h, w = conv.shape[2:]
+        pool = [conv[:, :, i : i + h - 2 : 2, j : j + w - 2 : 2] for i in range(3) for j in range(3)]
+        assert_close(rec.output("pool1_pool"), np.max(pool, axis=0), 1e-6, "zero-padded max pool")
+        assert (np.max(pool, axis=0) == 0).any()  # windows where -inf padding would differ
+    else:
+        assert kept == [] and net.meta["preprocess"] == "caffe"
+        assert_close(mc.preprocess(images, "caffe"), x, 1e-6, "caffe preprocessing as Keras's")
+    assert_close(net.forward(x), expected, rtol=1e-4, what=f"{name} {kind}")
+
+
+def test_preactivation_batchnorm_without_weights_is_one_line(deep, tmp_path):
+    """A kept BatchNorm (ResNetV2's post_bn) whose weights are missing from the file is refused in
+    one line naming it; a v1 file without a folded one likewise."""
+    name, files, *_ = deep
+    missing = "post_bn" if name.endswith("V2") else "conv5_block3_3_bn"
+    target = tmp_path / "missing.h5"
+    target.write_bytes(files["model"].read_bytes())
+    with h5py.File(target, "a") as f:  # the layer's group and its entry in layer_names removed
+        group = f["model_weights"]
+        del group[missing]
+        names = [n if isinstance(n, str) else n.decode() for n in group.attrs["layer_names"]]
+        group.attrs["layer_names"] = np.array([n.encode() for n in names if n != missing])
+    with pytest.raises(MinicnnError, match=f"weights of layer '{missing}' are missing") as err:
+        mc.load(target)
+    assert "\n" not in str(err.value)
