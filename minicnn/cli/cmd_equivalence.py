@@ -222,9 +222,12 @@ def run(args) -> Report:
         else "every equality holds where its conditions hold"
     )
     report.say(table)
+    report.say("")
+    report.say(result.summary())
     report.say(summary)
     report.tables["equivalence"] = table + "\n"  # as written to equivalence.txt
     report.tables["sections"] = [s.records() for s in result.sections]
+    report.tables["summary"] = result.summary() + "\n"
     for r in result.rows:
         report.numbers[f"{r.name} max rel diff"] = float(r.rel_diff)
     for p in result.pairs:

@@ -136,6 +136,27 @@ class EquivalenceResult:
         """'section: row' for every row whose conditions hold and whose claim is not met."""
         return [f"{s.name}: {r.name}" for s in self.sections for r in s.rows if r.holds is False]
 
+    def summary(self) -> str:
+        """One line per section: its rows that hold (of those that claim an equality where the
+        conditions hold), the largest gap among them, and each row whose condition fails with its
+        measured gap (the finding); measurement sections say what they measured."""
+        lines = [f"{'section':<13}{'holds':>8}{'largest gap':>13}  where a condition fails: the measured gap"]
+        for s in self.sections:
+            claims = [r for r in s.rows if r.holds is not None]
+            held = [r for r in claims if r.holds]
+            gaps = [r.gap for r in held if r.gap is not None and r.bound is not None]  # not ReLU counts
+            largest = f"{max(gaps):.1e}" if gaps else "-"
+            found = [f"{r.name} {r.gap:.2f} ({r.failed})" for r in s.rows if r.failed and r.gap is not None]
+            found += [f"{r.name}: {r.failed}" for r in s.rows if r.failed and r.gap is None]
+            if not s.rows:
+                found = ["; ".join(c.name for c in s.conditions if not c.holds) + " (no row)"]
+            elif not claims and not found:  # a measurement: its last row (the image) by name
+                last = s.rows[-1]
+                found = [f"{last.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in last.numbers.items())]
+            line = f"{s.name:<13}{f'{len(held)}/{len(claims)}':>8}{largest:>13}  {'; '.join(found)}"
+            lines.append(line.rstrip())
+        return "\n".join(lines)
+
     def table(self) -> str:
         """The measured version of Simonyan et al.'s table, then every other section, as text."""
         parts = [self.simonyan_table()] if self.rows else []
