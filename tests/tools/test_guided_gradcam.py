@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import small_vgg
+from method_nets import small_vgg
 from support import assert_close, oracle
 
 import minicnn as mc
