@@ -25,8 +25,9 @@ window holds exactly equal values (a constant region such as the digits' black b
 last bit decides the switch, and every method that routes a signal through the switches would move
 it by a pixel there: a floating-point tie, not a dependence on the input's value. Both networks
 therefore lower every convolution by im2col (``EXACT_LOWERING``), where each output is the same
-dot product, so a constant region stays exactly constant; Winograd's tiles round the positions of
-a tile differently and break such ties at random. ``moved_switches`` counts the switches that
+dot product, so a constant region stays exactly constant; Winograd F(4x4, 3x3) rounds the
+positions of a tile differently and breaks such ties at random (which lowering ``auto`` picks
+depends on the layer and the batch). ``moved_switches`` counts the switches that
 differ all the same (0 on the shipped digits).
 """
 

@@ -97,8 +97,10 @@ def test_maps_are_the_methods(uninterrupted, tmp_path_factory):
         maps = f["maps"]
     digits = load_digits(20)
     net = mc.load(DEFAULT_MODEL)
-    grad = np.asarray(mc.saliency(net, digits.x[:7], digits.labels[:7], signed=True)).astype(np.float64)
-    np.testing.assert_allclose(maps[:7, 0], np.abs(grad.sum(axis=1)), rtol=1e-6, atol=1e-12)
+    # the first shard's 50 digits in one batch, as its worker ran them: the lowering (and so the
+    # float32 rounding that breaks the background's max-pool ties) depends on the batch size
+    grad = np.asarray(mc.saliency(net, digits.x[:50], digits.labels[:50], signed=True)).astype(np.float64)
+    np.testing.assert_allclose(maps[:50, 0], np.abs(grad.sum(axis=1)), rtol=1e-6, atol=1e-12)
     assert maps.shape == (200, 1, 28, 28)
 
 
