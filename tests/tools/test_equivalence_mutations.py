@@ -252,3 +252,15 @@ def test_convergence_classes_wrong(monkeypatch, setup):
     """The runner-up taken as the target itself: every cosine becomes 1, the convergence rows move."""
     monkeypatch.setattr(equivalence_convergence, "runner_up", lambda scores, targets: np.asarray(targets))
     assert moved(setup) == rows(setup, "convergence")
+
+
+def test_engine_gradient_rule_wrong(monkeypatch, setup):
+    """The ReLU's gradient rule given the DeconvNet's rectification too (guided): the Simonyan ReLU
+    rows' measured count leaves the predicted one, LRP-0 leaves gradient x input, IG's measured gap
+    on the biased network changes. Not moved: CAM (no ReLU between the maps and the score), the IG
+    row on the bias-free copy (both of its sides take the engine's gradient, broken alike: that
+    row tests homogeneity, not the gradient), DeepLIFT and excitation (their own ReLU rules)."""
+    monkeypatch.setitem(relu_layer.MASKS, "gradient", (True, True))
+    relus = {layer.name for layer in setup[0].layers if layer.is_rectifier}
+    expected = rows(setup, "simonyan", relus) | rows(setup, "lrp0") | rows(setup, "ig", {"network"})
+    assert moved(setup) == expected | below_top_relu(setup)
