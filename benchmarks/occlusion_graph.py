@@ -20,9 +20,11 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 sys.path.insert(0, os.path.dirname(__file__))
 
 import harness  # noqa: E402
+from resnet_torch import random_statistics  # noqa: E402
 
 import minicnn as mc  # noqa: E402
 from minicnn.tools.incremental import incremental_scores  # noqa: E402
@@ -30,14 +32,7 @@ from minicnn.tools.occlusion import grid_positions  # noqa: E402
 
 
 def random_resnet(name: str, side: int):
-    net = getattr(mc, name)(seed=0, input_size=side)
-    rng = np.random.default_rng(0)
-    for layer in net.layers:
-        if "running_var" in layer.params:
-            c = len(layer.params["running_var"])
-            layer.weight, layer.bias = rng.uniform(0.5, 1.5, c), rng.uniform(-0.3, 0.3, c)
-            layer.running_mean, layer.running_var = rng.normal(0, 0.5, c), rng.uniform(0.3, 3.0, c)
-    return net.astype(np.float32)
+    return random_statistics(getattr(mc, name)(seed=0, input_size=side)).astype(np.float32)
 
 
 def main(argv=None):

@@ -11,6 +11,7 @@ misplaces one changes the scores.
 from __future__ import annotations
 
 from support import oracle
+from torch_models import seeded
 
 BLOCKS = {
     "resnet18": ((2, 2, 2, 2), False),
@@ -95,21 +96,42 @@ def torch_resnet(name="resnet18", classes=1000, seed=0):
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
             return self.fc(torch.flatten(self.avgpool(x), 1))
 
-    model = ResNet()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.normal_(0, (2.0 / m.weight[0].numel()) ** 0.5, generator=gen)
-                if m.bias is not None:
-                    m.bias.uniform_(-0.1, 0.1, generator=gen)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.3, 0.3, generator=gen)
-                m.running_mean.normal_(0, 0.5, generator=gen)
-                m.running_var.uniform_(0.3, 3.0, generator=gen)
-                m.num_batches_tracked.fill_(100)
-    return model.eval()
+    return seeded(ResNet(), seed)
+
+
+def saved_resnet18(folder, seed: int, x_seed: int):
+    """(torch ResNet-18, 10 classes, float64, random BatchNorm statistics; the path of its
+    torch.save'd state dict in ``folder``; minicnn's network loaded from it, float64; x (2, 3, 64,
+    64) float64 standard normal): the fixture of the tool tests on a ResNet file."""
+    import numpy as np
+
+    import minicnn as mc
+
+    torch = oracle("torch")
+    model = torch_resnet("resnet18", classes=10, seed=seed)
+    path = folder / "resnet18.pth"
+    torch.save(model.state_dict(), path)
+    net = mc.load(path).astype(np.float64)
+    x = np.random.default_rng(x_seed).standard_normal((2, 3, 64, 64))
+    return model.to(torch.float64), path, net, x
+
+
+def random_statistics(net, seed=0):
+    """A minicnn network (a zoo ResNet keeps its BatchNorm2D layers, in torch's initial state: the
+    identity) with BatchNorm gamma, beta and running statistics drawn as ``seeded`` draws torch's,
+    and small random biases; returned in float64."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        params = layer.params
+        if "running_var" in params:
+            c = len(params["running_var"])
+            layer.weight, layer.bias = rng.uniform(0.5, 1.5, c), rng.uniform(-0.3, 0.3, c)
+            layer.running_mean, layer.running_var = rng.normal(0, 0.5, c), rng.uniform(0.3, 3.0, c)
+        elif params.get("bias") is not None:
+            layer.bias = rng.uniform(-0.1, 0.1, params["bias"].shape)
+    return net.astype(np.float64)
 
 
 def rule_relu(mode: str):

@@ -92,7 +92,9 @@ def timm_vgg(cfg=VGG16_NARROW, hidden=64, classes=1000, seed=0):
 
 
 def seeded(model, seed: int):
-    """He-normal weights, biases U(-0.1, 0.1), random BatchNorm statistics; eval mode, float32."""
+    """He-normal weights, biases U(-0.1, 0.1), random BatchNorm gamma, beta, running mean and
+    variance (not the identity, so a fold that drops or misplaces one changes the scores); eval
+    mode, float32. The one place the torch test models get their random weights."""
     torch = _torch()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -100,7 +102,8 @@ def seeded(model, seed: int):
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
                 fan_in = m.weight[0].numel()
                 m.weight.normal_(0, (2.0 / fan_in) ** 0.5, generator=gen)
-                m.bias.uniform_(-0.1, 0.1, generator=gen)
+                if m.bias is not None:  # (torchvision's ResNet convolutions have none)
+                    m.bias.uniform_(-0.1, 0.1, generator=gen)
             elif isinstance(m, torch.nn.BatchNorm2d):
                 m.weight.uniform_(0.5, 1.5, generator=gen)
                 m.bias.uniform_(-0.3, 0.3, generator=gen)

@@ -115,15 +115,9 @@ def test_receptive_field_of_inputs_with_different_strides_is_refused():
 def resnet_file(tmp_path_factory):
     """(torch ResNet-18 in float64 with random BatchNorm statistics, the path of its torch.save'd
     state dict, minicnn's network loaded from it in float64, x (2, 3, 64, 64) float64)."""
-    torch = oracle("torch")
-    from resnet_torch import torch_resnet
+    from resnet_torch import saved_resnet18
 
-    model = torch_resnet("resnet18", classes=10, seed=2)
-    path = tmp_path_factory.mktemp("r") / "resnet18.pth"
-    torch.save(model.state_dict(), path)
-    net = mc.load(path).astype(np.float64)
-    x = np.random.default_rng(5).standard_normal((2, 3, 64, 64))
-    return model.to(torch.float64), path, net, x
+    return saved_resnet18(tmp_path_factory.mktemp("r"), seed=2, x_seed=5)
 
 
 def test_captum_graph_mirror_equals_the_original_model(resnet_file):

@@ -24,15 +24,9 @@ TARGETS = [3, 7]
 @pytest.fixture(scope="module")
 def resnet(tmp_path_factory):
     """(torch ResNet-18 float64 eval, path of its .pth, minicnn net float64, x (2, 3, 64, 64))."""
-    torch = oracle("torch")
-    from resnet_torch import torch_resnet
+    from resnet_torch import saved_resnet18
 
-    model = torch_resnet("resnet18", classes=10, seed=4)
-    path = tmp_path_factory.mktemp("every") / "resnet18.pth"
-    torch.save(model.state_dict(), path)
-    net = mc.load(path).astype(np.float64)
-    x = np.random.default_rng(9).standard_normal((2, 3, 64, 64))
-    return model.to(torch.float64), path, net, x
+    return saved_resnet18(tmp_path_factory.mktemp("every"), seed=4, x_seed=9)
 
 
 def torch_gradient(model, x, targets):

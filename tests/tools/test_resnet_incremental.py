@@ -10,26 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from resnet_torch import random_statistics
 from support import assert_close
 
 import minicnn as mc
 from minicnn.tools.incremental import incremental_scores
 from minicnn.tools.occlusion import grid_positions, score_occluded
-
-
-def random_statistics(net, seed=0):
-    """``net`` with random BatchNorm gamma, beta and running statistics (their initial state is the
-    identity, which would hide a misplaced one) and small random biases; returns it."""
-    rng = np.random.default_rng(seed)
-    for layer in net.layers:
-        params = layer.params
-        if "running_var" in params:
-            c = len(params["running_var"])
-            layer.weight, layer.bias = rng.uniform(0.5, 1.5, c), rng.uniform(-0.3, 0.3, c)
-            layer.running_mean, layer.running_var = rng.normal(0, 0.5, c), rng.uniform(0.3, 3.0, c)
-        elif params.get("bias") is not None:
-            layer.bias = rng.uniform(-0.1, 0.1, params["bias"].shape)
-    return net.astype(np.float64)
 
 
 def bottleneck_net(seed=0, width=4):
