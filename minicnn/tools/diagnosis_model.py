@@ -258,14 +258,16 @@ def float32_ties(case):
         yield "float32-ties", detail, m, None
 
 
+#: in this order; of two hypotheses that build the same map the first is reported (the more specific:
+#: stale-state names why a guided map is the DeconvNet map, which method only states)
 HYPOTHESES = (
     float32_ties,
     preprocessing,
     channel_order,
     target,
     softmax,
-    method,
     stale_state,
+    method,
     relu_rule,
     unhooked_relu,
 )
