@@ -201,3 +201,48 @@ def test_shipped_gradient_reads_changed_under_every_randomisation(digit_net, mak
     assert f.results["cascade"].similarity["gradient"]["spearman_abs"][-1] > 0.8  # the untied number
     assert not f.cells[("guided", "cascade")].changed  # the paper's finding for guided backprop
     assert "protocol: minicnn" in f.table() and " fg" in f.table()
+
+
+def test_quantus_mprt_end_to_end_reads_as_the_quantus_protocol():
+    """Quantus' own MPRT, run on a torch model with an explain function that records every map it
+    hands over: each layer's score equals compare(original map, that layer's map, "quantus")."""
+    from frameworks import quantus
+
+    q = quantus()
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 8 * 8, 3),
+    ).double()
+    x = np.random.default_rng(0).standard_normal((3, 1, 8, 8))
+    y = np.array([0, 1, 2])
+    seen = []
+
+    def explain(model, inputs, targets, **kwargs):
+        xt = torch.tensor(np.asarray(inputs), dtype=torch.float64, requires_grad=True)
+        out = model(xt)
+        out[torch.arange(len(xt)), torch.as_tensor(np.asarray(targets))].sum().backward()
+        seen.append(xt.grad.detach().numpy().copy())
+        return seen[-1]
+
+    scores = q.MPRT(disable_warnings=True, display_progressbar=False)(
+        model=model, x_batch=x, y_batch=y, a_batch=None, explain_func=explain, channel_first=True,
+        softmax=False, device="cpu",
+    )  # fmt: skip
+    layers = [name for name in scores if name != "original"]
+    assert layers == ["3", "0"]  # top down: the dense layer, then the convolution
+    maps = seen[-len(layers) :]  # the explanations of the randomised models, in order
+    for name, m in zip(layers, maps):
+        ours = compare_quantus(seen[0], m)
+        np.testing.assert_allclose(ours, scores[name], atol=1e-12, err_msg=name)
+    assert abs(scores["3"][0] - 1.0) > 1e-3  # the randomisation did change the maps
+    signed = sp.compare(seen[0], maps[0], "minicnn")["spearman"]  # what a signed comparison would read
+    assert np.abs(signed - np.asarray(scores["3"])).max() > 1e-3
+
+
+def compare_quantus(a, b):
+    return sp.compare(a, b, "quantus")["spearman_abs"]
