@@ -301,21 +301,27 @@ def passes(command: str, tool_args, net, n: int) -> float:
 def sanity_maps(tool_args, net) -> int:
     """Passes per image of the sanity checks: each method's map (SmoothGrad's samples each a pass) once
     per re-initialised layer in the cascade and independent tests, per top class in the class test,
-    twice in recovery and with the permuted network. The pointing game runs on the shipped GAP digit
-    model, whose passes cost next to nothing."""
+    twice in recovery, random logit, efficient MPRT and with the permuted network, once per noise
+    sample and step in smooth MPRT (Integrated Gradients: one pass per step). The pointing game runs
+    on the shipped GAP digit model, whose passes cost next to nothing."""
+    from minicnn.tools import methods as registry
     from minicnn.tools.sanity import check_layers
-    from minicnn.tools.sanity_methods import SMOOTHGRAD_SAMPLES, available_methods
-    from minicnn.tools.sanity_suite import TESTS
+    from minicnn.tools.sanity_methods import SMOOTHGRAD_SAMPLES, available_methods, method_names
+    from minicnn.tools.sanity_suite import SUITE_SMOOTH_SAMPLES, TESTS
 
     def chosen(text, every):
         return list(every) if str(text).strip() == "all" else [t.strip() for t in str(text).split(",")]
 
+    names = (
+        available_methods(net) if str(tool_args.methods).strip() == "all" else method_names(tool_args.methods)
+    )
     maps = sum(
-        SMOOTHGRAD_SAMPLES if m == "smoothgrad" else 1
-        for m in chosen(tool_args.methods, available_methods(net))
+        SMOOTHGRAD_SAMPLES if m == "smoothgrad" else registry.get(m).options.get("steps", 1) for m in names
     )
     layers = len(check_layers(net, tool_args.layers))
-    per_test = {"cascade": layers + 1, "independent": layers, "class": 3, "recovery": 2, "data": 2}
+    per_test = {"cascade": layers + 1, "independent": layers, "class": 3, "recovery": 2, "data": 2,
+                "random_logit": 2, "efficient_mprt": 2,
+                "smooth_mprt": SUITE_SMOOTH_SAMPLES * (layers + 1)}  # fmt: skip
     return maps * sum(per_test.get(t, 0) for t in chosen(tool_args.tests, TESTS))
 
 
