@@ -21,6 +21,8 @@ either map the cell holds the correlation over the other pixels (marked "fg";
 sanity_protocols.verdict): a block of pixels tied at the lowest rank makes unrelated maps look alike.
     recovery     SSIM of the map with the input image, trained network / random network (Mahendran
                  & Vedaldi 2016; Nie et al. 2018); as high on the random one = it shows the image
+                 (minicnn's SSIM whatever the protocol: the protocols compare two maps, not a map
+                 and an image)
     pointing     pointing-game accuracy (Zhang et al. 2016, scored as TorchRay)
     random-logit the correlation of the map of the explained class with that of a random other class
                  (Sixt et al. 2020); high = the map ignores the class

@@ -82,6 +82,8 @@ def test_bad_input(shipped, tmp_path):
     fails("sanity", "--methods", "cam", "--out", out, match="CAM needs a network ending in GlobalAvgPool2D")
     fails("sanity", "--tests", "cascade,nope", "--out", out, match="unknown test 'nope'")
     fails("sanity", "--protocol", "paper", "--out", out, match="invalid choice: 'paper'")
+    fails("sanity-study", "--protocol", "paper", "--out", out, match="invalid choice: 'paper'")
+    fails("sanity-study", "--order", "sideways", "--out", out, match="invalid choice: 'sideways'")
     fails("sanity", "--target", "12", "--out", out, match="out of range")
     line = fails("sanity", "--layers", "fc1,block1_pool", "--out", out, match="layer 'block1_pool'")
     assert "predictions, fc1, block2_conv2, block2_conv1, block1_conv2, block1_conv1" in line
