@@ -22,9 +22,9 @@ Four lowerings compute it, chosen here and nowhere else (``choose_lowering``):
   (``winograd.run_adjoint``): in exact arithmetic the transposed convolution
   dx = conv(dy, w rotated 180 degrees with channels swapped, padding 2 - p).
 
-The weight gradient always uses im2col. A caller that convolves with the same weights many times (a
-Conv2D layer) passes a KernelTransforms (minicnn/kernels/kernel_cache.py) to keep Winograd's
-transformed kernels between calls.
+The weight gradient uses im2col (1x1 layers: the pointwise products). A caller that convolves with
+the same weights many times (a Conv2D layer) passes a KernelTransforms
+(minicnn/kernels/kernel_cache.py) to keep Winograd's transformed kernels between calls.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def choose_lowering(x, w, stride: int, padding: int, algorithm: str, cached: boo
         or n * o * c * 9 * ho * wo < WINOGRAD_MIN_WORK
     ):
         return "im2col"
-    tiles = n * winograd_f4.tile_count(h + 2 * padding - 2, wd + 2 * padding - 2)
+    tiles = n * winograd_f4.tile_count(ho, wo)
     return "winograd4" if _f4_pays(tiles, c, o, cached) else "winograd"
 
 
