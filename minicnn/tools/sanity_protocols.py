@@ -33,8 +33,7 @@ pixels tie):
 ``verdict`` reads spearman_abs, or spearman_fg when the tied share exceeds TIED_SHARE, and says
 which it read. A block of pixels tied at the lowest rank in one map is ranked low in the other by
 any map that is small off the object (the black background of a digit), so it makes two unrelated
-maps look alike: the shipped digit model's gradient reads 0.88-0.94 with the trained map at every
-step of the cascade, and 0.19-0.55 on the foreground.
+maps look alike (the README's sanity section has the digits' figures).
 
 NOTE: a correlation with a constant input is undefined. It is taken as 1 when the two inputs are
 equal and 0 otherwise, in every protocol (sanity_similarity.py).
