@@ -15,6 +15,9 @@ Verdicts: cascade, independent, data, smooth-mprt: "changed" (below sanity_suite
 "alike"; class and random-logit: "sensitive" (changed with the class) or "insensitive";
 efficient-mprt: "rises" (the map's entropy grows on the random network) or "falls"; pointing: the
 hit rate, no verdict.
+
+Another test joins the table by its name in COLUMNS (the column order) and its cells as ``record``
+dicts appended to the list ``markdown`` is given; nothing else here needs to know it.
 """
 
 from __future__ import annotations
