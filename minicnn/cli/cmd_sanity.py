@@ -61,6 +61,11 @@ def add_arguments(parser) -> None:
         "defaults)",
     )  # fmt: skip
     parser.add_argument(
+        "--order", default="top-down", choices=("top-down", "bottom-up"),
+        help="the order in which the randomisation tests re-initialise layers (default top-down, as the "
+        "paper)",
+    )  # fmt: skip
+    parser.add_argument(
         "--layers", default=None, metavar="LIST",
         help="comma-separated learned layers the randomisation tests re-initialise (default: all, from "
         "the top down)",
@@ -108,9 +113,7 @@ def run(args) -> Report:
         method_names(args.methods)  # the names, before the model loads
     ctx = prepare(args, "sanity", count=args.count)
     net = ctx.net
-    methods = (
-        available_methods(net) if args.methods.strip() == "all" else method_names(args.methods)
-    )
+    methods = available_methods(net) if args.methods.strip() == "all" else method_names(args.methods)
     methods = check_methods(net, methods)  # CAM on a network without a GAP head: one line
     layers = check_layers(net, args.layers)  # before any work: the error lists the valid names
     pointing = permuted = None
@@ -125,12 +128,12 @@ def run(args) -> Report:
     findings = run_checks(
         net, ctx.inputs.x, ctx.targets, methods, tests, seed=args.seed, pointing=pointing,
         permuted=permuted, progress=not getattr(args, "no_progress", False), layers=layers,
-        protocol=args.protocol,
+        protocol=args.protocol, order=args.order,
     )  # fmt: skip
     report = ctx.report
     report.methods += [f"{METHODS[m][0]} ({METHODS[m][1]})" for m in methods]
     report.settings.update(tests=tests, seed=args.seed, pointing_count=args.pointing_count, layers=layers,
-                           protocol=args.protocol)  # fmt: skip
+                           protocol=args.protocol, order=args.order)  # fmt: skip
     text = ["method x test (see 'minicnn sanity --help' for each column's measure)", findings.table(), ""]
     text += (
         findings.verdicts() + findings.notes + ["", "the papers:"] + [f"  {t}: {CLAIMS[t]}" for t in tests]
@@ -204,7 +207,7 @@ def _figures(ctx, res, test: str) -> None:
         maps = {m: res.maps[m][:, i] for m in res.methods}
         picture = randomization_figure(ctx.inputs.display[i], maps, steps, titles)
         caption = (
-            f"{test} randomisation, {ctx.label(i)}: |map| scaled to its maximum, trained then top-down "
+            f"{test} randomisation, {ctx.label(i)}: |map| scaled to its maximum, trained then {res.order} "
             f"(similarities in sanity.txt, protocol {res.protocol})"
         )
         stem = ctx.stem(i, "sanity_" + test)

@@ -209,6 +209,7 @@ def run_checks(
     class_top: int = 3,
     layers=None,
     protocol: str = DEFAULT_PROTOCOL,
+    order: str = "top-down",
 ) -> Findings:
     """Run the chosen tests and fill the method x test table.
 
@@ -218,6 +219,7 @@ def run_checks(
     progress: tqdm bars over the tests and the randomisation steps.
     layers: the learned layers the randomisation tests re-initialise (default: all, top first).
     protocol: how maps are compared (sanity_protocols.PROTOCOLS), named in the table.
+    order: the cascade's and the independent test's order, "top-down" (the paper's) or "bottom-up".
     """
     from tqdm.auto import tqdm
 
@@ -245,6 +247,7 @@ def run_checks(
                 layers=layers,
                 progress=progress,
                 protocol=protocol,
+                order=order,
             )
             f.results[test] = res
             for m in methods:

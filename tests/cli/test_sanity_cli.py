@@ -46,22 +46,25 @@ def test_json_numbers_are_the_api_results(shipped, tmp_path):
     assert "protocol: minicnn" in summary["tables"]["sanity"]
 
 
-def test_protocol_option_reaches_the_numbers(shipped, tmp_path):
+def test_protocol_and_order_options_reach_the_numbers(shipped, tmp_path):
     import minicnn as mc
     from minicnn.cli.inputs import shipped_samples
 
-    r = ok("sanity", "--count", "2", "--methods", "gradient", "--tests", "cascade", "--layers", "predictions",
-           "--protocol", "adebayo", "--out", tmp_path / "out", "--json", "--no-progress")  # fmt: skip
+    r = ok("sanity", "--count", "2", "--methods", "gradient", "--tests", "independent",
+           "--layers", "predictions,block1_conv1", "--protocol", "adebayo", "--order", "bottom-up",
+           "--out", tmp_path / "out", "--json", "--no-progress")  # fmt: skip
     summary = json.loads(r.stdout)
     images, _, _ = shipped_samples(2)
     x = mc.preprocess(images, "unit").astype(np.float32)
     net = mc.load(shipped.DEFAULT_MODEL)
-    res = mc.randomization_test(net, x, "predicted", ["gradient"], layers=["predictions"], protocol="adebayo")
-    assert summary["settings"]["protocol"] == "adebayo"
-    assert summary["numbers"]["gradient cascade-ssim"] == pytest.approx(
-        res.similarity["gradient"]["ssim"][-1]
-    )
-    assert "protocol adebayo" in (tmp_path / "out" / "sanity.txt").read_text()
+    res = mc.randomization_test(net, x, "predicted", ["gradient"], cascade=False, protocol="adebayo",
+                                layers=["predictions", "block1_conv1"], order="bottom-up")  # fmt: skip
+    assert res.layers == ["block1_conv1", "predictions"]  # from the input up
+    assert summary["settings"]["protocol"] == "adebayo" and summary["settings"]["order"] == "bottom-up"
+    cell = next(v for v in summary["tables"]["sanity_verdicts"] if v["test"] == "independent")
+    assert cell["value"] == pytest.approx(float(np.mean(res.similarity["gradient"][cell["measure"]][1:])))
+    text = (tmp_path / "out" / "sanity.txt").read_text()
+    assert "protocol adebayo" in text and "independent randomisation, bottom-up" in text
     curves = [f for f in summary["figures"] if "curve" in f["path"]]
     assert len(curves) == 2 and all("protocol adebayo" in f["caption"] for f in curves)
 
