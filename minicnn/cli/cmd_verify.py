@@ -392,8 +392,16 @@ def run(args) -> Report:
         reference = reference_map(net, x, args, targets, layer, progress)
     result = verify(
         net, x, reference, args.method, targets, args.tol, args.layout,
-        layer=layer, size=args.size or 8, stride=args.stride or 4, fill=args.fill,
+        layer=layer, size=args.size or 8, stride=args.stride or 4, fill=args.fill, diagnose=False,
     )  # fmt: skip
+    if not result.agree:  # the named hypotheses: a few dozen forward + backward passes, said first
+        from minicnn.cli.context import say_work
+        from minicnn.tools.verify import explain
+
+        passes = (3 * sum(m.is_rectifier for m in net.layers) + 30) * len(x)  # an upper estimate
+        say_work(report, net, f"diagnosis: the hypotheses' maps of {len(x)} image(s)", passes,
+                 "a smaller batch", shape=tuple(x.shape[1:]))  # fmt: skip
+        result.diagnosis, result.closest = explain(net, x, args.method, targets, layer, result)
     if not result.agree and args.against in ("captum", "zennit") and np.dtype(net.dtype) == np.float32:
         ties = _float64_check(net, x, args, targets, layer, progress)
         if ties is not None:
