@@ -68,7 +68,8 @@ class VerifyResult:
     max over channels. worst: (n, y, x). layout: the reference's layout as read.
     diagnosis: the explanations of a difference (``tools/diagnosis.Explanation``), best first;
     closest: the hypothesis that came closest when none explains it (or None). signed: a saliency
-    reference with negative entries (never a saliency map, whatever it compares to).
+    reference with negative entries (never a saliency map, whatever it compares to). transposed: a
+    reference that fits only with height and width swapped (compared swapped back; never agrees).
     """
 
     method: str
@@ -85,10 +86,11 @@ class VerifyResult:
     diagnosis: list = field(default_factory=list)
     closest: object = None
     signed: bool = False
+    transposed: bool = False  # the reference fitted only with height and width swapped
 
     @property
     def agree(self) -> bool:
-        return bool(self.max_rel_diff <= self.tol) and not self.signed
+        return bool(self.max_rel_diff <= self.tol) and not self.signed and not self.transposed
 
     def lines(self) -> list[str]:
         verdict = "AGREE" if self.agree else "DISAGREE"
@@ -282,16 +284,45 @@ def verify(
         raise MinicnnError(f"tolerance must be positive, got {tol}")
     ref = read_map(reference, key) if isinstance(reference, (str, Path)) else np.asarray(reference)
     ours = minicnn_map(net, x, method, target, layer, size, stride, fill)
-    if ours.ndim == 4:
-        arranged, name = to_layout(ref, ours.shape[0], ours.shape[1], ours.shape[2:], layout)
-    else:  # minicnn's map has no channels; a reference with channels is reduced as Captum's are
-        arranged, name = to_layout(ref, ours.shape[0], None, ours.shape[1:], layout)
-        arranged = reduce_channels(arranged, method)
+    try:
+        arranged, transposed = _arrange(ref, ours, layout, method), False
+    except MinicnnError:  # a map whose height and width are swapped fits no layout: try it transposed
+        arranged, transposed = _arrange_transposed(ref, ours, layout, method), True
+    arranged, name = arranged
     result = compare(ours, arranged, tol, method, name)
     result.signed = method == "saliency" and bool((arranged < 0).any())
-    if diagnose and not result.agree:
+    result.transposed = transposed
+    if transposed:  # the comparison is of the map transposed back: that is the difference's cause
+        from minicnn.tools.diagnosis import Explanation
+
+        h, w = ours.shape[-2:]
+        detail = f"height and width transposed: the map is {w} x {h}, minicnn's {h} x {w}"
+        result.diagnosis = [Explanation("layout", detail, result.max_rel_diff)]
+    elif diagnose and not result.agree:
         result.diagnosis, result.closest = explain(net, x, method, target, layer, result)
     return result
+
+
+def _arrange(ref, ours, layout, method):
+    """(the reference in minicnn's layout, reduced over channels where minicnn's map has none;
+    the layout it was read as)."""
+    if ours.ndim == 4:
+        return to_layout(ref, ours.shape[0], ours.shape[1], ours.shape[2:], layout)
+    arranged, name = to_layout(ref, ours.shape[0], None, ours.shape[1:], layout)  # no channels
+    return reduce_channels(arranged, method), name  # a reference with channels, reduced as Captum's are
+
+
+def _arrange_transposed(ref, ours, layout, method):
+    """_arrange of the reference with two neighbouring axes swapped (height and width in any of the
+    layouts); the original MinicnnError when no swap fits, or when height equals width."""
+    h, w = ours.shape[-2:]
+    for axes in ((-1, -2), (-2, -3)):
+        if h != w and ref.ndim >= -axes[1]:
+            try:
+                return _arrange(np.swapaxes(ref, *axes), ours, layout, method)
+            except MinicnnError:
+                continue
+    return _arrange(ref, ours, layout, method)  # raises the original message
 
 
 def explain(net, x, method, target, layer, result):

@@ -286,3 +286,22 @@ def test_method_from_the_registry_integrated_gradients(vgg):
         "method",
         "minicnn's integrated-gradients map",
     ), result.lines()
+
+
+def test_layout_height_and_width_swapped_on_a_non_square_map():
+    """A 16x24 image's map saved as 24x16 (an image library's (x, y) order) fits no layout as read:
+    verify compares it transposed back, names the cause, and never calls it agreeing."""
+    net = mc.Sequential(
+        [mc.Conv2D(3, 4, 3, padding=1, name="c1"), mc.ReLU(name="r1"), mc.GlobalAvgPool2D(name="g"),
+         mc.Dense(4, 3, name="d")],
+        meta={"preprocess": "none", "input_shape": [3, 16, 24]}, seed=2,
+    ).astype(np.float64)  # fmt: skip
+    x = np.random.default_rng(4).standard_normal((1, 3, 16, 24))
+    g = net.run(x).backward(np.eye(3)[[1]], mode="gradient")
+    result = verify(net, x, g.transpose(0, 1, 3, 2), "gradient", 1, tol=TOL)
+    assert result.transposed and not result.agree and result.max_rel_diff < 1e-12
+    assert causes(result) == ["layout"] and "the map is 24 x 16" in result.diagnosis[0].detail
+    result = verify(net, x, g.transpose(0, 3, 2, 1), "gradient", 1, tol=TOL)  # NHWC, W and H swapped
+    assert result.transposed and causes(result) == ["layout"]
+    with pytest.raises(mc.MinicnnError, match="fits none of the layouts"):
+        verify(net, x, g[:, :, :8], "gradient", 1)
