@@ -44,6 +44,8 @@ _API = {
     "resnet50": "minicnn.zoo",
     "resnet101": "minicnn.zoo",
     "resnet152": "minicnn.zoo",
+    "wide_resnet50_2": "minicnn.zoo",
+    "wide_resnet101_2": "minicnn.zoo",
     "MODES": "minicnn.rules",
     # the one exception minicnn raises for bad input (catch ``mc.MinicnnError``)
     "MinicnnError": "minicnn.errors",
@@ -60,6 +62,10 @@ _API = {
     "occlusion": "minicnn.tools.occlusion",
     "cam": "minicnn.tools.cam",
     "grad_cam": "minicnn.tools.cam",
+    "integrated_gradients": "minicnn.tools.integrated_gradients",
+    "completeness_gap": "minicnn.tools.integrated_gradients",
+    "excitation_backprop": "minicnn.tools.excitation",
+    "guided_grad_cam": "minicnn.tools.guided_gradcam",
     "lrp": "minicnn.tools.lrp",
     "deeplift": "minicnn.tools.deeplift",
     # backward rule values (minicnn/rules.py): LRP rules, composites, DeepLIFT
@@ -74,10 +80,6 @@ _API = {
     "Composite": "minicnn.rules",
     "COMPOSITES": "minicnn.rules",
     "DeepLift": "minicnn.rules",
-    "integrated_gradients": "minicnn.tools.integrated_gradients",
-    "completeness_gap": "minicnn.tools.integrated_gradients",
-    "excitation_backprop": "minicnn.tools.excitation",
-    "guided_grad_cam": "minicnn.tools.guided_gradcam",
     # optimisation-based tools
     "class_model": "minicnn.tools.classmodel",
     "maximize": "minicnn.tools.maximize",

@@ -4,7 +4,8 @@ VGG's layer structure and names follow Keras (``block1_conv1`` ... ``block5_pool
 ``fc1``, ``fc2``, ``predictions``), so Keras weight files map onto them one to one. ReLUs are
 separate layers (``block1_conv1_relu``, ``fc1_relu``) so the three backward rules see them.
 
-ResNet-18/34/50/101/152 (He et al. 2016, table 1) are graphs (minicnn/graph.py): each residual
+ResNet-18/34/50/101/152 (He et al. 2016, table 1) and the wide ResNet-50-2/101-2 (Zagoruyko &
+Komodakis 2016, torchvision's layout) are graphs (minicnn/graph.py): each residual
 block adds its input, or a strided 1x1 projection of it (``downsample``), to the output of two 3x3
 convolutions (BasicBlock) or of 1x1, 3x3, 1x1 convolutions four times wider at the end
 (Bottleneck). Names are torchvision's module paths (``conv1``, ``bn1``, ``layer1.0.conv1``,
@@ -79,7 +80,13 @@ RESNETS = {
     "resnet50": ((3, 4, 6, 3), True),
     "resnet101": ((3, 4, 23, 3), True),
     "resnet152": ((3, 8, 36, 3), True),
+    "wide_resnet50_2": ((3, 4, 6, 3), True),
+    "wide_resnet101_2": ((3, 4, 23, 3), True),
 }
+
+# Wide ResNets (Zagoruyko & Komodakis 2016, as torchvision builds them): the Bottleneck's two inner
+# convolutions are this many times wider; the block's output (4 x the stage width) is unchanged.
+INNER_WIDTH = {"wide_resnet50_2": 2, "wide_resnet101_2": 2}
 
 
 def _conv_bn(nodes, cin, cout, k, stride, name, bn_name, batchnorm, reads=None):
@@ -93,12 +100,13 @@ def _conv_bn(nodes, cin, cout, k, stride, name, bn_name, batchnorm, reads=None):
     return nodes[-1]
 
 
-def _block(nodes, block, cin, width, stride, bottleneck, batchnorm) -> int:
+def _block(nodes, block, cin, width, stride, bottleneck, batchnorm, inner=1) -> int:
     """Append residual block ``block`` ("layer2.0") reading the node before it; returns its output
-    channels."""
+    channels. ``inner``: how many times wider a Bottleneck's inner convolutions are (wide ResNets)."""
     entry = nodes[-1][0].name if isinstance(nodes[-1], tuple) else nodes[-1].name
-    if bottleneck:  # 1x1 reduce, 3x3 (strided, as torchvision's v1.5), 1x1 expand by 4
-        convs = ((cin, width, 1, 1), (width, width, 3, stride), (width, 4 * width, 1, 1))
+    if bottleneck:  # 1x1 reduce, 3x3 (strided, as torchvision's v1.5), 1x1 expand to 4 x width
+        mid = inner * width
+        convs = ((cin, mid, 1, 1), (mid, mid, 3, stride), (mid, 4 * width, 1, 1))
     else:
         convs = ((cin, width, 3, stride), (width, width, 3, 1))
     for i, (a, b, k, s) in enumerate(convs, start=1):
@@ -129,7 +137,8 @@ def resnet_nodes(name: str, num_classes=1000, input_size=224, batchnorm=True):
     for stage, (count, width) in enumerate(zip(counts, (64, 128, 256, 512)), start=1):
         for j in range(count):
             stride = 2 if stage > 1 and j == 0 else 1
-            channels = _block(nodes, f"layer{stage}.{j}", channels, width, stride, bottleneck, batchnorm)
+            inner = INNER_WIDTH.get(name, 1)
+            channels = _block(nodes, f"layer{stage}.{j}", channels, width, stride, bottleneck, batchnorm, inner)
     nodes += [GlobalAvgPool2D(name="avgpool"), Dense(channels, num_classes, name="fc")]
     meta = {"architecture": name, "input_shape": [3, input_size, input_size], "preprocess": "torch"}
     return nodes, meta
@@ -168,3 +177,13 @@ def resnet101(seed=None, num_classes=1000, input_size=224, dtype=None):
 def resnet152(seed=None, num_classes=1000, input_size=224, dtype=None):
     """ResNet-152: Bottleneck blocks (3, 8, 36, 3), 60.2M parameters."""
     return resnet("resnet152", seed, num_classes, input_size, dtype)
+
+
+def wide_resnet50_2(seed=None, num_classes=1000, input_size=224, dtype=None):
+    """Wide ResNet-50-2: ResNet-50 with inner convolutions twice as wide, 68.9M parameters."""
+    return resnet("wide_resnet50_2", seed, num_classes, input_size, dtype)
+
+
+def wide_resnet101_2(seed=None, num_classes=1000, input_size=224, dtype=None):
+    """Wide ResNet-101-2: ResNet-101 with inner convolutions twice as wide, 126.9M parameters."""
+    return resnet("wide_resnet101_2", seed, num_classes, input_size, dtype)

@@ -17,6 +17,7 @@ BLOCKS = {
     "resnet18": ((2, 2, 2, 2), False),
     "resnet34": ((3, 4, 6, 3), False),
     "resnet50": ((3, 4, 6, 3), True),
+    "wide_resnet50_2": ((3, 4, 6, 3), True),
 }
 
 
@@ -25,6 +26,7 @@ def torch_resnet(name="resnet18", classes=1000, seed=0):
     torch = oracle("torch")
     nn = torch.nn
     counts, bottleneck = BLOCKS[name]
+    inner = 2 if name.startswith("wide_") else 1  # torchvision's width_per_group=128 for wide ResNets
 
     class BasicBlock(nn.Module):
         expansion = 1
@@ -49,11 +51,12 @@ def torch_resnet(name="resnet18", classes=1000, seed=0):
 
         def __init__(self, cin, width, stride, downsample):
             super().__init__()
-            self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(width)
-            self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(width)
-            self.conv3 = nn.Conv2d(width, width * 4, 1, bias=False)
+            mid = width * inner
+            self.conv1 = nn.Conv2d(cin, mid, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(mid)
+            self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(mid)
+            self.conv3 = nn.Conv2d(mid, width * 4, 1, bias=False)
             self.bn3 = nn.BatchNorm2d(width * 4)
             self.relu = nn.ReLU(inplace=True)
             self.downsample = downsample

@@ -1,4 +1,4 @@
-"""torchvision's ResNet-18/34/50/101/152 from the names and shapes of a state dict, before any weight is read.
+"""torchvision's ResNet-18/34/50/101/152 and wide ResNet-50-2/101-2 from the names and shapes of a state dict, before any weight is read.
 
 torchvision.models.resnet names its modules
 
@@ -10,8 +10,8 @@ torchvision.models.resnet names its modules
 
 Every convolution is bias-free and followed by a BatchNorm, which is folded into it here
 (minicnn/io/fold_batchnorm.py, eps = 1e-5: torch's default, which a state dict does not store).
-The number of blocks per stage and the presence of ``conv3`` name the architecture
-(minicnn.zoo.RESNETS); the graph is minicnn.zoo's, without BatchNorm layers, so layer names are
+The number of blocks per stage, the presence of ``conv3`` and the inner width of ``layer1.0.conv1``
+name the architecture (minicnn.zoo.RESNETS, INNER_WIDTH); the graph is minicnn.zoo's, without BatchNorm layers, so layer names are
 torchvision's module paths (``layer4.1`` is the block's output, as ``model.layer4[1]`` is).
 """
 
@@ -48,7 +48,7 @@ def _bn_of(conv: str) -> str:
 
 def architecture(shapes) -> str:
     """The RESNETS name whose blocks per stage (and block type) the keys describe."""
-    from minicnn.zoo import RESNETS
+    from minicnn.zoo import INNER_WIDTH, RESNETS
 
     blocks = [0, 0, 0, 0]
     for key in shapes:
@@ -57,8 +57,11 @@ def architecture(shapes) -> str:
             stage, j = int(m.group(1)) - 1, int(m.group(2))
             blocks[stage] = max(blocks[stage], j + 1)
     bottleneck = "layer1.0.conv3.weight" in shapes
+    # a wide ResNet differs from its plain twin only in the inner width: layer1's first 1x1 gives
+    # 64 x INNER_WIDTH channels
+    inner = shapes.get("layer1.0.conv1.weight", (64,))[0] // 64 if bottleneck else 1
     for name, (counts, kind) in RESNETS.items():
-        if tuple(blocks) == counts and kind == bottleneck:
+        if tuple(blocks) == counts and kind == bottleneck and INNER_WIDTH.get(name, 1) == inner:
             return name
     raise MinicnnError(
         f"a ResNet with {'Bottleneck' if bottleneck else 'BasicBlock'}s per stage {tuple(blocks)}: "

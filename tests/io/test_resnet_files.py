@@ -67,6 +67,29 @@ def test_scores_equal_torch_at_224(tmp_path, name, batch):
                  rtol=1e-4, what="layer4 output")  # fmt: skip
 
 
+def test_wide_resnet50_2_is_told_from_resnet50_and_equals_torch(tmp_path):
+    """A wide ResNet-50-2 state dict (torchvision's keys; inner convolutions twice as wide) is read
+    as wide_resnet50_2, not refused or taken for a ResNet-50, and gives torch's scores (float32,
+    1e-4 of the largest; 64x64 keeps the test short: the graph is the same at any size)."""
+    torch = oracle("torch")
+    model, path = saved(tmp_path, "wide_resnet50_2", classes=10)
+    net = mc.load(path)
+    assert net.meta["architecture"] == "wide_resnet50_2"
+    layers = {layer.name: layer for layer in net.layers}
+    assert layers["layer1.0.conv1"].param_shapes()["weight"] == (128, 64, 1, 1)
+    assert layers["layer1.0.conv3"].param_shapes()["weight"] == (256, 128, 1, 1)
+    x = np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        theirs = model(torch.tensor(x)).numpy()
+    assert_close(net.run(x).output(), theirs, rtol=1e-4, what="wide_resnet50_2 scores")
+    ours = {
+        f"{layer.name}.{key}": tuple(value.shape)
+        for layer, key, value in mc.wide_resnet50_2(seed=0, num_classes=10).parameters()
+        if not (layer.is_convolution and key == "bias")
+    }
+    assert ours == torch_keys(model)
+
+
 def test_safetensors_resnet_equals_the_pth(tmp_path):
     """The same ResNet-18 state dict as safetensors: the same graph and the same scores as torch."""
     torch = oracle("torch")
