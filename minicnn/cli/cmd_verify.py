@@ -394,7 +394,11 @@ def run(args) -> Report:
         net, x, reference, args.method, targets, args.tol, args.layout,
         layer=layer, size=args.size or 8, stride=args.stride or 4, fill=args.fill, diagnose=False,
     )  # fmt: skip
-    if not result.agree:  # the named hypotheses: a few dozen forward + backward passes, said first
+    ties = None
+    if not result.agree and args.against in ("captum", "zennit") and np.dtype(net.dtype) == np.float32:
+        ties = _float64_check(net, x, args, targets, layer, progress)  # first: it settles the question
+        result.diagnosis = [ties] if ties is not None else []
+    if not result.agree and ties is None and not result.transposed:  # the hypotheses, said first
         from minicnn.cli.context import say_work
         from minicnn.tools.verify import explain
 
@@ -402,10 +406,6 @@ def run(args) -> Report:
         say_work(report, net, f"diagnosis: the hypotheses' maps of {len(x)} image(s)", passes,
                  "a smaller batch", shape=tuple(x.shape[1:]))  # fmt: skip
         result.diagnosis, result.closest = explain(net, x, args.method, targets, layer, result)
-    if not result.agree and args.against in ("captum", "zennit") and np.dtype(net.dtype) == np.float32:
-        ties = _float64_check(net, x, args, targets, layer, progress)
-        if ties is not None:
-            result.diagnosis = [ties, *result.diagnosis]
     for line in result.lines():
         report.say(line)
     if flagged and args.repeat:  # what the second identical call is, next to minicnn's map
