@@ -17,7 +17,10 @@ operand, else by the columns of b, so that each thread reads its own part of the
 of the smaller (a dense layer's backward at batch 8, dy (8, 4096) @ W (4096, 25088), split by the
 rows of dy, had each thread stream all 411 MB of W). Every output element is computed by
 one BLAS call from the same operands as ``np.matmul`` would use, so the result differs from
-``np.matmul``'s only as two BLAS blockings may round differently (tests/engine/test_gemm.py).
+``np.matmul``'s only as two BLAS blockings may round differently (tests/engine/test_gemm.py). A
+single product is cut into as many parts as the machine has cores whatever the thread count, and
+on one thread the same parts run in turn (BLAS on one thread): the bits do not depend on how many
+threads ran them, so a job worker on one thread computes what its parent computes on two.
 
 ``run_parts`` uses the same threads for whole pieces of work that each call BLAS and Numba kernels
 compiled without threads (Winograd's small layers, one run of steps per thread:
@@ -103,29 +106,72 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, bias=Non
         stack = a.shape[0] if a.ndim == 3 else b.shape[0] if b.ndim == 3 else None
         rows = (a.shape[-2], b.shape[-1])
         out = np.empty(rows if stack is None else (stack, *rows), dtype=np.result_type(a, b))
-    threads = numba.get_num_threads()
-    work = a.shape[-2] * a.shape[-1] * b.shape[-1] * (out.shape[0] if out.ndim == 3 else 1)
-    if threads < 2 or work < MIN_SPLIT_WORK:
-        return _product(a, b, out, bias)  # single thread or small: as is
     if b.ndim == 3 and a.ndim == 2 and b.shape[0] == 1:  # one image: the 2-D product
         matmul(a, b[0], out[0], bias)
         return out
-    biases = None
-    if a.ndim == 3 or b.ndim == 3:
+    threads = numba.get_num_threads()
+    work = a.shape[-2] * a.shape[-1] * b.shape[-1] * (out.shape[0] if out.ndim == 3 else 1)
+    if work < MIN_SPLIT_WORK or (threads < 2 and out.ndim == 3):
+        return _product(a, b, out, bias)  # small, or a stack on one thread: as is
+    extra = () if bias is None else (bias,)
+    if a.ndim == 3 or b.ndim == 3:  # each matrix of a stack is one BLAS call however it is split
         stack = out.shape[0]
-        jobs = [(a[i:j] if a.ndim == 3 else a, b[i:j] if b.ndim == 3 else b, out[i:j])
+        jobs = [(a[i:j] if a.ndim == 3 else a, b[i:j] if b.ndim == 3 else b, out[i:j], *extra)
                 for i, j in _parts(stack, threads)]  # fmt: skip
-    elif a.size >= b.size and a.shape[0] >= threads:  # each thread reads its rows of the larger a
-        cuts = _parts(a.shape[0], threads)
-        jobs = [(a[i:j], b, out[i:j]) for i, j in cuts]
-        biases = None if bias is None else [bias[i:j] for i, j in cuts]
+        if not run_parts([functools.partial(_product, *job) for job in jobs]):
+            _product(a, b, out, bias)  # no BLAS control, or another caller's parts running: as is
+        return out
+    return _split_2d(a, b, out, bias, threads)
+
+
+def _split_2d(a, b, out, bias, threads: int):
+    """out = a @ b (+ bias) for 2-D a (M, K) and b (K, N), cut into parts that do not depend on the
+    thread count: by rows of a where a is the larger (each part reads its rows and all of b), else by
+    columns of b, into as many parts as the machine has cores (Numba's count, which a job worker's
+    NUMBA_NUM_THREADS=1 does not change). BLAS picks its blocking and kernels by the shape of each
+    call, so a split that followed the thread count would give other float32 bits on one thread than
+    on two; these parts are the same calls on any number of threads (``threads`` of them run at once,
+    each running its share in turn)."""
+    count = numba.config.NUMBA_DEFAULT_NUM_THREADS
+    if a.size >= b.size and a.shape[0] >= count:
+        cuts = _parts(a.shape[0], count)
+        jobs = [(a[i:j], b, out[i:j], *(() if bias is None else (bias[i:j],))) for i, j in cuts]
     else:  # b is the larger (a dense layer's backward, im2col's columns), or a has too few rows
-        jobs = [(a, b[:, i:j], out[:, i:j]) for i, j in _parts(b.shape[1], threads)]
-    if bias is not None:
-        jobs = [(*job, bias if biases is None else biases[k]) for k, job in enumerate(jobs)]
-    if not run_parts([functools.partial(_product, *job) for job in jobs]):
-        _product(a, b, out, bias)  # no BLAS control, or another caller's parts running: as is
+        jobs = [
+            (a, b[:, i:j], out[:, i:j], *(() if bias is None else (bias,)))
+            for i, j in _parts(b.shape[1], count)
+        ]
+    shares = [jobs[t::threads] for t in range(min(threads, len(jobs)))]
+    if not run_parts([functools.partial(_run_jobs, share) for share in shares]):
+        _in_turn(jobs)  # one thread, no BLAS control, or another caller's parts running
     return out
+
+
+def _run_jobs(jobs) -> None:
+    """``_product`` of each (a, b, out[, bias]) in turn."""
+    for job in jobs:
+        _product(*job)
+
+
+def _in_turn(jobs) -> None:
+    """The jobs one after another on this thread, with BLAS on one thread as in ``run_parts`` (a
+    multi-threaded BLAS may split a product's sums, a matrix-vector product's among others, and
+    round otherwise). Where another caller's parts hold the BLAS setting, BLAS is left as it is."""
+    _this_process()
+    controllers = _blas_controllers()
+    if not controllers or not _lock.acquire(blocking=False):
+        return _run_jobs(jobs)
+    try:
+        before = [c.num_threads for c in controllers]
+        for c in controllers:
+            c.set_num_threads(1)
+        try:
+            _run_jobs(jobs)
+        finally:
+            for c, n in zip(controllers, before):
+                c.set_num_threads(n)
+    finally:
+        _lock.release()
 
 
 def product(a, b, out=None, bias=None):

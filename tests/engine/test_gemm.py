@@ -130,3 +130,19 @@ def test_layer_products_go_through_gemm(two_threads, monkeypatch):
     assert len(calls) == 9  # conv forward (per image: 2), dense forward, dx and dW, conv dx and dW (2 each)
     assert_close(y, h.reshape(2, -1) @ dense.weight.T + dense.bias, 1e-12, "dense forward")
     assert_close(grads["weight"], dy.T @ h.reshape(2, -1), 1e-12, "dense weight gradient")
+
+
+@pytest.mark.parametrize("case", ["rows", "columns", "columns-of-the-larger", "im2col-small"])
+def test_the_thread_count_does_not_change_the_bits(two_threads, case):
+    """A 2-D product is cut into the same BLAS calls on one thread as on two (the parts follow the
+    machine's cores, not the thread count): a job worker with NUMBA_NUM_THREADS=1 computes the bits
+    the parent computes. A whole np.matmul differs from the split in float32 for the small im2col
+    shape (BLAS picks other kernels for the other shape), so that is what one thread used to give."""
+    shapes = dict(SHAPES, **{"im2col-small": ((16, 144), (144, 784))})  # the digit model's 3x3 layer
+    rng = np.random.default_rng(5)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in shapes[case])
+    two = gemm.matmul(a, b)
+    numba.set_num_threads(1)
+    one = gemm.matmul(a, b)
+    np.testing.assert_array_equal(one, two)
+    assert_close(one, _reference(a, b), rtol=1e-5, what=case)
