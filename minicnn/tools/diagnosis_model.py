@@ -188,8 +188,8 @@ def relu_rule(case):
     relus = _relus(case.net)
     groups = _runs(case.net, relus) + ([[i] for i in relus] if len(relus) <= SINGLE_RELUS else [])
     for group in groups:
-        for rule in MODES:
-            if rule != base:
+        for rule in MODES:  # the gradient rule kept under a modified one is unhooked_relu's case
+            if rule != base and not (rule == "gradient" and base in ("deconvnet", "guided")):
                 rules = {case.net.layers[i].name: rule for i in group}
                 where = "ReLUs" if len(group) > 1 else "ReLU"
                 yield (
@@ -217,16 +217,16 @@ def unhooked_relu(case):
         if "." in name or "_" in name:
             groups.setdefault(name.split(".")[0] if "." in name else name.split("_")[0], []).append(name)
     sets = []
+    fused = [n for n in names if n.endswith("_relu")]  # minicnn's names of Keras activations
+    if fused and len(fused) < len(names):  # tf-keras-vis's case first: the most specific
+        sets.append(
+            ([n for n in names if n not in fused], "the standalone ReLU layers (not a layer's activation)")
+        )
     if len(groups) > 1 or sum(map(len, groups.values())) < len(names):
         for prefix, members in groups.items():
             sets.append((members, f"the ReLUs of {prefix}"))
             rest = [n for n in names if n not in members]
             sets.append((rest, f"every ReLU outside {prefix}"))
-    fused = [n for n in names if n.endswith("_relu")]
-    if fused and len(fused) < len(names):
-        sets.append(
-            ([n for n in names if n not in fused], "the standalone ReLU layers (not a layer's activation)")
-        )
     if len(names) <= SINGLE_RELUS:
         sets += [([n], f"the ReLU {n}") for n in names]
     sets.append((names, "every ReLU"))

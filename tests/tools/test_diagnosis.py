@@ -305,3 +305,38 @@ def test_layout_height_and_width_swapped_on_a_non_square_map():
     assert result.transposed and causes(result) == ["layout"]
     with pytest.raises(mc.MinicnnError, match="fits none of the layouts"):
         verify(net, x, g[:, :, :8], "gradient", 1)
+
+
+def test_unhooked_relu_standalone_keras_relu(tmp_path):
+    """tf-keras-vis changes only layers with an ``activation`` attribute: a standalone Keras ``ReLU``
+    layer keeps the gradient rule. A Keras file with both kinds (conv1's activation, the layer
+    relu2), read by minicnn; the reference is Captum's GuidedBackprop on minicnn's torch mirror with
+    relu2 called as F.relu (hooks miss it as tf-keras-vis's model modifier does)."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = oracle("keras")
+    from minicnn.tools.captum_reference import torch_mirror
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1"),
+        keras.layers.Conv2D(4, 3, padding="same", name="conv2"),
+        keras.layers.ReLU(name="relu2"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(3, name="scores"),
+    ])  # fmt: skip
+    model.save(tmp_path / "mixed.h5")
+    net = mc.load(tmp_path / "mixed.h5").astype(np.float64)
+    assert [layer.name for layer in net.layers if layer.is_rectifier] == ["conv1_relu", "relu2"]
+    mirror = torch_mirror(net)
+    mirror[net.index("relu2")] = FunctionalReLU()
+    x = np.random.default_rng(2).standard_normal((1, 3, 8, 8))
+    ref = captum(mirror, x, "guided", target=[1])
+    result = verify(net, x, ref, "guided", 1, tol=TOL)
+    best = result.diagnosis[0]
+    assert best.cause == "unhooked-relu" and best.detail.startswith("the standalone ReLU layers"), (
+        result.lines()
+    )
+    assert torch.is_tensor(torch.from_numpy(ref))
