@@ -38,7 +38,7 @@ def test_quick_start_is_two_commands_with_the_distributions_name():
     assert [b.strip() for b in blocks] == [
         "pip install . && minicnn demo",
         'pip install torch==2.13.0 && pip install -e ".[test,train]" && pip install --no-deps zennit==0.5.1 '
-        "&& python -m pytest -q",
+        "grad-cam==1.5.7 ttach==0.0.3 && python -m pytest -q",
     ]
     assert not re.search(r"pip install ['\"]?minicnn(?![-\w])", text)
     assert "`minicnn-vis`" in quick and 'pip install "minicnn-vis[onnx]"' in quick
