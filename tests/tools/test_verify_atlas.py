@@ -86,7 +86,7 @@ def test_zennit_composites_leave_f_relu_unhooked(vgg, method):
 
 def grad_cam_library():
     if importlib.util.find_spec("pytorch_grad_cam") is None:
-        oracle("pytorch_grad_cam")  # skipped without grad-cam (pip install --no-deps grad-cam ttach), fails in CI
+        oracle("pytorch_grad_cam")  # skipped without it (pip install --no-deps grad-cam ttach), fails in CI
     from minicnn.tools.torch_model_reference import stand_in_torchvision
 
     stand_in_torchvision(oracle("torch"))
