@@ -138,7 +138,9 @@ def resnet_nodes(name: str, num_classes=1000, input_size=224, batchnorm=True):
         for j in range(count):
             stride = 2 if stage > 1 and j == 0 else 1
             inner = INNER_WIDTH.get(name, 1)
-            channels = _block(nodes, f"layer{stage}.{j}", channels, width, stride, bottleneck, batchnorm, inner)
+            channels = _block(
+                nodes, f"layer{stage}.{j}", channels, width, stride, bottleneck, batchnorm, inner
+            )
     nodes += [GlobalAvgPool2D(name="avgpool"), Dense(channels, num_classes, name="fc")]
     meta = {"architecture": name, "input_shape": [3, input_size, input_size], "preprocess": "torch"}
     return nodes, meta

@@ -31,7 +31,8 @@ def _stand_in_torchvision(torch) -> None:
     resnet.Bottleneck = type("Bottleneck", (torch.nn.Module,), {})
     package.models, models.resnet = models, resnet
     package.__version__ = "0+stand-in"
-    sys.modules.update({"torchvision": package, "torchvision.models": models, "torchvision.models.resnet": resnet})
+    names = {"torchvision": package, "torchvision.models": models, "torchvision.models.resnet": resnet}
+    sys.modules.update(names)
 
 
 def zennit():

@@ -1,4 +1,6 @@
-"""torchvision's ResNet-18/34/50/101/152 and wide ResNet-50-2/101-2 from the names and shapes of a state dict, before any weight is read.
+"""torchvision's ResNet-18 ... 152 and wide ResNet-50-2/101-2 from a state dict's names and shapes.
+
+The architecture is named before any weight is read.
 
 torchvision.models.resnet names its modules
 
@@ -10,9 +12,9 @@ torchvision.models.resnet names its modules
 
 Every convolution is bias-free and followed by a BatchNorm, which is folded into it here
 (minicnn/io/fold_batchnorm.py, eps = 1e-5: torch's default, which a state dict does not store).
-The number of blocks per stage, the presence of ``conv3`` and the inner width of ``layer1.0.conv1``
-name the architecture (minicnn.zoo.RESNETS, INNER_WIDTH); the graph is minicnn.zoo's, without BatchNorm layers, so layer names are
-torchvision's module paths (``layer4.1`` is the block's output, as ``model.layer4[1]`` is).
+The number of blocks per stage, the presence of ``conv3`` and the inner width of
+``layer1.0.conv1`` name the architecture (minicnn.zoo.RESNETS, INNER_WIDTH); the graph is
+minicnn.zoo's, without BatchNorm layers, so layer names are torchvision's module paths (``layer4.1`` is the block's output, as ``model.layer4[1]`` is).
 """
 
 from __future__ import annotations

@@ -206,7 +206,16 @@ def test_only_layers_that_read_a_rule_receive_it():
             return 2 * dy, None
 
     # the ReLU reads the three named rules; the linear layers read LRP rules (minicnn/rules.py)
-    reading = {"ReLU", "Conv2D", "Dense", "BatchNorm2D", "AvgPool2D", "AdaptiveAvgPool2D", "GlobalAvgPool2D", "Add"}
+    reading = {
+        "ReLU",
+        "Conv2D",
+        "Dense",
+        "BatchNorm2D",
+        "AvgPool2D",
+        "AdaptiveAvgPool2D",
+        "GlobalAvgPool2D",
+        "Add",
+    }
     assert {k for k, cls in LAYER_KINDS.items() if cls.reads_rule} == reading
     net = mc.Sequential([Twice(name="twice"), mc.ReLU(name="relu")], dtype=np.float64)
     x = np.array([[-1.0, 2.0, 3.0]])
@@ -222,6 +231,8 @@ def test_only_layers_that_read_a_rule_receive_it():
 def test_an_unknown_rule_is_one_error_naming_the_choices(mode):
     net = mc.Sequential([mc.ReLU(name="relu")], dtype=np.float64)
     rec = net.run(np.ones((1, 3)))
-    with pytest.raises(MinicnnError, match="expected one of gradient, deconvnet, guided, an LRP rule") as info:
+    with pytest.raises(
+        MinicnnError, match="expected one of gradient, deconvnet, guided, an LRP rule"
+    ) as info:
         rec.backward(np.ones((1, 3)), mode=mode)
     assert "\n" not in str(info.value) and repr(mode) in str(info.value)
