@@ -14,7 +14,8 @@ Every convolution is bias-free and followed by a BatchNorm, which is folded into
 (minicnn/io/fold_batchnorm.py, eps = 1e-5: torch's default, which a state dict does not store).
 The number of blocks per stage, the presence of ``conv3`` and the inner width of
 ``layer1.0.conv1`` name the architecture (minicnn.zoo.RESNETS, INNER_WIDTH); the graph is
-minicnn.zoo's, without BatchNorm layers, so layer names are torchvision's module paths (``layer4.1`` is the block's output, as ``model.layer4[1]`` is).
+minicnn.zoo's, without BatchNorm layers, so layer names are torchvision's module paths
+(``layer4.1`` is the block's output, as ``model.layer4[1]`` is).
 """
 
 from __future__ import annotations
