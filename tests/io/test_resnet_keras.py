@@ -251,10 +251,14 @@ def test_preactivation_saliency_equals_keras_autograd(deep):
     Only v2 here: the 101- and 152-layer v1 gradients with random weights put ReLU inputs within
     float32 rounding of 0, so float32 maps move by percents (measured: minicnn's float32 map 2.6%
     from its float64 one on ResNet101, Keras's 1.1% from minicnn's float64 one on ResNet152);
-    ResNet50's gradient is checked at 1e-4 above."""
+    ResNet50's gradient is checked at 1e-4 above. For v1, minicnn's float64 map (exact for the
+    weights as loaded) is held to Keras's float32 map at 5e-2 of the largest: wide enough for those
+    rounding flips, far below the O(1) error of a wrong rule, fold or layout."""
     name, files, _, x, (_, grad) = deep
-    if not name.endswith("V2"):
-        pytest.skip("float32 gradients of the deep v1 nets flip ReLUs (see the docstring)")
     net = mc.load(files["model"])
-    ours = mc.saliency(net, x, target=3, signed=True, progress=False)
-    assert_close(ours, grad, rtol=1e-4, what=f"{name} saliency")
+    if name.endswith("V2"):
+        ours = mc.saliency(net, x, target=3, signed=True, progress=False)
+        assert_close(ours, grad, rtol=1e-4, what=f"{name} saliency")
+    else:
+        ours = mc.saliency(net.astype(np.float64), x.astype(np.float64), target=3, signed=True, progress=False)
+        assert_close(ours, grad, rtol=5e-2, what=f"{name} saliency (float64 against Keras's float32)")
