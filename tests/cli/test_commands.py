@@ -303,4 +303,4 @@ def test_verify_states_the_occlusion_passes_first(shipped, tmp_path):
         n for n, line in enumerate(lines)
         if "occlusion: 9 positions x 1 images x 2 (minicnn and the reference) = 18 forward" in line
     ]  # fmt: skip
-    assert i < min(n for n, line in enumerate(lines) if line.startswith("minicnn verify:"))
+    assert i < min(n for n, line in enumerate(lines) if "max relative difference" in line)
