@@ -213,6 +213,13 @@ def randomization_test(
         for m, a in all_attributions(randomized, x, targets, methods, seed).items():
             maps[m].append(a.sum(axis=1))
             per[m].append(compare(trained[m], a, protocol))
+    return gathered(names, methods, cascade, seed, targets, maps, per, protocol, order)
+
+
+def gathered(names, methods, cascade, seed, targets, maps, per, protocol, order) -> RandomizationResult:
+    """A RandomizationResult from one walk over the randomised networks: ``maps[m]``, a list of
+    (N, H, W) maps (trained first, then one per step), and ``per[m]``, the matching list of
+    {measure: (N,) similarity to the trained map}; the similarity is the mean over images."""
     stacked = {m: np.stack(v) for m, v in maps.items()}
     res = RandomizationResult(names, methods, cascade, seed, targets, stacked, protocol=protocol, order=order)
     for m in methods:

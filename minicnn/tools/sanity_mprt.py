@@ -33,9 +33,9 @@ import numpy as np
 
 from minicnn.backend import to_numpy
 from minicnn.errors import MinicnnError
-from minicnn.tools.sanity import RandomizationResult, check_layers, randomized_networks
+from minicnn.tools.sanity import RandomizationResult, check_layers, gathered, randomized_networks
 from minicnn.tools.sanity_methods import all_attributions, check_methods
-from minicnn.tools.sanity_protocols import DEFAULT_PROTOCOL, check_protocol, compare, measures
+from minicnn.tools.sanity_protocols import DEFAULT_PROTOCOL, check_protocol, compare
 from minicnn.tools.targets import as_batch, forward_record, resolve_targets
 
 SMOOTH_SAMPLES = 50  # Hedstrom et al.'s ImageNet setting (Quantus' default)
@@ -88,12 +88,7 @@ def smooth_mprt(net, x, target="predicted", methods=("gradient", "guided"), samp
         for m, a in smoothed_attributions(randomized, x, targets, methods, eps, seed).items():
             maps[m].append(a.sum(axis=1))
             per[m].append(compare(trained[m], a, protocol))
-    stacked = {m: np.stack(v) for m, v in maps.items()}
-    res = RandomizationResult(names, methods, cascade, seed, targets, stacked, protocol=protocol, order=order)
-    for m in methods:
-        res.per_image[m] = {k: np.stack([p[k] for p in per[m]]) for k in measures(protocol)}
-        res.similarity[m] = {k: v.mean(axis=1) for k, v in res.per_image[m].items()}
-    return res
+    return gathered(names, methods, cascade, seed, targets, maps, per, protocol, order)
 
 
 def discrete_entropy(values, bins: int = ENTROPY_BINS) -> float:
