@@ -248,8 +248,12 @@ def _grad_cam(torch, model, xt, images, method, targets, module):
     except ImportError as exc:
         raise _needs("grad-cam", exc) from None
     if method == "guided":  # the library explains image 0 of what it is given: one image per call
+        # NOTE: each image is the same tensor in every call (``images``), as a user's loop passes it:
+        # the library sets requires_grad on it and reads .grad without zeroing it, so a second call
+        # returns the sum of both calls' gradients (github.com/jacobgil/pytorch-grad-cam/issues/401),
+        # which ``verify --repeat`` is there to show. np.array copies: the library's map is a view of .grad.
         maps = [
-            GuidedBackpropReLUModel(model, device="cpu")(xt[i : i + 1].clone(), int(t))
+            np.array(GuidedBackpropReLUModel(model, device="cpu")(images[i], int(t)))
             for i, t in enumerate(targets)
         ]
         return np.stack(maps)  # (N, H, W, C)

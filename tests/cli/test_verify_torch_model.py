@@ -181,3 +181,21 @@ def test_repeat_finds_no_state_in_captum(case):
     assert r.code == 0, r.stdout + r.stderr
     numbers = summary(r)["numbers"]
     assert numbers["repeat difference"] == 0 and numbers["class difference"] > 1e-3
+
+
+def test_repeat_flags_grad_cam_guided_on_one_tensor(case):
+    """pytorch-grad-cam's GuidedBackpropReLUModel called twice on one input tensor (issue #401 of
+    that library): it sets requires_grad on the tensor and reads .grad without zeroing it, so the
+    second identical call returns the sum of both gradients, twice the first map. --repeat calls it
+    as a user's loop does (one tensor per image, call after call): STATEFUL, exit 1, the second map
+    named "scale x2"; the first call alone agrees with minicnn (1e-9)."""
+    if importlib.util.find_spec("pytorch_grad_cam") is None:
+        oracle("pytorch_grad_cam")  # skipped without grad-cam, a failure in CI
+    r = run(case, "vgg", "--against", "grad-cam", "--method", "guided", "--repeat")
+    assert r.code == 1, r.stdout + r.stderr
+    assert (
+        "STATEFUL" in r.stderr and "second call: explained: scale: the map is minicnn's times 2" in r.stderr
+    )
+    numbers = summary(r)["numbers"]
+    assert numbers["repeat difference"] == pytest.approx(1.0, abs=1e-9)
+    assert numbers["max relative difference"] < 1e-9 and summary(r)["diagnosis"] == []

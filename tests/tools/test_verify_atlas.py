@@ -141,3 +141,31 @@ def test_grad_cam_library_map_is_zero_at_a_1x1_layer():
     with GradCAM(model=model, target_layers=[model.layer4[-1]]) as cam:
         out = cam(input_tensor=x, targets=[ClassifierOutputTarget(3)])
     assert out.shape == (1, SIZE, SIZE) and np.all(out == 0)
+
+
+def test_grad_cam_library_guided_accumulates_on_one_tensor(vgg):
+    """pytorch-grad-cam issue #401: GuidedBackpropReLUModel twice on ONE input tensor returns the sum
+    of both calls' gradients (it never zeroes .grad), and every map it returned is a view of that
+    .grad, so a map of class 3 kept from the first call becomes the later map of class 7 too. verify
+    names the second identical call's map "scale" x2; a fresh tensor per call agrees."""
+    torch = oracle("torch")
+    grad_cam_library()
+    from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUModel
+
+    net, model, x = vgg
+    gbp = GuidedBackpropReLUModel(copy.deepcopy(model), device="cpu")
+    xt = torch.from_numpy(x[:1].copy())
+    first = gbp(xt, TARGETS[0])
+    kept = first.copy()
+    second = gbp(xt, TARGETS[0]).copy()
+    assert verify(net, x[:1], kept[None], "guided", TARGETS[:1], tol=1e-9).agree
+    result = verify(net, x[:1], second[None], "guided", TARGETS[:1], tol=1e-9)
+    best = result.diagnosis[0]
+    assert not result.agree and (best.cause, best.detail) == ("scale", "the map is minicnn's times 2"), (
+        result.lines()
+    )
+    other = gbp(xt, TARGETS[1])
+    assert np.array_equal(first, other)  # the class-3 map returned first now reads as the class-7 call's
+    assert not np.array_equal(first, kept)
+    fresh = gbp(torch.from_numpy(x[:1].copy()), TARGETS[1])
+    assert verify(net, x[:1], fresh[None], "guided", TARGETS[1:], tol=1e-9).agree
