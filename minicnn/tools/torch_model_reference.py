@@ -95,7 +95,10 @@ def torch_model_maps(spec: str, x, method: str, target_sets, against: str = "cap
         (folder / "settings.json").write_text(json.dumps(settings))
         from minicnn.io.child import run_in_child
 
-        run_in_child("minicnn.tools.torch_model_reference:child", folder, f"--torch-model {spec}", TIMEOUT)
+        echo = progress and method == "occlusion"  # Captum's progress bar: the one long map
+        run_in_child(
+            "minicnn.tools.torch_model_reference:child", folder, f"--torch-model {spec}", TIMEOUT, echo
+        )
         with np.load(folder / "out.npz", allow_pickle=False) as out:
             return [out[f"map{i}"].astype(np.float64) for i in range(len(target_sets))]
 
