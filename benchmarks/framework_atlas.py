@@ -385,6 +385,20 @@ def write(table, columns, findings, counts, shape, diff, shared, stale, repeat_r
     lines += [f"| {f} | {m} | {a:.3g} | {b:.3g} |" for f, m, a, b in repeat_rows]
     lines += [
         "",
+        "Each row: three calls on one model and one input tensor (pytorch-grad-cam: the same one-image "
+        "tensor per call, as a user's loop passes it), for the target twice, then for another class; "
+        "relative to the first map.",
+    ]
+    accumulates = [a for f, m, a, _ in repeat_rows if (f, m) == ("grad-cam", "guided")]
+    if accumulates and abs(accumulates[0] - 1) < 1e-6:
+        lines.append(
+            "pytorch-grad-cam's `GuidedBackpropReLUModel` never zeroes the input tensor's `.grad`: a second "
+            "call on the same tensor returns the sum of both calls' gradients (twice the map; `minicnn "
+            "verify --repeat` names it scale x2), and each map it returned is a view of that `.grad`, so "
+            "maps kept from earlier calls change too (github.com/jacobgil/pytorch-grad-cam/issues/401)."
+        )
+    lines += [
+        "",
         "tf-keras-vis: not in the atlas (it needs TensorFlow, not installable with these pins).",
         "",
     ]
