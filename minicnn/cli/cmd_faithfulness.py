@@ -22,8 +22,9 @@ Changes the pixels each method ranks first and follows the target class's probab
 Pixels are ranked by |map| summed over channels (--signed: by the signed map). AUC: the trapezoid
 rule over the share of pixels changed (0..1; ROAD's over its --fractions only, so 0.1..0.9 gives at
 most 0.8). On images whose minimum is 0 (the digits) pixel flipping with the same step is deletion.
-Writes faithfulness.txt (the table) and
-faithfulness-curves.csv (every point of every curve); --json prints the AUCs.
+Writes faithfulness.txt (the table), faithfulness-curves.csv (every point of every curve) and one
+plot per metric, faithfulness_<metric>.png (the mean curve of each method, its AUC in the legend);
+--json prints the AUCs.
 
 examples:
   minicnn faithfulness                                       # shipped digit model, 4 digits
@@ -135,11 +136,12 @@ def run(args) -> Report:
     }
     report = ctx.report
     rows, csv = [], ["method,metric,image,fraction,value"]
+    results = {metric: {} for metric in metrics}  # metric -> method -> FaithfulnessResult
     for m in methods:
         maps = ranking_maps(net, x, targets, m, ctx.record, args.signed)
         row = {"method": m}
         for metric in metrics:
-            result = runs[metric](maps)
+            result = results[metric][m] = runs[metric](maps)
             row[metric] = float(result.auc.mean())
             report.numbers[f"{m} {metric} auc"] = row[metric]
             for i, name in enumerate(ctx.inputs.names):
@@ -164,4 +166,18 @@ def run(args) -> Report:
         report.say(line)
     ctx.out.text("faithfulness.txt", "\n".join(lines) + "\n")
     ctx.out.text("faithfulness-curves.csv", "\n".join(csv) + "\n")
+    _plots(ctx, results, ranking)
     return report
+
+
+def _plots(ctx, results: dict, ranking: str) -> None:
+    """One picture per metric: each method's mean curve, its AUC in the legend."""
+    from minicnn.render.faithfulness import faithfulness_plot
+    from minicnn.tools.methods import get
+
+    for metric, by_method in results.items():
+        curves = {get(m).title: res for m, res in by_method.items()}
+        caption = (
+            f"{metric}: mean curve per method over {len(ctx.targets)} image(s), pixels ranked by {ranking}"
+        )
+        ctx.out.png(f"faithfulness_{metric}.png", faithfulness_plot(curves), caption)

@@ -64,6 +64,7 @@ def randomization_figure(image, maps: dict, steps: list, titles: dict | None = N
 PLOT_HEIGHT = 260  # pixels of the plotting area
 STEP_WIDTH = 46  # pixels between two steps
 MARGIN = 44  # left margin for the axis labels
+MARKER_SPACING = 10  # closer steps get 4-pixel dots: 6-pixel markers would merge into a band
 
 
 def _rotated_label(text: str, size: int = 11) -> np.ndarray:
@@ -78,10 +79,13 @@ def _rotated_label(text: str, size: int = 11) -> np.ndarray:
     return np.asarray(img.rotate(90, expand=True))
 
 
-def similarity_plot(curves: dict, steps: list, title: str, lo: float = -0.2, hi: float = 1.0) -> np.ndarray:
+def similarity_plot(curves: dict, steps: list, title: str, lo: float = -0.2, hi: float = 1.0,
+                    step_width: int = STEP_WIDTH) -> np.ndarray:  # fmt: skip
     """A line chart: curves maps a method's caption to its values over ``steps`` (the step names, in
-    order); the vertical axis runs from ``lo`` to ``hi`` with grid lines at every 0.2; NaN values
-    leave a gap. Returns (H, W, 3) uint8 with the legend (one colour per curve) and ``title``."""
+    order; an empty name leaves its step unlabelled); the vertical axis runs from ``lo`` to ``hi``
+    with grid lines at every 0.2; NaN values leave a gap. Steps are ``step_width`` pixels apart; each
+    value has a marker, a small dot where steps are closer than ``MARKER_SPACING``. Returns
+    (H, W, 3) uint8 with the legend (one colour per curve) and ``title``."""
     from PIL import Image, ImageDraw
 
     from minicnn.render.colors import class_colors
@@ -96,9 +100,11 @@ def similarity_plot(curves: dict, steps: list, title: str, lo: float = -0.2, hi:
             )
     if not hi > lo:
         raise MinicnnError(f"the plot's range must be increasing, got {lo} to {hi}")
-    labels = [_rotated_label(str(s)) for s in steps]
-    below = max(lab.shape[0] for lab in labels) + 8
-    width = MARGIN + STEP_WIDTH * len(steps) + 16
+    if isinstance(step_width, bool) or not isinstance(step_width, (int, np.integer)) or step_width < 1:
+        raise MinicnnError(f"step_width must be a positive number of pixels, got {step_width!r}")
+    labels = [_rotated_label(str(s)) if str(s) else None for s in steps]
+    below = max((lab.shape[0] for lab in labels if lab is not None), default=0) + 8
+    width = MARGIN + step_width * len(steps) + 16
     legend = 18 * len(curves) + 8
     img = Image.new("RGB", (max(width, 260), 10 + PLOT_HEIGHT + below + legend), "white")
     draw = ImageDraw.Draw(img)
@@ -108,7 +114,7 @@ def similarity_plot(curves: dict, steps: list, title: str, lo: float = -0.2, hi:
         return 10 + (hi - v) / (hi - lo) * PLOT_HEIGHT
 
     def x_of(k: int) -> float:
-        return MARGIN + STEP_WIDTH * (k + 0.5)
+        return MARGIN + step_width * (k + 0.5)
 
     tick = np.ceil(lo / 0.2) * 0.2
     while tick <= hi + 1e-9:
@@ -127,11 +133,14 @@ def similarity_plot(curves: dict, steps: list, title: str, lo: float = -0.2, hi:
         for p, q in zip(points, points[1:]):
             if p is not None and q is not None:
                 draw.line([p, q], fill=rgb, width=2)
+        r = 3 if step_width >= MARKER_SPACING else 2  # a small dot keeps a lone value (NaN around) seen
         for p in points:
             if p is not None:
-                draw.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=rgb)
+                draw.ellipse([p[0] - r, p[1] - r, p[0] + r, p[1] + r], fill=rgb)
     picture = np.asarray(img).copy()
     for k, lab in enumerate(labels):
+        if lab is None:
+            continue
         x0 = int(x_of(k) - lab.shape[1] / 2)
         picture[10 + PLOT_HEIGHT + 4 : 10 + PLOT_HEIGHT + 4 + lab.shape[0], x0 : x0 + lab.shape[1]] = lab
     img = Image.fromarray(picture)

@@ -1,14 +1,18 @@
-"""``minicnn faithfulness``: the JSON AUCs and the CSV curves are the API's on the same maps (the
-API is checked against Quantus and RISE in tests/tools/test_faithfulness_quantus.py); bad input is
-one line and exit 2, with nothing written."""
+"""``minicnn faithfulness``: the JSON AUCs, the CSV curves and the plots are the API's on the same
+maps (the API is checked against Quantus and RISE in tests/tools/test_faithfulness_quantus.py); bad
+input is one line and exit 2, with nothing written."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_helpers import minicnn, ok
+from PIL import Image
+
+from minicnn.render.faithfulness import faithfulness_plot
 
 
 def test_json_and_curves_are_the_api_results(shipped, tmp_path):
@@ -27,6 +31,7 @@ def test_json_and_curves_are_the_api_results(shipped, tmp_path):
     y = np.asarray(net.forward(x)).argmax(axis=1)
     grad = np.asarray(mc.saliency(net, x, y, signed=True))  # (N, C, H, W) signed
     gxi = np.asarray(mc.saliency(net, x, y, signed=True, times_input=True))
+    deletions = {}
     for method, a in (("gradient", grad), ("gradient_x_input", gxi)):
         maps = np.abs(a.astype(np.float64).sum(axis=1))
         expected = {
@@ -37,6 +42,17 @@ def test_json_and_curves_are_the_api_results(shipped, tmp_path):
         }
         for metric, res in expected.items():
             assert summary["numbers"][f"{method} {metric} auc"] == pytest.approx(res.auc.mean(), abs=1e-9)
+        deletions[{"gradient": "Gradient", "gradient_x_input": "Gradient x input"}[method]] = expected[
+            "deletion"
+        ]
+    # one plot per metric; the deletion plot is the API's curves drawn (mean per method, AUC in the legend)
+    figures = {Path(f["path"]).name: f["caption"] for f in summary["figures"]}
+    assert sorted(figures) == [
+        f"faithfulness_{m}.png" for m in ("deletion", "insertion", "region_morf", "road_morf")
+    ]
+    assert figures["faithfulness_deletion.png"].startswith("deletion: mean curve per method over 2 image(s)")
+    drawn = np.asarray(Image.open(out / "faithfulness_deletion.png").convert("RGB"))
+    assert np.array_equal(drawn, faithfulness_plot(deletions))
     lines = (out / "faithfulness-curves.csv").read_text().splitlines()
     assert lines[0] == "method,metric,image,fraction,value"
     deletion = [line.split(",") for line in lines[1:] if line.startswith("gradient,deletion,")]
