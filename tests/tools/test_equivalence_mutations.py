@@ -264,3 +264,68 @@ def test_engine_gradient_rule_wrong(monkeypatch, setup):
     relus = {layer.name for layer in setup[0].layers if layer.is_rectifier}
     expected = rows(setup, "simonyan", relus) | rows(setup, "lrp0") | rows(setup, "ig", {"network"})
     assert moved(setup) == expected | below_top_relu(setup)
+
+
+# -- signed pixels: the z+ / excitation rows above the first convolution ------------------------------
+
+
+@pytest.fixture(scope="module")
+def signed(make_small_vgg):
+    """The setup's network on signed inputs (pixels in network-input space after a mean is taken
+    off): the first convolution reads negative values, so the z+ / excitation rows gain the rows
+    measured above it."""
+    net = make_small_vgg(seed=4, size=16, classes=4, gap=True).astype(np.float64)
+    for layer, key, value in net.parameters():
+        if key == "bias":
+            setattr(layer, key, value + 0.05)
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16))
+    return net, x, state(net, x)
+
+
+def above_rows(signed) -> set:
+    first = next(layer.name for layer in signed[0].layers if layer.is_convolution)
+    return rows(signed, "zplus", {f"network, above {first}", f"bias-free copy, above {first}"})
+
+
+def test_signed_inputs_add_rows_above_the_first_convolution(signed):
+    """The whole-network excitation rows fail the nonnegative-input condition; above the first
+    convolution it holds, and on the bias-free copy z+ equals excitation backprop there."""
+    first = next(layer.name for layer in signed[0].layers if layer.is_convolution)
+    state_ = signed[2]
+    assert len(above_rows(signed)) == 2
+    assert state_[("zplus", f"bias-free copy, above {first}")][0] is True
+    assert state_[("zplus", f"network, above {first}")][0] is None  # biases: the gap is the finding
+    assert state_[("zplus", "bias-free copy")][0] is None  # signed pixels: a condition fails
+
+
+def test_excitation_at_a_layer_scaled(monkeypatch, signed):
+    """excitation_backprop(layer=...) times 1.001: the rows above the first convolution alone."""
+    original = equivalence_relevance.excitation_backprop
+
+    def broken(*args, **kwargs):
+        out = original(*args, **kwargs)
+        return 1.001 * out if kwargs.get("layer") else out
+
+    monkeypatch.setattr(equivalence_relevance, "excitation_backprop", broken)
+    assert moved(signed) == above_rows(signed)
+
+
+def test_zplus_wrong_rule_above_the_first_convolution(monkeypatch, signed):
+    """alpha2-beta1 instead of z+ at the second convolution, in the z+ side of the section: every z+
+    row moves (the z+ vs alpha1-beta0 row, the whole-network excitation rows, the rows above the
+    first convolution), no other section's."""
+    from minicnn.rules import AlphaBeta, Composite
+
+    net = signed[0]
+    one = [layer.name for layer in net.layers if layer.is_convolution][1]
+    original = equivalence_relevance.composite
+
+    def broken(rule, name, stabilizer):
+        made = original(rule, name, stabilizer)
+        if name != "z+":
+            return made
+        return Composite(name, rule, rule, by_name=((one, AlphaBeta(2.0, 1.0, stabilizer)),),
+                         stabilizer=stabilizer)  # fmt: skip
+
+    monkeypatch.setattr(equivalence_relevance, "composite", broken)
+    assert moved(signed) == rows(signed, "zplus")
