@@ -120,3 +120,40 @@ def test_resnet18_file_float64(tmp_path):
         assert rows and all(r["holds"] is True and r["gap"] <= 1e-12 for r in rows), section
     refused = [r for r in rows_of(summary, "zplus") if r["gap"] is None]
     assert refused and all("excitation" in r["failed"] for r in refused)
+
+
+def test_torchvision_vgg16_layout_file_and_photo_float64(tmp_path):
+    """The command of the issue's "done when", on VGG16's torchvision layout at 1/16 of its widths
+    (biases, AdaptiveAvgPool2d((7, 7)), the classifier's dropouts) and a PNG photo read with the
+    file's torch preprocessing (signed pixels): every section prints; every row whose conditions
+    hold holds at <= 1e-12; the biases' rows show their gap; z+ equals excitation backprop above
+    the first convolution (the only layer reading signed inputs) on the bias-free copy."""
+    oracle("torch")
+    import torch_models as tm
+    from PIL import Image
+
+    from minicnn.tools.equivalence import SECTION_NAMES
+
+    model = tm.torchvision_vgg(tm.VGG16_NARROW, bn=False, hidden=64, classes=1000, side=7)
+    weights = tm.save(model, tmp_path / "vgg16.pth", "zip")
+    Image.fromarray(tm.images(1, 96, seed=3)[0].astype(np.uint8)).save(tmp_path / "photo.png")
+    r = run_cli("--float64", "--weights", weights, "--image", tmp_path / "photo.png", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    for name in SECTION_NAMES[1:]:  # every section printed (the Simonyan table has its own title)
+        assert f"[{name}]" in r.stdout, name
+    summary = as_json(run_cli("--json", "--float64", "--weights", weights, "--image", tmp_path / "photo.png",
+                              "--out", tmp_path / "j"))  # fmt: skip
+    assert [s["name"] for s in summary["tables"]["sections"]] == list(SECTION_NAMES)
+    assert summary["settings"]["dtype"] == "float64" and summary["numbers"]["failing rows"] == 0
+    claims = [r for s in summary["tables"]["sections"] for r in s["rows"] if r["holds"] is not None]
+    assert len(claims) > 100 and all(r["holds"] for r in claims)
+    assert all(r["gap"] <= 1e-12 for r in claims if r["bound"]), [r for r in claims if r["gap"] > 1e-12]
+    for section in ("deeplift", "ig"):
+        network, copy = rows_of(summary, section)
+        assert "no biases" in network["failed"] and network["gap"] > 1e-2, network
+        assert copy["holds"] is True and copy["gap"] <= 1e-12, copy
+    rows = {r["name"]: r for r in rows_of(summary, "zplus")}
+    assert "nonnegative inputs" in rows["bias-free copy"]["failed"]  # the photo's signed pixels
+    assert "no biases" in rows["network, above features.0"]["failed"]
+    above = rows["bias-free copy, above features.0"]
+    assert above["holds"] is True and above["gap"] <= 1e-12, above
