@@ -398,7 +398,7 @@ def run(args) -> Report:
     if not result.agree and args.against in ("captum", "zennit") and np.dtype(net.dtype) == np.float32:
         ties = _float64_check(net, x, args, targets, layer, progress)  # first: it settles the question
         result.diagnosis = [ties] if ties is not None else []
-    if not result.agree and ties is None and not result.transposed:  # the hypotheses, said first
+    if not result.agree and ties is None and not (result.transposed or result.single):  # said first
         from minicnn.cli.context import say_work
         from minicnn.tools.verify import explain
 

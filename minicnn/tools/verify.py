@@ -19,6 +19,8 @@ input H x W; Grad-CAM at the layer's h x w):
 Layouts of the reference (``layout="auto"`` tells them apart by the shapes; pass one to decide):
 "NCHW" (PyTorch), "NHWC" (Keras, TensorFlow), "NHW" (one map per image), and the same without the
 batch axis for one image ("CHW", "HWC", "HW"). A .npz file must hold one array, or name it (``key``).
+One image's map given for a batch of several (pytorch-grad-cam's guided backpropagation returns one)
+is compared with every image, never agrees, and is named "batch" with the image it belongs to.
 
 The comparison (scale = max |reference|, over the whole batch):
     max_rel_diff        max |ours - reference| / scale
@@ -70,6 +72,7 @@ class VerifyResult:
     closest: the hypothesis that came closest when none explains it (or None). signed: a saliency
     reference with negative entries (never a saliency map, whatever it compares to). transposed: a
     reference that fits only with height and width swapped (compared swapped back; never agrees).
+    single: one image's map given for a batch of several (compared with each image; never agrees).
     """
 
     method: str
@@ -87,10 +90,11 @@ class VerifyResult:
     closest: object = None
     signed: bool = False
     transposed: bool = False  # the reference fitted only with height and width swapped
+    single: bool = False  # one image's map given for a batch (compared with every image; never agrees)
 
     @property
     def agree(self) -> bool:
-        return bool(self.max_rel_diff <= self.tol) and not self.signed and not self.transposed
+        return bool(self.max_rel_diff <= self.tol) and not (self.signed or self.transposed or self.single)
 
     def lines(self) -> list[str]:
         verdict = "AGREE" if self.agree else "DISAGREE"
@@ -284,23 +288,58 @@ def verify(
         raise MinicnnError(f"tolerance must be positive, got {tol}")
     ref = read_map(reference, key) if isinstance(reference, (str, Path)) else np.asarray(reference)
     ours = minicnn_map(net, x, method, target, layer, size, stride, fill)
+    single = None
     try:
         arranged, transposed = _arrange(ref, ours, layout, method), False
-    except MinicnnError:  # a map whose height and width are swapped fits no layout: try it transposed
-        arranged, transposed = _arrange_transposed(ref, ours, layout, method), True
+    except MinicnnError as exc:  # a map whose height and width are swapped fits no layout: try it transposed
+        try:
+            arranged, transposed = _arrange_transposed(ref, ours, layout, method), True
+        except MinicnnError:  # one image's map for a batch (pytorch-grad-cam's guided), or the message
+            arranged, transposed = _one_image(ref, ours, layout, method, exc), False
+            single = arranged[0][:1]
     arranged, name = arranged
     result = compare(ours, arranged, tol, method, name)
     result.signed = method == "saliency" and bool((arranged < 0).any())
-    result.transposed = transposed
+    result.transposed, result.single = transposed, single is not None
     if transposed:  # the comparison is of the map transposed back: that is the difference's cause
         from minicnn.tools.diagnosis import Explanation
 
         h, w = ours.shape[-2:]
         detail = f"height and width transposed: the map is {w} x {h}, minicnn's {h} x {w}"
         result.diagnosis = [Explanation("layout", detail, result.max_rel_diff)]
+    elif single is not None:
+        result.diagnosis, result.closest = _one_map_for_a_batch(ours, single[0], tol)
     elif diagnose and not result.agree:
         result.diagnosis, result.closest = explain(net, x, method, target, layer, result)
     return result
+
+
+def _one_image(ref, ours, layout, method, error):
+    """_arrange of a reference that is one image's map, repeated for each image of the batch ``ours``;
+    ``error`` (the message of the batch's layouts) when it is not that, or the batch is one image."""
+    if len(ours) == 1:
+        raise error
+    try:
+        arranged, name = _arrange(ref, ours[:1], layout, method)
+    except MinicnnError:
+        raise error from None
+    return np.repeat(arranged, len(ours), axis=0), name
+
+
+def _one_map_for_a_batch(ours, single, tol):
+    """(diagnosis, closest) of one image's map (minicnn's layout) given for the batch ``ours``: the
+    image whose map it is. pytorch-grad-cam's guided backpropagation returns one (H, W, C) map for a
+    batch, image 0's (github.com/jacobgil/pytorch-grad-cam/issues/400 and /issues/530)."""
+    from minicnn.tools.diagnosis import Explanation
+
+    scale = float(np.abs(single).max())
+    residuals = [float(np.abs(m - single).max() / scale) for m in ours]
+    j = int(np.argmin(residuals))
+    explanation = Explanation(
+        "batch", f"one map given for a batch of {len(ours)} images: image {j}'s, the others not explained",
+        residuals[j],
+    )  # fmt: skip
+    return ([explanation], None) if residuals[j] <= tol else ([], explanation)
 
 
 def _arrange(ref, ours, layout, method):

@@ -105,6 +105,16 @@ def test_grad_cam_library_guided_on_a_batch_explains_image_0(vgg):
     out = GuidedBackpropReLUModel(copy.deepcopy(model), device="cpu")(torch.from_numpy(x).clone(), TARGETS[0])
     assert out.shape == (SIZE, SIZE, 3)
     assert verify(net, x[:1], out[None], "guided", TARGETS[:1], tol=1e-9).agree
+    # given for the batch as the library returned it: one map for two images, named "batch", never agreeing
+    result = verify(net, x, out, "guided", [TARGETS[0]] * 2, tol=1e-9)
+    assert result.single and not result.agree and result.layout == "HWC"
+    best = result.diagnosis[0]
+    assert (best.cause, best.residual < 1e-12) == ("batch", True), result.lines()
+    assert best.detail == "one map given for a batch of 2 images: image 0's, the others not explained"
+    ours1 = verify(net, x[1:], out[None], "guided", [TARGETS[0]], tol=1e-9)
+    assert result.max_rel_diff == pytest.approx(ours1.max_rel_diff, rel=1e-12) and result.max_rel_diff > 1e-2
+    with pytest.raises(mc.MinicnnError, match=r"fits none of the layouts .* \(2, 3, 32, 32\)"):
+        verify(net, x, out[:8], "guided", [TARGETS[0]] * 2)  # one image's map of another size: the message
 
 
 def test_grad_cam_library_leaves_one_shared_relu(vgg):
