@@ -179,3 +179,28 @@ def test_grad_cam_library_guided_accumulates_on_one_tensor(vgg):
     assert not np.array_equal(first, kept)
     fresh = gbp(torch.from_numpy(x[:1].copy()), TARGETS[1])
     assert verify(net, x[:1], fresh[None], "guided", TARGETS[1:], tol=1e-9).agree
+
+
+@pytest.mark.parametrize("framework", ["captum deconvnet", "grad-cam guided"])
+def test_f_relu_unhooked_by_captum_deconvolution_and_grad_cam_guided(vgg, framework):
+    """The atlas's other F.relu findings: Captum's Deconvolution and pytorch-grad-cam's
+    GuidedBackpropReLUModel (which swaps nn.ReLU modules only) leave F.relu with the gradient rule;
+    with nn.ReLU the same call agrees."""
+    torch = oracle("torch")
+    attr = oracle("captum.attr")
+    net, model, x = vgg
+    method = framework.split()[1]
+
+    def reference(m):
+        if framework == "captum deconvnet":
+            return attr.Deconvolution(m).attribute(torch.from_numpy(x), target=TARGETS).detach().numpy()
+        grad_cam_library()
+        from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUModel
+
+        return np.stack([GuidedBackpropReLUModel(copy.deepcopy(m), device="cpu")(
+            torch.from_numpy(x[i : i + 1].copy()), t) for i, t in enumerate(TARGETS)])  # fmt: skip
+
+    result = verify(net, x, reference(functional_classifier(model)), method, TARGETS, tol=1e-6)
+    first = result.diagnosis[0]
+    assert first.cause == "unhooked-relu" and "classifier.1, classifier.4" in first.detail, result.lines()
+    assert verify(net, x, reference(model), method, TARGETS, tol=1e-6).agree
