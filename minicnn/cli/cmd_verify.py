@@ -29,7 +29,7 @@ beyond --tol, Spearman's rank correlation, and a picture of where the largest di
 Exit code 0 when the max relative difference is <= --tol, 1 when it is not, 2 on bad input.
 --against keras supports gradient, saliency, gradient_x_input and grad_cam, in float32 only (Keras 3's
 torch backend multiplies float64 tensors in float32, so --float64 is refused with it); --against
-captum runs in float64 with --float64. A float32
+captum, and --torch-model with any --against, run in float64 with --float64. A float32
 disagreement with a reference computed here is checked again in float64, and named "float32-ties"
 when the float64 maps agree (random or untrained weights put many ReLU inputs and pooling windows
 at ties, which rounding breaks differently on each side).
@@ -111,7 +111,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tol", type=positive_float, default=1e-3, help="relative tolerance (default: 1e-3)")
     parser.add_argument(
         "--float64", action="store_true",
-        help="run minicnn and --against captum in float64 (refused with --against keras, see below)",
+        help="run minicnn and the reference (--against captum; --torch-model with any --against) in float64 "
+        "(refused with --against keras, see below)",
     )  # fmt: skip
     parser.add_argument(
         "--size", type=positive_int, default=None,
