@@ -17,7 +17,8 @@ network is trained from scratch with minicnn's trainer (the recipe's architectur
 schedule) on the modified training digits and evaluated on the modified held-out digits (the last
 tenth of each class). A faithful method makes accuracy fall faster than the random ranking. Each
 retraining is one shard of the job layer, written atomically: --resume skips the finished cells.
-Writes roar.txt (accuracy table) and roar.csv (method, k, accuracy, training seconds).
+Writes roar.txt (accuracy table), roar.csv (method, k, accuracy, training seconds) and roar.png
+(accuracy against k, one line per ranking, as in Hooker et al.'s figures).
 
 examples:
   minicnn roar                                            # 3 methods x 4 k + random + no removal
@@ -88,6 +89,16 @@ def _fractions(text: str) -> tuple:
     return values
 
 
+def accuracy_plot(result, names, fractions, title: str):
+    """Hooker et al.'s figure: accuracy (0..1) against k, one line per ranking, each starting at the
+    model retrained with nothing removed (k = 0). Returns (H, W, 3) uint8."""
+    from minicnn.render.randomization import similarity_plot
+
+    steps = ["0%"] + [f"{k:.0%}" for k in fractions]
+    curves = {m: [result.baseline] + [result.accuracy[m][k] for k in fractions] for m in names}
+    return similarity_plot(curves, steps, title, lo=0.0, hi=1.0)
+
+
 def run(args) -> Report:
     from minicnn import paths
     from minicnn.cli.job_options import runner_of
@@ -146,6 +157,8 @@ def run(args) -> Report:
     ]
     out.text("roar.txt", "\n".join(lines) + "\n")
     out.text("roar.csv", "\n".join(csv) + "\n")
+    title = f"ROAR: held-out accuracy after retraining on {per_class * 10} digits, by share of pixels removed"
+    out.png("roar.png", accuracy_plot(result, names, fractions, title), title)
     report.methods += list(methods)
     report.settings.update(
         recipe=args.recipe,

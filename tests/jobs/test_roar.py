@@ -140,6 +140,41 @@ def test_killed_run_resumes_without_training_finished_cells_again(uninterrupted,
     for m in ("gradient", RANDOM):
         for k in (0.3, 0.9):
             assert numbers[f"{m} {k}"] == uninterrupted.accuracy[m][k]
+    from PIL import Image
+
+    from minicnn.cli.cmd_roar import accuracy_plot
+
+    with Image.open(out / "roar.png") as picture:  # the resumed run draws the whole table
+        drawn = np.asarray(picture)
+    title = "ROAR: held-out accuracy after retraining on 200 digits, by share of pixels removed"
+    want = accuracy_plot(uninterrupted, ("gradient", RANDOM), (0.3, 0.9), title)
+    np.testing.assert_array_equal(drawn, want)
+
+
+def test_the_plot_draws_each_accuracy_at_its_height(uninterrupted):
+    """roar.png: each ranking's line starts at the unremoved model's accuracy (k = 0) and passes
+    through its accuracy at every k, in its own colour, on a 0..1 axis."""
+    from minicnn.cli.cmd_roar import accuracy_plot
+    from minicnn.render import randomization as rr
+    from minicnn.render.colors import class_colors
+
+    names, fractions = ("gradient", RANDOM), (0.3, 0.9)
+    titled = accuracy_plot(uninterrupted, names, fractions, "a title")
+    raw = rr.similarity_plot({"x": [0.0, 0.0, 0.0], "y": [0.0, 0.0, 0.0]}, ["0%", "30%", "90%"], "")
+    picture = titled[-raw.shape[0] :]  # the plot under its title, the same size as any 3-step plot
+
+    def at(value, step):
+        y, x = 10 + (1.0 - value) * rr.PLOT_HEIGHT, rr.MARGIN + rr.STEP_WIDTH * (step + 0.5)
+        return picture[int(round(y)), int(round(x))]
+
+    colors = class_colors(2)
+    assert np.array_equal(at(uninterrupted.baseline, 0), colors[1])  # both start there; random on top
+    for c, m in enumerate(names):
+        for step, k in enumerate(fractions, start=1):
+            value = uninterrupted.accuracy[m][k]
+            if c == 0 and value == uninterrupted.accuracy[RANDOM][k]:
+                continue  # hidden under the random line
+            assert np.array_equal(at(value, step), colors[c]), (m, k)
 
 
 def test_bad_input_is_one_line():
