@@ -260,5 +260,6 @@ def test_preactivation_saliency_equals_keras_autograd(deep):
         ours = mc.saliency(net, x, target=3, signed=True, progress=False)
         assert_close(ours, grad, rtol=1e-4, what=f"{name} saliency")
     else:
-        ours = mc.saliency(net.astype(np.float64), x.astype(np.float64), target=3, signed=True, progress=False)
+        x64 = x.astype(np.float64)
+        ours = mc.saliency(net.astype(np.float64), x64, target=3, signed=True, progress=False)
         assert_close(ours, grad, rtol=5e-2, what=f"{name} saliency (float64 against Keras's float32)")
