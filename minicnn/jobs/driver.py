@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.errors import MinicnnError
-from minicnn.jobs.shards import Shard, load_shard, save_shard, shard_path
+from minicnn.jobs.shards import Shard, load_shard, save_shard, shard_path, why_not_reused
 
 
 def bad_arrays(bad) -> dict:
@@ -90,12 +90,15 @@ class Driver:
         """Plan, resume, run, save and merge every shard of ``phase``."""
         # the provenance is computed once per shard: it hashes the shard's image files
         provenance = {shard: phase.provenance(shard) for shard in phase.shards}
-        todo = []
+        todo, refused = [], {}  # refused: why -> how many existing files were not reused
         for shard in phase.shards:
             path = shard_path(self.work, phase.name, shard)
             got = load_shard(path, provenance[shard]) if self.resume else None
             if got is None:
                 todo.append(shard)
+                if self.resume and path.is_file():
+                    why = why_not_reused(path, provenance[shard])
+                    refused[why] = refused.get(why, 0) + 1
             else:
                 self._merge(phase, shard, got)
         done = len(phase.shards) - len(todo)
@@ -103,6 +106,8 @@ class Driver:
             self.say(
                 f"  resumed: {done} of {len(phase.shards)} {phase.name} shard(s) already done in {self.work}"
             )
+            for why, count in refused.items():  # e.g. after an upgrade: "code" differs, all recomputed
+                self.say(f"  recomputed: {count} {phase.name} shard file(s) made with a different {why}")
 
         def finished(i: int, arrays: dict) -> None:
             shard = todo[i]

@@ -132,3 +132,17 @@ def load_shard(path, provenance: dict) -> dict | None:
             return {k: data[k] for k in data.files if k != "provenance"}
     except Exception:  # a damaged file is work not done, not an error
         return None
+
+
+def why_not_reused(path, provenance: dict) -> str:
+    """Why ``load_shard`` refused an existing file: the provenance fields that differ (``code``:
+    other minicnn code; ``model_sha256``: another model file; a setting's name), or "unreadable".
+    ``--resume`` prints it, so a run that recomputes finished-looking work says why."""
+    try:
+        with np.load(path) as data:
+            found = json.loads(str(data["provenance"]))
+    except Exception:
+        return "unreadable"
+    wanted = json.loads(json.dumps(provenance, sort_keys=True))
+    differ = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
+    return ", ".join(differ) or "unreadable"

@@ -86,17 +86,33 @@ def test_resume_after_an_interrupted_run(reference, digit_folder, tmp_path, monk
     assert_same(arrays, reference)
 
 
-def test_resume_recomputes_shards_made_with_other_settings(reference, digit_folder, tmp_path, monkeypatch):
-    """The provenance check can fail: shards of a top-5 run are not reused for a top-9 run."""
+def test_resume_recomputes_shards_made_with_other_settings(
+    reference, digit_folder, tmp_path, monkeypatch, capsys
+):
+    """The provenance check can fail: shards of a top-5 run are not reused for a top-9 run, and
+    --resume says which setting made them unusable."""
     from minicnn.cli.main import main
 
     args = ["topk", "--image", str(digit_folder[0]), "--out", str(tmp_path), *TOPK_ARGS, "--k", "5"]
     assert main(args) == 0  # the last --k wins
+    scans = len(list((tmp_path / "shards" / f"topk-{LAYER}").glob("scan-*.npz")))
+    capsys.readouterr()
     calls = []
     monkeypatch.setattr(runners, "HOOKS", [calls.append])
     code, arrays = run_topk(digit_folder[0], tmp_path, "--resume", "--overwrite")
     assert code == 0 and calls[0] == 1  # nothing reused: every shard ran again
+    assert f"recomputed: {scans} scan shard file(s) made with a different k" in capsys.readouterr().out
     assert_same(arrays, reference)
+
+
+def test_why_a_shard_is_not_reused(tmp_path):
+    from minicnn.jobs.shards import Shard, provenance, save_shard, why_not_reused
+
+    mine = provenance("scan", "ab", Shard(0, 4), None, k=9)
+    path = save_shard(tmp_path / "s.npz", {"a": np.zeros(2)}, {**mine, "code": "0.1+other", "k": 5})
+    assert why_not_reused(path, mine) == "code, k"
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    assert why_not_reused(tmp_path / "bad.npz", mine) == "unreadable"
 
 
 def test_a_local_worker_killed_during_the_run(reference, digit_folder, tmp_path, monkeypatch):
