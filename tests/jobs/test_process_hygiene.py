@@ -3,8 +3,10 @@ of the client, its worker processes and the multiprocessing resource tracker are
 seconds; after Ctrl-C (SIGINT to the whole process group, as a terminal sends it) the run ends within
 5 s with exit code 130, no temporary file, and ``--resume`` continues from the shards it finished.
 
-Each test starts a real ``python -m minicnn`` subprocess on the shipped digits (tiled to 5,000
-images so that the run is still going when the signal comes) and watches the process table through
+Each test starts a real ``python -m minicnn`` subprocess on the shipped digits (tiled to 20,000
+images, 800 shards, so that the run is still going when the signal comes: the scan of 5,000 took
+1.4 s, and on a loaded machine the watcher below noticed the first shard only after the run had
+ended) and watches the process table through
 /proc (Linux only), recording every descendant while the client is alive."""
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from minicnn.paths import HELDOUT
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 
 LAYER = "block2_conv1_relu"
+TILES = 40  # copies of the 500 held-out digits
+SHARDS = TILES * 500 // 25  # --shard-size 25
 
 
 def _stat(pid: int):
@@ -59,10 +63,10 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    """The 500 shipped held-out digits tiled 10 times: 5,000 images in an .npz."""
+    """The 500 shipped held-out digits tiled TILES times, in an .npz."""
     path = tmp_path_factory.mktemp("data") / "digits.npz"
     with np.load(HELDOUT) as data:
-        np.savez(path, images=np.tile(data["images"], (10, 1, 1)))
+        np.savez(path, images=np.tile(data["images"], (TILES, 1, 1)))
     return path
 
 
@@ -125,7 +129,7 @@ def test_ctrl_c_ends_quickly_and_resume_continues(digits, tmp_path):
     assert gone_within(kids, 5.0)
     work = tmp_path / "shards" / f"topk-{LAYER}"
     done = len(list(work.glob("scan-*.npz")))
-    assert 0 < done < 200 and not list(work.glob(".*"))  # whole shard files, no temporary
+    assert 0 < done < SHARDS and not list(work.glob(".*"))  # whole shard files, no temporary
     again = subprocess.run(
         [sys.executable, "-m", "minicnn", "topk", "--image", str(digits), "--out", str(tmp_path), "--layer",
          LAYER, "--channels", "0", "1", "--k", "3", "--shard-size", "25", "--no-progress", "--overwrite",
@@ -133,7 +137,7 @@ def test_ctrl_c_ends_quickly_and_resume_continues(digits, tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
-    assert f"resumed: {done} of 200 scan shard(s)" in again.stdout
+    assert f"resumed: {done} of {SHARDS} scan shard(s)" in again.stdout
 
 
 def _worker_settings():
