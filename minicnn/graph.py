@@ -31,7 +31,7 @@ import numpy as np
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError, quote
 from minicnn.network import Sequential
-from minicnn.record import INPUT, PassRecord
+from minicnn.record import INPUT, PassRecord, Release
 from minicnn.rules import assign, check_mode, layer_backward
 
 
@@ -136,22 +136,29 @@ class Graph(Sequential):
             known[layer.name] = layer.output_shape(given if layer.several_inputs else given[0])
         return [known[layer.name] for layer in self.layers]
 
-    def run(self, x, stop: str | None = None, train: bool = False, rng=None) -> GraphRecord:
+    def run(
+        self, x, stop: str | None = None, train: bool = False, rng=None, keep: str = "all"
+    ) -> GraphRecord:
         """Run the nodes in order up to ``stop`` (inclusive; default all); returns the GraphRecord.
 
-        x: (N, C, H, W) array of the network's dtype on its device. Every node's output is kept in
-        the record (tools read any node's output), as in Sequential.
+        x: (N, C, H, W) array of the network's dtype on its device. ``keep``: "all" keeps every
+        node's output (tools read any node's output); "caches" frees an output once every node
+        reading it has run, unless a cache holds it (minicnn/record.py), as in Sequential.
         """
         self.check_input(x)
         last = len(self.layers) - 1 if stop is None else self.index(stop)
+        run = self.layers[: last + 1]
+        release = Release(keep, self.inputs, [layer.name for layer in run])
         caches, outputs = [], {INPUT: x}
-        for layer in self.layers[: last + 1]:
+        for layer in run:
             given = [outputs[name] for name in self.inputs[layer.name]]
             y, cache = layer.forward(tuple(given) if layer.several_inputs else given[0], train=train, rng=rng)
+            del given  # the inputs' references, so that a freed input goes now
             caches.append(cache)
             outputs[layer.name] = y
+            release.ran(layer.name, outputs, caches)
         del outputs[INPUT]
-        return GraphRecord(self.layers[: last + 1], x, caches, outputs, self.names, self.inputs)
+        return GraphRecord(run, x, caches, outputs, self.names, self.inputs, release.freed)
 
     def blocks(self) -> list[tuple[int, str, object]]:
         """The nodes in run order as an indented list of blocks: (depth, name, layer), with a row
@@ -217,8 +224,8 @@ class GraphRecord(PassRecord):
     """A PassRecord of a Graph: the same outputs, caches and names, with the inputs of each node,
     so that ``backward`` sends each node's input signals to the nodes it read and adds them there."""
 
-    def __init__(self, layers, x, caches, outputs, network_names, inputs):
-        super().__init__(layers, x, caches, outputs, network_names)
+    def __init__(self, layers, x, caches, outputs, network_names, inputs, freed=()):
+        super().__init__(layers, x, caches, outputs, network_names, freed)
         self._inputs = dict(inputs)
 
     @property
@@ -227,9 +234,10 @@ class GraphRecord(PassRecord):
         return self._inputs
 
     def backward(self, dy, mode: str = "gradient", start: str | None = None, stop: str | None = None,
-                 need_params: bool = False):  # fmt: skip
+                 need_params: bool = False, release: bool = False):  # fmt: skip
         """As PassRecord.backward: dy shaped like ``start``'s output (default: the last node run)
-        -> the signal at the input (stop None) or at ``stop``'s output.
+        -> the signal at the input (stop None) or at ``stop``'s output; ``release`` lets go of each
+        node's cache and output once its backward has run.
 
         Signals are kept per node output; a node's backward adds into the signal of each node it
         read, so an output read by several nodes (a residual block's input) receives the sum of
@@ -237,6 +245,7 @@ class GraphRecord(PassRecord):
         every reader). Nodes that ``start`` does not depend on receive nothing and do not run.
         """
         check_mode(mode)
+        self._check_caches()
         last = len(self._layers) - 1 if start is None else self._where(start)
         first = 0 if stop is None else self._where(stop) + 1
         if first > last + 1:
@@ -257,6 +266,8 @@ class GraphRecord(PassRecord):
             dx, grads = layer_backward(layer, signals.pop(layer.name), self._caches[i], modes[i], need_params)
             if grads is not None:
                 self.grads[layer.name] = grads
+            if release:
+                self._release(i)
             sources = self.inputs[layer.name]
             for name, signal in zip(sources, dx if layer.several_inputs else (dx,)):
                 # a new array, never an in-place sum: a layer may hand the same array to two inputs

@@ -21,7 +21,7 @@ import numpy as np
 from minicnn.backend import device_of, get_xp, module_for, to_device
 from minicnn.errors import MinicnnError
 from minicnn.layers.base import Layer
-from minicnn.record import INPUT, PassRecord
+from minicnn.record import INPUT, PassRecord, Release
 from minicnn.seeding import make_rng
 
 
@@ -140,20 +140,25 @@ class Sequential:
         if not bool(xp.isfinite(x).all()):
             raise MinicnnError("input contains NaN or Inf")
 
-    def run(self, x, stop: str | None = None, train: bool = False, rng=None) -> PassRecord:
+    def run(self, x, stop: str | None = None, train: bool = False, rng=None, keep: str = "all") -> PassRecord:
         """Run the layers up to ``stop`` (inclusive; default all) and return the record of the pass.
 
         x: (N, C, H, W) array of the network's dtype on its device. ``train`` enables dropout
-        (with ``rng``, a numpy Generator). The network itself keeps nothing.
+        (with ``rng``, a numpy Generator). ``keep``: "all" keeps every layer's output; "caches"
+        keeps what backward reads and frees the other outputs as the pass goes (minicnn/record.py),
+        for callers that need only the scores and backward signals. The network itself keeps nothing.
         """
         self.check_input(x)
         last = len(self.layers) - 1 if stop is None else self.index(stop)
+        run = self.layers[: last + 1]
+        release = Release(keep, self.inputs, [layer.name for layer in run])
         caches, outputs, y = [], {}, x
-        for layer in self.layers[: last + 1]:
+        for layer in run:
             y, cache = layer.forward(y, train=train, rng=rng)
             caches.append(cache)
             outputs[layer.name] = y
-        return PassRecord(self.layers[: last + 1], x, caches, outputs, self.names)
+            release.ran(layer.name, outputs, caches)
+        return PassRecord(run, x, caches, outputs, self.names, release.freed)
 
     def forward(self, x, train: bool = False, stop: str | None = None, rng=None):
         """``run`` that keeps the record as ``net.last`` and returns the last output.

@@ -10,6 +10,15 @@ switches, ReLU outputs): CS231n's ``out, cache = f(x)``, kept together for a who
 their own record, so a second forward pass elsewhere can never change what they compute; one record
 serves any number of backward passes, e.g. the three rules of Simonyan et al. (2013, sec. 4) on one
 forward pass.
+
+A pass keeps every layer's output by default (tools read any of them). ``net.run(x, keep="caches")``
+keeps the caches, the last output and only the outputs a cache holds anyway (a ReLU's output is its
+cache, a convolution's input is its cache), and frees each other output once every layer reading it
+has run: a convolution's output read only by a ReLU is gone. Backward under the named rules reads
+caches alone, so its results are the same to the bit; asking such a record for an output it freed
+(a tool, an LRP rule) is a one-line MinicnnError naming the layer. ``rec.backward(dy,
+release=True)`` goes further for a caller with one backward to run: each layer's cache and output go
+once its backward has run, so the layers below never share memory with the whole record.
 """
 
 from __future__ import annotations
@@ -20,23 +29,103 @@ from minicnn.rules import assign, check_mode, layer_backward
 #: the name of the network's input where a layer's inputs are named (``inputs``; minicnn/graph.py)
 INPUT = "input"
 
+#: what a forward pass keeps: ``net.run(x, keep=...)``
+KEEP = {
+    "all": "every layer's output and cache (tools may read any output)",
+    "caches": "the caches backward reads, the last output, and only the outputs a cache holds anyway",
+}
+
+
+def check_keep(keep: str) -> str:
+    """``keep`` if it names an entry of KEEP, else a one-line MinicnnError listing them."""
+    if not isinstance(keep, str) or keep not in KEEP:
+        raise MinicnnError(f"keep must be one of {', '.join(map(repr, KEEP))}, got {keep!r}")
+    return keep
+
+
+def holds(cache, array) -> bool:
+    """Whether ``cache`` (an array, a tuple or NamedTuple of values, or a plain value) is or contains
+    ``array`` itself: then keeping ``array`` in a record costs no memory."""
+    if cache is array:
+        return True
+    return isinstance(cache, tuple) and any(holds(part, array) for part in cache)
+
+
+#: why a record no longer holds an output, said when one is asked for
+FREED_BY_KEEP = "this pass ran with keep='caches' (what backward reads); net.run(x) keeps every output"
+FREED_BY_RELEASE = "backward(..., release=True) let it go with the layer's cache"
+
+
+class Outputs(dict):
+    """Layer name -> output (N, ...), in run order; a name in ``freed`` (name -> why: an output
+    that a pass with keep="caches" or a backward with release=True let go) is a one-line
+    MinicnnError naming the layer, not a KeyError."""
+
+    def __init__(self, outputs, freed=()):
+        super().__init__(outputs)
+        self.freed = dict.fromkeys(freed, FREED_BY_KEEP)
+
+    def __missing__(self, name):
+        if name in self.freed:
+            raise MinicnnError(f"the output of layer {name!r} was not kept: {self.freed[name]}")
+        raise KeyError(name)
+
+
+class Release:
+    """Frees the outputs of a forward pass with keep="caches" as it runs (nothing with "all").
+
+    An output is freed once the last layer reading it has run, unless its own layer's cache or a
+    reader's cache holds that very array (freeing it would save nothing) or no layer run reads it
+    (the last output; under ``stop=`` a graph's outputs read only above ``stop``). The network's
+    input is never freed.
+
+    inputs: layer name -> the names it reads (``INPUT``: the network's input); order: the names
+    of the layers to run, in run order.
+    """
+
+    def __init__(self, keep: str, inputs: dict, order):
+        self.lean = check_keep(keep) == "caches"
+        self.freed: list[str] = []
+        self._position = {name: i for i, name in enumerate(order)}
+        self._readers: dict[str, list[int]] = {}
+        for name in order:
+            for source in set(inputs[name]):
+                self._readers.setdefault(source, []).append(self._position[name])
+        self._inputs = inputs
+        self._left = {source: len(readers) for source, readers in self._readers.items()}
+
+    def ran(self, name: str, outputs: dict, caches: list) -> None:
+        """Layer ``name`` has run (its cache is last in ``caches``): free what no one reads now."""
+        if not self.lean:
+            return
+        for source in set(self._inputs[name]):
+            self._left[source] -= 1
+            if self._left[source] or source == INPUT:
+                continue
+            keepers = [caches[i] for i in [self._position[source], *self._readers[source]]]
+            if not any(holds(cache, outputs[source]) for cache in keepers):
+                del outputs[source]
+                self.freed.append(source)
+
 
 class PassRecord:
     """What a forward pass through ``layers`` computed.
 
     input:   the (N, C, H, W) array the pass started from
-    outputs: layer name -> that layer's output (N, ...), in layer order
+    outputs: layer name -> that layer's output (N, ...), in layer order (``Outputs``: with
+             keep="caches", the names in ``outputs.freed`` are one-line errors)
     grads:   layer name -> {"weight": ..., "bias": ...}, filled by ``backward(..., need_params=True)``
     """
 
-    def __init__(self, layers, x, caches, outputs, network_names=None):
+    def __init__(self, layers, x, caches, outputs, network_names=None, freed=()):
         self._layers = list(layers)  # the layers run, in order
         self._network_names = list(network_names or self.names)  # every layer of the network
         self._position = {layer.name: i for i, layer in enumerate(self._layers)}
         self.input = x
         self._caches = list(caches)
-        self.outputs = dict(outputs)
+        self.outputs = Outputs(outputs, freed)
         self.grads: dict = {}
+        self._released = False  # set by a backward with release=True: no cache is left to run on
 
     @property
     def names(self) -> list[str]:
@@ -69,7 +158,26 @@ class PassRecord:
     def cache(self, name: str):
         """The cache layer ``name`` kept: what ``layer.backward(dy, cache)`` needs (one layer's rule
         on its own, as in the equivalence table)."""
-        return self._caches[self._where(name)]
+        i = self._where(name)
+        self._check_caches()
+        return self._caches[i]
+
+    def _check_caches(self) -> None:
+        if self._released:
+            raise MinicnnError(
+                "this record's caches were let go by backward(..., release=True): run the forward pass again"
+            )
+
+    def _release(self, i: int) -> None:
+        """Let go of layer i's cache and output once its backward has run (release=True): from there
+        down, backward needs neither, so the memory of the layers above is free for the layers below.
+        The last layer's output (the scores) stays."""
+        self._released = True
+        self._caches[i] = None
+        name = self._layers[i].name
+        if i < len(self._layers) - 1 and name in self.outputs:
+            del self.outputs[name]
+            self.outputs.freed[name] = FREED_BY_RELEASE
 
     def layer_input(self, i: int):
         """What layer i (in run order) read in this pass: an array, or a tuple of arrays for a layer
@@ -79,7 +187,7 @@ class PassRecord:
         return tuple(given) if layer.several_inputs else given[0]
 
     def backward(self, dy, mode: str = "gradient", start: str | None = None, stop: str | None = None,
-                 need_params: bool = False):  # fmt: skip
+                 need_params: bool = False, release: bool = False):  # fmt: skip
         """Propagate dy from the output of layer ``start`` down to the output of layer ``stop``.
 
         dy: shaped like ``start``'s output (default start: the last layer run). stop: None runs down
@@ -89,8 +197,12 @@ class PassRecord:
         a Composite, DeepLift: minicnn/rules.py), checked here and given only to the layers that
         read one (the ReLU; under rule values the linear layers too). need_params: also
         compute weight and bias gradients, kept in ``self.grads`` (replaced on every call).
+        release: let go of each layer's cache and output as soon as its backward has run, for a
+        caller that runs one backward on the record (the peak is then the layers below, not the
+        whole record); a later backward or cache on the record is a one-line error.
         """
         check_mode(mode)
+        self._check_caches()
         last = len(self._layers) - 1 if start is None else self._where(start)
         first = 0 if stop is None else self._where(stop) + 1
         if first > last + 1:
@@ -109,4 +221,6 @@ class PassRecord:
             dy, grads = layer_backward(layer, dy, self._caches[i], modes[i], need_params)
             if grads is not None:
                 self.grads[layer.name] = grads
+            if release:
+                self._release(i)
         return dy

@@ -112,9 +112,10 @@ def _guided(net, x, target, record=None):
     from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
     x = as_batch(net, x)
-    rec = forward_record(net, x, record)
+    rec = forward_record(net, x, record, keep="caches")  # scores and the guided signal only
     scores = rec.output()
-    return rec.backward(one_hot(resolve_targets(target, scores), scores), mode="guided")
+    dy = one_hot(resolve_targets(target, scores), scores)
+    return rec.backward(dy, mode="guided", release=record is None)  # a caller's record stays whole
 
 
 def _deconvnet(net, x, target, record=None):
