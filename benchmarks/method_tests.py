@@ -127,7 +127,7 @@ def vgg16_part() -> dict:
 def depth_part() -> dict:
     from minicnn.layers import Dense, GlobalAvgPool2D
     from minicnn.network import Sequential
-    from minicnn.render.randomization import similarity_plot
+    from minicnn.render.lines import line_chart
     from minicnn.render.save import save_png
     from minicnn.tools.sanity_checks import class_sensitivity
     from minicnn.tools.sanity_methods import METHODS
@@ -156,7 +156,7 @@ def depth_part() -> dict:
         f"protocol {out['protocol']}"
     )
     steps = [f"{k} blocks" for k in out["blocks"]]
-    picture = similarity_plot({METHODS[m][0]: v for m, v in curves.items()}, steps, title)
+    picture = line_chart({METHODS[m][0]: v for m, v in curves.items()}, steps, title)
     save_png(picture, HERE / "sanity_class_depth.png")
     return out
 

@@ -67,3 +67,14 @@ def biased(net, seed=0):
         if layer.has_params:
             layer.bias = rng.uniform(-0.3, 0.3, layer.bias.shape)
     return net
+
+
+def chart_pixel(picture, value, step, lo=-0.2, hi=1.0, step_width=None):
+    """The pixel at the centre of the marker of ``value`` at ``step`` in an untitled
+    ``render.lines.line_chart`` picture, from the chart's stated geometry (10 px above the plotting
+    area, PLOT_HEIGHT tall; steps step_width apart after MARGIN)."""
+    from minicnn.render import lines
+
+    width = lines.STEP_WIDTH if step_width is None else step_width
+    y = 10 + (hi - value) / (hi - lo) * lines.PLOT_HEIGHT
+    return picture[int(round(y)), int(round(lines.MARGIN + width * (step + 0.5)))]

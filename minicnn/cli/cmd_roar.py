@@ -92,11 +92,11 @@ def _fractions(text: str) -> tuple:
 def accuracy_plot(result, names, fractions, title: str):
     """Hooker et al.'s figure: accuracy (0..1) against k, one line per ranking, each starting at the
     model retrained with nothing removed (k = 0). Returns (H, W, 3) uint8."""
-    from minicnn.render.randomization import similarity_plot
+    from minicnn.render.lines import line_chart
 
     steps = ["0%"] + [f"{k:.0%}" for k in fractions]
     curves = {m: [result.baseline] + [result.accuracy[m][k] for k in fractions] for m in names}
-    return similarity_plot(curves, steps, title, lo=0.0, hi=1.0)
+    return line_chart(curves, steps, title, lo=0.0, hi=1.0)
 
 
 def run(args) -> Report:

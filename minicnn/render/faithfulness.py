@@ -16,7 +16,7 @@ import numpy as np
 
 from minicnn.errors import MinicnnError
 from minicnn.render.figures import titled
-from minicnn.render.randomization import STEP_WIDTH, similarity_plot
+from minicnn.render.lines import STEP_WIDTH, line_chart
 
 MAX_POINTS = 41  # points drawn per curve at most
 PLOT_WIDTH = 600  # pixels the steps share when there are many of them
@@ -39,7 +39,7 @@ def shown_points(count: int, points: int = MAX_POINTS) -> np.ndarray:
 
 
 def step_width(count: int) -> int:
-    """Pixels between two drawn points: the similarity plot's spacing, narrower for long curves."""
+    """Pixels between two drawn points: the line chart's spacing, narrower for long curves."""
     return max(4, min(STEP_WIDTH, PLOT_WIDTH // max(count, 1)))
 
 
@@ -80,7 +80,7 @@ def faithfulness_plot(results: dict, title: str | None = None) -> np.ndarray:
         f"{name} (AUC {float(np.mean(res.auc)):.3f})": np.asarray(res.curves, np.float64).mean(axis=0)[shown]
         for name, res in results.items()
     }
-    picture = similarity_plot(
+    picture = line_chart(
         curves, step_labels(first.fractions[shown]), "", lo=0.0, hi=1.0, step_width=step_width(len(shown))
     )
     if title is None:

@@ -154,18 +154,19 @@ def test_killed_run_resumes_without_training_finished_cells_again(uninterrupted,
 def test_the_plot_draws_each_accuracy_at_its_height(uninterrupted):
     """roar.png: each ranking's line starts at the unremoved model's accuracy (k = 0) and passes
     through its accuracy at every k, in its own colour, on a 0..1 axis."""
+    from support import chart_pixel
+
     from minicnn.cli.cmd_roar import accuracy_plot
-    from minicnn.render import randomization as rr
     from minicnn.render.colors import class_colors
+    from minicnn.render.lines import line_chart
 
     names, fractions = ("gradient", RANDOM), (0.3, 0.9)
     titled = accuracy_plot(uninterrupted, names, fractions, "a title")
-    raw = rr.similarity_plot({"x": [0.0, 0.0, 0.0], "y": [0.0, 0.0, 0.0]}, ["0%", "30%", "90%"], "")
+    raw = line_chart({"x": [0.0, 0.0, 0.0], "y": [0.0, 0.0, 0.0]}, ["0%", "30%", "90%"], "")
     picture = titled[-raw.shape[0] :]  # the plot under its title, the same size as any 3-step plot
 
     def at(value, step):
-        y, x = 10 + (1.0 - value) * rr.PLOT_HEIGHT, rr.MARGIN + rr.STEP_WIDTH * (step + 0.5)
-        return picture[int(round(y)), int(round(x))]
+        return chart_pixel(picture, value, step, lo=0.0, hi=1.0)
 
     colors = class_colors(2)
     assert np.array_equal(at(uninterrupted.baseline, 0), colors[1])  # both start there; random on top

@@ -1,15 +1,16 @@
 """The faithfulness curves as a picture (render/faithfulness.py): each method's mean curve is drawn
 where the axis says, in its colour, with its AUC in the legend; long curves are thinned to a stated
-stride; a plot of mixed or score curves is refused. Also the similarity plot's step width."""
+stride; a plot of mixed or score curves is refused. Also the line chart's step width."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import chart_pixel
 
 from minicnn.errors import MinicnnError
 from minicnn.render import faithfulness as rf
-from minicnn.render import randomization as rr
+from minicnn.render import lines
 from minicnn.render.colors import class_colors
 from minicnn.tools.faithfulness import FaithfulnessResult
 
@@ -21,32 +22,26 @@ def result(curves, fractions=None, metric="deletion", output="probability", **se
     return FaithfulnessResult(metric, f, curves, auc, np.zeros(len(curves), np.int64), output, settings)
 
 
-def at(picture, value, step, width, lo=0.0, hi=1.0):
-    """The pixel at the centre of the marker of ``value`` at ``step`` (an untitled plot)."""
-    y = 10 + (hi - value) / (hi - lo) * rr.PLOT_HEIGHT
-    return picture[int(round(y)), int(round(rr.MARGIN + width * (step + 0.5)))]
-
-
 def test_mean_curves_are_drawn_where_the_axis_says_with_their_auc():
     a = result([[1.0, 0.6, 0.2, 0.0, 0.0], [1.0, 0.8, 0.4, 0.2, 0.0]])  # mean 1, .7, .3, .1, 0
     b = result([[0.9, 0.9, 0.9, 0.5, 0.5], [0.9, 0.9, 0.5, 0.5, 0.1]])  # mean .9, .9, .7, .5, .3
     picture = rf.faithfulness_plot({"A": a, "B": b}, title="")
     colors = class_colors(2)
-    width = rr.STEP_WIDTH  # five points: the similarity plot's spacing
+    width = lines.STEP_WIDTH  # five points: the line chart's spacing
     for k, v in enumerate([1.0, 0.7, 0.3, 0.1, 0.0]):
-        assert np.array_equal(at(picture, v, k, width), colors[0]), k
+        assert np.array_equal(chart_pixel(picture, v, k, 0.0, 1.0, width), colors[0]), k
     for k, v in enumerate([0.9, 0.9, 0.7, 0.5, 0.3]):
-        assert np.array_equal(at(picture, v, k, width), colors[1]), k
+        assert np.array_equal(chart_pixel(picture, v, k, 0.0, 1.0, width), colors[1]), k
     # the legend names each method with its mean AUC: trapezoids of the mean curve by hand
     auc_a = (1.0 + 0.7 + 0.7 + 0.3 + 0.3 + 0.1 + 0.1 + 0.0) / 2 * 0.25
     auc_b = (0.9 + 0.9 + 0.9 + 0.7 + 0.7 + 0.5 + 0.5 + 0.3) / 2 * 0.25
     mean_a, mean_b = [1.0, 0.7, 0.3, 0.1, 0.0], [0.9, 0.9, 0.7, 0.5, 0.3]
     labels = ["0.00", "0.25", "0.50", "0.75", "1.00"]
-    expected = rr.similarity_plot(
+    expected = lines.line_chart(
         {f"A (AUC {auc_a:.3f})": mean_a, f"B (AUC {auc_b:.3f})": mean_b}, labels, "", lo=0.0, hi=1.0
     )
     assert np.array_equal(picture, expected)
-    wrong = rr.similarity_plot(
+    wrong = lines.line_chart(
         {"A (AUC 0.401)": mean_a, f"B (AUC {auc_b:.3f})": mean_b}, labels, "", lo=0.0, hi=1.0
     )
     assert not np.array_equal(picture, wrong)  # the legend's text is in the pixels
@@ -87,7 +82,7 @@ def test_long_curves_are_drawn_through_every_kth_point():
     width = rf.step_width(len(shown))
     assert width == 600 // 26
     for k, v in enumerate(curves.mean(axis=0)[shown]):
-        assert np.array_equal(at(picture, v, k, width), class_colors(1)[0]), k
+        assert np.array_equal(chart_pixel(picture, v, k, 0.0, 1.0, width), class_colors(1)[0]), k
 
 
 def test_bad_input():
@@ -101,20 +96,20 @@ def test_bad_input():
     with pytest.raises(MinicnnError, match="'B': metric 'insertion', expected 'deletion'"):
         rf.faithfulness_plot({"A": a, "B": result([[1.0, 0.5, 0.0]], metric="insertion")})
     with pytest.raises(MinicnnError, match="step_width must be a positive number of pixels"):
-        rr.similarity_plot({"a": [1.0]}, ["x"], "", step_width=0)
+        lines.line_chart({"a": [1.0]}, ["x"], "", step_width=0)
 
 
-def test_similarity_plot_step_width_and_markers():
+def test_line_chart_step_width_and_markers():
     """Steps ``step_width`` apart; a 4-pixel dot (no 6-pixel marker) where they are closer than
     MARKER_SPACING, so a lone value between gaps is still drawn."""
     values = [0.6, 0.6, 0.6, 0.6]
     color = class_colors(1)[0]
-    y = int(round(10 + (1.0 - 0.6) / 1.2 * rr.PLOT_HEIGHT))
-    for width, marked in ((20, True), (rr.MARKER_SPACING - 1, False)):
-        picture = rr.similarity_plot({"a": values}, ["", "b", "", "d"], "", step_width=width)
+    y = int(round(10 + (1.0 - 0.6) / 1.2 * lines.PLOT_HEIGHT))
+    for width, marked in ((20, True), (lines.MARKER_SPACING - 1, False)):
+        picture = lines.line_chart({"a": values}, ["", "b", "", "d"], "", step_width=width)
         for k in range(4):
-            assert np.array_equal(at(picture, 0.6, k, width, lo=-0.2), color), (width, k)
-        x = int(round(rr.MARGIN + width * 1.5))
+            assert np.array_equal(chart_pixel(picture, 0.6, k, step_width=width), color), (width, k)
+        x = int(round(lines.MARGIN + width * 1.5))
         assert np.array_equal(picture[y - 4, x], color) == marked, width  # a 6-pixel marker's top
-    lone = rr.similarity_plot({"a": [np.nan, 0.6, np.nan]}, ["x", "y", "z"], "", step_width=4)
-    assert np.array_equal(at(lone, 0.6, 1, 4, lo=-0.2), color)
+    lone = lines.line_chart({"a": [np.nan, 0.6, np.nan]}, ["x", "y", "z"], "", step_width=4)
+    assert np.array_equal(chart_pixel(lone, 0.6, 1, step_width=4), color)
