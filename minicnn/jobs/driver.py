@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from minicnn.errors import MinicnnError
-from minicnn.jobs.shards import Shard, load_shard, save_shard, shard_path, why_not_reused
+from minicnn.jobs.shards import Shard, load_shard, save_shard, shard_path
 
 
 def bad_arrays(bad) -> dict:
@@ -93,11 +93,10 @@ class Driver:
         todo, refused = [], {}  # refused: why -> how many existing files were not reused
         for shard in phase.shards:
             path = shard_path(self.work, phase.name, shard)
-            got = load_shard(path, provenance[shard]) if self.resume else None
+            got, why = load_shard(path, provenance[shard]) if self.resume else (None, None)
             if got is None:
                 todo.append(shard)
-                if self.resume and path.is_file():
-                    why = why_not_reused(path, provenance[shard])
+                if why is not None:
                     refused[why] = refused.get(why, 0) + 1
             else:
                 self._merge(phase, shard, got)

@@ -119,30 +119,21 @@ def save_shard(path, arrays: dict, provenance: dict) -> Path:
     return path
 
 
-def load_shard(path, provenance: dict) -> dict | None:
-    """The arrays of a finished shard whose provenance equals ``provenance``; None when the file is
-    missing, unreadable or was made by something else (it is then recomputed)."""
+def load_shard(path, provenance: dict) -> tuple[dict | None, str | None]:
+    """A finished shard's file, if its provenance equals ``provenance``: (its arrays, None). A file
+    that is not reused is work not done, not an error: (None, why), why naming the provenance fields
+    that differ (``code``: other minicnn code; ``model_sha256``: another model file; a setting's
+    name) or "unreadable" (a damaged file), which ``--resume`` prints; (None, None) when there is no
+    file."""
     path = Path(path)
     if not path.is_file():
-        return None
-    try:
-        with np.load(path) as data:
-            if json.loads(str(data["provenance"])) != json.loads(json.dumps(provenance, sort_keys=True)):
-                return None
-            return {k: data[k] for k in data.files if k != "provenance"}
-    except Exception:  # a damaged file is work not done, not an error
-        return None
-
-
-def why_not_reused(path, provenance: dict) -> str:
-    """Why ``load_shard`` refused an existing file: the provenance fields that differ (``code``:
-    other minicnn code; ``model_sha256``: another model file; a setting's name), or "unreadable".
-    ``--resume`` prints it, so a run that recomputes finished-looking work says why."""
+        return None, None
+    wanted = json.loads(json.dumps(provenance, sort_keys=True))
     try:
         with np.load(path) as data:
             found = json.loads(str(data["provenance"]))
+            if found == wanted:
+                return {k: data[k] for k in data.files if k != "provenance"}, None
     except Exception:
-        return "unreadable"
-    wanted = json.loads(json.dumps(provenance, sort_keys=True))
-    differ = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
-    return ", ".join(differ) or "unreadable"
+        return None, "unreadable"
+    return None, ", ".join(sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k)))

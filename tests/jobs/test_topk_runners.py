@@ -106,13 +106,16 @@ def test_resume_recomputes_shards_made_with_other_settings(
 
 
 def test_why_a_shard_is_not_reused(tmp_path):
-    from minicnn.jobs.shards import Shard, provenance, save_shard, why_not_reused
+    from minicnn.jobs.shards import Shard, load_shard, provenance, save_shard
 
     mine = provenance("scan", "ab", Shard(0, 4), None, k=9)
     path = save_shard(tmp_path / "s.npz", {"a": np.zeros(2)}, {**mine, "code": "0.1+other", "k": 5})
-    assert why_not_reused(path, mine) == "code, k"
+    assert load_shard(path, mine) == (None, "code, k")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    assert why_not_reused(tmp_path / "bad.npz", mine) == "unreadable"
+    assert load_shard(tmp_path / "bad.npz", mine) == (None, "unreadable")
+    assert load_shard(tmp_path / "missing.npz", mine) == (None, None)
+    got, why = load_shard(save_shard(tmp_path / "mine.npz", {"a": np.arange(2.0)}, mine), mine)
+    assert why is None and got.keys() == {"a"} and got["a"].tolist() == [0.0, 1.0]
 
 
 def test_a_local_worker_killed_during_the_run(reference, digit_folder, tmp_path, monkeypatch):
