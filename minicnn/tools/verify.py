@@ -296,7 +296,7 @@ def verify(
             arranged, transposed = _arrange_transposed(ref, ours, layout, method), True
         except MinicnnError:  # one image's map for a batch (pytorch-grad-cam's guided), or the message
             arranged, transposed = _one_image(ref, ours, layout, method, exc), False
-            single = arranged[0][:1]
+            single = arranged[0][0]  # the one map, in minicnn's layout
     arranged, name = arranged
     result = compare(ours, arranged, tol, method, name)
     result.signed = method == "saliency" and bool((arranged < 0).any())
@@ -308,7 +308,7 @@ def verify(
         detail = f"height and width transposed: the map is {w} x {h}, minicnn's {h} x {w}"
         result.diagnosis = [Explanation("layout", detail, result.max_rel_diff)]
     elif single is not None:
-        result.diagnosis, result.closest = _one_map_for_a_batch(ours, single[0], tol)
+        result.diagnosis, result.closest = _one_map_for_a_batch(ours, single, tol)
     elif diagnose and not result.agree:
         result.diagnosis, result.closest = explain(net, x, method, target, layer, result)
     return result
