@@ -32,7 +32,7 @@ from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError, quote
 from minicnn.network import Sequential
 from minicnn.record import INPUT, PassRecord, Release
-from minicnn.rules import assign, check_mode, layer_backward
+from minicnn.rules import assign, layer_backward
 
 
 def _parse(nodes) -> tuple[list, dict]:
@@ -143,12 +143,13 @@ class Graph(Sequential):
 
         x: (N, C, H, W) array of the network's dtype on its device. ``keep``: "all" keeps every
         node's output (tools read any node's output); "caches" frees an output once every node
-        reading it has run, unless a cache holds it (minicnn/record.py), as in Sequential.
+        reading it has run, unless a cache holds it, and "input-gradient" keeps only what the
+        input gradient reads (minicnn/record.py, KEEP), as in Sequential.
         """
         self.check_input(x)
         last = len(self.layers) - 1 if stop is None else self.index(stop)
         run = self.layers[: last + 1]
-        release = Release(keep, self.inputs, [layer.name for layer in run])
+        release = Release(keep, self.inputs, run)
         caches, outputs = [], {INPUT: x}
         for layer in run:
             given = [outputs[name] for name in self.inputs[layer.name]]
@@ -158,7 +159,7 @@ class Graph(Sequential):
             outputs[layer.name] = y
             release.ran(layer.name, outputs, caches)
         del outputs[INPUT]
-        return GraphRecord(run, x, caches, outputs, self.names, self.inputs, release.freed)
+        return GraphRecord(run, x, caches, outputs, self.names, self.inputs, release.freed, release.keep)
 
     def blocks(self) -> list[tuple[int, str, object]]:
         """The nodes in run order as an indented list of blocks: (depth, name, layer), with a row
@@ -224,8 +225,8 @@ class GraphRecord(PassRecord):
     """A PassRecord of a Graph: the same outputs, caches and names, with the inputs of each node,
     so that ``backward`` sends each node's input signals to the nodes it read and adds them there."""
 
-    def __init__(self, layers, x, caches, outputs, network_names, inputs, freed=()):
-        super().__init__(layers, x, caches, outputs, network_names, freed)
+    def __init__(self, layers, x, caches, outputs, network_names, inputs, freed=(), keep="all"):
+        super().__init__(layers, x, caches, outputs, network_names, freed, keep)
         self._inputs = dict(inputs)
 
     @property
@@ -244,8 +245,7 @@ class GraphRecord(PassRecord):
         their signals before its own node runs (nodes run in reverse topological order, after
         every reader). Nodes that ``start`` does not depend on receive nothing and do not run.
         """
-        check_mode(mode)
-        self._check_caches()
+        self._check_backward(mode, need_params)
         last = len(self._layers) - 1 if start is None else self._where(start)
         first = 0 if stop is None else self._where(stop) + 1
         if first > last + 1:

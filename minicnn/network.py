@@ -145,20 +145,21 @@ class Sequential:
 
         x: (N, C, H, W) array of the network's dtype on its device. ``train`` enables dropout
         (with ``rng``, a numpy Generator). ``keep``: "all" keeps every layer's output; "caches"
-        keeps what backward reads and frees the other outputs as the pass goes (minicnn/record.py),
-        for callers that need only the scores and backward signals. The network itself keeps nothing.
+        keeps what backward reads and frees the other outputs as the pass goes, "input-gradient"
+        only what the input gradient under the named rules reads (minicnn/record.py, KEEP), for
+        callers that need only the scores and backward signals. The network itself keeps nothing.
         """
         self.check_input(x)
         last = len(self.layers) - 1 if stop is None else self.index(stop)
         run = self.layers[: last + 1]
-        release = Release(keep, self.inputs, [layer.name for layer in run])
+        release = Release(keep, self.inputs, run)
         caches, outputs, y = [], {}, x
         for layer in run:
             y, cache = layer.forward(y, train=train, rng=rng)
             caches.append(cache)
             outputs[layer.name] = y
             release.ran(layer.name, outputs, caches)
-        return PassRecord(run, x, caches, outputs, self.names, release.freed)
+        return PassRecord(run, x, caches, outputs, self.names, release.freed, release.keep)
 
     def forward(self, x, train: bool = False, stop: str | None = None, rng=None):
         """``run`` that keeps the record as ``net.last`` and returns the last output.

@@ -16,15 +16,24 @@ keeps the caches, the last output and only the outputs a cache holds anyway (a R
 cache, a convolution's input is its cache), and frees each other output once every layer reading it
 has run: a convolution's output read only by a ReLU is gone. Backward under the named rules reads
 caches alone, so its results are the same to the bit; asking such a record for an output it freed
-(a tool, an LRP rule) is a one-line MinicnnError naming the layer. ``rec.backward(dy,
-release=True)`` goes further for a caller with one backward to run: each layer's cache and output go
-once its backward has run, so the layers below never share memory with the whole record.
+(a tool, an LRP rule) is a one-line MinicnnError naming the layer.
+
+``keep="input-gradient"`` keeps less again: in place of each cache, what the input gradient under
+the named rules reads of it (``Layer.input_gradient_cache``): a ReLU's sign mask (one byte per
+value) instead of its output, a convolution's input shape instead of its input. Such a record
+serves backward under "gradient", "deconvnet" and "guided" with the same bits as a full record's;
+a backward asking for parameter gradients (they read the inputs) or under an LRP or DeepLIFT rule
+(they read outputs) is refused in one line.
+
+``rec.backward(dy, release=True)`` goes further for a caller with one backward to run: each layer's
+cache and output go once its backward has run, so the layers below never share memory with the
+whole record.
 """
 
 from __future__ import annotations
 
 from minicnn.errors import MinicnnError
-from minicnn.rules import assign, check_mode, layer_backward
+from minicnn.rules import MODES, assign, check_mode, layer_backward
 
 #: the name of the network's input where a layer's inputs are named (``inputs``; minicnn/graph.py)
 INPUT = "input"
@@ -33,7 +42,12 @@ INPUT = "input"
 KEEP = {
     "all": "every layer's output and cache (tools may read any output)",
     "caches": "the caches backward reads, the last output, and only the outputs a cache holds anyway",
+    "input-gradient": "what the input gradient under the named rules reads (ReLU masks, max-pool "
+    "switches, shapes) and the last output: no parameter gradients, no LRP or DeepLIFT rule",
 }
+
+#: the keep levels that free outputs as the pass goes
+LEAN = ("caches", "input-gradient")
 
 
 def check_keep(keep: str) -> str:
@@ -51,19 +65,22 @@ def holds(cache, array) -> bool:
     return isinstance(cache, tuple) and any(holds(part, array) for part in cache)
 
 
-#: why a record no longer holds an output, said when one is asked for
-FREED_BY_KEEP = "this pass ran with keep='caches' (what backward reads); net.run(x) keeps every output"
+def freed_by_keep(keep: str) -> str:
+    """Why a pass run with ``keep`` no longer holds an output, said when one is asked for."""
+    return f"this pass ran with keep={keep!r} (what backward reads); net.run(x) keeps every output"
+
+
 FREED_BY_RELEASE = "backward(..., release=True) let it go with the layer's cache"
 
 
 class Outputs(dict):
     """Layer name -> output (N, ...), in run order; a name in ``freed`` (name -> why: an output
-    that a pass with keep="caches" or a backward with release=True let go) is a one-line
+    that a lean pass (``keep``) or a backward with release=True let go) is a one-line
     MinicnnError naming the layer, not a KeyError."""
 
-    def __init__(self, outputs, freed=()):
+    def __init__(self, outputs, freed=(), keep: str = "caches"):
         super().__init__(outputs)
-        self.freed = dict.fromkeys(freed, FREED_BY_KEEP)
+        self.freed = dict.fromkeys(freed, freed_by_keep(keep))
 
     def __missing__(self, name):
         if name in self.freed:
@@ -72,20 +89,24 @@ class Outputs(dict):
 
 
 class Release:
-    """Frees the outputs of a forward pass with keep="caches" as it runs (nothing with "all").
+    """Frees the outputs of a forward pass with a lean ``keep`` (LEAN) as it runs (nothing with "all").
 
-    An output is freed once the last layer reading it has run, unless its own layer's cache or a
-    reader's cache holds that very array (freeing it would save nothing) or no layer run reads it
-    (the last output; under ``stop=`` a graph's outputs read only above ``stop``). The network's
-    input is never freed.
+    With "input-gradient", each layer's cache is first cut down to what the input gradient reads
+    (``Layer.input_gradient_cache``). An output is freed once the last layer reading it has run,
+    unless its own layer's cache or a reader's cache holds that very array (freeing it would save
+    nothing) or no layer run reads it (the last output; under ``stop=`` a graph's outputs read only
+    above ``stop``). The network's input is never freed.
 
-    inputs: layer name -> the names it reads (``INPUT``: the network's input); order: the names
-    of the layers to run, in run order.
+    inputs: layer name -> the names it reads (``INPUT``: the network's input); layers: the layers
+    to run, in run order.
     """
 
-    def __init__(self, keep: str, inputs: dict, order):
-        self.lean = check_keep(keep) == "caches"
+    def __init__(self, keep: str, inputs: dict, layers):
+        self.keep = check_keep(keep)
+        self.lean = keep in LEAN
         self.freed: list[str] = []
+        self._layers = {layer.name: layer for layer in layers}
+        order = list(self._layers)
         self._position = {name: i for i, name in enumerate(order)}
         self._readers: dict[str, list[int]] = {}
         for name in order:
@@ -98,6 +119,8 @@ class Release:
         """Layer ``name`` has run (its cache is last in ``caches``): free what no one reads now."""
         if not self.lean:
             return
+        if self.keep == "input-gradient":
+            caches[-1] = self._layers[name].input_gradient_cache(caches[-1])
         for source in set(self._inputs[name]):
             self._left[source] -= 1
             if self._left[source] or source == INPUT:
@@ -112,18 +135,20 @@ class PassRecord:
     """What a forward pass through ``layers`` computed.
 
     input:   the (N, C, H, W) array the pass started from
-    outputs: layer name -> that layer's output (N, ...), in layer order (``Outputs``: with
-             keep="caches", the names in ``outputs.freed`` are one-line errors)
+    outputs: layer name -> that layer's output (N, ...), in layer order (``Outputs``: after a
+             lean pass, the names in ``outputs.freed`` are one-line errors)
     grads:   layer name -> {"weight": ..., "bias": ...}, filled by ``backward(..., need_params=True)``
+    keep:    what the pass kept (an entry of KEEP)
     """
 
-    def __init__(self, layers, x, caches, outputs, network_names=None, freed=()):
+    def __init__(self, layers, x, caches, outputs, network_names=None, freed=(), keep: str = "all"):
         self._layers = list(layers)  # the layers run, in order
         self._network_names = list(network_names or self.names)  # every layer of the network
         self._position = {layer.name: i for i, layer in enumerate(self._layers)}
         self.input = x
         self._caches = list(caches)
-        self.outputs = Outputs(outputs, freed)
+        self.outputs = Outputs(outputs, freed, keep)
+        self.keep = keep
         self.grads: dict = {}
         self._released = False  # set by a backward with release=True: no cache is left to run on
 
@@ -168,6 +193,19 @@ class PassRecord:
                 "this record's caches were let go by backward(..., release=True): run the forward pass again"
             )
 
+    def _check_backward(self, mode, need_params: bool) -> None:
+        """The checks before any backward: the rule (``check_mode``), caches still held, and what a
+        pass with keep="input-gradient" cannot serve (its caches lack the inputs and outputs that
+        parameter gradients and rule values read)."""
+        check_mode(mode)
+        self._check_caches()
+        if self.keep == "input-gradient" and (need_params or not isinstance(mode, str)):
+            asked = "parameter gradients" if need_params else f"the rule {type(mode).__name__}"
+            raise MinicnnError(
+                f"this pass ran with keep='input-gradient', which serves the input gradient under "
+                f"{', '.join(MODES)} only, not {asked}: run it with keep='caches' or 'all'"
+            )
+
     def _release(self, i: int) -> None:
         """Let go of layer i's cache and output once its backward has run (release=True): from there
         down, backward needs neither, so the memory of the layers above is free for the layers below.
@@ -201,8 +239,7 @@ class PassRecord:
         caller that runs one backward on the record (the peak is then the layers below, not the
         whole record); a later backward or cache on the record is a one-line error.
         """
-        check_mode(mode)
-        self._check_caches()
+        self._check_backward(mode, need_params)
         last = len(self._layers) - 1 if start is None else self._where(start)
         first = 0 if stop is None else self._where(stop) + 1
         if first > last + 1:

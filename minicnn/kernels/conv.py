@@ -68,9 +68,24 @@ WINOGRAD_MIN_WORK = 1 << 25
 
 
 class ConvCache(NamedTuple):
-    x: object  # the input (N, C, H, W), kept for the weight gradient
+    x: object  # the input (N, C, H, W), kept for the weight gradient (or a stand-in: without_input)
     ho: int
     wo: int
+
+
+def without_input(cache: ConvCache) -> ConvCache:
+    """``cache`` with its input replaced by a stand-in of the same shape, dtype and device that holds
+    one value (a broadcast view of a zero): all that dx reads of the input is its shape and array
+    module (``choose_lowering``, dx's allocation). The weight gradient reads the values, and
+    ``conv2d_backward`` refuses it on a stand-in."""
+    xp = get_xp(cache.x)
+    return cache._replace(x=xp.broadcast_to(xp.zeros((), dtype=cache.x.dtype), cache.x.shape))
+
+
+def holds_input(cache: ConvCache) -> bool:
+    """Whether ``cache`` holds the input's values, not ``without_input``'s stand-in (a view of one
+    value: every stride 0)."""
+    return any(cache.x.strides)
 
 
 def choose_lowering(x, w, stride: int, padding: int, algorithm: str, cached: bool = False) -> str:
@@ -206,6 +221,10 @@ def conv2d_backward(
 
     transforms: as in conv2d_forward (backward reads the forward's transformed kernel).
     """
+    if need_params and not holds_input(cache):
+        raise MinicnnError(
+            "the weight gradient reads the convolution's input, which this cache does not hold"
+        )
     xp = get_xp(dy)
     x = cache.x
     # The same choice as forward (made with the layer's own padding and the input's size): backward

@@ -169,9 +169,11 @@ def _relu_backward_kernel(mask_forward: bool, rectify: bool):
     cupy = cupy_module()
     keep = " && ".join(["y > 0"] * mask_forward + ["dy > 0"] * rectify) or "true"
     name = "relu_backward" + "_mask_forward" * mask_forward + "_rectify" * rectify
-    return cupy.ElementwiseKernel("T dy, T y", "T dx", f"dx = ({keep}) ? dy : (T)0", name)
+    # y of its own type Y: the forward output (T) or its mask y > 0 (bool)
+    return cupy.ElementwiseKernel("T dy, Y y", "T dx", f"dx = ({keep}) ? dy : (T)0", name)
 
 
 def relu_backward(dy, y, mask_forward: bool, rectify: bool):
-    """GPU twin of minicnn.kernels.relu.relu_backward: dy where the chosen masks keep it, else 0."""
+    """GPU twin of minicnn.kernels.relu.relu_backward: dy where the chosen masks keep it, else 0;
+    y the forward output or its mask (bool)."""
     return _relu_backward_kernel(bool(mask_forward), bool(rectify))(dy, y)

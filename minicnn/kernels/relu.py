@@ -5,7 +5,9 @@ written once, on every core for large arrays and on the calling thread for the o
 waking Numba's threads costs more than the loop: minicnn/kernels/threads.py).
 
 The kernel knows two masks, not the backward rules' names: ``mask_forward`` keeps dy where the
-forward output y > 0, ``rectify`` keeps dy where dy > 0. Which rule uses which masks is the ReLU
+forward output y > 0, ``rectify`` keeps dy where dy > 0. y is the forward output or its mask y > 0
+as booleans (what a pass with keep="input-gradient" keeps: minicnn/record.py); True > 0 and
+False > 0 read the same mask, so both give the same bits. Which rule uses which masks is the ReLU
 layer's business (minicnn/layers/relu.py); the rules are named in minicnn/rules.py.
 """
 
@@ -57,8 +59,8 @@ def relu_forward(x):
 
 
 def relu_backward(dy, y, mask_forward: bool, rectify: bool):
-    """dx = dy * [y > 0 if mask_forward] * [dy > 0 if rectify]; dy, y (the forward output) and dx
-    of one shape and dtype."""
+    """dx = dy * [y > 0 if mask_forward] * [dy > 0 if rectify]; dy and dx of one shape and dtype,
+    y (the forward output, or its mask y > 0 as bool) of that shape."""
     if get_xp(dy) is not np:
         from minicnn.kernels import gpu
 

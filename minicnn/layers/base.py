@@ -128,6 +128,15 @@ class Layer:
         A layer with ``reads_rule`` also takes ``mode`` (the backward rule) as a keyword."""
         raise NotImplementedError
 
+    def input_gradient_cache(self, cache):
+        """What ``backward`` reads of ``cache`` (what ``forward`` returned) to compute dx under
+        the named rules (minicnn/rules.py, MODES) without parameter gradients; ``backward`` takes
+        it in place of the cache for exactly that. A pass run with keep="input-gradient" keeps
+        this (minicnn/record.py). Default: the whole cache; a layer whose cache holds more (an
+        input kept for the weight gradient, an output of which the rules read only the sign)
+        returns less."""
+        return cache
+
     # -- the same layer elsewhere --------------------------------------------------------------
     def reverse(self, signal, cache, input_shape: tuple):
         """The DeconvNet reverse stage (Zeiler & Fergus 2013, sec. 2.1, fig. 1): the signal at the

@@ -89,6 +89,9 @@ class BatchNorm2D(Layer):
         scale, shift = self._affine(x.dtype)
         return x * scale[None, :, None, None] + shift[None, :, None, None], x
 
+    def input_gradient_cache(self, cache):
+        return None  # the cache is the input, read by the parameter gradients alone
+
     def backward(self, dy, cache, mode="gradient", need_params=False):
         if not isinstance(mode, str):  # an LRP rule: relevance, no parameter gradients
             return self.relevance(dy, mode), None

@@ -25,6 +25,7 @@ from minicnn.kernels.conv import (  # noqa: F401 (conv2d_* re-exported: the laye
     ALGORITHMS,
     conv2d_backward,
     conv2d_forward,
+    without_input,
 )
 from minicnn.kernels.kernel_cache import KernelTransforms
 from minicnn.layers.base import Layer, he_normal
@@ -147,6 +148,9 @@ class Conv2D(Layer):
     def forward_padded(self, x):
         # The region already holds the zero padding: convolve with padding 0, same lowering rule.
         return conv2d_forward(x, self.weight, self.bias, self.stride, 0, self.algorithm, self.transforms)[0]
+
+    def input_gradient_cache(self, cache):
+        return without_input(cache)  # dx reads the input's shape, not its values
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
         if not isinstance(mode, str):  # an LRP rule: relevance, no parameter gradients

@@ -75,6 +75,9 @@ class Dense(Layer):
         y = gemm.product(self.weight, x.T).T + self.bias  # (N, out), laid out column-major: made row-major
         return get_xp(y).ascontiguousarray(y), x
 
+    def input_gradient_cache(self, cache):
+        return None  # the cache is the input, read by the weight gradient alone
+
     def backward(self, dy, cache, mode="gradient", need_params=False):
         if not isinstance(mode, str):  # an LRP rule: relevance, no parameter gradients
             return self.relevance(dy, mode), None

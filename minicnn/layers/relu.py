@@ -33,8 +33,8 @@ MASKS = {"gradient": (True, False), "deconvnet": (False, True), "guided": (True,
 
 
 def relu_backward(dy, y, mode: str = "gradient"):
-    """dy, y (the forward output; y > 0 exactly where x > 0), same shapes -> dx by ``mode``'s rule
-    (a name from minicnn.rules.MODES, checked by the caller)."""
+    """dy, y (the forward output, y > 0 exactly where x > 0, or its mask y > 0 as booleans), same
+    shapes -> dx by ``mode``'s rule (a name from minicnn.rules.MODES, checked by the caller)."""
     return kernels.relu_backward(dy, y, *MASKS[mode])
 
 
@@ -65,6 +65,11 @@ class ReLU(Layer):
     def forward(self, x, train=False, rng=None):
         y = kernels.relu_forward(x)  # x (any shape) -> max(x, 0), same shape and dtype
         return y, y  # the output is the cache: its sign pattern is the forward mask
+
+    def input_gradient_cache(self, cache):
+        # The named rules read only the sign pattern of y: one byte per value (bool) instead of
+        # four or eight. (Bits would take an eighth of that, at the price of unpacking them.)
+        return cache > 0
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
         if isinstance(mode, str):

@@ -118,7 +118,7 @@ def integrated_gradients(
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise MinicnnError(f"batch_size must be a positive integer, got {batch_size!r}")
     base = as_baseline(baseline, x)
-    targets = resolve_targets(target, forward_record(net, x, record, keep="caches").output())
+    targets = resolve_targets(target, forward_record(net, x, record, keep="input-gradient").output())
     xp = get_xp(x)
     delta = x - base
     total = xp.zeros_like(x)
@@ -129,7 +129,7 @@ def integrated_gradients(
         # the path points of these steps, step-major: (len(a) * N, C, H, W)
         points = base[None] + xp.asarray(a, dtype=x.dtype)[:, None, None, None, None] * delta[None]
         points = points.reshape(-1, *x.shape[1:])
-        rec = net.run(points, keep="caches")  # scores and the gradient only
+        rec = net.run(points, keep="input-gradient")  # scores and the gradient only
         grad = rec.backward(one_hot(np.tile(targets, len(a)), rec.output()), mode="gradient", release=True)
         grad = grad.reshape(len(a), *x.shape)
         total += (xp.asarray(w, dtype=x.dtype)[:, None, None, None, None] * grad).sum(axis=0)

@@ -112,7 +112,7 @@ def _guided(net, x, target, record=None):
     from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_targets
 
     x = as_batch(net, x)
-    rec = forward_record(net, x, record, keep="caches")  # scores and the guided signal only
+    rec = forward_record(net, x, record, keep="input-gradient")  # scores and the guided signal only
     scores = rec.output()
     dy = one_hot(resolve_targets(target, scores), scores)
     return rec.backward(dy, mode="guided", release=record is None)  # a caller's record stays whole

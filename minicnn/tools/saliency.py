@@ -22,9 +22,10 @@ from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_tar
 def class_gradient(net, x, targets):
     """dS_t/dI for every image: x (N, C, H, W), targets (N,) ints -> (N, C, H, W), one backward.
 
-    The pass keeps only what backward reads (keep="caches") and backward lets each layer's cache go
-    once it has run (release=True): the gradient is the same to the bit, the peak memory lower."""
-    rec = net.run(x, keep="caches")
+    The pass keeps only what the input gradient reads (keep="input-gradient": ReLU masks, max-pool
+    switches, shapes) and backward lets each layer's cache go once it has run (release=True): the
+    gradient is the same to the bit, the peak memory lower."""
+    rec = net.run(x, keep="input-gradient")
     return rec.backward(one_hot(targets, rec.output()), mode="gradient", release=True)
 
 
@@ -83,14 +84,14 @@ def saliency(
     if samples < 0 or noise < 0 or batch_size < 1:
         raise MinicnnError("expected samples >= 0, noise >= 0 and batch_size >= 1")
     if samples == 0:
-        rec = forward_record(net, x, record, keep="caches")  # scores and the gradient only
+        rec = forward_record(net, x, record, keep="input-gradient")  # scores and the gradient only
         scores = rec.output()
         dy = one_hot(resolve_targets(target, scores), scores)
         grad = rec.backward(dy, mode="gradient", release=record is None)  # a caller's record stays whole
     else:
         # The clean image's scores give "predicted" its classes and check given indices against the
         # network's classes: one forward pass beside the samples' passes (none with the caller's record).
-        targets = resolve_targets(target, forward_record(net, x, record, keep="caches").output())
+        targets = resolve_targets(target, forward_record(net, x, record, keep="input-gradient").output())
         grad = _smoothgrad(net, x, targets, samples, noise, seed, batch_size, times_input, progress)
     if times_input and samples == 0:
         grad = grad * x

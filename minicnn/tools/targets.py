@@ -74,8 +74,9 @@ def one_hot(targets, like):
 
 def forward_record(net, x, record=None, keep: str = "all"):
     """The record of a full forward pass over x: ``record`` when the caller already ran it (the
-    CLI runs one to print predictions), else a new one keeping ``keep`` ("caches": a tool that
-    reads only the scores and backward's signal; minicnn/record.py). x: the batch from ``as_batch``."""
+    CLI runs one to print predictions), else a new one keeping ``keep`` ("input-gradient": a tool
+    that reads only the scores and the input gradient under the named rules; minicnn/record.py).
+    x: the batch from ``as_batch``."""
     if record is None:
         return net.run(x, keep=keep)
     if record.input is not x or record.names != net.names:

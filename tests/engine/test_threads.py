@@ -53,6 +53,9 @@ def test_relu_masks(both_builds):
                 keep &= dy > 0
             dx = relu.relu_backward(dy, y, mask_forward, rectify)
             np.testing.assert_array_equal(dx, np.where(keep, dy, 0), err_msg=f"{mask_forward} {rectify}")
+            # the mask y > 0 as booleans (keep="input-gradient") in place of y: the same bits
+            from_mask = relu.relu_backward(dy, y > 0, mask_forward, rectify)
+            assert from_mask.dtype == dy.dtype and from_mask.tobytes() == dx.tobytes()
 
 
 @pytest.mark.parametrize("kernel,stride", [((2, 2), 2), ((3, 3), 2)], ids=["vgg", "overlapping"])
