@@ -19,7 +19,7 @@ caches alone, so its results are the same to the bit; asking such a record for a
 (a tool, an LRP rule) is a one-line MinicnnError naming the layer.
 
 ``keep="input-gradient"`` keeps less again: in place of each cache, what the input gradient under
-the named rules reads of it (``Layer.input_gradient_cache``): a ReLU's sign mask (one byte per
+the named rules reads of it (``Layer.input_gradient_cache``): a ReLU's sign mask (one bit per
 value) instead of its output, a convolution's input shape instead of its input. Such a record
 serves backward under "gradient", "deconvnet" and "guided" with the same bits as a full record's;
 a backward asking for parameter gradients (they read the inputs) or under an LRP or DeepLIFT rule
@@ -42,7 +42,7 @@ INPUT = "input"
 KEEP = {
     "all": "every layer's output and cache (tools may read any output)",
     "caches": "the caches backward reads, the last output, and only the outputs a cache holds anyway",
-    "input-gradient": "what the input gradient under the named rules reads (ReLU masks, max-pool "
+    "input-gradient": "what the input gradient under the named rules reads (ReLU sign bits, max-pool "
     "switches, shapes) and the last output: no parameter gradients, no LRP or DeepLIFT rule",
 }
 

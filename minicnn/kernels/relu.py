@@ -6,12 +6,14 @@ waking Numba's threads costs more than the loop: minicnn/kernels/threads.py).
 
 The kernel knows two masks, not the backward rules' names: ``mask_forward`` keeps dy where the
 forward output y > 0, ``rectify`` keeps dy where dy > 0. y is the forward output or its mask y > 0
-as booleans (what a pass with keep="input-gradient" keeps: minicnn/record.py); True > 0 and
+as booleans (a pass with keep="input-gradient" keeps it packed: SignBits); True > 0 and
 False > 0 read the same mask, so both give the same bits. Which rule uses which masks is the ReLU
 layer's business (minicnn/layers/relu.py); the rules are named in minicnn/rules.py.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -19,6 +21,36 @@ import numpy as np
 from minicnn.backend import get_xp
 from minicnn.kernels.compiled import njit
 from minicnn.kernels.threads import sized
+
+
+class SignBits(NamedTuple):
+    """The mask y > 0 of a ReLU output y, packed eight values to a byte (``pack_signs``)."""
+
+    bits: object  # uint8 (ceil(y.size / 8),): NumPy's packbits order, first value in the high bit
+    shape: tuple  # y's shape
+
+
+# Values packed at a time: the bool temporary y > 0 stays this small beside y (a forward pass's peak
+# is at its first ReLUs, where y and the convolution output it came from are both alive).
+PACK_CHUNK = 1 << 20  # a multiple of 8, so that each chunk fills whole bytes
+
+
+def pack_signs(y) -> SignBits:
+    """The mask y > 0 of y (any shape, on either device) as bits: a 32nd of a float32 y."""
+    xp = get_xp(y)
+    flat = y.reshape(-1)
+    bits = xp.empty(-(-flat.size // 8), dtype=np.uint8)
+    for start in range(0, flat.size, PACK_CHUNK):
+        packed = xp.packbits(flat[start : start + PACK_CHUNK] > 0)
+        bits[start // 8 : start // 8 + packed.size] = packed
+    return SignBits(bits, tuple(y.shape))
+
+
+def unpack_signs(signs: SignBits):
+    """``pack_signs``'s mask again: bool of ``signs.shape``."""
+    xp = get_xp(signs.bits)
+    size = int(np.prod(signs.shape))
+    return xp.unpackbits(signs.bits)[:size].view(bool).reshape(signs.shape)
 
 
 @njit(parallel=True)

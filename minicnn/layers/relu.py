@@ -33,8 +33,11 @@ MASKS = {"gradient": (True, False), "deconvnet": (False, True), "guided": (True,
 
 
 def relu_backward(dy, y, mode: str = "gradient"):
-    """dy, y (the forward output, y > 0 exactly where x > 0, or its mask y > 0 as booleans), same
-    shapes -> dx by ``mode``'s rule (a name from minicnn.rules.MODES, checked by the caller)."""
+    """dy, y (the forward output, y > 0 exactly where x > 0, or its mask y > 0 as bool or as
+    kernels.SignBits), same shapes -> dx by ``mode``'s rule (a name from minicnn.rules.MODES,
+    checked by the caller)."""
+    if isinstance(y, kernels.SignBits):
+        y = kernels.unpack_signs(y)  # one byte per value, for this layer's backward only
     return kernels.relu_backward(dy, y, *MASKS[mode])
 
 
@@ -67,9 +70,9 @@ class ReLU(Layer):
         return y, y  # the output is the cache: its sign pattern is the forward mask
 
     def input_gradient_cache(self, cache):
-        # The named rules read only the sign pattern of y: one byte per value (bool) instead of
-        # four or eight. (Bits would take an eighth of that, at the price of unpacking them.)
-        return cache > 0
+        # The named rules read only the sign pattern of y: one bit per value instead of 32 or 64,
+        # unpacked to bytes for the layer's backward alone (the masks of every ReLU are held at once).
+        return kernels.pack_signs(cache)
 
     def backward(self, dy, cache, mode="gradient", need_params=False):
         if isinstance(mode, str):

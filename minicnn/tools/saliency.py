@@ -22,7 +22,7 @@ from minicnn.tools.targets import as_batch, forward_record, one_hot, resolve_tar
 def class_gradient(net, x, targets):
     """dS_t/dI for every image: x (N, C, H, W), targets (N,) ints -> (N, C, H, W), one backward.
 
-    The pass keeps only what the input gradient reads (keep="input-gradient": ReLU masks, max-pool
+    The pass keeps only what the input gradient reads (keep="input-gradient": ReLU sign bits, max-pool
     switches, shapes) and backward lets each layer's cache go once it has run (release=True): the
     gradient is the same to the bit, the peak memory lower."""
     rec = net.run(x, keep="input-gradient")

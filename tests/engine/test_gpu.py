@@ -78,6 +78,26 @@ def test_every_layer_on_both_devices(mode, dtype):
 
 
 @needs_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_gradient_record_on_the_gpu_equals_a_full_one(dtype):
+    """keep="input-gradient" on the GPU (sign bits packed and unpacked by CuPy, the ReLU kernel on a
+    bool mask, convolutions on stand-in inputs): the same bits as a full GPU record's."""
+    import cupy
+
+    net = mc.Sequential(
+        [mc.Conv2D(3, 8, 3, padding=1), mc.ReLU(), mc.MaxPool2D(2), mc.Conv2D(8, 8, 3, padding=1),
+         mc.ReLU(), mc.GlobalAvgPool2D(), mc.Dense(8, 6)],
+        seed=0,
+    ).astype(dtype).to("gpu")  # fmt: skip
+    x = cupy.asarray(np.random.default_rng(5).standard_normal((3, 3, 17, 15)).astype(dtype))
+    dy = cupy.asarray(np.random.default_rng(6).standard_normal((3, 6)).astype(dtype))
+    for mode in mc.MODES:
+        full = to_numpy(net.run(x).backward(dy, mode=mode))
+        slim = to_numpy(net.run(x, keep="input-gradient").backward(dy, mode=mode, release=True))
+        assert np.abs(full).max() > 0 and full.tobytes() == slim.tobytes(), mode
+
+
+@needs_gpu
 @pytest.mark.parametrize("mode", mc.MODES)
 def test_vgg16_on_both_devices(mode):
     net = mc.vgg16(seed=0)

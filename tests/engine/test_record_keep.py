@@ -1,6 +1,6 @@
 """A pass run with keep="caches" frees the outputs that backward does not read, one run with
-keep="input-gradient" keeps only what the input gradient reads (ReLU masks, no convolution
-inputs), and a backward with release=True lets each layer's cache go once it has run: the signals
+keep="input-gradient" keeps only what the input gradient reads (ReLU masks as bits, no
+convolution inputs), and a backward with release=True lets each layer's cache go once it has run: the signals
 are the same to the bit as a full record's, a freed output or a backward the record cannot serve
 is a one-line error, and the bytes a record keeps fall by what it no longer holds."""
 
@@ -9,6 +9,8 @@ import pytest
 
 import minicnn as mc
 from minicnn.errors import MinicnnError
+from minicnn.kernels import relu as relu_kernels
+from minicnn.kernels.relu import unpack_signs
 from minicnn.layers import LAYER_KINDS
 from minicnn.tools import methods
 from minicnn.tools.targets import one_hot
@@ -97,7 +99,9 @@ def assert_same_signals(net, x):
     for layer in net.layers:
         cache = slim.cache(layer.name)
         if layer.is_rectifier:
-            assert cache.dtype == bool and cache.shape == full.output(layer.name).shape
+            y = full.output(layer.name)
+            assert cache.bits.dtype == np.uint8 and cache.bits.size == -(-y.size // 8)
+            assert np.array_equal(unpack_signs(cache), y > 0)
         if layer.is_convolution:
             assert cache.x.shape == full.cache(layer.name).x.shape and not any(cache.x.strides)
     assert np.array_equal(full.output(), lean.output()) and np.array_equal(full.output(), slim.output())
@@ -280,9 +284,9 @@ def test_vgg16_keeps_fewer_bytes_by_its_convolutions_outputs():
     assert kept_bytes(net.run(x)) - kept_bytes(net.run(x, keep="caches")) == expected
 
 
-def test_vgg16_input_gradient_keeps_a_byte_per_relu_output():
+def test_vgg16_input_gradient_keeps_a_bit_per_relu_output():
     """Against keep="caches", keep="input-gradient" keeps each of the 13 ReLU outputs as its mask
-    (one byte per value instead of four), and each convolution's input as a one-value stand-in
+    (one bit per value instead of 32), and each convolution's input as a one-value stand-in
     (four bytes): the ReLU outputs and the first four max-pools' outputs go (the network's input,
     the first convolution's, is kept anyway)."""
     net = mc.vgg16(seed=0, include_top=False, input_size=32)
@@ -290,5 +294,29 @@ def test_vgg16_input_gradient_keeps_a_byte_per_relu_output():
     blocks = [(2, 64, 32), (2, 128, 16), (3, 256, 8), (3, 512, 4), (3, 512, 2)]
     relu_values = 2 * sum(convs * channels * side * side for convs, channels, side in blocks)
     pooled_values = 2 * sum(channels * (side // 2) ** 2 for _, channels, side in blocks[:4])
-    expected = (4 - 1) * relu_values + 4 * pooled_values - 13 * 4
+    expected = 4 * relu_values - relu_values // 8 + 4 * pooled_values - 13 * 4
     assert kept_bytes(net.run(x, keep="caches")) - kept_bytes(net.run(x, keep="input-gradient")) == expected
+
+
+@pytest.mark.parametrize("chunk", [8, 16, 1 << 20])
+def test_sign_bits_packed_in_chunks_are_numpys_packbits(monkeypatch, chunk):
+    """Packing in chunks (several, one, a last partial one) gives np.packbits of the whole mask."""
+    monkeypatch.setattr(relu_kernels, "PACK_CHUNK", chunk)
+    y = np.maximum(np.random.default_rng(5).standard_normal((3, 5, 7)), 0).astype(np.float32)
+    signs = relu_kernels.pack_signs(y)
+    assert signs.shape == y.shape and signs.bits.tobytes() == np.packbits(y > 0).tobytes()
+    assert np.array_equal(unpack_signs(signs), y > 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sign_bits_give_the_relu_backward_of_the_output(dtype):
+    """A ReLU's packed mask (not a multiple of eight values) serves the three rules with the bits
+    of its float output."""
+    rng = np.random.default_rng(4)
+    y = np.maximum(rng.standard_normal((2, 3, 5, 7)), 0).astype(dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    signs = mc.ReLU().input_gradient_cache(y)
+    assert signs.bits.nbytes == -(-y.size // 8) and np.array_equal(unpack_signs(signs), y > 0)
+    for mode in MODES:
+        a, b = mc.ReLU().backward(dy, y, mode=mode)[0], mc.ReLU().backward(dy, signs, mode=mode)[0]
+        assert np.abs(a).max() > 0 and a.dtype == b.dtype == dtype and a.tobytes() == b.tobytes(), mode
