@@ -16,12 +16,15 @@ mc.resnet50 with BatchNorm kept as layers, as a random network has it, and ``--f
 torch file instead, BatchNorm folded as users' files are). Alternating, medians; ratio = minicnn /
 torch frozen.
 
+``--trees A B ...`` runs minicnn from each of those source trees (PYTHONPATH set to the tree; e.g.
+``/work/main`` against a branch's worktree), alternating with the torch contenders, one row each.
+
 ``--cache-limit MB`` runs minicnn with that bound on kept transformed kernels
 (mc.set_kernel_cache_limit, minicnn/kernels/kernel_cache.py) instead of the default; ``--sweep``
 prints time and peak for several limits (the trade-off).
 
     python benchmarks/memory_cpu.py [--models vgg16 resnet50] [--batches 1 8] [--maps 3] [--repeats 3]
-                                    [--sweep] [--quick]
+                                    [--trees PATH ...] [--sweep] [--quick]
 """
 
 from __future__ import annotations
@@ -117,26 +120,34 @@ def torch_file(model: str) -> str:
     return path
 
 
-def measure(contender: str, model: str, batch: int, maps: int, limit=None, folded=False):
-    """(MB after building, peak MB, seconds per map) of one fresh process."""
+def measure(contender: str, model: str, batch: int, maps: int, limit=None, folded=False, tree=None):
+    """(MB after building, peak MB, seconds per map) of one fresh process; ``tree``: the source tree
+    minicnn is imported from (first on PYTHONPATH), else the installed one."""
     body = {"minicnn": FOLDED if folded else MINICNN, "torch frozen": TORCH, "captum": TORCH}[contender]
     path = torch_file(model) if folded and contender == "minicnn" else ""
     code = (PRELUDE + body + REPORT).format(tests=TESTS, batch=batch, maps=maps, model=model, limit=limit,
                                             threads=os.cpu_count(), captum=contender == "captum",
                                             path=path)  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join([tree, *filter(None, [env.get("PYTHONPATH")])])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{contender} {model} failed:\n{done.stderr[-2000:]}")
     built, peak, seconds = done.stdout.split()[-3:]
     return int(built) / 1024, int(peak) / 1024, float(seconds)
 
 
-def compare(model: str, batch: int, maps: int, repeats: int, limit, folded: bool) -> None:
-    names = ["minicnn", "torch frozen"] + (["captum"] if _has_captum() else [])
+def compare(model: str, batch: int, maps: int, repeats: int, limit, folded: bool, trees=None) -> None:
+    trees = (
+        {f"minicnn {os.path.basename(os.path.normpath(t))}": t for t in trees} if trees else {"minicnn": None}
+    )
+    names = [*trees, "torch frozen"] + (["captum"] if _has_captum() else [])
     runs = {name: [] for name in names}
     for _ in range(repeats):
         for name in names:
-            runs[name].append(measure(name, model, batch, maps, limit, folded))
+            contender = "minicnn" if name in trees else name
+            runs[name].append(measure(contender, model, batch, maps, limit, folded, trees.get(name)))
     med = {name: [statistics.median(r[i] for r in runs[name]) for i in range(3)] for name in names}
     base = med["torch frozen"][1]
     for name in names:
@@ -174,6 +185,7 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, nargs="+", default=[1])
     parser.add_argument("--maps", type=int, default=3, help="saliency maps per process")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--trees", nargs="+", default=None, help="minicnn source trees to compare")
     parser.add_argument("--cache-limit", type=int, default=None, help="minicnn's kernel-cache limit, MB")
     parser.add_argument("--folded", action="store_true", help="minicnn reads a torch ResNet file")
     parser.add_argument("--sweep", action="store_true", help="minicnn's peak and time per cache limit")
@@ -187,7 +199,8 @@ def main(argv=None):
     print("|---|---|---|---|---|---|")
     for model in args.models:
         for batch in args.batches:
-            compare(model, batch, args.maps, args.repeats, args.cache_limit, args.folded and model != "vgg16")
+            folded = args.folded and model != "vgg16"
+            compare(model, batch, args.maps, args.repeats, args.cache_limit, folded, args.trees)
     if args.sweep:
         for model in args.models:
             sweep(model, args.batches[0], args.maps, args.repeats, [0, 32, 64, 128, 256], args.folded)
