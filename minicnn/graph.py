@@ -156,6 +156,7 @@ class Graph(Sequential):
             y, cache = layer.forward(tuple(given) if layer.several_inputs else given[0], train=train, rng=rng)
             del given  # the inputs' references, so that a freed input goes now
             caches.append(cache)
+            del cache  # held by the list alone, so that Release's cut-down cache (and a freed input) go now
             outputs[layer.name] = y
             release.ran(layer.name, outputs, caches)
         del outputs[INPUT]

@@ -157,6 +157,7 @@ class Sequential:
         for layer in run:
             y, cache = layer.forward(y, train=train, rng=rng)
             caches.append(cache)
+            del cache  # held by the list alone, so that Release's cut-down cache (and a freed input) go now
             outputs[layer.name] = y
             release.ran(layer.name, outputs, caches)
         return PassRecord(run, x, caches, outputs, self.names, release.freed, release.keep)
