@@ -7,6 +7,13 @@ the input gradient of one class score; PyTorch with frozen parameters, so no wei
 the batches given. Both engines use every core; minicnn with its process settings (harness).
 Reports medians with their spread and the minicnn / PyTorch ratio of the medians.
 
+Each engine runs the passes its users run for these results: the forward pass for scores alone,
+minicnn's ``net.run(x, keep="output")`` (no caches, ReLUs computed inside the layers before them)
+against PyTorch under ``torch.inference_mode()``; saliency as ``minicnn.saliency`` runs it,
+``net.run(x, keep="caches")`` and ``backward(dy, release=True)``. ``--keep-all`` times the passes
+of earlier tables instead: ``net.forward(x)`` and saliency on ``net.run(x)`` (every output kept),
+PyTorch's forward under ``torch.no_grad()``.
+
     python benchmarks/resnet_cpu.py [--models resnet18 resnet50] [--batches 1 8] [--repeats 7] [--quick]
 
 On a shared machine, compare the work each engine does with one thread each and process CPU time:
@@ -31,7 +38,7 @@ import numpy as np  # noqa: E402
 import minicnn as mc  # noqa: E402
 
 
-def contenders(name: str, batch: int, folder: str) -> dict:
+def contenders(name: str, batch: int, folder: str, keep_all: bool = False) -> dict:
     import torch
     from resnet_torch import torch_resnet
 
@@ -46,16 +53,16 @@ def contenders(name: str, batch: int, folder: str) -> dict:
     xt = torch.from_numpy(x)
 
     def mc_forward():
-        return net.forward(x)
+        return net.forward(x) if keep_all else net.run(x, keep="output").output()
 
     def mc_saliency():
-        rec = net.run(x)
+        rec = net.run(x) if keep_all else net.run(x, keep="caches")
         dy = np.zeros_like(rec.output())
         dy[np.arange(batch), target] = 1
-        return rec.backward(dy)
+        return rec.backward(dy) if keep_all else rec.backward(dy, release=True)
 
     def torch_forward():
-        with torch.no_grad():
+        with torch.no_grad() if keep_all else torch.inference_mode():
             return model(xt)
 
     def torch_saliency():
@@ -76,6 +83,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch's threads")
     parser.add_argument("--cpu-time", action="store_true", help="process CPU time, not wall-clock")
     parser.add_argument("--quick", action="store_true", help="ResNet-50, batch 1, 5 repeats")
+    parser.add_argument(
+        "--keep-all", action="store_true", help="earlier tables' passes: every output kept, torch no_grad"
+    )
     args = parser.parse_args()
     if args.quick:
         args.models, args.batches, args.repeats = ["resnet50"], [1], 5
@@ -84,12 +94,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     clock = time.process_time if args.cpu_time else time.perf_counter
     what = "CPU time" if args.cpu_time else "wall-clock"
-    print(f"{harness.machine()}; torch {args.threads} threads; {what}; "
+    passes = ("net.forward / net.run (every output kept), torch no_grad" if args.keep_all else
+              "net.run keep='output' / keep='caches' + release, torch inference_mode")  # fmt: skip
+    print(f"{harness.machine()}; torch {args.threads} threads; {what}; {passes}; "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
             for batch in args.batches:
-                race = contenders(name, batch, folder)
+                race = contenders(name, batch, folder, args.keep_all)
                 times = harness.alternate(race, repeats=args.repeats, warmup=2, clock=clock)
                 for work in ("forward", "saliency"):
                     ours, theirs = times[f"minicnn {work}"], times[f"torch {work}"]

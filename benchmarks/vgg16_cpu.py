@@ -1,7 +1,12 @@
 """VGG16 224x224 on the CPU, minicnn against PyTorch, timed two ways.
 
 Workloads: forward, and saliency (forward + input gradient of one class score, no weight gradients),
-at batch 1 and 8. Reports medians with their spread (min-max), the minicnn / PyTorch ratio of the
+at batch 1 and 8. Each engine runs the passes its users run for these results: minicnn's
+``net.run(x, keep="output")`` for scores (no caches, ReLUs computed inside the convolutions) against
+PyTorch under ``torch.inference_mode()``, and saliency as ``minicnn.saliency`` runs it
+(``keep="caches"``, ``backward(dy, release=True)``). ``--keep-all`` times the passes of earlier
+tables: ``net.forward`` / ``net.backward`` (every output kept), PyTorch under ``torch.no_grad()``.
+Reports medians with their spread (min-max), the minicnn / PyTorch ratio of the
 medians, and GFLOP/s beside the sgemm GFLOP/s measured in the same run. Both use every core
 (torch.set_num_threads(os.cpu_count())).
 
@@ -54,18 +59,22 @@ def workloads(batch: int, net, model, torch):
     target = np.arange(batch) % 1000
 
     def mc_forward():
-        return net.forward(x)
+        return net.forward(x) if KEEP_ALL else net.run(x, keep="output").output()
 
     def mc_saliency():
-        y = net.forward(x)
+        if KEEP_ALL:
+            y = net.forward(x)
+        else:
+            rec = net.run(x, keep="caches")
+            y = rec.output()
         dy = np.zeros_like(y)
         dy[np.arange(batch), target] = 1
-        return net.backward(dy)
+        return net.backward(dy) if KEEP_ALL else rec.backward(dy, release=True)
 
     xt = torch.from_numpy(x)
 
     def torch_forward():
-        with torch.no_grad():
+        with torch.no_grad() if KEEP_ALL else torch.inference_mode():
             return model(xt)
 
     def torch_saliency():
@@ -120,6 +129,7 @@ def spread(times) -> str:
 
 THREADS = os.cpu_count()  # PyTorch's threads (--threads)
 CLOCK = time.perf_counter  # or time.process_time (--cpu-time)
+KEEP_ALL = False  # the passes of earlier tables (--keep-all)
 
 
 def child(engine: str, batches, repeats: int) -> None:
@@ -149,6 +159,7 @@ def separate(batches, repeats: int, rounds: int) -> dict:
                        "--threads", str(THREADS), "--repeats", str(repeats),
                        "--batches", *map(str, batches)]  # fmt: skip
             command += ["--cpu-time"] if CLOCK is time.process_time else []
+            command += ["--keep-all"] if KEEP_ALL else []
             result = subprocess.run(command, check=True, capture_output=True, text=True)
             for name, per_batch in json.loads(result.stdout.strip().splitlines()[-1]).items():
                 for batch, values in per_batch.items():
@@ -217,12 +228,16 @@ def main(argv=None):
     parser.add_argument("--cpu-time", action="store_true", help="process CPU time, not wall-clock")
     parser.add_argument("--no-peers", action="store_true", help="leave out ONNX Runtime and OpenVINO")
     parser.add_argument("--quick", action="store_true", help="batch 1, 3 repeats, alternating only")
+    parser.add_argument(
+        "--keep-all", action="store_true", help="earlier tables' passes: every output kept, torch no_grad"
+    )
     parser.add_argument("--child", choices=["minicnn", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.batches, args.repeats, args.method = [1], 3, "alternate"
-    global THREADS, CLOCK
+    global THREADS, CLOCK, KEEP_ALL
     THREADS, CLOCK = args.threads, (time.process_time if args.cpu_time else time.perf_counter)
+    KEEP_ALL = args.keep_all
     if args.child:
         return child(args.child, args.batches, args.repeats)
 
@@ -230,8 +245,10 @@ def main(argv=None):
 
     flops = harness.conv_flops(mc.vgg16(seed=0), (3, 224, 224))
     what = "process CPU time" if args.cpu_time else "wall-clock"
-    print(f"machine: {harness.machine()}, torch {torch.__version__} with {THREADS} threads; {what}; load "
-          f"average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    passes = ("net.forward / net.backward (every output kept), torch no_grad" if KEEP_ALL else
+              "net.run keep='output' / keep='caches' + release, torch inference_mode")  # fmt: skip
+    print(f"machine: {harness.machine()}, torch {torch.__version__} with {THREADS} threads; {what}; "
+          f"{passes}; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     peak = harness.sgemm_gflops()
     if args.method in ("alternate", "both"):
         print("\nboth engines in one process, alternating; medians and spread (min-max) in ms")

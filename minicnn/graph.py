@@ -30,6 +30,7 @@ import numpy as np
 
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError, quote
+from minicnn.fusion import Fusion
 from minicnn.network import Sequential
 from minicnn.record import INPUT, PassRecord, Release
 from minicnn.rules import assign, layer_backward
@@ -143,24 +144,28 @@ class Graph(Sequential):
 
         x: (N, C, H, W) array of the network's dtype on its device. ``keep``: "all" keeps every
         node's output (tools read any node's output); "caches" frees an output once every node
-        reading it has run, unless a cache holds it, and "input-gradient" keeps only what the
-        input gradient reads (minicnn/record.py, KEEP), as in Sequential.
+        reading it has run, unless a cache holds it, "input-gradient" keeps only what the input
+        gradient reads, "output" the last output alone (minicnn/record.py, KEEP); all three fuse
+        ReLUs into the nodes before them (minicnn/fusion.py), as in Sequential.
         """
         self.check_input(x)
         last = len(self.layers) - 1 if stop is None else self.index(stop)
         run = self.layers[: last + 1]
         release = Release(keep, self.inputs, run)
+        fusion = Fusion(keep, self.inputs, run)
         caches, outputs = [], {INPUT: x}
         for layer in run:
             given = [outputs[name] for name in self.inputs[layer.name]]
-            y, cache = layer.forward(tuple(given) if layer.several_inputs else given[0], train=train, rng=rng)
+            y, cache = fusion.forward(layer, tuple(given) if layer.several_inputs else given[0], train, rng)
             del given  # the inputs' references, so that a freed input goes now
             caches.append(cache)
             del cache  # held by the list alone, so that Release's cut-down cache (and a freed input) go now
             outputs[layer.name] = y
             release.ran(layer.name, outputs, caches)
+            fusion.ran(layer.name, outputs)
         del outputs[INPUT]
-        return GraphRecord(run, x, caches, outputs, self.names, self.inputs, release.freed, release.keep)
+        freed = {**release.freed, **fusion.freed}
+        return GraphRecord(run, x, caches, outputs, self.names, self.inputs, freed, keep)
 
     def blocks(self) -> list[tuple[int, str, object]]:
         """The nodes in run order as an indented list of blocks: (depth, name, layer), with a row
@@ -226,7 +231,7 @@ class GraphRecord(PassRecord):
     """A PassRecord of a Graph: the same outputs, caches and names, with the inputs of each node,
     so that ``backward`` sends each node's input signals to the nodes it read and adds them there."""
 
-    def __init__(self, layers, x, caches, outputs, network_names, inputs, freed=(), keep="all"):
+    def __init__(self, layers, x, caches, outputs, network_names, inputs, freed=None, keep="all"):
         super().__init__(layers, x, caches, outputs, network_names, freed, keep)
         self._inputs = dict(inputs)
 

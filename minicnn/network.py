@@ -20,6 +20,7 @@ import numpy as np
 
 from minicnn.backend import device_of, get_xp, module_for, to_device
 from minicnn.errors import MinicnnError
+from minicnn.fusion import Fusion
 from minicnn.layers.base import Layer
 from minicnn.record import INPUT, PassRecord, Release
 from minicnn.seeding import make_rng
@@ -146,21 +147,24 @@ class Sequential:
         x: (N, C, H, W) array of the network's dtype on its device. ``train`` enables dropout
         (with ``rng``, a numpy Generator). ``keep``: "all" keeps every layer's output; "caches"
         keeps what backward reads and frees the other outputs as the pass goes, "input-gradient"
-        only what the input gradient under the named rules reads (minicnn/record.py, KEEP), for
-        callers that need only the scores and backward signals. The network itself keeps nothing.
+        only what the input gradient under the named rules reads, "output" the last output alone
+        (scores, no backward) (minicnn/record.py, KEEP). All three compute a ReLU inside the layer
+        before it where they can (minicnn/fusion.py): the same bits. The network itself keeps nothing.
         """
         self.check_input(x)
         last = len(self.layers) - 1 if stop is None else self.index(stop)
         run = self.layers[: last + 1]
         release = Release(keep, self.inputs, run)
+        fusion = Fusion(keep, self.inputs, run)
         caches, outputs, y = [], {}, x
         for layer in run:
-            y, cache = layer.forward(y, train=train, rng=rng)
+            y, cache = fusion.forward(layer, y, train, rng)
             caches.append(cache)
             del cache  # held by the list alone, so that Release's cut-down cache (and a freed input) go now
             outputs[layer.name] = y
             release.ran(layer.name, outputs, caches)
-        return PassRecord(run, x, caches, outputs, self.names, release.freed, release.keep)
+            fusion.ran(layer.name, outputs)
+        return PassRecord(run, x, caches, outputs, self.names, {**release.freed, **fusion.freed}, keep)
 
     def forward(self, x, train: bool = False, stop: str | None = None, rng=None):
         """``run`` that keeps the record as ``net.last`` and returns the last output.

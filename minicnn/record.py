@@ -28,6 +28,13 @@ a backward asking for parameter gradients (they read the inputs) or under an LRP
 ``rec.backward(dy, release=True)`` goes further for a caller with one backward to run: each layer's
 cache and output go once its backward has run, so the layers below never share memory with the
 whole record.
+
+``keep="output"`` is the pass for scores alone: no caches (no backward on it) and no output but the
+last one, each freed once every layer reading it has run.
+
+Both passes that free outputs also compute a ReLU inside the layer before it where that layer can
+(minicnn/fusion.py): that layer's output before the ReLU exists nowhere, and asking for it is the
+same one-line error.
 """
 
 from __future__ import annotations
@@ -44,10 +51,8 @@ KEEP = {
     "caches": "the caches backward reads, the last output, and only the outputs a cache holds anyway",
     "input-gradient": "what the input gradient under the named rules reads (ReLU sign bits, max-pool "
     "switches, shapes) and the last output: no parameter gradients, no LRP or DeepLIFT rule",
+    "output": "the last output alone: no caches, so no backward (scores for inference)",
 }
-
-#: the keep levels that free outputs as the pass goes
-LEAN = ("caches", "input-gradient")
 
 
 def check_keep(keep: str) -> str:
@@ -65,9 +70,17 @@ def holds(cache, array) -> bool:
     return isinstance(cache, tuple) and any(holds(part, array) for part in cache)
 
 
+#: what each keep level that frees outputs keeps, said when a freed output is asked for
+KEPT = {
+    "caches": "what backward reads",
+    "input-gradient": "what the input gradient reads",
+    "output": "the last output alone",
+}
+
+
 def freed_by_keep(keep: str) -> str:
     """Why a pass run with ``keep`` no longer holds an output, said when one is asked for."""
-    return f"this pass ran with keep={keep!r} (what backward reads); net.run(x) keeps every output"
+    return f"this pass ran with keep={keep!r} ({KEPT[keep]}); net.run(x) keeps every output"
 
 
 FREED_BY_RELEASE = "backward(..., release=True) let it go with the layer's cache"
@@ -75,12 +88,12 @@ FREED_BY_RELEASE = "backward(..., release=True) let it go with the layer's cache
 
 class Outputs(dict):
     """Layer name -> output (N, ...), in run order; a name in ``freed`` (name -> why: an output
-    that a lean pass (``keep``) or a backward with release=True let go) is a one-line
-    MinicnnError naming the layer, not a KeyError."""
+    that a pass with a keep level other than "all", a fused ReLU or a backward with release=True
+    let go) is a one-line MinicnnError naming the layer, not a KeyError."""
 
-    def __init__(self, outputs, freed=(), keep: str = "caches"):
+    def __init__(self, outputs, freed=None):
         super().__init__(outputs)
-        self.freed = dict.fromkeys(freed, freed_by_keep(keep))
+        self.freed = dict(freed or {})
 
     def __missing__(self, name):
         if name in self.freed:
@@ -89,13 +102,14 @@ class Outputs(dict):
 
 
 class Release:
-    """Frees the outputs of a forward pass with a lean ``keep`` (LEAN) as it runs (nothing with "all").
+    """Frees the outputs of a forward pass as it runs, unless ``keep`` is "all".
 
     With "input-gradient", each layer's cache is first cut down to what the input gradient reads
-    (``Layer.input_gradient_cache``). An output is freed once the last layer reading it has run,
-    unless its own layer's cache or a reader's cache holds that very array (freeing it would save
-    nothing) or no layer run reads it (the last output; under ``stop=`` a graph's outputs read only
-    above ``stop``). The network's input is never freed.
+    (``Layer.input_gradient_cache``); with "output" no cache is kept at all (no backward runs on
+    the pass). An output is freed once the last layer reading it has run, unless (keep="caches" or
+    "input-gradient") its own layer's cache or a reader's cache holds that very array (freeing it
+    would save nothing), or no layer run reads it (the last output; under ``stop=`` a graph's
+    outputs read only above ``stop``). The network's input is never freed.
 
     inputs: layer name -> the names it reads (``INPUT``: the network's input); layers: the layers
     to run, in run order.
@@ -103,8 +117,7 @@ class Release:
 
     def __init__(self, keep: str, inputs: dict, layers):
         self.keep = check_keep(keep)
-        self.lean = keep in LEAN
-        self.freed: list[str] = []
+        self.freed: dict[str, str] = {}  # name -> why
         self._layers = {layer.name: layer for layer in layers}
         order = list(self._layers)
         self._position = {name: i for i, name in enumerate(order)}
@@ -117,18 +130,22 @@ class Release:
 
     def ran(self, name: str, outputs: dict, caches: list) -> None:
         """Layer ``name`` has run (its cache is last in ``caches``): free what no one reads now."""
-        if not self.lean:
+        if self.keep == "all":
             return
         if self.keep == "input-gradient":
             caches[-1] = self._layers[name].input_gradient_cache(caches[-1])
+        if self.keep == "output":
+            caches[-1] = None  # no backward runs on this pass
         for source in set(self._inputs[name]):
             self._left[source] -= 1
             if self._left[source] or source == INPUT:
                 continue
-            keepers = [caches[i] for i in [self._position[source], *self._readers[source]]]
-            if not any(holds(cache, outputs[source]) for cache in keepers):
-                del outputs[source]
-                self.freed.append(source)
+            if self.keep != "output":
+                keepers = [caches[i] for i in [self._position[source], *self._readers[source]]]
+                if any(holds(cache, outputs[source]) for cache in keepers):
+                    continue
+            del outputs[source]
+            self.freed[source] = freed_by_keep(self.keep)
 
 
 class PassRecord:
@@ -136,21 +153,24 @@ class PassRecord:
 
     input:   the (N, C, H, W) array the pass started from
     outputs: layer name -> that layer's output (N, ...), in layer order (``Outputs``: after a
-             lean pass, the names in ``outputs.freed`` are one-line errors)
+             pass with another keep level than "all", the names in ``outputs.freed`` are
+             one-line errors)
     grads:   layer name -> {"weight": ..., "bias": ...}, filled by ``backward(..., need_params=True)``
-    keep:    what the pass kept (an entry of KEEP)
+    keep:    what the pass kept (an entry of KEEP; "output": no caches, so backward and ``cache``
+             are one-line errors)
     """
 
-    def __init__(self, layers, x, caches, outputs, network_names=None, freed=(), keep: str = "all"):
+    def __init__(self, layers, x, caches, outputs, network_names=None, freed=None, keep: str = "all"):
         self._layers = list(layers)  # the layers run, in order
         self._network_names = list(network_names or self.names)  # every layer of the network
         self._position = {layer.name: i for i, layer in enumerate(self._layers)}
         self.input = x
         self._caches = list(caches)
-        self.outputs = Outputs(outputs, freed, keep)
+        self.outputs = Outputs(outputs, freed)
         self.keep = keep
         self.grads: dict = {}
         self._released = False  # set by a backward with release=True: no cache is left to run on
+        self._cacheless = keep == "output"  # the pass kept no cache: no backward runs on it
 
     @property
     def names(self) -> list[str]:
@@ -188,6 +208,11 @@ class PassRecord:
         return self._caches[i]
 
     def _check_caches(self) -> None:
+        if self._cacheless:
+            raise MinicnnError(
+                "this pass ran with keep='output' (the last output alone, no caches): "
+                "run net.run(x) or net.run(x, keep='caches') for a backward pass"
+            )
         if self._released:
             raise MinicnnError(
                 "this record's caches were let go by backward(..., release=True): run the forward pass again"

@@ -36,7 +36,7 @@ import numpy as np
 from minicnn.backend import get_xp
 from minicnn.errors import MinicnnError
 from minicnn.geometry import output_size
-from minicnn.kernels import gemm, pointwise, winograd, winograd_f4
+from minicnn.kernels import gemm, pointwise, relu, winograd, winograd_f4
 from minicnn.kernels.im2col import col2im, im2col
 
 ALGORITHMS = ("auto", "im2col", "pointwise", "winograd", "winograd4")
@@ -178,11 +178,15 @@ def _transformed(w, lowering: str, transforms):
     return transforms.get(w, lowering, module.transform_kernel)
 
 
-def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto", transforms=None):
+def conv2d_forward(
+    x, w, b, stride: int, padding: int, algorithm: str = "auto", transforms=None, rectify: bool = False
+):
     """x (N, C, H, W), w (O, C, kh, kw), b (O,) -> (y (N, O, Ho, Wo), ConvCache).
 
     Ho = output_size(H, kh, stride, padding), likewise Wo. algorithm: one of ALGORITHMS.
     transforms: a KernelTransforms that keeps Winograd's transformed kernel between calls, or None.
+    rectify: y is max(conv, 0) instead, the ReLU applied in the epilogue that adds the bias, while
+    each tile is in cache (the same bits as a ReLU layer after it: minicnn/kernels/relu.py).
     """
     xp = get_xp(x)
     n, c, h, wd = x.shape
@@ -191,9 +195,13 @@ def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto", 
     lowering = choose_lowering(x, w, stride, padding, algorithm, cached=transforms_kept(transforms, w))
     if lowering in _WINOGRAD:
         u = _transformed(w, lowering, transforms)
-        return _WINOGRAD[lowering].winograd_conv(x, u, b, padding), ConvCache(x, ho, wo)
+        y = _WINOGRAD[lowering].winograd_conv(x, u, b, padding)
+        # NOTE: the ReLU belongs in the Winograd output transform's epilogue (where the bias is
+        # added, minicnn/kernels/winograd*.py: output_tiles), while each tile is in cache; until it
+        # is there, it runs in place on the fresh output, one pass with no new array.
+        return (relu.rectify_in_place(y) if rectify else y), ConvCache(x, ho, wo)
     if lowering == "pointwise":
-        return pointwise.forward(x, w, b, stride), ConvCache(x, ho, wo)
+        return pointwise.forward(x, w, b, stride, rectify), ConvCache(x, ho, wo)
     p, ckk = ho * wo, c * kh * kw
     w2, bias = w.reshape(o, ckk), b[:, None]
     y = xp.empty((n, o, p), dtype=x.dtype)
@@ -203,7 +211,10 @@ def conv2d_forward(x, w, b, stride: int, padding: int, algorithm: str = "auto", 
         part, out = cols[:, : q1 - q0], y[image, :, q0:q1]
         im2col(x, kh, kw, stride, padding, ho, wo, image * p + q0, image * p + q1, part)
         gemm.product(w2, part, out)  # BLAS on one thread per part (kernels/gemm.py)
-        out += bias  # while the tile is still in cache
+        if rectify:  # the bias and the ReLU in one pass, while the tile is still in cache
+            relu.add_bias_rectify(out, b)
+        else:
+            out += bias  # while the tile is still in cache
     return y.reshape(n, o, ho, wo), ConvCache(x, ho, wo)
 
 

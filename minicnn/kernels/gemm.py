@@ -42,6 +42,7 @@ import numba
 import numpy as np
 
 from minicnn.backend import get_xp
+from minicnn.kernels import relu
 
 # Below this many multiply-adds a product takes less time than handing parts to threads: plain np.matmul.
 MIN_SPLIT_WORK = 1 << 20
@@ -94,37 +95,39 @@ def _parts(count: int, threads: int) -> list[tuple[int, int]]:
     return [(cuts[i], cuts[i + 1]) for i in range(threads) if cuts[i] < cuts[i + 1]]
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, bias=None) -> np.ndarray:
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, bias=None,
+           rectify: bool = False) -> np.ndarray:  # fmt: skip
     """``np.matmul(a, b, out=out)`` for NumPy arrays, computed as described in the module docstring.
 
     a (M, K) and b (K, N), or stacks a (B, M, K) and b (B, K, N) (either may also be 2-D, shared by
     the stack); float32 or float64; out: a C-contiguous array of the result's shape and dtype, or None.
     bias: None, or (M,) added to every column of every result right after each part's product, while
-    that part is still in cache (a convolution's bias). Returns out (or a new array).
+    that part is still in cache (a convolution's bias). rectify: then max(v, 0) on each part, in the
+    same pass (a ReLU fused into the layer: minicnn/kernels/relu.py). Returns out (or a new array).
     """
     if out is None:
         stack = a.shape[0] if a.ndim == 3 else b.shape[0] if b.ndim == 3 else None
         rows = (a.shape[-2], b.shape[-1])
         out = np.empty(rows if stack is None else (stack, *rows), dtype=np.result_type(a, b))
     if b.ndim == 3 and a.ndim == 2 and b.shape[0] == 1:  # one image: the 2-D product
-        matmul(a, b[0], out[0], bias)
+        matmul(a, b[0], out[0], bias, rectify)
         return out
     threads = numba.get_num_threads()
     work = a.shape[-2] * a.shape[-1] * b.shape[-1] * (out.shape[0] if out.ndim == 3 else 1)
     if work < MIN_SPLIT_WORK or (threads < 2 and out.ndim == 3):
-        return _product(a, b, out, bias)  # small, or a stack on one thread: as is
-    extra = () if bias is None else (bias,)
+        return _product(a, b, out, bias, rectify)  # small, or a stack on one thread: as is
+    extra = _epilogue(bias, rectify)
     if a.ndim == 3 or b.ndim == 3:  # each matrix of a stack is one BLAS call however it is split
         stack = out.shape[0]
         jobs = [(a[i:j] if a.ndim == 3 else a, b[i:j] if b.ndim == 3 else b, out[i:j], *extra)
                 for i, j in _parts(stack, threads)]  # fmt: skip
         if not run_parts([functools.partial(_product, *job) for job in jobs]):
-            _product(a, b, out, bias)  # no BLAS control, or another caller's parts running: as is
+            _product(a, b, out, bias, rectify)  # no BLAS control, or another caller's parts running
         return out
-    return _split_2d(a, b, out, bias, threads)
+    return _split_2d(a, b, out, bias, rectify, threads)
 
 
-def _split_2d(a, b, out, bias, threads: int):
+def _split_2d(a, b, out, bias, rectify: bool, threads: int):
     """out = a @ b (+ bias) for 2-D a (M, K) and b (K, N), cut into parts that do not depend on the
     thread count: by rows of a where a is the larger (each part reads its rows and all of b), else by
     columns of b, into as many parts as the machine has cores (Numba's count, which a job worker's
@@ -135,20 +138,24 @@ def _split_2d(a, b, out, bias, threads: int):
     count = numba.config.NUMBA_DEFAULT_NUM_THREADS
     if a.size >= b.size and a.shape[0] >= count:
         cuts = _parts(a.shape[0], count)
-        jobs = [(a[i:j], b, out[i:j], *(() if bias is None else (bias[i:j],))) for i, j in cuts]
-    else:  # b is the larger (a dense layer's backward, im2col's columns), or a has too few rows
         jobs = [
-            (a, b[:, i:j], out[:, i:j], *(() if bias is None else (bias,)))
-            for i, j in _parts(b.shape[1], count)
+            (a[i:j], b, out[i:j], *_epilogue(None if bias is None else bias[i:j], rectify)) for i, j in cuts
         ]
+    else:  # b is the larger (a dense layer's backward, im2col's columns), or a has too few rows
+        jobs = [(a, b[:, i:j], out[:, i:j], *_epilogue(bias, rectify)) for i, j in _parts(b.shape[1], count)]
     shares = [jobs[t::threads] for t in range(min(threads, len(jobs)))]
     if not run_parts([functools.partial(_run_jobs, share) for share in shares]):
         _in_turn(jobs)  # one thread, no BLAS control, or another caller's parts running
     return out
 
 
+def _epilogue(bias, rectify: bool) -> tuple:
+    """The arguments of ``_product`` after (a, b, out): none where there is no epilogue."""
+    return () if bias is None and not rectify else (bias, rectify)
+
+
 def _run_jobs(jobs) -> None:
-    """``_product`` of each (a, b, out[, bias]) in turn."""
+    """``_product`` of each (a, b, out[, bias, rectify]) in turn."""
     for job in jobs:
         _product(*job)
 
@@ -174,18 +181,21 @@ def _in_turn(jobs) -> None:
         _lock.release()
 
 
-def product(a, b, out=None, bias=None):
+def product(a, b, out=None, bias=None, rectify: bool = False):
     """a @ b for NumPy or CuPy arrays (2-D, or a stack as in ``matmul``), into ``out`` if given (it may
     be a strided view): NumPy's through ``matmul``, CuPy's as is (via a temporary when ``out`` is
     given). Every product of a layer goes through here, so that none wakes BLAS's own threads: a
     product run with OpenBLAS's threads takes no longer alone, but the woken threads then slow the
     convolutions that follow (benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings").
-    bias: None, or (M,) added to every column (as in ``matmul``). Returns the product.
+    bias: None, or (M,) added to every column; rectify: max(v, 0) after it (as in ``matmul``).
+    Returns the product.
     """
     if get_xp(a) is np:
-        return matmul(a, b, out=out, bias=bias)
+        return matmul(a, b, out=out, bias=bias, rectify=rectify)
     result = a @ b
-    if bias is not None:
+    if rectify:
+        relu.add_bias_rectify(result, bias)
+    elif bias is not None:
         result += bias[:, None]
     if out is None:
         return result
@@ -230,10 +240,12 @@ def run_parts(parts) -> bool:
     return True
 
 
-def _product(a, b, out, bias=None):
-    """out = a @ b (+ bias (M,) on every column) for one part; out may be a strided view (columns of a
-    2-D result), which NumPy writes in place. Returns out."""
+def _product(a, b, out, bias=None, rectify: bool = False):
+    """out = a @ b (+ bias (M,) on every column, then max(v, 0) if ``rectify``) for one part; out may
+    be a strided view (columns of a 2-D result), which NumPy writes in place. Returns out."""
     np.matmul(a, b, out=out)
-    if bias is not None:
+    if rectify:
+        relu.add_bias_rectify(out, bias)
+    elif bias is not None:
         out += bias[:, None]
     return out

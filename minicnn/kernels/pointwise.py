@@ -40,15 +40,16 @@ def _sampled(x, stride: int):
     return xp.ascontiguousarray(x if stride == 1 else x[:, :, ::stride, ::stride])
 
 
-def forward(x, w, b, stride: int):
-    """x (N, C, H, W), w (O, C, 1, 1), b (O,) -> y (N, O, Ho, Wo), Ho = (H - 1) // stride + 1."""
+def forward(x, w, b, stride: int, rectify: bool = False):
+    """x (N, C, H, W), w (O, C, 1, 1), b (O,) -> y (N, O, Ho, Wo), Ho = (H - 1) // stride + 1;
+    rectify: max(y, 0) instead, applied with the bias (gemm.product)."""
     xp = get_xp(x)
     xs = _sampled(x, stride)
     n, c, ho, wo = xs.shape
     o = w.shape[0]
     y = xp.empty((n, o, ho * wo), dtype=x.dtype)
     # one product per image (a stack against the shared W), the bias added while each is in cache
-    gemm.product(w.reshape(o, c), xs.reshape(n, c, ho * wo), y, bias=b)
+    gemm.product(w.reshape(o, c), xs.reshape(n, c, ho * wo), y, bias=b, rectify=rectify)
     return y.reshape(n, o, ho, wo)
 
 

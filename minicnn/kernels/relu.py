@@ -1,5 +1,11 @@
 """ReLU forward and the ReLU backward as one fused pass (CPU: Numba, GPU: minicnn.kernels.gpu).
 
+The forward also runs in place on a producer's fresh output (``rectify_in_place``, and
+``add_bias_rectify`` as a convolution tile's epilogue: its bias and the ReLU in one pass while the
+tile is in cache), for passes that keep no pre-ReLU output (minicnn/fusion.py). Every rectified
+element is computed as ``v if v > 0 else 0``, the same expression as ``relu_forward``, so the fused
+pass gives the same bits as the layer after it would (NumPy's ``maximum`` would keep NaN).
+
 NumPy would need a boolean temporary and a ``where`` per rule; here each element is read once and
 written once, on every core for large arrays and on the calling thread for the others (where
 waking Numba's threads costs more than the loop: minicnn/kernels/threads.py).
@@ -78,6 +84,60 @@ def _relu_forward_cpu(x, y):
     for i in numba.prange(x.size):
         v = x[i]
         y[i] = v if v > 0 else 0.0
+
+
+# In place, ``y[i] = v if v > 0 else 0`` leaves y[i] unchanged where v > 0, so LLVM stores only the
+# zeros, with masked vector stores, which AMD's cores run several times slower than plain ones. The
+# stored value is written ``v + 0.0`` instead (the same bits: v > 0 is neither -0.0 nor NaN), which
+# LLVM may not fold without fast-math, so every element is stored.
+@njit(parallel=True)
+def _rectify_cpu(y):
+    for i in numba.prange(y.size):
+        v = y[i]
+        y[i] = v + 0.0 if v > 0 else 0.0
+
+
+@njit(nogil=True)  # runs on the threads of gemm.run_parts, beside other parts
+def _add_bias_rectify_cpu(out, bias, has_bias):
+    # out: a 2-D view (rows contiguous, any row stride), bias: one value per row, added in the two
+    # dtypes' common type as NumPy's ``out += bias`` adds (no float64 zero where there is no bias)
+    for r in range(out.shape[0]):
+        if has_bias:
+            for q in range(out.shape[1]):
+                v = out[r, q] + bias[r]
+                out[r, q] = v if v > 0 else 0.0
+        else:
+            for q in range(out.shape[1]):
+                v = out[r, q]
+                out[r, q] = v + 0.0 if v > 0 else 0.0  # every element stored (see _rectify_cpu)
+
+
+def rectify_in_place(y):
+    """y (any shape) -> y itself, each element replaced by max(v, 0) as relu_forward
+    computes it."""
+    if get_xp(y) is not np:
+        return get_xp(y).maximum(y, 0, out=y)
+    if not y.flags.c_contiguous:  # no flat view of y to walk: through a new array
+        y[...] = relu_forward(y)
+        return y
+    flat = y.reshape(-1)  # a view of y's own memory
+    sized(_rectify_cpu, flat.size)(flat)
+    return y
+
+
+def add_bias_rectify(out, bias=None):
+    """out (M, P) or a stack (B, M, P), rows contiguous (a column slice of a larger matrix is fine),
+    bias (M,) or None -> out itself, max(out + bias[:, None], 0) in place: the bias added as
+    ``out += bias[:, None]`` adds it (one rounding), then the ReLU, in one pass over the tile."""
+    if get_xp(out) is not np:
+        if bias is not None:
+            out += bias[:, None]
+        return get_xp(out).maximum(out, 0, out=out)
+    has_bias = bias is not None
+    values = bias if has_bias else np.zeros(1, dtype=out.dtype)
+    for part in out if out.ndim == 3 else (out,):
+        _add_bias_rectify_cpu(part, values, has_bias)
+    return out
 
 
 def relu_forward(x):

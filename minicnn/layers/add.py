@@ -17,6 +17,7 @@ LRP rule the sum splits the relevance among its inputs in proportion to their va
 from __future__ import annotations
 
 from minicnn.backend import get_xp
+from minicnn.kernels.add import add
 from minicnn.layers.base import Layer
 from minicnn.layers.relevance import share
 
@@ -33,6 +34,7 @@ class Add(Layer):
     kind = "Add"
     several_inputs = True
     reads_rule = True  # LRP: each input's share of the sum (below); every other rule copies
+    fuses_rectifier = True  # the ReLU after a residual block's sum, in the same pass
     equivalence_row = ("X_1 + X_2", "R to each X_i", "dX to each X_i")
 
     def output_shape(self, shapes):
@@ -44,11 +46,9 @@ class Add(Layer):
             raise self.error(f"inputs of different shapes do not add: {listed}")
         return shapes[0]
 
-    def forward(self, xs, train=False, rng=None):
+    def forward(self, xs, train=False, rng=None, rectify=False):
         self.output_shape([x.shape[1:] for x in xs])
-        y = xs[0] + xs[1]
-        for x in xs[2:]:
-            y += x  # y is a new array: adding in place changes no input
+        y = add(xs, rectify)  # a new array, ((x_1 + x_2) + x_3) + ...; max(y, 0) where rectify
         return y, len(xs)  # the cache: how many inputs receive the signal
 
     def backward(self, dy, cache, mode="gradient", need_params=False):

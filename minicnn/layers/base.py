@@ -61,6 +61,10 @@ class Layer:
     is_linear = False  # a fully connected layer (Dense)
     is_identity_at_inference = False  # Dropout: changes nothing outside training
     is_probability = False  # turns class scores into probabilities (Softmax): scores come before it
+    # Whether ``forward`` takes ``rectify=True`` and then returns max(y, 0), computed while its output
+    # is in cache: a pass that keeps no pre-ReLU output (minicnn/fusion.py) fuses a ReLU reading only
+    # this layer into it, and the ReLU then passes the result on (``forward_rectified``).
+    fuses_rectifier = False
     # Whether ``backward`` takes the backward rule (``mode=``, minicnn/rules.py): True only
     # where a rule changes the layer's backward (the ReLU; under LRP the linear layers and Add).
     # Callers pass the rule to those layers alone (rules.layer_backward), so a layer that ignores
@@ -113,6 +117,11 @@ class Layer:
     def forward(self, x, train: bool = False, rng=None):
         """x (N, ...) -> (y, cache): the output and what ``backward`` needs."""
         raise NotImplementedError
+
+    def forward_rectified(self, x):
+        """A rectifier's forward of an input its producer already rectified (``fuses_rectifier``):
+        (y, cache) as ``forward(x)`` returns them, without a pass over x. Only rectifiers have one."""
+        raise self.error("is not a rectifier: its input cannot have been rectified for it")
 
     def forward_padded(self, x):
         """The inference forward of an input that already carries this layer's zero padding.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from minicnn.backend import get_xp, to_numpy
+from minicnn.kernels.relu import rectify_in_place
 from minicnn.layers.base import Layer
 from minicnn.layers.relevance import relevance
 
@@ -40,6 +41,7 @@ class BatchNorm2D(Layer):
     kind = "BatchNorm2D"
     has_params = True
     reads_rule = True  # LRP rules, as the linear map a x + b (minicnn/layers/relevance.py)
+    fuses_rectifier = True  # max(y, 0) in place on its own new output
     equivalence_row = ("a X + b, a = g / s", "R a", "dX a")
 
     def __init__(self, channels, eps=TORCH_EPS, name=None):
@@ -84,10 +86,11 @@ class BatchNorm2D(Layer):
         shift = self.bias - scale * self.running_mean
         return scale.astype(dtype, copy=False), shift.astype(dtype, copy=False)
 
-    def forward(self, x, train=False, rng=None):
+    def forward(self, x, train=False, rng=None, rectify=False):
         self.output_shape(x.shape[1:])
         scale, shift = self._affine(x.dtype)
-        return x * scale[None, :, None, None] + shift[None, :, None, None], x
+        y = x * scale[None, :, None, None] + shift[None, :, None, None]
+        return (rectify_in_place(y) if rectify else y), x
 
     def input_gradient_cache(self, cache):
         return None  # the cache is the input, read by the parameter gradients alone

@@ -70,6 +70,7 @@ class Conv2D(Layer):
     kind = "Conv2D"
     has_params = True
     is_convolution = True
+    fuses_rectifier = True  # max(y, 0) in the epilogue that adds the bias (minicnn/kernels/conv.py)
     reads_rule = True  # LRP rules (minicnn/layers/relevance.py); the named rules all take the gradient
     equivalence_row = ("X * K + b", "R * K^T", "dX * K^T")  # K^T: the transposed (flipped) filters
 
@@ -139,10 +140,10 @@ class Conv2D(Layer):
             output_size(w, kw, self.stride, self.padding),
         )
 
-    def forward(self, x, train=False, rng=None):
+    def forward(self, x, train=False, rng=None, rectify=False):
         self.output_shape(x.shape[1:])
         return conv2d_forward(
-            x, self.weight, self.bias, self.stride, self.padding, self.algorithm, self.transforms
+            x, self.weight, self.bias, self.stride, self.padding, self.algorithm, self.transforms, rectify
         )
 
     def forward_padded(self, x):

@@ -74,6 +74,10 @@ class ReLU(Layer):
         # unpacked to bytes for the layer's backward alone (the masks of every ReLU are held at once).
         return kernels.pack_signs(cache)
 
+    def forward_rectified(self, x):
+        # x is already max(v, 0), computed as relu_forward computes it: max(x, 0) is x itself
+        return x, x
+
     def backward(self, dy, cache, mode="gradient", need_params=False):
         if isinstance(mode, str):
             return relu_backward(dy, cache, mode), None

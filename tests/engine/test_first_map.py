@@ -56,9 +56,11 @@ def test_first_saliency_map_compiles_only_what_it_uses(tmp_path):
     compiled = {name for name, (misses, _) in first.items() if misses}
     assert all(misses == 1 for misses, _ in first.values()), first  # one specialisation each
     assert EXPECTED <= compiled, first
-    # ReLU and max-pooling: the serial or the threaded build (by array size), never both per kernel
+    # ReLU and max-pooling: the serial or the threaded build (by array size), never both per kernel;
+    # and the convolutions' bias-and-ReLU epilogue (saliency's pass fuses ReLUs: minicnn/fusion.py)
     elementwise = compiled - EXPECTED
-    assert len(elementwise) == 4, first
+    assert "relu._add_bias_rectify_cpu" in elementwise, first
+    assert len(elementwise) == 5, first
     assert {name.split(".")[0].replace("serial ", "") for name in elementwise} <= {
         "relu", "maxpool", "_relu_forward_cpu", "_relu_backward_cpu", "_maxpool2_forward_cpu",
         "_maxpool2_backward_cpu",
