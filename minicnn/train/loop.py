@@ -46,9 +46,11 @@ class History:
 
 
 def predict(net, x, batch_size: int = 500) -> np.ndarray:
-    """Predicted class (N,) int64 for inputs x (N, C, H, W) float32, in inference mode."""
+    """Predicted class (N,) int64 for inputs x (N, C, H, W) float32, in inference mode: passes that
+    keep the scores alone (keep="output": no caches, ReLUs fused; ``net.last`` is left as it was)."""
     out = [
-        np.asarray(net.forward(x[i : i + batch_size])).argmax(axis=1) for i in range(0, len(x), batch_size)
+        np.asarray(net.run(x[i : i + batch_size], keep="output").output()).argmax(axis=1)
+        for i in range(0, len(x), batch_size)
     ]
     return np.concatenate(out)
 
