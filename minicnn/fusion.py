@@ -12,10 +12,10 @@ to the bit. The ReLU (``is_rectifier``) then returns that array as its output an
 (``forward_rectified``), which is what its ``forward`` would have returned.
 
 The fused layer's own output (before the ReLU) is never made, so fusion happens only in passes
-that would not have kept it: keep="caches" and "input-gradient" (backward reads the ReLU's output, which is the fused
-array, and the producer's cache, its input, which fusion does not change) and keep="output"; and
-only where the ReLU is the one layer reading that output. Asking such a record for the fused
-layer's output is a one-line error saying why (``freed``).
+that would not have kept it: keep="caches" and "input-gradient" (backward reads the ReLU's output,
+or its sign bits, which the fused array gives the same, and the producer's cache, which fusion does
+not change) and keep="output"; and only where the ReLU is the one layer reading that output.
+Asking such a record for the fused layer's output is a one-line error saying why (``freed``).
 """
 
 from __future__ import annotations
