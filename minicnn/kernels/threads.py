@@ -22,9 +22,10 @@ and two threads draw more memory bandwidth than one. Results are the same bits e
 kernels compute each output element on its own. (The hand-off and kernel timings behind the layer
 choice and the thresholds: benchmarks/RESULTS.md, "Figures moved out of minicnn's docstrings".)
 
-``serial`` builds are also what each thread of ``gemm.run_parts`` runs (Winograd's small layers,
-minicnn/kernels/winograd.py): there a parallel kernel must not run, because the workqueue layer
-aborts the process when two Python threads start parallel kernels at once.
+The threads of ``gemm.run_parts`` (Winograd's small layers, minicnn/kernels/winograd.py) must not
+run a parallel kernel either, because the workqueue layer aborts the process when two Python threads
+start parallel kernels at once: they run each Winograd transform's ``channels`` kernel, compiled
+without threads, which the transform's parallel kernel also calls (one build of the loops for both).
 """
 
 from __future__ import annotations

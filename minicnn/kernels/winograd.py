@@ -28,6 +28,16 @@ range [r0, r1) of tile rows (n, ty) at a time, which bounds memory like im2col's
 
 The input gradient is the adjoint of this computation with the same U (``run_adjoint``).
 
+Loops: each transform is one Numba kernel over a range of channels, ``*_channels`` (compiled
+without threads and without the GIL), and its ``*_tiles`` twin, a ``parallel=True`` loop calling it
+once per channel on Numba's threads. The loops are compiled once and serve both the steps that have
+the threads to themselves and the threads of ``gemm.run_parts`` (where a parallel kernel must not
+run); a ``parallel=True`` kernel holding the loops itself would compile them twice, as the parallel
+build and again as a serial twin, and Numba's parallel compilation is the slower of the two. Arrays
+are copied by explicit loops, never by slice assignment (``a[i, :n] = b[j, :n]``): each such
+statement makes Numba compile its shape-mismatch error message (string formatting code) into the
+kernel, seconds of a first run's compilation for nothing, and the loops vectorise as well.
+
 CPU only (Numba): there are no GPU kernels for the transforms, so the GPU path keeps im2col.
 """
 
@@ -35,13 +45,13 @@ from __future__ import annotations
 
 import functools
 import threading
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 
 from minicnn.kernels import gemm
 from minicnn.kernels.compiled import njit
-from minicnn.kernels.threads import serial
 
 
 @njit(inline="always")
@@ -86,59 +96,101 @@ def tile_counts(ho: int, wo: int) -> tuple[int, int]:
     return (ho + 1) // 2, (wo + 1) // 2
 
 
+@njit(inline="always")
+def channel_range(count, parts, part):
+    """[c0, c1) (int64, as Python's ints are typed, so that the ``*_channels`` kernels called here
+    and from Python share one build) of the ``part``-th of ``parts`` near-equal contiguous ranges of
+    ``count`` channels. The threaded transforms cut the channels into ``parts`` ranges, one per
+    Numba thread (their last argument), so that each range's buffers are made once, not once per
+    channel."""
+    part = np.int64(part)
+    return count * part // parts, count * (part + 1) // parts
+
+
 @njit(parallel=True)
-def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
+def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v, parts):
     """V = B^T d B for every input channel and every tile in tile rows [r0, r1).
 
     x (N, C, H, W); tile (n, ty, tx) reads x[n, :, 2ty - pad : 2ty - pad + 4, 2tx - pad : ...]
     (zero outside the image); v (16, >= C * k) with k = (r1 - r0) * tiles_w: row xi holds the matrix
     V[xi] (C, k) row-major, V[4*i + j][c, p] = v[4*i + j, c * k + p] (``run_tiles`` says why).
+    parts: Numba's thread count; each thread does one range of channels (``channel_range``) and
+    writes only their V[:][c, :] (see "Loops" above).
     """
-    c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
+    count = x.shape[1]
+    parts = max(1, min(count, parts))
+    for part in numba.prange(parts):
+        c0, c1 = channel_range(count, parts, part)
+        input_channels(x, pad, tiles_h, tiles_w, r0, r1, v, c0, c1)
+
+
+@njit(nogil=True)
+def input_channels(x, pad, tiles_h, tiles_w, r0, r1, v, c0, c1):
+    """``input_tiles`` for the input channels [c0, c1) only, on the calling thread."""
+    h, w = x.shape[2], x.shape[3]
     width = 2 * tiles_w + 2  # input columns under one row of tiles
     x0, x1 = pad, min(width, w + pad)  # the part of it inside the image
     k = (r1 - r0) * tiles_w  # columns of each matrix V[xi]
-    # Parallel over channels: each thread writes only V[:][c, :], 16 rows that it fills in order.
-    # A whole row of tiles is transformed at once, first down (t = B^T d, four rows of the input
-    # combined into four rows of t) and then across (t B), so every inner loop runs along a row.
-    for c in numba.prange(c_in):
-        d = np.zeros((4, width), dtype=x.dtype)  # the 4 input rows, zero-padded
-        t = np.empty((4, width), dtype=x.dtype)
+    # Each channel's 16 rows of V are filled in order. A whole row of tiles is transformed at once,
+    # first down (t = B^T d, four rows of the input combined into four rows of t) and then across
+    # (t B), so every inner loop runs along a row.
+    d = np.zeros((4, width), dtype=x.dtype)  # the 4 input rows, zero-padded
+    t = np.empty((4, width), dtype=x.dtype)
+    for c in range(c0, c1):
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             for i in range(4):
                 iy = 2 * ty - pad + i
+                row = d[i, x0:x1]
                 if 0 <= iy < h:
-                    d[i, x0:x1] = x[n, c, iy, : x1 - x0]
+                    source = x[n, c, iy]
+                    for col in range(x1 - x0):
+                        row[col] = source[col]
                 else:
-                    d[i, x0:x1] = 0.0
+                    row[:] = 0.0
+            d0, d1, d2, d3 = d[0], d[1], d[2], d[3]
+            t0, t1, t2, t3 = t[0], t[1], t[2], t[3]
             for col in range(width):
-                t[0, col] = d[0, col] - d[2, col]
-                t[1, col] = d[1, col] + d[2, col]
-                t[2, col] = d[2, col] - d[1, col]
-                t[3, col] = d[1, col] - d[3, col]
+                t0[col] = d0[col] - d2[col]
+                t1[col] = d1[col] + d2[col]
+                t2[col] = d2[col] - d1[col]
+                t3[col] = d1[col] - d3[col]
             p = c * k + (r - r0) * tiles_w
             for i in range(4):
+                ti = t[i]
+                v0, v1 = v[4 * i, p : p + tiles_w], v[4 * i + 1, p : p + tiles_w]
+                v2, v3 = v[4 * i + 2, p : p + tiles_w], v[4 * i + 3, p : p + tiles_w]
                 for tx in range(tiles_w):
-                    a0, a1 = t[i, 2 * tx], t[i, 2 * tx + 1]
-                    a2, a3 = t[i, 2 * tx + 2], t[i, 2 * tx + 3]
-                    v[4 * i + 0, p + tx] = a0 - a2
-                    v[4 * i + 1, p + tx] = a1 + a2
-                    v[4 * i + 2, p + tx] = a2 - a1
-                    v[4 * i + 3, p + tx] = a1 - a3
+                    a0, a1 = ti[2 * tx], ti[2 * tx + 1]
+                    a2, a3 = ti[2 * tx + 2], ti[2 * tx + 3]
+                    v0[tx] = a0 - a2
+                    v1[tx] = a1 + a2
+                    v2[tx] = a2 - a1
+                    v3[tx] = a1 - a3
 
 
 @njit(parallel=True)
-def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
+def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y, parts):
     """y_tile = A^T m A (+ bias) for tile rows [r0, r1), cropped at the image's edge.
 
     m (16, >= O * k), k = (r1 - r0) * tiles_w, M[xi][o, p] = m[xi, o * k + p] (as v in
-    ``input_tiles``); bias (O,) or empty for none; y (N, O, Ho, Wo), written in place.
+    ``input_tiles``); bias (O,) or empty for none; y (N, O, Ho, Wo), written in place. parts: as in
+    ``input_tiles``, over output channels.
     """
-    c_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
+    count = y.shape[1]
+    parts = max(1, min(count, parts))
+    for part in numba.prange(parts):
+        c0, c1 = channel_range(count, parts, part)
+        output_channels(m, bias, tiles_h, tiles_w, r0, r1, y, c0, c1)
+
+
+@njit(nogil=True)
+def output_channels(m, bias, tiles_h, tiles_w, r0, r1, y, o0, o1):
+    """``output_tiles`` for the output channels [o0, o1) only, on the calling thread."""
+    ho, wo = y.shape[2], y.shape[3]
     has_bias = bias.size > 0
     k = (r1 - r0) * tiles_w
-    for o in numba.prange(c_out):
+    for o in range(o0, o1):
         b = bias[o] if has_bias else 0.0
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
@@ -165,17 +217,27 @@ def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
 
 
 @njit(parallel=True)
-def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
+def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g, parts):
     """G = A dY A^T for every output channel and every tile in tile rows [r0, r1): the adjoint of
     ``output_tiles`` (bias aside). A = (A^T)^T: (A y) = (y0, y0 + y1, y0 - y1, -y1).
 
     dy (N, O, Ho, Wo); tile (n, ty, tx) reads dy[n, :, 2ty : 2ty + 2, 2tx : 2tx + 2], zero where it
     hangs over the edge (there the forward cropped); g (16, >= O * k), k = (r1 - r0) * tiles_w,
-    G[4*i + j][o, p] = g[4*i + j, o * k + p] (as v in ``input_tiles``).
+    G[4*i + j][o, p] = g[4*i + j, o * k + p] (as v in ``input_tiles``). parts: as in ``input_tiles``.
     """
-    c_out, ho, wo = dy.shape[1], dy.shape[2], dy.shape[3]
+    count = dy.shape[1]
+    parts = max(1, min(count, parts))
+    for part in numba.prange(parts):
+        c0, c1 = channel_range(count, parts, part)
+        output_gradient_channels(dy, tiles_h, tiles_w, r0, r1, g, c0, c1)
+
+
+@njit(nogil=True)
+def output_gradient_channels(dy, tiles_h, tiles_w, r0, r1, g, o0, o1):
+    """``output_gradient_tiles`` for the output channels [o0, o1) only, on the calling thread."""
+    ho, wo = dy.shape[2], dy.shape[3]
     k = (r1 - r0) * tiles_w
-    for o in numba.prange(c_out):
+    for o in range(o0, o1):
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             oy, full_h = 2 * ty, 2 * ty + 1 < ho
@@ -198,7 +260,7 @@ def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
 
 
 @njit(parallel=True)
-def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
+def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx, parts):
     """dx[n, c, 2ty - pad + i, 2tx - pad + j] += (B E B^T)[i, j] for every tile in tile rows [r0, r1),
     inside the image: the adjoint of ``input_tiles``. B = (B^T)^T:
     (B e) = (e0, e1 - e2 + e3, e1 + e2 - e0, -e3).
@@ -206,12 +268,22 @@ def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
     e (16, >= C * k), k = (r1 - r0) * tiles_w, E[i, j] = e[4*i + j, c * k + p] for tile p of channel c
     (as v in ``input_tiles``); dx (N, C, H, W), added to in place (the caller zeroes it).
     Neighbouring 4x4 input tiles overlap by two rows and columns; their contributions to those pixels
-    add up.
+    add up. parts: as in ``input_tiles``.
     """
-    c_in, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    count = dx.shape[1]
+    parts = max(1, min(count, parts))
+    for part in numba.prange(parts):
+        c0, c1 = channel_range(count, parts, part)
+        input_gradient_channels(e, pad, tiles_h, tiles_w, r0, r1, dx, c0, c1)
+
+
+@njit(nogil=True)
+def input_gradient_channels(e, pad, tiles_h, tiles_w, r0, r1, dx, c0, c1):
+    """``input_gradient_tiles`` for the input channels [c0, c1) only, on the calling thread."""
+    h, w = dx.shape[2], dx.shape[3]
     k = (r1 - r0) * tiles_w
-    for c in numba.prange(c_in):
-        s = np.empty((4, 4), dtype=e.dtype)
+    s = np.empty((4, 4), dtype=e.dtype)
+    for c in range(c0, c1):
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             for tx in range(tiles_w):
@@ -229,6 +301,24 @@ def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
                                 dx[n, c, iy, ix] += row[j]
 
 
+class Transform(NamedTuple):
+    """One Winograd transform as its two Numba kernels, with the same arguments (``input_tiles``'s,
+    ``output_tiles``'s, ...): ``threaded(*args)`` does every channel on Numba's threads;
+    ``channels(*args, c0, c1)`` does the channels [c0, c1) on the calling thread, without the GIL
+    (what each thread of ``gemm.run_parts`` runs). ``threaded`` takes one more argument, ``parts``
+    (Numba's thread count), and calls ``channels`` on that many ranges of channels at once, so each
+    transform's loops are compiled once (see "Loops" above)."""
+
+    threaded: Any
+    channels: Any
+
+
+INPUT = Transform(input_tiles, input_channels)
+OUTPUT = Transform(output_tiles, output_channels)
+OUTPUT_GRADIENT = Transform(output_gradient_tiles, output_gradient_channels)
+INPUT_GRADIENT = Transform(input_gradient_tiles, input_gradient_channels)
+
+
 # Transformed inputs and products are built this many elements at a time (2 MB each in float32), so
 # that V is still in cache when the GEMMs read it, but with at least as many tiles per step as the
 # layer has channels (max(C, O); never more than the budget itself), because BLAS runs GEMMs whose
@@ -244,13 +334,13 @@ def winograd_conv(x, u, bias, pad: int):
 
     bias (O,), or None for none.
     """
-    return run_tiles(x, u, bias, pad, 2, tile_counts, input_tiles, output_tiles)
+    return run_tiles(x, u, bias, pad, 2, tile_counts, INPUT, OUTPUT)
 
 
 def winograd_conv_adjoint(dy, u, pad: int):
     """The input gradient of ``winograd_conv(x, u, bias, pad)``: dy (N, O, Ho, Wo) -> dx (N, C, Ho - 2*pad
     + 2, Wo - 2*pad + 2), with the forward's own u (16, O, C) (see ``run_adjoint``)."""
-    return run_adjoint(dy, u, pad, tile_counts, output_gradient_tiles, input_gradient_tiles)
+    return run_adjoint(dy, u, pad, tile_counts, OUTPUT_GRADIENT, INPUT_GRADIENT)
 
 
 def _steps(total: int, a: int, c: int, o: int, tiles_w: int) -> int:
@@ -299,21 +389,22 @@ def _thread_steps(total: int, rows: int) -> list[list[int]] | None:
     return [starts[cuts[i] : cuts[i + 1]] for i in range(threads)]
 
 
-def _step_kernels(first, second) -> dict:
-    """{shared: (first, second, product)} for a step's two transforms (Numba ``parallel=True``
-    kernels) and its GEMM, as ``_run_steps`` calls a step: shared (True), the kernels themselves and
-    ``gemm.matmul``; on one thread of ``gemm.run_parts`` (False), their ``serial`` builds and
-    ``np.matmul``."""
-    return {True: (first, second, gemm.matmul), False: (serial(first), serial(second), np.matmul)}
+def _transform(kernel: Transform, shared: bool, count: int):
+    """The call of a step's transform over ``count`` channels: shared (True), ``kernel.threaded`` on
+    Numba's threads; on one thread of ``gemm.run_parts`` (False), ``kernel.channels`` over all of
+    them. Returns a function of the transform's own arguments."""
+    if shared:
+        return lambda *args: kernel.threaded(*args, numba.get_num_threads())
+    return lambda *args: kernel.channels(*args, 0, count)
 
 
 def _run_steps(total: int, rows: int, step, buffers, split: bool, adjoining: bool) -> None:
     """Run ``step(r0, shared, scratch)`` for the first tile row r0 of every step of ``rows`` out of
     ``total``: each thread its own run of steps where ``split`` (and ``_thread_steps`` finds enough),
-    else one after another. ``shared`` says which kernels the step must use: True, the parallel
-    ones and ``gemm.matmul`` (the step has the threads to itself); False, ``serial`` ones and
-    ``np.matmul`` (the step runs on one thread of ``gemm.run_parts``). ``buffers()`` makes the
-    scratch a step works in, one per thread.
+    else one after another. ``shared`` says which kernels the step must use: True, the threaded
+    transforms and ``gemm.matmul`` (the step has the threads to itself); False, the transforms'
+    ``channels`` kernels and ``np.matmul`` (the step runs on one thread of ``gemm.run_parts``).
+    ``buffers()`` makes the scratch a step works in, one per thread.
 
     ``adjoining``: neighbouring steps write to shared rows, so the two steps on either side of a
     boundary between two threads' runs must not run at once. Each thread then runs its run last
@@ -352,9 +443,9 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     own; the others share every step's kernels and GEMM among the threads. Both give the same bits.
 
     x (N, C, H, W); u (a, O, C) with a = (tile + 2)^2 transformed positions; tile: output pixels per
-    tile side; counts(ho, wo) -> (tiles_h, tiles_w); to_tiles / from_tiles: the Numba transforms with the
-    signatures of ``input_tiles`` / ``output_tiles`` above, which get V's and M's scratch as 2-D arrays
-    (``_buffer``). Returns y (N, O, Ho, Wo) in x's dtype.
+    tile side; counts(ho, wo) -> (tiles_h, tiles_w); to_tiles / from_tiles: the ``Transform``s with
+    the arguments of ``input_tiles`` / ``output_tiles`` above, which get V's and M's scratch as 2-D
+    arrays (``_buffer``). Returns y (N, O, Ho, Wo) in x's dtype.
     """
     n, c, h, w = x.shape
     a, o = u.shape[0], u.shape[1]
@@ -365,18 +456,16 @@ def run_tiles(x, u, bias, pad: int, tile: int, counts, to_tiles, from_tiles):
     y = np.empty((n, o, ho, wo), dtype=x.dtype)
     x = np.ascontiguousarray(x)
 
-    kernels = _step_kernels(to_tiles, from_tiles)
-
     def step(r0, shared, scratch):
-        to_tiles, from_tiles, matmul = kernels[shared]
+        matmul = gemm.matmul if shared else np.matmul  # gemm.matmul: BLAS on one thread per part
         v_buffer, m_buffer = scratch
         r1 = min(r0 + rows, n * tiles_h)
         k = (r1 - r0) * tiles_w
-        to_tiles(x, pad, tiles_h, tiles_w, r0, r1, v_buffer)
+        _transform(to_tiles, shared, c)(x, pad, tiles_h, tiles_w, r0, r1, v_buffer)
         v = v_buffer[:, : c * k].reshape(a, c, k)  # the same memory as BLAS's stack of matrices
         m = m_buffer[:, : o * k].reshape(a, o, k)
-        matmul(u, v, out=m)  # shared: BLAS on one thread per part (minicnn/kernels/gemm.py)
-        from_tiles(m_buffer, bias, tiles_h, tiles_w, r0, r1, y)
+        matmul(u, v, out=m)
+        _transform(from_tiles, shared, o)(m_buffer, bias, tiles_h, tiles_w, r0, r1, y)
 
     def buffers():
         return _buffer(a, c * rows * tiles_w, x.dtype), _buffer(a, o * rows * tiles_w, x.dtype)
@@ -401,7 +490,7 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient, split_steps
     layer in tests/engine/test_winograd_f4.py.
 
     dy (N, O, Ho, Wo); u (a, O, C); pad: the forward's padding; counts, from_gradient, to_gradient:
-    as ``tile_counts``, ``output_gradient_tiles``, ``input_gradient_tiles``; split_steps: whether small
+    as ``tile_counts``, ``OUTPUT_GRADIENT``, ``INPUT_GRADIENT``; split_steps: whether small
     layers may give each thread a run of the steps (as in ``run_tiles``), which keeps the bits only
     where to_gradient adds a single value per call into each dx row it shares with another call
     (F(4x4)'s does; this module's F(2x2) kernel adds every tile, up to four values per pixel, and
@@ -413,18 +502,17 @@ def run_adjoint(dy, u, pad: int, counts, from_gradient, to_gradient, split_steps
     rows = _steps(n * tiles_h, a, c, o, tiles_w)
     dx = np.zeros((n, c, ho - 2 * pad + 2, wo - 2 * pad + 2), dtype=dy.dtype)
     dy, ut = np.ascontiguousarray(dy), u.transpose(0, 2, 1)
-    kernels = _step_kernels(from_gradient, to_gradient)
 
     def step(r0, shared, scratch):
-        from_gradient, to_gradient, matmul = kernels[shared]
+        matmul = gemm.matmul if shared else np.matmul
         g_buffer, e_buffer = scratch
         r1 = min(r0 + rows, n * tiles_h)
         k = (r1 - r0) * tiles_w
-        from_gradient(dy, tiles_h, tiles_w, r0, r1, g_buffer)
+        _transform(from_gradient, shared, o)(dy, tiles_h, tiles_w, r0, r1, g_buffer)
         g = g_buffer[:, : o * k].reshape(a, o, k)
         e = e_buffer[:, : c * k].reshape(a, c, k)
         matmul(ut, g, out=e)
-        to_gradient(e_buffer, pad, tiles_h, tiles_w, r0, r1, dx)
+        _transform(to_gradient, shared, c)(e_buffer, pad, tiles_h, tiles_w, r0, r1, dx)
 
     def buffers():
         return _buffer(a, o * rows * tiles_w, dy.dtype), _buffer(a, c * rows * tiles_w, dy.dtype)

@@ -132,7 +132,8 @@ def _kernel_tiles(w, u):
         for c in range(u.shape[2]):
             _kernel_tile(w, o, c, row[c])
         for xi in range(36):
-            u[xi, o, :] = row[:, xi]
+            for c in range(u.shape[2]):  # a loop, not a slice copy (minicnn/kernels/winograd.py, "Loops")
+                u[xi, o, c] = row[c, xi]
 
 
 def transform_kernel(w):
@@ -157,45 +158,59 @@ def tile_count(ho: int, wo: int) -> int:
 
 
 @njit(parallel=True)
-def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
+def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v, parts):
     """V = B^T d B for every input channel and every tile in tile rows [r0, r1).
 
     x (N, C, H, W); tile (n, ty, tx) reads x[n, :, 4ty - pad : 4ty - pad + 6, 4tx - pad : ...]
     (zero outside the image); v (36, >= C * k) with k = (r1 - r0) * tiles_w: row xi holds the
     matrix V[xi] (C, k) row-major, V[6*i + j][c, p] = v[6*i + j, c * k + p] (``winograd.run_tiles``
-    says why V is passed so).
+    says why V is passed so). parts: Numba's thread count, each thread doing one range of channels
+    (``winograd.channel_range``) and writing only their V[:][c, :].
     """
-    c_in, h, w = x.shape[1], x.shape[2], x.shape[3]
+    count = x.shape[1]
+    parts = max(1, min(count, parts))
+    for part in numba.prange(parts):
+        c0, c1 = winograd.channel_range(count, parts, part)
+        input_channels(x, pad, tiles_h, tiles_w, r0, r1, v, c0, c1)
+
+
+@njit(nogil=True)
+def input_channels(x, pad, tiles_h, tiles_w, r0, r1, v, c0, c1):
+    """``input_tiles`` for the input channels [c0, c1) only, on the calling thread."""
+    h, w = x.shape[2], x.shape[3]
     width = 4 * tiles_w + 2  # input columns under one row of tiles
     x0, x1 = pad, min(width, w + pad)  # the part of it inside the image
     k = (r1 - r0) * tiles_w  # columns of each matrix V[xi]
-    # As in F(2x2, 3x3): parallel over channels (each thread writes only V[:][c, :]); a whole row of
-    # tiles is transformed first down (t = B^T d: six input rows into six rows of t), then across.
-    # Across, the six values of each tile go to a small buffer first and then, row by row, to V:
-    # written straight into V's six rows, the loop did not vectorise (LLVM cannot prove that six
-    # rows of one array do not overlap), and this loop was a third of the transform's time.
-    for c in numba.prange(c_in):
-        d = np.zeros((6, width), dtype=x.dtype)  # the 6 input rows, zero-padded
-        t = np.empty((6, width), dtype=x.dtype)
-        across = np.empty((6, tiles_w), dtype=x.dtype)
+    # As in F(2x2, 3x3): a whole row of tiles is transformed first down (t = B^T d: six input rows
+    # into six rows of t), then across. Across, the six values of each tile go to a small buffer
+    # first and then, row by row, to V: written straight into V's six rows, the loop did not
+    # vectorise (LLVM cannot prove that six rows of one array do not overlap), and this loop was a
+    # third of the transform's time.
+    d = np.zeros((6, width), dtype=x.dtype)  # the 6 input rows, zero-padded
+    t = np.empty((6, width), dtype=x.dtype)
+    across = np.empty((6, tiles_w), dtype=x.dtype)
+    for c in range(c0, c1):
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             for i in range(6):
                 iy = 4 * ty - pad + i
                 if 0 <= iy < h:
-                    d[i, x0:x1] = x[n, c, iy, : x1 - x0]
+                    row, source = d[i, x0:x1], x[n, c, iy]
+                    for col in range(x1 - x0):
+                        row[col] = source[col]
                 else:
                     d[i, x0:x1] = 0.0
+            d0, d1, d2, d3, d4, d5 = d[0], d[1], d[2], d[3], d[4], d[5]
             for col in range(width):
-                b = _b(d[0, col], d[1, col], d[2, col], d[3, col], d[4, col], d[5, col])
+                b = _b(d0[col], d1[col], d2[col], d3[col], d4[col], d5[col])
                 for i in range(6):
                     t[i, col] = b[i]
             p = c * k + (r - r0) * tiles_w  # where this row of tiles starts in each row of v
             for i in range(6):
+                ti = t[i]
                 for tx in range(tiles_w):
                     col = 4 * tx
-                    b = _b(t[i, col], t[i, col + 1], t[i, col + 2], t[i, col + 3], t[i, col + 4],
-                           t[i, col + 5])  # fmt: skip
+                    b = _b(ti[col], ti[col + 1], ti[col + 2], ti[col + 3], ti[col + 4], ti[col + 5])
                     for j in range(6):
                         across[j, tx] = b[j]
                 for j in range(6):
@@ -205,25 +220,36 @@ def input_tiles(x, pad, tiles_h, tiles_w, r0, r1, v):
 
 
 @njit(parallel=True)
-def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y):
+def output_tiles(m, bias, tiles_h, tiles_w, r0, r1, y, parts):
     """y_tile = A^T m A (+ bias) for tile rows [r0, r1), cropped at the image's edge.
 
     m (36, >= O * k), k = (r1 - r0) * tiles_w, M[xi][o, p] = m[xi, o * k + p] (as v in
-    ``input_tiles``); bias (O,) or empty for none; y (N, O, Ho, Wo), written in place.
+    ``input_tiles``); bias (O,) or empty for none; y (N, O, Ho, Wo), written in place. parts: as in
+    ``input_tiles``, over output channels.
     """
-    c_out, ho, wo = y.shape[1], y.shape[2], y.shape[3]
+    count = y.shape[1]
+    parts = max(1, min(count, parts))
+    for part in numba.prange(parts):
+        c0, c1 = winograd.channel_range(count, parts, part)
+        output_channels(m, bias, tiles_h, tiles_w, r0, r1, y, c0, c1)
+
+
+@njit(nogil=True)
+def output_channels(m, bias, tiles_h, tiles_w, r0, r1, y, o0, o1):
+    """``output_tiles`` for the output channels [o0, o1) only, on the calling thread."""
+    ho, wo = y.shape[2], y.shape[3]
     has_bias = bias.size > 0
     full = wo // 4  # tiles that lie wholly inside the image across
     k = (r1 - r0) * tiles_w
-    # Parallel over output channels. Like the input transform, a whole row of tiles at a time: first
-    # down (s = A^T m, 6 matrices read as 6 streams along the row), then across, so that the inner
-    # loops run along tx and vectorise; tile by tile (36 values gathered per tile) they do not.
-    # Across, each tile's four outputs go to a buffer first and then into y's row, four apart: the
-    # two in one loop (with the crop) did not vectorise.
-    for o in numba.prange(c_out):
+    # Like the input transform, a whole row of tiles at a time: first down (s = A^T m, 6 matrices
+    # read as 6 streams along the row), then across, so that the inner loops run along tx and
+    # vectorise; tile by tile (36 values gathered per tile) they do not. Across, each tile's four
+    # outputs go to a buffer first and then into y's row, four apart: the two in one loop (with the
+    # crop) did not vectorise.
+    s = np.empty((4, 6, tiles_w), dtype=np.float64)
+    across = np.empty((4, tiles_w), dtype=np.float64)
+    for o in range(o0, o1):
         b = bias[o] if has_bias else 0.0
-        s = np.empty((4, 6, tiles_w), dtype=np.float64)
-        across = np.empty((4, tiles_w), dtype=np.float64)
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             oy, q = 4 * ty, o * k + (r - r0) * tiles_w
@@ -280,29 +306,41 @@ def _b_adjoint(e0, e1, e2, e3, e4, e5):
 
 
 @njit(parallel=True)
-def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
+def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g, parts):
     """G = A dY A^T for every output channel and every tile in tile rows [r0, r1): the adjoint of
     ``output_tiles`` (bias aside).
 
     dy (N, O, Ho, Wo); tile (n, ty, tx) reads dy[n, :, 4ty : 4ty + 4, 4tx : 4tx + 4], zero where it
     hangs over the edge (there the forward cropped); g (36, >= O * k), k = (r1 - r0) * tiles_w,
-    G[6*i + j][o, p] = g[6*i + j, o * k + p] (as v in ``input_tiles``).
+    G[6*i + j][o, p] = g[6*i + j, o * k + p] (as v in ``input_tiles``). parts: as in ``input_tiles``.
     """
-    c_out, ho, wo = dy.shape[1], dy.shape[2], dy.shape[3]
+    count = dy.shape[1]
+    parts = max(1, min(count, parts))
+    for part in numba.prange(parts):
+        c0, c1 = winograd.channel_range(count, parts, part)
+        output_gradient_channels(dy, tiles_h, tiles_w, r0, r1, g, c0, c1)
+
+
+@njit(nogil=True)
+def output_gradient_channels(dy, tiles_h, tiles_w, r0, r1, g, o0, o1):
+    """``output_gradient_tiles`` for the output channels [o0, o1) only, on the calling thread."""
+    ho, wo = dy.shape[2], dy.shape[3]
     width = 4 * tiles_w  # output columns under one row of tiles (past wo: zero)
     k = (r1 - r0) * tiles_w
-    # Laid out like input_tiles: parallel over channels, a whole row of tiles down (t = A dY: four
-    # rows of dy into six of t) and then across, through a buffer into the six rows of g.
-    for o in numba.prange(c_out):
-        d = np.zeros((4, width), dtype=dy.dtype)
-        t = np.empty((6, width), dtype=dy.dtype)
-        across = np.empty((6, tiles_w), dtype=dy.dtype)
+    # Laid out like input_channels: a whole row of tiles down (t = A dY: four rows of dy into six
+    # of t) and then across, through a buffer into the six rows of g.
+    d = np.zeros((4, width), dtype=dy.dtype)
+    t = np.empty((6, width), dtype=dy.dtype)
+    across = np.empty((6, tiles_w), dtype=dy.dtype)
+    for o in range(o0, o1):
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             for i in range(4):
                 iy = 4 * ty + i
                 if iy < ho:
-                    d[i, :wo] = dy[n, o, iy]
+                    row, source = d[i], dy[n, o, iy]
+                    for col in range(wo):
+                        row[col] = source[col]
                 else:
                     d[i, :wo] = 0.0
             for col in range(width):
@@ -323,31 +361,41 @@ def output_gradient_tiles(dy, tiles_h, tiles_w, r0, r1, g):
 
 
 @njit(parallel=True)
-def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
+def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx, parts):
     """dx[n, c, 4ty - pad + i, 4tx - pad + j] += (B E B^T)[i, j] for every tile in tile rows [r0, r1),
     inside the image: the adjoint of ``input_tiles``.
 
     e (36, >= C * k), k = (r1 - r0) * tiles_w, E[i, j] = e[6*i + j, c * k + p] for tile p of channel c
     (as v in ``input_tiles``); dx (N, C, H, W), added to in place (the caller zeroes it).
     Neighbouring 6x6 input tiles overlap by two rows and two columns, as in the forward, where they
-    read the same pixels; here their contributions to those pixels add up.
+    read the same pixels; here their contributions to those pixels add up. parts: as in
+    ``input_tiles`` (each thread adds only to its channels of dx).
     """
-    c_in, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
+    count = dx.shape[1]
+    parts = max(1, min(count, parts))
+    for part in numba.prange(parts):
+        c0, c1 = winograd.channel_range(count, parts, part)
+        input_gradient_channels(e, pad, tiles_h, tiles_w, r0, r1, dx, c0, c1)
+
+
+@njit(nogil=True)
+def input_gradient_channels(e, pad, tiles_h, tiles_w, r0, r1, dx, c0, c1):
+    """``input_gradient_tiles`` for the input channels [c0, c1) only, on the calling thread."""
+    h, w = dx.shape[2], dx.shape[3]
     width = 4 * tiles_w + 2  # input columns under one row of tiles
     x0, x1 = pad, min(width, w + pad)  # the part of it inside the image
     k = (r1 - r0) * tiles_w
-    # Parallel over input channels (each thread adds only to dx[:, c]). Mirror of output_tiles: a row
-    # of tiles down first (s = B E, six matrices read as six streams along the row), then across
-    # into six rows of the input, where tile tx's last two columns are tile tx + 1's first two.
-    # Tile row ty's last two rows are ty + 1's first two: they are carried to the next tile row and
-    # added here, so that most rows of dx are written once (=), not read and written (+=) twice
-    # (which is 1.5x dx's memory traffic). Only the rows shared with a tile row of another call
-    # (another step) are added to dx.
-    for c in numba.prange(c_in):
-        s = np.empty((6, 6, tiles_w), dtype=e.dtype)
-        row = np.empty((6, width), dtype=e.dtype)
-        carry = np.empty((2, width), dtype=e.dtype)
-        across = np.empty((6, tiles_w), dtype=e.dtype)
+    # Mirror of output_channels: a row of tiles down first (s = B E, six matrices read as six
+    # streams along the row), then across into six rows of the input, where tile tx's last two
+    # columns are tile tx + 1's first two. Tile row ty's last two rows are ty + 1's first two: they
+    # are carried to the next tile row and added here, so that most rows of dx are written once (=),
+    # not read and written (+=) twice (which is 1.5x dx's memory traffic). Only the rows shared with
+    # a tile row of another call (another step) are added to dx.
+    s = np.empty((6, 6, tiles_w), dtype=e.dtype)
+    row = np.empty((6, width), dtype=e.dtype)
+    carry = np.empty((2, width), dtype=e.dtype)
+    across = np.empty((6, tiles_w), dtype=e.dtype)
+    for c in range(c0, c1):
         for r in range(r0, r1):
             n, ty = r // tiles_h, r % tiles_h
             q = c * k + (r - r0) * tiles_w
@@ -387,9 +435,20 @@ def input_gradient_tiles(e, pad, tiles_h, tiles_w, r0, r1, dx):
                         for col in range(x0, x1):  # explicit loops: Numba's slice += allocates
                             out[col - x0] += row[i, col]
                     else:
-                        out[: x1 - x0] = row[i, x0:x1]
+                        source = row[i, x0:x1]
+                        for col in range(x1 - x0):
+                            out[col] = source[col]
             if not last:
-                carry[:] = row[4:]
+                for i in range(2):
+                    kept, source = carry[i], row[4 + i]
+                    for col in range(width):
+                        kept[col] = source[col]
+
+
+INPUT = winograd.Transform(input_tiles, input_channels)
+OUTPUT = winograd.Transform(output_tiles, output_channels)
+OUTPUT_GRADIENT = winograd.Transform(output_gradient_tiles, output_gradient_channels)
+INPUT_GRADIENT = winograd.Transform(input_gradient_tiles, input_gradient_channels)
 
 
 def winograd_conv(x, u, bias, pad: int):
@@ -398,10 +457,10 @@ def winograd_conv(x, u, bias, pad: int):
 
     bias (O,), or None for none.
     """
-    return winograd.run_tiles(x, u, bias, pad, TILE, tile_counts, input_tiles, output_tiles)
+    return winograd.run_tiles(x, u, bias, pad, TILE, tile_counts, INPUT, OUTPUT)
 
 
 def winograd_conv_adjoint(dy, u, pad: int):
     """The input gradient of ``winograd_conv(x, u, bias, pad)``: dy (N, O, Ho, Wo) -> dx (N, C, Ho - 2*pad
     + 2, Wo - 2*pad + 2), with the forward's own u (36, O, C) (see ``winograd.run_adjoint``)."""
-    return winograd.run_adjoint(dy, u, pad, tile_counts, output_gradient_tiles, input_gradient_tiles, True)
+    return winograd.run_adjoint(dy, u, pad, tile_counts, OUTPUT_GRADIENT, INPUT_GRADIENT, True)

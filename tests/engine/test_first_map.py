@@ -69,3 +69,51 @@ def test_first_saliency_map_compiles_only_what_it_uses(tmp_path):
     second = _run(tmp_path)
     assert not any(misses for misses, _ in second.values()), second  # all loaded from the folder
     assert all(hits == 1 for _, hits in second.values()) and len(second) >= len(EXPECTED) + 3, second
+
+
+TRANSFORMS = r"""
+import json
+import numpy as np
+from numba.core import event
+from minicnn.kernels import winograd, winograd_f4
+
+names = []
+with event.install_recorder("numba:compile") as rec:
+    for module in (winograd, winograd_f4):
+        x = np.random.default_rng(0).standard_normal((1, 4, 10, 10)).astype(np.float32)
+        u = module.transform_kernel(np.ones((4, 4, 3, 3), np.float32))
+        y = module.winograd_conv(x, u, None, 1)  # the threaded transforms
+        module.winograd_conv_adjoint(y, u, 1)
+        th, tw = module.tile_counts(10, 10)
+        v = winograd._buffer(u.shape[0], 4 * th * tw, np.float32)
+        module.INPUT.channels(x, 1, th, tw, 0, th, v, 0, 4)  # what gemm.run_parts's threads run
+        module.OUTPUT.channels(v, np.empty(0, np.float32), th, tw, 0, th, y, 0, 4)
+        module.OUTPUT_GRADIENT.channels(y, th, tw, 0, th, v, 0, 4)
+        module.INPUT_GRADIENT.channels(v, 1, th, tw, 0, th, np.zeros_like(x), 0, 4)
+for _, ev in rec.buffer:
+    if ev.is_start:
+        fn = ev.data["dispatcher"].py_func
+        names.append(f"{fn.__module__}.{fn.__qualname__}")
+print(json.dumps(names))
+"""
+
+
+def test_winograd_transforms_compile_once_without_error_messages(tmp_path):
+    """Both Winograd lowerings, forward and input gradient, on Numba's threads and on the calling
+    thread, compile each transform's loops once (``*_channels``, which the threaded ``*_tiles``
+    calls), and no kernel compiles Numba's string formatting (the shape-mismatch message of a
+    slice copy, minicnn/kernels/winograd.py "Loops"): on an empty cache those were two builds of
+    every transform and seconds of string code."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CACHE")}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", TRANSFORMS], capture_output=True, text=True, env=env,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = [name for name in names if name.startswith("minicnn.")]
+    for module in ("winograd", "winograd_f4"):
+        for transform in ("input", "output", "output_gradient", "input_gradient"):
+            for kind in ("tiles", "channels"):
+                assert ours.count(f"minicnn.kernels.{module}.{transform}_{kind}") == 1, ours
+    assert not any(name.endswith("_serial") for name in ours), ours
+    assert not any("unicode" in name or "raise_with_shape" in name for name in names), names

@@ -72,11 +72,11 @@ def test_backward_transforms_are_the_transposes():
     rng = np.random.default_rng(5)
     dy = rng.standard_normal((1, 1, 2, 2))
     g = np.empty((16, 1))  # 16 matrices of 1 channel x 1 tile, one per row
-    winograd.output_gradient_tiles(dy, 1, 1, 0, 1, g)
+    winograd.output_gradient_tiles(dy, 1, 1, 0, 1, g, 1)
     assert_close(g.reshape(4, 4), AT.T @ dy[0, 0] @ AT, 1e-14, "A dY A^T")
     e = rng.standard_normal((16, 1))
     dx = np.zeros((1, 1, 4, 4))
-    winograd.input_gradient_tiles(e, 0, 1, 1, 0, 1, dx)
+    winograd.input_gradient_tiles(e, 0, 1, 1, 0, 1, dx, 1)
     assert_close(dx[0, 0], BT.T @ e.reshape(4, 4) @ BT, 1e-14, "B E B^T")
 
 

@@ -95,11 +95,11 @@ def test_input_and_output_transforms_are_the_construction():
     rng = np.random.default_rng(2)
     d = rng.standard_normal((1, 1, 6, 6))
     v = np.empty((36, 1))  # 36 matrices of 1 channel x 1 tile, one per row
-    winograd_f4.input_tiles(d, 0, 1, 1, 0, 1, v)
+    winograd_f4.input_tiles(d, 0, 1, 1, 0, 1, v, 1)
     assert_close(v.reshape(6, 6), (2 * bt) @ d[0, 0] @ (2 * bt).T, 1e-14, "V")
     m = rng.standard_normal((36, 1))
     y = np.empty((1, 1, 4, 4))
-    winograd_f4.output_tiles(m, np.empty(0), 1, 1, 0, 1, y)
+    winograd_f4.output_tiles(m, np.empty(0), 1, 1, 0, 1, y, 1)
     assert_close(y[0, 0], at @ m.reshape(6, 6) @ at.T, 1e-14, "Y")
 
 
@@ -111,11 +111,11 @@ def test_backward_transforms_are_the_transposes():
     rng = np.random.default_rng(6)
     dy = rng.standard_normal((1, 1, 4, 4))
     g = np.empty((36, 1))
-    winograd_f4.output_gradient_tiles(dy, 1, 1, 0, 1, g)
+    winograd_f4.output_gradient_tiles(dy, 1, 1, 0, 1, g, 1)
     assert_close(g.reshape(6, 6), at.T @ dy[0, 0] @ at, 1e-14, "A dY A^T")
     e = rng.standard_normal((36, 2))  # two tiles side by side: 6 x 10 input pixels
     dx = np.zeros((1, 1, 6, 10))
-    winograd_f4.input_gradient_tiles(e, 0, 1, 2, 0, 1, dx)
+    winograd_f4.input_gradient_tiles(e, 0, 1, 2, 0, 1, dx, 1)
     expected = np.zeros((6, 10))
     for tx in range(2):
         expected[:, 4 * tx : 4 * tx + 6] += (2 * bt).T @ e[:, tx].reshape(6, 6) @ (2 * bt)

@@ -21,11 +21,12 @@ import threading
 import time
 
 import naive
+import numba
 import numpy as np
 import pytest
 from support import assert_close
 
-from minicnn.kernels import gemm, threads, winograd, winograd_f4
+from minicnn.kernels import gemm, winograd, winograd_f4
 
 LOWERINGS = {"F(2x2)": winograd, "F(4x4)": winograd_f4}
 
@@ -98,16 +99,37 @@ def test_small_layers_only(two_threads, splits):
     assert winograd._thread_steps(12, 4) is None  # 3 steps
 
 
-def test_serial_kernels_are_separate_builds():
-    """The threads' kernels are compiled without threads (a parallel kernel run on two threads at
-    once aborts the process) and cached under names of their own (else Numba's cache would return
-    the parallel build for the serial dispatcher)."""
-    for kernel in (winograd_f4.input_tiles, winograd_f4.input_gradient_tiles, winograd.output_tiles):
-        one = threads.serial(kernel)
-        assert threads.serial(kernel) is one
-        assert kernel.targetoptions.get("parallel") and not one.targetoptions.get("parallel")
-        assert one.targetoptions.get("nogil")
-        assert one.py_func.__qualname__ == kernel.py_func.__qualname__ + "_serial"
+@pytest.mark.parametrize("module", [winograd, winograd_f4])
+def test_transforms_compiled_once_for_both_paths(module):
+    """Each transform's loops are one kernel without threads and without the GIL (``channels``, what
+    ``gemm.run_parts``'s threads run: a parallel kernel run on two threads at once aborts the
+    process), which the threaded kernel calls on ranges of channels: the same bits for any number of
+    ranges, and one build of the loops for both."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 9, 11)).astype(np.float32)
+    tiles_h, tiles_w = module.tile_counts(9, 11)
+    a = 16 if module is winograd else 36
+    for transform in (module.INPUT, module.OUTPUT, module.OUTPUT_GRADIENT, module.INPUT_GRADIENT):
+        assert transform.threaded.targetoptions.get("parallel")
+        assert not transform.channels.targetoptions.get("parallel")
+        assert transform.channels.targetoptions.get("nogil")
+    results = []
+    for parts in (None, 1, 2, 3, 7):
+        v = np.full((a, 5 * 2 * tiles_h * tiles_w), np.nan, np.float32)
+        dx = np.zeros_like(x)
+        args = (x, 1, tiles_h, tiles_w, 0, 2 * tiles_h, v)
+        if parts is None:
+            module.input_channels(*args, 0, 5)
+            module.input_gradient_channels(v, 1, tiles_h, tiles_w, 0, 2 * tiles_h, dx, 0, 5)
+        else:
+            module.input_tiles(*args, parts)
+            module.input_gradient_tiles(v, 1, tiles_h, tiles_w, 0, 2 * tiles_h, dx, parts)
+        results.append((v, dx))
+    assert not np.isnan(results[0][0]).any() and np.abs(results[0][1]).max() > 0
+    for v, dx in results[1:]:
+        assert np.array_equal(v, results[0][0]) and np.array_equal(dx, results[0][1])
+    # one build for both paths: the threaded kernel passes the channel range as Python's ints are typed
+    assert {sig[-2:] for sig in module.input_channels.signatures} == {(numba.int64, numba.int64)}
 
 
 def test_run_parts(two_threads):
