@@ -30,13 +30,16 @@ The input gradient is the adjoint of this computation with the same U (``run_adj
 
 Loops: each transform is one Numba kernel over a range of channels, ``*_channels`` (compiled
 without threads and without the GIL), and its ``*_tiles`` twin, a ``parallel=True`` loop calling it
-once per channel on Numba's threads. The loops are compiled once and serve both the steps that have
-the threads to themselves and the threads of ``gemm.run_parts`` (where a parallel kernel must not
-run); a ``parallel=True`` kernel holding the loops itself would compile them twice, as the parallel
-build and again as a serial twin, and Numba's parallel compilation is the slower of the two. Arrays
-are copied by explicit loops, never by slice assignment (``a[i, :n] = b[j, :n]``): each such
-statement makes Numba compile its shape-mismatch error message (string formatting code) into the
-kernel, seconds of a first run's compilation for nothing, and the loops vectorise as well.
+on one range of channels per Numba thread (``channel_range``). The loops are compiled once and
+serve both the steps that have the threads to themselves and the threads of ``gemm.run_parts``
+(where a parallel kernel must not run); a ``parallel=True`` kernel holding the loops itself would
+compile them twice, as the parallel build and again as a serial twin, and Numba's parallel
+compilation is the slower of the two. Arrays are copied by explicit loops, never by slice
+assignment (``a[i, :n] = b[j, :n]``): each such statement makes Numba compile its shape-mismatch
+error message (string formatting code) into the kernel, seconds of a first run's compilation for
+nothing. The loops run over row views indexed from 0 (``row = d[i, x0:x1]``, then
+``row[col]``): an index such as ``x0 + col`` may be negative as far as the compiler knows, and the
+check that wraps negative indices around kept the loop from vectorising.
 
 CPU only (Numba): there are no GPU kernels for the transforms, so the GPU path keeps im2col.
 """
