@@ -7,6 +7,8 @@ child process warms up (Numba cache, first call) and reports the median of its t
     git worktree add /tmp/before <old commit>
     python benchmarks/compare_revisions.py /tmp/before . --batches 1 8 --rounds 3 --repeats 3
 
+``--api`` times what a user calls (``mc.saliency``; the scores-only pass ``keep="output"`` where
+the revision has it) instead of ``net.forward`` / ``net.backward``, which keep every output.
 ``--tuned`` calls ``mc.tune_process()`` first in a revision that has it: since that function, the
 process settings are no longer applied by ``import minicnn``, so a plain API call of a newer
 revision runs without them, and ``--tuned`` compares what the ``minicnn`` command runs.
@@ -26,14 +28,19 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import minicnn as mc
-batch, repeats, tuned = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tuned"
+batch, repeats, tuned, api = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tuned", sys.argv[5] == "api"
 if tuned and hasattr(mc, "tune_process"):  # revisions before it applied the settings on import
     mc.tune_process()
 net = mc.vgg16(seed=0)
 x = (np.random.default_rng(0).standard_normal((batch, 3, 224, 224)) * 50).astype(np.float32)
+from minicnn import record
 def forward():
+    if api and "output" in getattr(record, "KEEP", ()):  # the scores-only pass, where the revision has it
+        return net.run(x, keep="output").output()
     return net.forward(x)
 def saliency():
+    if api:
+        return mc.saliency(net, x, np.arange(batch) % 1000, progress=False)
     y = net.forward(x)
     dy = np.zeros_like(y)
     dy[np.arange(batch), np.arange(batch) % 1000] = 1
@@ -60,6 +67,11 @@ def main(argv=None):
         "--tuned", action="store_true",
         help="call mc.tune_process() first where the revision has it (as the minicnn command does)",
     )  # fmt: skip
+    parser.add_argument(
+        "--api", action="store_true",
+        help="time what a user calls: mc.saliency, and net.run(x, keep='output') for the scores where "
+        "the revision has that level (else net.forward); without it, net.forward and net.backward",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     for batch in args.batches:
         times = {"old": {"forward": [], "saliency": []}, "new": {"forward": [], "saliency": []}}
@@ -68,7 +80,7 @@ def main(argv=None):
                 root = str(getattr(args, label).resolve())
                 done = subprocess.run(
                     [sys.executable, "-c", CHILD, root, str(batch), str(args.repeats),
-                     "tuned" if args.tuned else "plain"],
+                     "tuned" if args.tuned else "plain", "api" if args.api else "engine"],
                     capture_output=True, text=True, check=True, cwd=root,
                 )  # fmt: skip
                 result = json.loads(done.stdout.strip().splitlines()[-1])
