@@ -115,7 +115,11 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, bias=Non
     threads = numba.get_num_threads()
     work = a.shape[-2] * a.shape[-1] * b.shape[-1] * (out.shape[0] if out.ndim == 3 else 1)
     if work < MIN_SPLIT_WORK or (threads < 2 and out.ndim == 3):
-        return _product(a, b, out, bias, rectify)  # small, or a stack on one thread: as is
+        # small, or a stack on one thread: one call, with BLAS on one thread all the same (a
+        # multi-threaded BLAS may split the sums of a small product, a matrix-vector product's among
+        # others, and round otherwise than a job worker's one-thread BLAS does)
+        _in_turn([(a, b, out, *_epilogue(bias, rectify))])
+        return out
     extra = _epilogue(bias, rectify)
     if a.ndim == 3 or b.ndim == 3:  # each matrix of a stack is one BLAS call however it is split
         stack = out.shape[0]

@@ -146,3 +146,36 @@ def test_the_thread_count_does_not_change_the_bits(two_threads, case):
     one = gemm.matmul(a, b)
     np.testing.assert_array_equal(one, two)
     assert_close(one, _reference(a, b), rtol=1e-5, what=case)
+
+
+@pytest.mark.parametrize(
+    "shape", [((16, 32), (32, 1)), ((3, 40, 8), (3, 8, 5))], ids=["matrix-vector", "stack"]
+)
+def test_a_small_product_runs_with_blas_on_one_thread(two_threads, monkeypatch, shape):
+    """A product below MIN_SPLIT_WORK is one call, made with BLAS on one thread even where BLAS's own
+    setting is two: a multi-threaded BLAS may split the sums of a small product (OpenBLAS's on an
+    AVX2 machine does) and round otherwise than a job worker's one-thread BLAS, and a sharded job's
+    arrays then differ from the same job in one process. BLAS's setting is restored afterwards."""
+    controllers = gemm._blas_controllers()
+    if not controllers:
+        pytest.skip("threadpoolctl finds no BLAS here: products fall back to np.matmul")
+    before = [c.num_threads for c in controllers]
+    seen, product = [], gemm._product
+    monkeypatch.setattr(
+        gemm,
+        "_product",
+        lambda *job: (seen.append([c.get_num_threads() for c in controllers]), product(*job)),
+    )
+    rng = np.random.default_rng(2)
+    a, b = (rng.standard_normal(s) for s in shape)
+    assert a.shape[-2] * a.shape[-1] * b.shape[-1] * (a.shape[0] if a.ndim == 3 else 1) < gemm.MIN_SPLIT_WORK
+    for c in controllers:
+        c.set_num_threads(2)
+    try:
+        got = gemm.matmul(a, b)
+        assert seen and all(n == [1] * len(controllers) for n in seen), seen
+        assert [c.get_num_threads() for c in controllers] == [2] * len(controllers)
+    finally:
+        for c, n in zip(controllers, before):
+            c.set_num_threads(n)
+    assert_close(got, _reference(a, b), rtol=1e-12, what="small product")
